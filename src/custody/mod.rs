@@ -1,0 +1,6 @@
+//! Key custodians (DESIGN.md §2, §4): the people who hold the root key between them, unlock
+//! level-3 tenants, and approve dangerous operations.
+
+mod identity;
+
+pub use identity::{CustodianIdentity, CustodianPublicKey, IdentityError};

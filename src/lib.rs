@@ -1,0 +1,59 @@
+//! Tresor: a standalone key vault with per-tenant envelope encryption.
+//!
+//! A [`Vault`] holds tenants; each tenant holds named, versioned data keys under one to three
+//! layers of wrapping (its [`ProtectionLevel`]). Callers encrypt, decrypt, rewrap, make data
+//! keys and HMAC tokens; the key material never leaves the vault unless a key is explicitly
+//! made exportable.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tresor::{CustodianIdentity, EncryptRequest, DecryptRequest, InitRequest, KeySpec, SledStore,
+//!              TenantSpec, Vault, VaultOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let vault = Vault::open(Arc::new(SledStore::open(dir.path())?), VaultOptions::new("test"))?;
+//!
+//! // One custodian, threshold 1: the root key's only share is sealed to Alice.
+//! let alice = CustodianIdentity::generate("alice")?;
+//! vault.init(&InitRequest { custodians: vec![alice.public().clone()], threshold: 1 })?;
+//! let share = alice.open_root_share(&vault.sealed_share("alice")?)?;
+//! vault.unseal(vec![share])?;
+//!
+//! vault.create_tenant("payments", &TenantSpec::default())?;
+//! vault.create_key("payments", "card-pan", KeySpec::default())?;
+//! let ciphertext = vault.encrypt("payments", "card-pan", &EncryptRequest {
+//!     plaintext: b"4111 1111 1111 1111",
+//!     ..Default::default()
+//! })?;
+//! assert!(ciphertext.starts_with("tresor:v1:"));
+//! let plaintext = vault.decrypt("payments", "card-pan", &DecryptRequest {
+//!     ciphertext: &ciphertext,
+//!     ..Default::default()
+//! })?;
+//! assert_eq!(plaintext.as_slice(), b"4111 1111 1111 1111");
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod barrier;
+pub mod clock;
+pub mod crypto;
+pub mod custody;
+mod error;
+pub mod keys;
+pub mod store;
+mod vault;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use crypto::SecretKey;
+pub use custody::{CustodianIdentity, CustodianPublicKey, IdentityError};
+pub use error::{CiphertextError, Error, ErrorKind, UnsealError};
+pub use keys::ring::{DecryptRequest, EncryptRequest, ExportKind};
+pub use keys::{HmacAlgorithm, KeyConfig, KeyConfigUpdate, KeySpec, ProtectionLevel};
+pub use store::{SledStore, Store};
+pub use vault::{
+    BatchResult, DataKey, InitRequest, KeyInfo, RootShare, SealStatus, SealedShare,
+    TenantCustodyKey, TenantInfo, TenantSpec, UnsealProgress, Vault, VaultOptions,
+};

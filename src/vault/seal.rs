@@ -1,0 +1,548 @@
+//! Initialisation, sealing and unsealing (DESIGN.md §2, issue "Seal").
+//!
+//! The root key is split k-of-n with Shamir; each share is sealed to one custodian's X25519 key
+//! and stored, with a check value, in the one record that sits outside the barrier
+//! (`core/seal`). Unsealing collects k shares, checks each against its check value (so a wrong
+//! share is named and refused without spending progress), combines them, and proves the result
+//! by opening `core/root-check` under the barrier.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use super::{Unsealed, Vault, commit, lock, write};
+use crate::barrier::Barrier;
+use crate::crypto::kdf::sha256;
+use crate::crypto::shamir::{self, Share};
+use crate::crypto::{LengthPrefixed, SecretKey, random, sealed_box};
+use crate::custody::{CustodianIdentity, CustodianPublicKey, IdentityError};
+use crate::keys::records::StoredBytes;
+use crate::store::{Batch, Store};
+use crate::{Error, UnsealError};
+
+pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal";
+pub(crate) const ROOT_CHECK_PATH: &str = "core/root-check";
+const SHARE_PURPOSE: &str = "tresor-root-share-v1";
+const SHARE_CHECK_LABEL: &[u8] = b"tresor-share-check-v1";
+
+/// The seal configuration: public data only, stored in the clear.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SealConfig {
+    pub(crate) format: u32,
+    pub(crate) vault_id: String,
+    pub(crate) environment: String,
+    pub(crate) threshold: u8,
+    /// Bumped by every root rotation and rekey: old shares and checks then no longer match.
+    pub(crate) root_generation: u32,
+    pub(crate) created_at: u64,
+    pub(crate) custodians: Vec<CustodianShare>,
+}
+
+/// One custodian's sealed share and its check value.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CustodianShare {
+    pub(crate) custodian: CustodianPublicKey,
+    pub(crate) index: u8,
+    pub(crate) sealed_share: StoredBytes,
+    /// SHA-256(LP(label) ‖ LP(vault id) ‖ u32(generation) ‖ index ‖ share value).
+    pub(crate) check: StoredBytes,
+}
+
+impl SealConfig {
+    pub(crate) fn load(store: &dyn Store) -> Result<Option<SealConfig>, Error> {
+        match store.get(SEAL_CONFIG_PATH)? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(crate::keys::records::decode(SEAL_CONFIG_PATH, &raw)?)),
+        }
+    }
+
+    fn share(&self, index: u8) -> Option<&CustodianShare> {
+        self.custodians.iter().find(|c| c.index == index)
+    }
+
+    /// Seals fresh shares of `root` to `custodians`, for a new root generation.
+    pub(crate) fn new(
+        vault_id: &str,
+        environment: &str,
+        root_generation: u32,
+        created_at: u64,
+        root: &SecretKey,
+        request: &InitRequest,
+    ) -> Result<SealConfig, Error> {
+        request.validate()?;
+        let shares = shamir::split(root, request.threshold, request.custodians.len() as u8)
+            .map_err(|e| Error::invalid("threshold", e.to_string()))?;
+        let custodians = request
+            .custodians
+            .iter()
+            .zip(shares)
+            .map(|(custodian, share)| {
+                let context = share_context(vault_id, root_generation, share.index);
+                let sealed = sealed_box::seal(
+                    custodian.x25519(),
+                    SHARE_PURPOSE,
+                    context.as_slice(),
+                    &encode_share(&share),
+                )
+                .map_err(|e| Error::invalid("custodians", format!("{}: {e}", custodian.name())))?;
+                Ok(CustodianShare {
+                    custodian: custodian.clone(),
+                    index: share.index,
+                    sealed_share: StoredBytes::new(sealed),
+                    check: StoredBytes::new(
+                        share_check(vault_id, root_generation, &share).to_vec(),
+                    ),
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(SealConfig {
+            format: 1,
+            vault_id: vault_id.to_owned(),
+            environment: environment.to_owned(),
+            threshold: request.threshold,
+            root_generation,
+            created_at,
+            custodians,
+        })
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("serializes")
+    }
+}
+
+/// Who holds the root key, and how many of them are needed.
+#[derive(Debug, Clone)]
+pub struct InitRequest {
+    /// The custodians, one share each.
+    pub custodians: Vec<CustodianPublicKey>,
+    /// How many shares unseal (k of n).
+    pub threshold: u8,
+}
+
+impl InitRequest {
+    fn validate(&self) -> Result<(), Error> {
+        let n = self.custodians.len();
+        if n == 0 || n > usize::from(shamir::MAX_SHARES) {
+            return Err(Error::invalid(
+                "custodians",
+                format!("{n} given: need between 1 and 16"),
+            ));
+        }
+        if self.threshold == 0 || usize::from(self.threshold) > n {
+            return Err(Error::invalid(
+                "threshold",
+                format!(
+                    "{} is invalid for {n} custodian(s): need 1 ≤ threshold ≤ {n}",
+                    self.threshold
+                ),
+            ));
+        }
+        for (i, c) in self.custodians.iter().enumerate() {
+            for other in &self.custodians[..i] {
+                if other.name() == c.name() {
+                    return Err(Error::invalid(
+                        "custodians",
+                        format!("name `{}` appears twice", c.name()),
+                    ));
+                }
+                if other.x25519() == c.x25519() || other.ed25519() == c.ed25519() {
+                    return Err(Error::invalid(
+                        "custodians",
+                        format!(
+                            "`{}` and `{}` share a key: one person would hold two shares",
+                            other.name(),
+                            c.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A custodian's share as stored by the vault: only that custodian's identity opens it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedShare {
+    /// The vault it belongs to.
+    pub vault_id: String,
+    /// The root key generation it belongs to.
+    pub root_generation: u32,
+    /// The custodian it is sealed to.
+    pub custodian: String,
+    /// The share's index (its x coordinate).
+    pub index: u8,
+    /// The sealed box, base64.
+    pub sealed: String,
+}
+
+/// An opened root-key share. Zeroized on drop; never printed.
+pub struct RootShare(Share);
+
+impl std::fmt::Debug for RootShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RootShare(index {}, [REDACTED])", self.0.index)
+    }
+}
+
+impl RootShare {
+    /// The share's index.
+    pub fn index(&self) -> u8 {
+        self.0.index
+    }
+
+    /// Parses the 33-byte encoding.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, UnsealError> {
+        if bytes.len() != 33 {
+            return Err(UnsealError::Malformed);
+        }
+        let value = SecretKey::from_slice(&bytes[1..]).ok_or(UnsealError::Malformed)?;
+        Ok(RootShare(Share {
+            index: bytes[0],
+            value,
+        }))
+    }
+}
+
+impl CustodianIdentity {
+    /// Opens this custodian's sealed root share.
+    pub fn open_root_share(&self, sealed: &SealedShare) -> Result<RootShare, IdentityError> {
+        let bad = |reason: &str| IdentityError::Format {
+            kind: "sealed share",
+            reason: reason.to_owned(),
+        };
+        let bytes = STANDARD
+            .decode(&sealed.sealed)
+            .map_err(|_| bad("not base64"))?;
+        let context = share_context(&sealed.vault_id, sealed.root_generation, sealed.index);
+        let plain = sealed_box::open(
+            self.x25519_secret(),
+            SHARE_PURPOSE,
+            context.as_slice(),
+            &bytes,
+        )
+        .map_err(|_| {
+            bad("it does not open with this identity: sealed to another custodian, or altered")
+        })?;
+        RootShare::from_bytes(&plain).map_err(|_| bad("wrong length"))
+    }
+}
+
+/// Where unsealing stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsealProgress {
+    /// True until the threshold is reached.
+    pub sealed: bool,
+    /// Shares needed (k).
+    pub threshold: u8,
+    /// Custodians (n).
+    pub shares: u8,
+    /// Custodians whose shares were accepted in the current round.
+    pub submitted: Vec<String>,
+}
+
+/// The vault's state as shown to anyone who asks (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealStatus {
+    /// `init` has run.
+    pub initialized: bool,
+    /// The root key is not in memory.
+    pub sealed: bool,
+    /// Environment name.
+    pub environment: String,
+    /// Vault identifier (empty before init).
+    pub vault_id: String,
+    /// Root key generation.
+    pub root_generation: u32,
+    /// Shares needed.
+    pub threshold: u8,
+    /// Custodians.
+    pub shares: u8,
+    /// Custodian names, in share order.
+    pub custodians: Vec<String>,
+    /// Custodians whose shares were accepted in the current round.
+    pub submitted: Vec<String>,
+}
+
+/// Shares accepted so far in the current unseal round.
+#[derive(Default)]
+pub(crate) struct UnsealRound {
+    shares: Vec<Share>,
+    started_at: u64,
+    root_generation: u32,
+}
+
+impl UnsealRound {
+    pub(crate) fn reset(&mut self) {
+        self.shares.clear();
+    }
+}
+
+impl Vault {
+    /// Creates the root key, splits it among `request.custodians` and stores the sealed shares.
+    /// The vault stays sealed: k custodians must unseal it.
+    pub fn init(&self, request: &InitRequest) -> Result<SealStatus, Error> {
+        let _writer = self.writer();
+        if SealConfig::load(self.store())?.is_some() {
+            return Err(Error::AlreadyInitialized);
+        }
+        let vault_id: String = random::array::<16>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let root = SecretKey::random();
+        let config = SealConfig::new(&vault_id, self.environment(), 1, self.now(), &root, request)?;
+        let barrier = Barrier::new(&root, &vault_id);
+        let batch = Batch::new()
+            .expect(SEAL_CONFIG_PATH, None)
+            .put(SEAL_CONFIG_PATH, config.to_bytes())
+            .put(
+                ROOT_CHECK_PATH,
+                barrier.seal(ROOT_CHECK_PATH, vault_id.as_bytes()),
+            );
+        commit(self.store(), batch).map_err(|e| match e {
+            Error::Store(crate::store::StoreError::Conflict { .. }) => Error::AlreadyInitialized,
+            other => other,
+        })?;
+        drop(_writer);
+        self.seal_status()
+    }
+
+    /// The seal state, for anyone.
+    pub fn seal_status(&self) -> Result<SealStatus, Error> {
+        let sealed = self.is_sealed();
+        let Some(config) = SealConfig::load(self.store())? else {
+            return Ok(SealStatus {
+                initialized: false,
+                sealed: true,
+                environment: self.environment().to_owned(),
+                vault_id: String::new(),
+                root_generation: 0,
+                threshold: 0,
+                shares: 0,
+                custodians: Vec::new(),
+                submitted: Vec::new(),
+            });
+        };
+        let submitted = if sealed {
+            self.submitted_names(&config)
+        } else {
+            Vec::new()
+        };
+        Ok(SealStatus {
+            initialized: true,
+            sealed,
+            environment: config.environment.clone(),
+            vault_id: config.vault_id.clone(),
+            root_generation: config.root_generation,
+            threshold: config.threshold,
+            shares: config.custodians.len() as u8,
+            custodians: config
+                .custodians
+                .iter()
+                .map(|c| c.custodian.name().to_owned())
+                .collect(),
+            submitted,
+        })
+    }
+
+    /// The share sealed to `custodian`, for that custodian to open.
+    pub fn sealed_share(&self, custodian: &str) -> Result<SealedShare, Error> {
+        let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
+        let share = config
+            .custodians
+            .iter()
+            .find(|c| c.custodian.name() == custodian)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "custodian",
+                    format!("`{custodian}` is not a custodian of this vault"),
+                )
+            })?;
+        Ok(SealedShare {
+            vault_id: config.vault_id.clone(),
+            root_generation: config.root_generation,
+            custodian: custodian.to_owned(),
+            index: share.index,
+            sealed: STANDARD.encode(&share.sealed_share.0),
+        })
+    }
+
+    /// Offers one share. A share that fails its check, belongs to no custodian, or was already
+    /// given is refused and the round is unchanged. When the threshold is reached the vault
+    /// unseals.
+    pub fn submit_share(&self, share: RootShare) -> Result<UnsealProgress, Error> {
+        let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
+        let mut round = lock(&self.inner.unseal_round);
+        if !self.is_sealed() {
+            return Ok(self.progress(&config, &round));
+        }
+        let now = self.now();
+        if round.root_generation != config.root_generation
+            || now.saturating_sub(round.started_at) > self.inner.options.unseal_timeout
+        {
+            round.reset();
+        }
+        let share = share.0;
+        let entry = config
+            .share(share.index)
+            .ok_or(UnsealError::UnknownShare(share.index))?;
+        let expected = share_check(&config.vault_id, config.root_generation, &share);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &expected[..],
+            entry.check.0.as_slice(),
+        )) {
+            return Err(UnsealError::WrongShare(share.index).into());
+        }
+        if round.shares.iter().any(|s| s.index == share.index) {
+            return Err(UnsealError::Duplicate(share.index).into());
+        }
+        if round.shares.is_empty() {
+            round.started_at = now;
+            round.root_generation = config.root_generation;
+        }
+        round.shares.push(share);
+        if round.shares.len() >= usize::from(config.threshold) {
+            let root =
+                shamir::combine(&round.shares).map_err(|e| Error::invalid("shares", e.to_string()));
+            round.reset();
+            self.install_root(&config, root?)?;
+        }
+        Ok(self.progress(&config, &round))
+    }
+
+    /// Unseals with `shares` in one call (each is checked as by [`Vault::submit_share`]).
+    pub fn unseal(&self, shares: Vec<RootShare>) -> Result<UnsealProgress, Error> {
+        let mut progress = None;
+        for share in shares {
+            progress = Some(self.submit_share(share)?);
+        }
+        let progress = progress.ok_or(UnsealError::NotEnoughShares {
+            given: 0,
+            threshold: 1,
+        })?;
+        if progress.sealed {
+            return Err(UnsealError::NotEnoughShares {
+                given: progress.submitted.len(),
+                threshold: progress.threshold,
+            }
+            .into());
+        }
+        Ok(progress)
+    }
+
+    /// Proves `root` against the root check and makes it the live root key.
+    pub(crate) fn install_root(&self, config: &SealConfig, root: SecretKey) -> Result<(), Error> {
+        let barrier = Barrier::new(&root, &config.vault_id);
+        let check = self.store().get(ROOT_CHECK_PATH)?.ok_or(Error::Integrity {
+            path: ROOT_CHECK_PATH.into(),
+        })?;
+        let opened = barrier
+            .open(ROOT_CHECK_PATH, &check)
+            .map_err(|_| Error::Integrity {
+                path: ROOT_CHECK_PATH.into(),
+            })?;
+        if opened.as_slice() != config.vault_id.as_bytes() {
+            return Err(Error::Integrity {
+                path: ROOT_CHECK_PATH.into(),
+            });
+        }
+        *write(&self.inner.state) = Some(Arc::new(Unsealed {
+            vault_id: config.vault_id.clone(),
+            root_generation: config.root_generation,
+            root,
+            barrier,
+            tenants: Default::default(),
+            tenants_generation: AtomicU64::new(0),
+        }));
+        Ok(())
+    }
+
+    fn progress(&self, config: &SealConfig, round: &UnsealRound) -> UnsealProgress {
+        let sealed = self.is_sealed();
+        UnsealProgress {
+            sealed,
+            threshold: config.threshold,
+            shares: config.custodians.len() as u8,
+            submitted: if sealed {
+                names_of(config, round)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn submitted_names(&self, config: &SealConfig) -> Vec<String> {
+        let round = lock(&self.inner.unseal_round);
+        let fresh = round.root_generation == config.root_generation
+            && self.now().saturating_sub(round.started_at) <= self.inner.options.unseal_timeout;
+        if fresh {
+            names_of(config, &round)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The vault identifier, once initialised.
+    pub fn vault_id(&self) -> Result<String, Error> {
+        Ok(SealConfig::load(self.store())?
+            .ok_or(Error::NotInitialized)?
+            .vault_id)
+    }
+
+    /// The root key and generation of the unsealed vault, for derivations owned by other
+    /// modules (audit key, manifest keys).
+    #[allow(dead_code)]
+    pub(crate) fn with_root<T>(&self, f: impl FnOnce(&SecretKey, &str) -> T) -> Result<T, Error> {
+        let unsealed = self.unsealed()?;
+        Ok(f(&unsealed.root, &unsealed.vault_id))
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn root_generation(&self) -> Result<u32, Error> {
+        Ok(self.unsealed()?.root_generation)
+    }
+}
+
+fn names_of(config: &SealConfig, round: &UnsealRound) -> Vec<String> {
+    let by_index: HashMap<u8, &str> = config
+        .custodians
+        .iter()
+        .map(|c| (c.index, c.custodian.name()))
+        .collect();
+    round
+        .shares
+        .iter()
+        .filter_map(|s| by_index.get(&s.index).map(|n| (*n).to_owned()))
+        .collect()
+}
+
+fn share_context(vault_id: &str, root_generation: u32, index: u8) -> LengthPrefixed {
+    LengthPrefixed::new()
+        .bytes(vault_id.as_bytes())
+        .u32(root_generation)
+        .bytes(&[index])
+}
+
+fn share_check(vault_id: &str, root_generation: u32, share: &Share) -> [u8; 32] {
+    let prefix = LengthPrefixed::new()
+        .bytes(SHARE_CHECK_LABEL)
+        .bytes(vault_id.as_bytes())
+        .u32(root_generation);
+    sha256(&[prefix.as_slice(), &[share.index], share.value.expose()])
+}
+
+fn encode_share(share: &Share) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(33));
+    bytes.push(share.index);
+    bytes.extend_from_slice(share.value.expose());
+    bytes
+}
