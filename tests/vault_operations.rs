@@ -705,6 +705,35 @@ fn export_hands_out_material_only_for_exportable_keys() {
 }
 
 #[test]
+fn export_leaves_out_versions_below_min_decryption_version() {
+    // Vault's transit: a version retired by min_decryption_version is not exported, and asking
+    // for it by number is refused.
+    let v = vault_with_key(KeySpec {
+        exportable: true,
+        ..Default::default()
+    });
+    v.vault.rotate_key(T, "k").unwrap();
+    v.vault
+        .configure_key(
+            T,
+            "k",
+            &KeyConfigUpdate {
+                min_decryption_version: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for kind in [ExportKind::EncryptionKey, ExportKind::HmacKey] {
+        let exported = v.vault.export_key(T, "k", kind, None).unwrap();
+        assert_eq!(exported.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [2]);
+        assert_eq!(
+            invalid_field(v.vault.export_key(T, "k", kind, Some(1))),
+            "version"
+        );
+    }
+}
+
+#[test]
 fn batches_return_one_result_per_item_in_order() {
     let v = vault_with_key(KeySpec::default());
     let items = [
