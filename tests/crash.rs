@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tresor::{
-    CustodianIdentity, InitRequest, KeyConfigUpdate, KeySpec, SledStore, TenantSpec, Vault,
-    VaultOptions,
+    CustodianIdentity, InitRequest, KeyConfigUpdate, KeySpec, TenantSpec, Vault, VaultOptions,
 };
 
 /// Set (to the drill's directory) only in the child.
@@ -29,7 +28,7 @@ const KEY: &str = "k";
 const ROUNDS: usize = 4;
 
 fn open(dir: &Path) -> Vault {
-    let store = Arc::new(SledStore::open(dir.join("data")).expect("open store"));
+    let store = Arc::new(common::open_store(&dir.join("data")));
     Vault::open(store, VaultOptions::new("test")).expect("open vault")
 }
 

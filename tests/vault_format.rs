@@ -399,7 +399,7 @@ fn a_data_directory_opens_only_under_its_own_environment() {
     }
     drop(store);
     // Still fine under its own name.
-    let store = std::sync::Arc::new(SledStore::open(&dir).unwrap());
+    let store = std::sync::Arc::new(common::open_store(&dir));
     let vault = Vault::open(store, VaultOptions::new("production")).unwrap();
     let share = custodians[0]
         .open_root_share(&vault.sealed_share(custodians[0].name()).unwrap())

@@ -64,6 +64,26 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Opens the sled store in `path`, waiting a little if the previous handle in this process has
+/// not let go of sled's file lock yet: sled releases it from its background threads shortly
+/// after the last handle is dropped, so an in-process reopen can race with it (a process that
+/// exits, or is killed, releases it at once).
+pub fn open_store(path: &Path) -> SledStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledStore::open(path) {
+            Ok(store) => return store,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot open the store in {}: {e}", path.display()),
+        }
+    }
+}
+
 /// A vault on a real sled store in a temporary directory, with its custodians.
 pub struct TestVault {
     /// Keeps the directory alive; the sled store lives in `dir/data`.
@@ -99,7 +119,7 @@ impl TestVault {
     }
 
     fn open_in(dir: tempfile::TempDir, custodians: Vec<CustodianIdentity>, env: &str) -> Self {
-        let store = Arc::new(SledStore::open(dir.path().join("data")).unwrap());
+        let store = Arc::new(open_store(&dir.path().join("data")));
         let vault = Vault::open(store.clone(), VaultOptions::new(env)).unwrap();
         TestVault {
             dir,
