@@ -1065,3 +1065,25 @@ fn unseal_progress_expires() {
     clock.advance(600);
     assert!(!vault.submit_share(share(2)).unwrap().sealed);
 }
+
+#[test]
+fn unseal_without_shares_names_the_real_threshold() {
+    let v = TestVault::with(3, 2, "test").reopen();
+    assert!(matches!(
+        v.vault.unseal(Vec::new()),
+        Err(Error::Unseal(UnsealError::NotEnoughShares {
+            given: 0,
+            threshold: 2
+        }))
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let uninitialised = Vault::open(
+        Arc::new(SledStore::open(dir.path()).unwrap()),
+        VaultOptions::new("test"),
+    )
+    .unwrap();
+    assert!(matches!(
+        uninitialised.unseal(Vec::new()),
+        Err(Error::NotInitialized)
+    ));
+}

@@ -425,10 +425,13 @@ impl Vault {
         for share in shares {
             progress = Some(self.submit_share(share)?);
         }
-        let progress = progress.ok_or(UnsealError::NotEnoughShares {
-            given: 0,
-            threshold: 1,
-        })?;
+        let progress = match progress {
+            Some(progress) => progress,
+            None => {
+                let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
+                self.progress(&config, &lock(&self.inner.unseal_round))
+            }
+        };
         if progress.sealed {
             return Err(UnsealError::NotEnoughShares {
                 given: progress.submitted.len(),
