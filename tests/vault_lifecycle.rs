@@ -1087,3 +1087,38 @@ fn unseal_without_shares_names_the_real_threshold() {
         Err(Error::NotInitialized)
     ));
 }
+
+/// `Error::Unseal` promises "progress is unchanged": a one-shot unseal that is refused must not
+/// leave some of its shares behind in the round.
+#[test]
+fn a_refused_one_shot_unseal_leaves_progress_unchanged() {
+    let v = TestVault::with(3, 2, "test").reopen();
+    let other = TestVault::with(3, 2, "test");
+    // A good share followed by a wrong one.
+    assert!(matches!(
+        v.vault.unseal(vec![v.share(0), other.share(1)]),
+        Err(Error::Unseal(UnsealError::WrongShare(2)))
+    ));
+    assert!(v.vault.seal_status().unwrap().submitted.is_empty());
+    // Too few shares.
+    assert!(matches!(
+        v.vault.unseal(vec![v.share(0)]),
+        Err(Error::Unseal(UnsealError::NotEnoughShares {
+            given: 1,
+            threshold: 2
+        }))
+    ));
+    assert!(v.vault.seal_status().unwrap().submitted.is_empty());
+    // So the operator's retry with the full set is not refused as a duplicate.
+    assert!(!v.vault.unseal(vec![v.share(0), v.share(1)]).unwrap().sealed);
+    // Shares given one by one before are kept: unseal completes that round.
+    let v = v.reopen();
+    v.vault.submit_share(v.share(2)).unwrap();
+    assert!(matches!(
+        v.vault.unseal(vec![v.share(2)]),
+        Err(Error::Unseal(UnsealError::Duplicate(3)))
+    ));
+    assert_eq!(v.vault.seal_status().unwrap().submitted, ["custodian-2"]);
+    v.vault.unseal(vec![v.share(1)]).unwrap();
+    assert!(!v.vault.is_sealed());
+}
