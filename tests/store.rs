@@ -65,7 +65,7 @@ fn purge_removes_deleted_bytes_from_disk_and_keeps_live_data() {
     );
     assert!(!common::dir_contains(dir.path(), &doomed));
     drop(store);
-    let reopened = SledStore::open(dir.path()).unwrap();
+    let reopened = common::open_store(dir.path());
     assert_eq!(
         reopened.get("keep").unwrap().as_deref(),
         Some(&b"live value"[..])
@@ -81,7 +81,7 @@ fn leftover_generation_from_interrupted_purge_is_discarded() {
     }
     fs::create_dir_all(dir.path().join("gen-000002")).unwrap();
     fs::write(dir.path().join("gen-000002/junk"), b"half-copied").unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = common::open_store(dir.path());
     assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"v"[..]));
     assert!(!dir.path().join("gen-000002").exists());
 }

@@ -250,9 +250,11 @@ impl KeyRing {
         Ok(expected.ct_eq(&tag).into())
     }
 
-    /// Raw material of each version at or above `min_version`, for export.
+    /// Raw material of each version at or above `min_decryption_version`, for export: as in
+    /// Vault, a version retired by `min_decryption_version` is not handed out.
     pub(crate) fn export(&self, kind: ExportKind) -> impl Iterator<Item = (u32, &SecretKey)> + '_ {
-        self.versions.iter().map(move |(v, keys)| {
+        let retired_below = self.config.min_decryption_version;
+        self.versions.range(retired_below..).map(move |(v, keys)| {
             let key = match kind {
                 ExportKind::EncryptionKey => &keys.material,
                 ExportKind::HmacKey => &keys.hmac_key,

@@ -196,7 +196,9 @@ impl Vault {
             if exported.is_empty() {
                 return Err(Error::invalid(
                     "version",
-                    format!("version {wanted} of key `{key}` is not held"),
+                    format!(
+                        "version {wanted} of key `{key}` is not held, or is below min_decryption_version"
+                    ),
                 ));
             }
         }

@@ -419,17 +419,34 @@ impl Vault {
         Ok(self.progress(&config, &round))
     }
 
-    /// Unseals with `shares` in one call (each is checked as by [`Vault::submit_share`]).
+    /// Unseals with `shares` in one call (each is checked as by [`Vault::submit_share`]). A
+    /// refused call withdraws the shares it gave, so progress is unchanged and the same set can
+    /// be offered again.
     pub fn unseal(&self, shares: Vec<RootShare>) -> Result<UnsealProgress, Error> {
+        let mut accepted = Vec::with_capacity(shares.len());
         let mut progress = None;
         for share in shares {
-            progress = Some(self.submit_share(share)?);
+            let index = share.index();
+            match self.submit_share(share) {
+                Ok(next) => {
+                    accepted.push(index);
+                    progress = Some(next);
+                }
+                Err(e) => {
+                    self.withdraw_shares(&accepted);
+                    return Err(e);
+                }
+            }
         }
-        let progress = progress.ok_or(UnsealError::NotEnoughShares {
-            given: 0,
-            threshold: 1,
-        })?;
+        let progress = match progress {
+            Some(progress) => progress,
+            None => {
+                let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
+                self.progress(&config, &lock(&self.inner.unseal_round))
+            }
+        };
         if progress.sealed {
+            self.withdraw_shares(&accepted);
             return Err(UnsealError::NotEnoughShares {
                 given: progress.submitted.len(),
                 threshold: progress.threshold,
@@ -437,6 +454,15 @@ impl Vault {
             .into());
         }
         Ok(progress)
+    }
+
+    /// Removes the shares with these indices from the current round.
+    fn withdraw_shares(&self, indices: &[u8]) {
+        if !indices.is_empty() {
+            lock(&self.inner.unseal_round)
+                .shares
+                .retain(|s| !indices.contains(&s.index));
+        }
     }
 
     /// Proves `root` against the root check and makes it the live root key.
