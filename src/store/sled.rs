@@ -146,11 +146,27 @@ impl Store for SledStore {
     }
 }
 
+/// Opens the sled database in `dir`. sled drops its file lock from background threads a moment
+/// after the last handle goes away, so a reopen in the same process (a restart in tests, or
+/// `tresor dev` restarting its server) waits up to two seconds for the lock before giving up;
+/// another process holding it is reported as such.
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    sled::Config::new()
-        .path(dir)
-        .open()
-        .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Backend(format!(
+                        "{}: the store is in use by another process (its lock is held)",
+                        dir.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(StoreError::Backend(format!("{}: {e}", dir.display()))),
+        }
+    }
 }
 
 fn generation_dir(number: u64) -> String {

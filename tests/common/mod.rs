@@ -64,24 +64,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// Opens the sled store in `path`, waiting a little if the previous handle in this process has
-/// not let go of sled's file lock yet: sled releases it from its background threads shortly
-/// after the last handle is dropped, so an in-process reopen can race with it (a process that
-/// exits, or is killed, releases it at once).
+/// Opens the sled store in `path` (`SledStore::open` itself waits for a lock this process is
+/// still letting go of).
 pub fn open_store(path: &Path) -> SledStore {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match SledStore::open(path) {
-            Ok(store) => return store,
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("cannot open the store in {}: {e}", path.display()),
-        }
-    }
+    SledStore::open(path)
+        .unwrap_or_else(|e| panic!("cannot open the store in {}: {e}", path.display()))
 }
 
 /// A vault on a real sled store in a temporary directory, with its custodians.
