@@ -4,19 +4,59 @@
 //! Everything here is built on one [`provider()`]: *ring* only, TLS 1.3 and TLS 1.2, AEAD suites
 //! with ECDHE only (DESIGN.md §4). No function in this module relies on a process-wide default
 //! provider, so it works whatever else ends up in the dependency tree.
+//!
+//! The server side:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tresor::tls::{ServerTls, ServerTlsFiles, classify_handshake_error, peer_principal};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = Arc::new(ServerTls::load(&ServerTlsFiles {
+//!     cert: "server.pem".into(),
+//!     key: "server-key.pem".into(),
+//!     client_ca: "ca.pem".into(),
+//!     crls: vec![],
+//! })?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8200").await?;
+//! loop {
+//!     let (tcp, _peer) = listener.accept().await?;
+//!     // Each accept uses the configuration current at that moment; `tls.reload()` on SIGHUP.
+//!     let acceptor = tls.acceptor();
+//!     tokio::spawn(async move {
+//!         match acceptor.accept(tcp).await {
+//!             Ok(stream) => {
+//!                 let principal = peer_principal(stream.get_ref().1, false);
+//!                 // … serve requests as `principal` …
+//!             }
+//!             Err(e) => {
+//!                 let reason = classify_handshake_error(&e); // "unknown_ca", "expired", …
+//!                 // … count and audit the failed handshake …
+//!             }
+//!         }
+//!     });
+//! }
+//! # }
+//! ```
 
+mod client;
 mod error;
 mod handshake;
+mod pem;
+pub mod pki;
 mod principal;
+mod server;
 
 use std::sync::{Arc, OnceLock};
 
 use rustls::SupportedProtocolVersion;
 use rustls::crypto::CryptoProvider;
 
+pub use client::{client_config, load_client_config};
 pub use error::TlsError;
 pub use handshake::{HandshakeFailure, classify_handshake_error};
 pub use principal::{peer_principal, principal_from_certificate, validate_spiffe_id};
+pub use server::{ServerTls, ServerTlsFiles};
 
 /// The protocol versions every configuration of this module allows: TLS 1.3 and TLS 1.2.
 pub static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =
@@ -54,6 +94,11 @@ pub fn provider() -> Arc<CryptoProvider> {
         })
         .clone()
 }
+
+fn alpn() -> Vec<Vec<u8>> {
+    ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use rustls::crypto::KeyExchangeAlgorithm;
