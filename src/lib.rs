@@ -44,6 +44,7 @@ pub mod custody;
 mod error;
 pub mod keys;
 pub mod store;
+pub mod tls;
 mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
