@@ -1018,3 +1018,43 @@ fn subject_cn_principals_may_contain_spaces() {
     let r = req("Payments Batch 7", Operation::ListKeys, Some("t"), None);
     assert!(set.authorize(&r).is_allowed());
 }
+
+#[test]
+fn the_shipped_policy_files_are_valid() {
+    let files = [
+        (
+            "policies/admin.toml",
+            include_str!("../../policies/admin.toml"),
+        ),
+        (
+            "policies/payments.example.toml",
+            include_str!("../../policies/payments.example.toml"),
+        ),
+        (
+            "policies/custodians.example.toml",
+            include_str!("../../policies/custodians.example.toml"),
+        ),
+    ];
+    for (name, text) in files {
+        let set = set(&[(name, text)]);
+        assert!(!set.is_empty(), "{name}");
+        assert!(set.warnings().is_empty(), "{name}: {:?}", set.warnings());
+    }
+    let admin = set(&files[..1]);
+    for op in Operation::ALL {
+        let r = req(
+            "spiffe://dev.tresor.local/admin",
+            *op,
+            Some("dev"),
+            Some("k"),
+        );
+        assert!(admin.authorize(&r).is_allowed(), "{op}");
+        let r = req(
+            "spiffe://dev.tresor.local/other",
+            *op,
+            Some("dev"),
+            Some("k"),
+        );
+        assert!(!admin.authorize(&r).is_allowed(), "{op}");
+    }
+}
