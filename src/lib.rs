@@ -43,6 +43,7 @@ pub mod crypto;
 pub mod custody;
 mod error;
 pub mod keys;
+pub mod policy;
 pub mod store;
 pub mod tls;
 mod vault;
