@@ -37,13 +37,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod api;
 mod barrier;
+pub mod client;
 pub mod clock;
+pub mod config;
 pub mod crypto;
 pub mod custody;
+pub mod duration;
 mod error;
 pub mod keys;
 pub mod policy;
+pub mod server;
 pub mod store;
 pub mod tls;
 mod vault;

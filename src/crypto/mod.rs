@@ -17,6 +17,11 @@ pub(crate) use kdf::{derive_key, hmac_sha256};
 use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroize;
 
+/// Random bytes from the thread-local CSPRNG (identifiers and nonces, not keys).
+pub(crate) fn random_array<const N: usize>() -> [u8; N] {
+    random::array()
+}
+
 /// Length of every symmetric key Tresor uses (AES-256, HMAC-SHA256 keys, the root key).
 pub const KEY_LEN: usize = 32;
 

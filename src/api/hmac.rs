@@ -1,0 +1,259 @@
+//! POST `hmac/:name[/:algorithm]` and `verify/:name[/:algorithm]`: keyed, stable, irreversible
+//! tokens (the pseudonymisation primitive) and their verification. Batches always answer 200
+//! with per-item errors, as in Vault.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::params::{self, Int, Text};
+use super::reply::{ApiError, Reply};
+use super::{KeyCtx, version_of};
+use crate::HmacAlgorithm;
+
+#[derive(Deserialize, Default)]
+struct HmacBody<'a> {
+    #[serde(borrow)]
+    input: Text<'a>,
+    #[serde(borrow)]
+    algorithm: Text<'a>,
+    key_version: Option<Int>,
+    #[serde(borrow)]
+    batch_input: Option<Vec<HmacItem<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct HmacItem<'a> {
+    #[serde(borrow)]
+    input: Text<'a>,
+    #[serde(borrow, default)]
+    reference: Text<'a>,
+}
+
+#[derive(Serialize)]
+struct HmacResult<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    reference: Cow<'a, str>,
+}
+
+pub(crate) fn hmac(
+    ctx: &KeyCtx<'_>,
+    path_algorithm: Option<&str>,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let body: HmacBody = params::body(body)?;
+    let algorithm = algorithm(path_algorithm, body.algorithm.as_deref())?;
+    let key_version = body
+        .key_version
+        .map(|v| v.to_u32("key_version"))
+        .transpose()?;
+    let Some(items) = body.batch_input else {
+        let input = decode_input(body.input.as_deref())?;
+        let token = ctx
+            .vault
+            .hmac(ctx.tenant, ctx.key, &input, algorithm, key_version)?;
+        let version = version_of(&token);
+        return Ok(Reply::data(&HmacResult {
+            hmac: Some(token),
+            error: None,
+            reference: Cow::Borrowed(""),
+        })
+        .version(version));
+    };
+    ctx.check_batch(items.len())?;
+    let inputs: Vec<Result<Zeroizing<Vec<u8>>, ApiError>> = items
+        .iter()
+        .map(|i| decode_input(i.input.as_deref()))
+        .collect();
+    let valid: Vec<&[u8]> = inputs
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(|i| i.as_slice())
+        .collect();
+    let mut outcomes = ctx
+        .vault
+        .hmac_batch(ctx.tenant, ctx.key, &valid, algorithm, key_version)?
+        .into_iter();
+    let mut errors = 0;
+    let results: Vec<HmacResult<'_>> = inputs
+        .into_iter()
+        .zip(&items)
+        .map(|(input, item)| {
+            let outcome = match input {
+                Ok(_) => outcomes
+                    .next()
+                    .expect("one outcome per valid item")
+                    .map_err(ApiError::from),
+                Err(e) => Err(e),
+            };
+            let reference = item.reference.clone().unwrap_or_default();
+            match outcome {
+                Ok(token) => HmacResult {
+                    hmac: Some(token),
+                    error: None,
+                    reference,
+                },
+                Err(e) => {
+                    errors += 1;
+                    HmacResult {
+                        hmac: None,
+                        error: Some(e.message),
+                        reference,
+                    }
+                }
+            }
+        })
+        .collect();
+    Ok(Reply::data(&serde_json::json!({ "batch_results": results })).batch(results.len(), errors))
+}
+
+#[derive(Deserialize, Default)]
+struct VerifyBody<'a> {
+    #[serde(borrow)]
+    input: Text<'a>,
+    #[serde(borrow)]
+    hmac: Text<'a>,
+    #[serde(borrow)]
+    signature: Text<'a>,
+    #[serde(borrow)]
+    algorithm: Text<'a>,
+    #[serde(borrow)]
+    hash_algorithm: Text<'a>,
+    #[serde(borrow)]
+    batch_input: Option<Vec<VerifyItem<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct VerifyItem<'a> {
+    #[serde(borrow)]
+    input: Text<'a>,
+    #[serde(borrow)]
+    hmac: Text<'a>,
+    #[serde(borrow)]
+    signature: Text<'a>,
+    #[serde(borrow, default)]
+    reference: Text<'a>,
+}
+
+#[derive(Serialize)]
+struct VerifyResult<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    reference: Cow<'a, str>,
+}
+
+pub(crate) fn verify(
+    ctx: &KeyCtx<'_>,
+    path_algorithm: Option<&str>,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let body: VerifyBody = params::body(body)?;
+    let algorithm = algorithm(
+        path_algorithm,
+        body.algorithm.as_deref().or(body.hash_algorithm.as_deref()),
+    )?;
+    let Some(items) = body.batch_input else {
+        let (input, token) = decode_verify(
+            body.input.as_deref(),
+            body.hmac.as_deref(),
+            body.signature.as_deref(),
+        )?;
+        let valid = ctx
+            .vault
+            .verify_hmac(ctx.tenant, ctx.key, &input, token, algorithm)?;
+        return Ok(Reply::data(&VerifyResult {
+            valid: Some(valid),
+            error: None,
+            reference: Cow::Borrowed(""),
+        }));
+    };
+    ctx.check_batch(items.len())?;
+    let inputs: Vec<Result<VerifyInput<'_>, ApiError>> = items
+        .iter()
+        .map(|i| {
+            decode_verify(
+                i.input.as_deref(),
+                i.hmac.as_deref(),
+                i.signature.as_deref(),
+            )
+        })
+        .collect();
+    let valid: Vec<(&[u8], &str)> = inputs
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(|(input, token)| (input.as_slice(), *token))
+        .collect();
+    let mut outcomes = ctx
+        .vault
+        .verify_hmac_batch(ctx.tenant, ctx.key, &valid, algorithm)?
+        .into_iter();
+    let mut errors = 0;
+    let results: Vec<VerifyResult<'_>> = inputs
+        .into_iter()
+        .zip(&items)
+        .map(|(input, item)| {
+            let outcome = match input {
+                Ok(_) => outcomes
+                    .next()
+                    .expect("one outcome per valid item")
+                    .map_err(ApiError::from),
+                Err(e) => Err(e),
+            };
+            let reference = item.reference.clone().unwrap_or_default();
+            match outcome {
+                Ok(valid) => VerifyResult {
+                    valid: Some(valid),
+                    error: None,
+                    reference,
+                },
+                Err(e) => {
+                    errors += 1;
+                    VerifyResult {
+                        valid: None,
+                        error: Some(e.message),
+                        reference,
+                    }
+                }
+            }
+        })
+        .collect();
+    Ok(Reply::data(&serde_json::json!({ "batch_results": results })).batch(results.len(), errors))
+}
+
+fn algorithm(path: Option<&str>, body: Option<&str>) -> Result<HmacAlgorithm, ApiError> {
+    match path.or(body).filter(|a| !a.is_empty()) {
+        None => Ok(HmacAlgorithm::default()),
+        Some(name) => name.parse().map_err(ApiError::from),
+    }
+}
+
+fn decode_input(input: Option<&str>) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    let input = input.ok_or_else(|| ApiError::bad_request("missing input for HMAC"))?;
+    params::base64_field("input", input)
+}
+
+/// A decoded input and the token to check against it.
+type VerifyInput<'a> = (Zeroizing<Vec<u8>>, &'a str);
+
+fn decode_verify<'a>(
+    input: Option<&str>,
+    hmac: Option<&'a str>,
+    signature: Option<&str>,
+) -> Result<VerifyInput<'a>, ApiError> {
+    if signature.is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "key type {} does not support signing: verify HMAC tokens with `hmac`",
+            super::keys::KEY_TYPE
+        )));
+    }
+    let token = hmac
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing hmac to verify"))?;
+    Ok((decode_input(input)?, token))
+}

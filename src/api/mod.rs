@@ -1,0 +1,676 @@
+//! The HTTP API (DESIGN.md §5): routing, authorization, limits and the Vault-compatible
+//! envelope. Key operations are wire-compatible with Vault's transit engine with each tenant
+//! mounted at `/v1/<tenant>/`; Tresor's own routes live under `/v1/sys/`.
+//!
+//! One file per operation, each thin: decode the request, call the [`Vault`], shape the answer.
+
+mod datakey;
+mod decrypt;
+mod encrypt;
+mod export;
+mod hmac;
+mod key_config;
+mod keys;
+mod params;
+pub(crate) mod reply;
+mod rewrap;
+mod rotate;
+mod sys_health;
+mod sys_tenants;
+mod trim;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+
+use self::reply::{ApiError, Reply};
+use crate::Vault;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Limits;
+use crate::policy::{AccessRequest, Decision, DenyReason, Operation, PolicyHandle};
+
+/// What every request handler shares.
+pub(crate) struct ApiState {
+    pub(crate) vault: Vault,
+    pub(crate) policies: Arc<PolicyHandle>,
+    pub(crate) limits: Limits,
+}
+
+/// Who is asking: the principal from the client certificate and the peer address.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) principal: String,
+    pub(crate) address: SocketAddr,
+}
+
+/// A routed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Endpoint {
+    Health,
+    SealStatus,
+    InitStatus,
+    ListTenants,
+    CreateTenant(String),
+    ReadTenant(String),
+    ShredTenant(String),
+    RotateTenantKek(String),
+    Key {
+        tenant: String,
+        key: String,
+        action: KeyAction,
+    },
+    ListKeys {
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyAction {
+    Create,
+    Read,
+    Delete,
+    Configure,
+    Rotate,
+    Trim,
+    Encrypt,
+    Decrypt,
+    Rewrap,
+    DataKey(datakey::Form),
+    Hmac(Option<String>),
+    Verify(Option<String>),
+    Export {
+        kind: String,
+        version: Option<String>,
+    },
+}
+
+impl Endpoint {
+    /// The operation a policy must grant; `None` for the routes any authenticated client may read.
+    fn operation(&self) -> Option<Operation> {
+        Some(match self {
+            Endpoint::Health | Endpoint::SealStatus | Endpoint::InitStatus => return None,
+            Endpoint::ListTenants => Operation::ListTenants,
+            Endpoint::CreateTenant(_) => Operation::CreateTenant,
+            Endpoint::ReadTenant(_) => Operation::ReadTenant,
+            Endpoint::ShredTenant(_) => Operation::ShredTenant,
+            Endpoint::RotateTenantKek(_) => Operation::RotateTenantKek,
+            Endpoint::ListKeys { .. } => Operation::ListKeys,
+            Endpoint::Key { action, .. } => match action {
+                KeyAction::Create => Operation::CreateKey,
+                KeyAction::Read => Operation::ReadKey,
+                KeyAction::Delete => Operation::DeleteKey,
+                KeyAction::Configure => Operation::ConfigureKey,
+                KeyAction::Rotate => Operation::RotateKey,
+                KeyAction::Trim => Operation::TrimKey,
+                KeyAction::Encrypt => Operation::Encrypt,
+                KeyAction::Decrypt => Operation::Decrypt,
+                KeyAction::Rewrap => Operation::Rewrap,
+                KeyAction::DataKey(_) => Operation::DataKey,
+                KeyAction::Hmac(_) => Operation::Hmac,
+                KeyAction::Verify(_) => Operation::Verify,
+                KeyAction::Export { .. } => Operation::Export,
+            },
+        })
+    }
+
+    fn tenant(&self) -> Option<&str> {
+        match self {
+            Endpoint::CreateTenant(t)
+            | Endpoint::ReadTenant(t)
+            | Endpoint::ShredTenant(t)
+            | Endpoint::RotateTenantKek(t) => Some(t),
+            Endpoint::Key { tenant, .. } | Endpoint::ListKeys { tenant } => Some(tenant),
+            _ => None,
+        }
+    }
+
+    fn key(&self) -> Option<&str> {
+        match self {
+            Endpoint::Key { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    fn mount_type(&self) -> &'static str {
+        match self {
+            Endpoint::Key { .. } | Endpoint::ListKeys { .. } => "transit",
+            _ => "system",
+        }
+    }
+}
+
+/// The context of a key operation.
+pub(crate) struct KeyCtx<'a> {
+    pub(crate) vault: &'a Vault,
+    pub(crate) tenant: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) limits: &'a Limits,
+    /// Whether the caller may create this key (encrypt creates missing keys when allowed).
+    pub(crate) may_create: &'a dyn Fn() -> bool,
+}
+
+impl KeyCtx<'_> {
+    fn check_batch(&self, items: usize) -> Result<(), ApiError> {
+        check_batch(items, self.limits)
+    }
+}
+
+/// The context of a tenant-wide operation.
+pub(crate) struct TenantCtx<'a> {
+    pub(crate) vault: &'a Vault,
+    pub(crate) tenant: &'a str,
+}
+
+/// Serves one HTTP request.
+pub(crate) async fn handle(
+    state: Arc<ApiState>,
+    caller: Arc<Caller>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let request_id = new_request_id();
+    let (parts, body) = request.into_parts();
+    let head = parts.method == Method::HEAD;
+    let routed = route(&parts.method, parts.uri.path(), parts.uri.query());
+    let mount_type = routed.as_ref().map_or("", Endpoint::mount_type);
+    let result = async {
+        let endpoint = routed?;
+        authorize(&state, &caller, &endpoint)?;
+        let bytes = if reads_body(&parts.method) {
+            read_body(body, parts.headers.get(CONTENT_LENGTH), &state.limits).await?
+        } else {
+            Bytes::new()
+        };
+        dispatch(&state, &caller, &endpoint, parts.uri.query(), &bytes)
+    }
+    .await;
+    Ok(respond(result, &request_id, mount_type, head))
+}
+
+fn reads_body(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT)
+}
+
+/// Maps method and path to an endpoint, or to Vault's 404/405 answers.
+fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoint, ApiError> {
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return Err(ApiError::unsupported_path());
+    };
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(ApiError::unsupported_path());
+    }
+    let list = method.as_str() == "LIST" || (*method == Method::GET && query_flag(query, "list"));
+    let get = *method == Method::GET && !list;
+    let post = matches!(*method, Method::POST | Method::PUT);
+    let delete = *method == Method::DELETE;
+    let owned = |s: &str| s.to_owned();
+    let endpoint = match segments.as_slice() {
+        ["sys", "health"] if get || *method == Method::HEAD => Endpoint::Health,
+        ["sys", "seal-status"] if get => Endpoint::SealStatus,
+        ["sys", "init"] if get => Endpoint::InitStatus,
+        ["sys", "tenants"] if list => Endpoint::ListTenants,
+        ["sys", "tenants", name] if post => Endpoint::CreateTenant(owned(name)),
+        ["sys", "tenants", name] if get => Endpoint::ReadTenant(owned(name)),
+        ["sys", "tenants", name] if delete => Endpoint::ShredTenant(owned(name)),
+        ["sys", "tenants", name, "rotate-kek"] if post => Endpoint::RotateTenantKek(owned(name)),
+        ["sys", "health" | "seal-status" | "init" | "tenants", ..] => {
+            return Err(ApiError::unsupported_operation());
+        }
+        [reserved, ..] if crate::keys::RESERVED_TENANT_NAMES.contains(reserved) => {
+            return Err(ApiError::unsupported_path());
+        }
+        [tenant, rest @ ..] => {
+            if crate::keys::validate_tenant_name(tenant).is_err() {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no handler for route \"{}\": not a tenant mount",
+                        path.chars().take(128).collect::<String>()
+                    ),
+                ));
+            }
+            return tenant_route(method, list, tenant, rest);
+        }
+        [] => return Err(ApiError::unsupported_path()),
+    };
+    Ok(endpoint)
+}
+
+fn tenant_route(
+    method: &Method,
+    list: bool,
+    tenant: &str,
+    rest: &[&str],
+) -> Result<Endpoint, ApiError> {
+    let get = *method == Method::GET && !list;
+    let post = matches!(*method, Method::POST | Method::PUT);
+    let delete = *method == Method::DELETE;
+    let tenant = tenant.to_owned();
+    let action = match rest {
+        ["keys"] if list => return Ok(Endpoint::ListKeys { tenant }),
+        ["keys", _] if post => KeyAction::Create,
+        ["keys", _] if get => KeyAction::Read,
+        ["keys", _] if delete => KeyAction::Delete,
+        ["keys", _, "config"] if post => KeyAction::Configure,
+        ["keys", _, "rotate"] if post => KeyAction::Rotate,
+        ["keys", _, "trim"] if post => KeyAction::Trim,
+        ["encrypt", _] if post => KeyAction::Encrypt,
+        ["decrypt", _] if post => KeyAction::Decrypt,
+        ["rewrap", _] if post => KeyAction::Rewrap,
+        ["datakey", form, _] if post => KeyAction::DataKey(datakey::Form::parse(form)?),
+        ["hmac", _] if post => KeyAction::Hmac(None),
+        ["hmac", _, algorithm] if post => KeyAction::Hmac(Some((*algorithm).to_owned())),
+        ["verify", _] if post => KeyAction::Verify(None),
+        ["verify", _, algorithm] if post => KeyAction::Verify(Some((*algorithm).to_owned())),
+        ["export", kind, _] if get => KeyAction::Export {
+            kind: (*kind).to_owned(),
+            version: None,
+        },
+        ["export", kind, _, version] if get => KeyAction::Export {
+            kind: (*kind).to_owned(),
+            version: Some((*version).to_owned()),
+        },
+        ["keys"]
+        | ["keys", _]
+        | ["keys", _, "config" | "rotate" | "trim"]
+        | ["encrypt" | "decrypt" | "rewrap", _]
+        | ["datakey", _, _]
+        | ["hmac" | "verify", _]
+        | ["hmac" | "verify", _, _]
+        | ["export", _, _]
+        | ["export", _, _, _] => return Err(ApiError::unsupported_operation()),
+        _ => return Err(ApiError::unsupported_path()),
+    };
+    let key = match rest {
+        ["keys", key, ..] | [_, key] | ["hmac" | "verify", key, _] => *key,
+        ["datakey" | "export", _, key] | ["export", _, key, _] => *key,
+        _ => unreachable!("every routed shape names a key"),
+    };
+    crate::keys::validate_key_name(key).map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid key name `{}`",
+            key.chars().take(64).collect::<String>()
+        ))
+    })?;
+    Ok(Endpoint::Key {
+        tenant,
+        key: key.to_owned(),
+        action,
+    })
+}
+
+/// Deny by default: every endpoint but health and seal status needs a policy grant.
+fn authorize(state: &ApiState, caller: &Caller, endpoint: &Endpoint) -> Result<(), ApiError> {
+    let Some(operation) = endpoint.operation() else {
+        return Ok(());
+    };
+    let policies = state.policies.current();
+    let request = AccessRequest {
+        principal: &caller.principal,
+        operation,
+        tenant: endpoint.tenant(),
+        key: endpoint.key(),
+        source: Some(caller.address.ip()),
+    };
+    match policies.authorize(&request) {
+        Decision::Allow(_) => Ok(()),
+        Decision::Deny(reason) => {
+            let why = match reason {
+                DenyReason::SourceNotAllowed { .. } => "not from this address",
+                DenyReason::NoMatchingRule | DenyReason::IncompleteRequest => "no policy grants it",
+            };
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "permission denied: {} may not `{operation}` on {}: {why}",
+                    caller.principal,
+                    describe_target(endpoint.tenant(), endpoint.key())
+                ),
+            ))
+        }
+    }
+}
+
+fn describe_target(tenant: Option<&str>, key: Option<&str>) -> String {
+    match (tenant, key) {
+        (Some(t), Some(k)) => format!("{t}/{k}"),
+        (Some(t), None) => format!("tenant {t}"),
+        _ => "the vault".to_owned(),
+    }
+}
+
+fn may(state: &ApiState, caller: &Caller, operation: Operation, tenant: &str, key: &str) -> bool {
+    let request = AccessRequest {
+        principal: &caller.principal,
+        operation,
+        tenant: Some(tenant),
+        key: Some(key),
+        source: Some(caller.address.ip()),
+    };
+    matches!(
+        state.policies.current().authorize(&request),
+        Decision::Allow(_)
+    )
+}
+
+async fn read_body(
+    body: Incoming,
+    length: Option<&HeaderValue>,
+    limits: &Limits,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body is larger than the limit of {} bytes (limits.max_body_bytes)",
+                limits.max_body_bytes
+            ),
+        )
+    };
+    if length
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limits.max_body_bytes)
+    {
+        return Err(too_large());
+    }
+    let limited = Limited::new(body, limits.max_body_bytes);
+    match tokio::time::timeout(
+        Duration::from_secs(limits.body_read_timeout),
+        limited.collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::bad_request("request body could not be read")),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {}s (limits.body_read_timeout)",
+                limits.body_read_timeout
+            ),
+        )),
+    }
+}
+
+fn dispatch(
+    state: &ApiState,
+    caller: &Caller,
+    endpoint: &Endpoint,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let vault = &state.vault;
+    match endpoint {
+        Endpoint::Health => sys_health::health(vault, query, SystemClock.now()),
+        Endpoint::SealStatus => sys_health::seal_status(vault),
+        Endpoint::InitStatus => sys_health::init_status(vault),
+        Endpoint::ListTenants => sys_tenants::list(vault),
+        Endpoint::CreateTenant(name) => sys_tenants::create(vault, name, body),
+        Endpoint::ReadTenant(name) => sys_tenants::read(vault, name),
+        Endpoint::ShredTenant(name) => sys_tenants::shred(vault, name),
+        Endpoint::RotateTenantKek(name) => sys_tenants::rotate_kek(vault, name),
+        Endpoint::ListKeys { tenant } => keys::list(&TenantCtx { vault, tenant }),
+        Endpoint::Key {
+            tenant,
+            key,
+            action,
+        } => {
+            let may_create = || may(state, caller, Operation::CreateKey, tenant, key);
+            let ctx = KeyCtx {
+                vault,
+                tenant,
+                key,
+                limits: &state.limits,
+                may_create: &may_create,
+            };
+            match action {
+                KeyAction::Create => keys::create(&ctx, body),
+                KeyAction::Read => keys::read(&ctx),
+                KeyAction::Delete => keys::delete(&ctx),
+                KeyAction::Configure => key_config::handle(&ctx, body),
+                KeyAction::Rotate => rotate::handle(&ctx),
+                KeyAction::Trim => trim::handle(&ctx, body),
+                KeyAction::Encrypt => encrypt::handle(&ctx, body),
+                KeyAction::Decrypt => decrypt::handle(&ctx, body),
+                KeyAction::Rewrap => rewrap::handle(&ctx, body),
+                KeyAction::DataKey(form) => datakey::handle(&ctx, *form, body),
+                KeyAction::Hmac(algorithm) => hmac::hmac(&ctx, algorithm.as_deref(), body),
+                KeyAction::Verify(algorithm) => hmac::verify(&ctx, algorithm.as_deref(), body),
+                KeyAction::Export { kind, version } => {
+                    export::handle(&ctx, kind, version.as_deref())
+                }
+            }
+        }
+    }
+}
+
+fn respond(
+    result: Result<Reply, ApiError>,
+    request_id: &str,
+    mount_type: &str,
+    head: bool,
+) -> Response<Full<Bytes>> {
+    let (status, body, retry_after) = match result {
+        Ok(reply) => (reply.status, reply.into_bytes(request_id, mount_type), None),
+        Err(error) => (error.status, error.body(), error.retry_after),
+    };
+    let mut response = Response::new(Full::new(if head {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    }));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    // Exactly `application/json`: hvac reads error messages only then.
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", id);
+    }
+    if let Some(seconds) = retry_after {
+        headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Runs storage work (which may fsync) off the async worker when on a multi-threaded runtime.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+fn check_batch(items: usize, limits: &Limits) -> Result<(), ApiError> {
+    if items == 0 {
+        return Err(ApiError::bad_request("missing batch input to process"));
+    }
+    if items > limits.max_batch_items {
+        return Err(ApiError::bad_request(format!(
+            "batch_input has {items} items, more than the limit of {} (limits.max_batch_items)",
+            limits.max_batch_items
+        )));
+    }
+    Ok(())
+}
+
+/// Tresor derives nonces itself (random, or from the message for convergent keys); a caller's
+/// nonce is refused rather than ignored.
+fn refuse_nonce(nonce: Option<&str>) -> Result<(), ApiError> {
+    match nonce {
+        Some(n) if !n.is_empty() => Err(ApiError::bad_request(
+            "provided nonce not allowed for this key: Tresor chooses nonces itself (convergent keys derive them from the input)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn partial_failure_code(code: Option<params::Int>) -> Result<Option<u16>, ApiError> {
+    match code {
+        None => Ok(None),
+        Some(params::Int(c)) if (1..=599).contains(&c) => Ok(Some(c as u16)),
+        Some(params::Int(c)) => Err(ApiError::bad_request(format!(
+            "invalid partial_failure_response_code {c}: use 1 to 599"
+        ))),
+    }
+}
+
+/// The version in `tresor:v<N>:…` (0 if the text is not of that form).
+fn version_of(text: &str) -> u32 {
+    text.strip_prefix("tresor:v")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn query_flag(query: Option<&str>, name: &str) -> bool {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .any(|pair| match pair.split_once('=') {
+            Some((k, v)) => k == name && matches!(v, "true" | "1" | "t"),
+            None => false,
+        })
+}
+
+fn new_request_id() -> String {
+    let b: [u8; 16] = crate::crypto::random_array();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> Method {
+        Method::from_bytes(b"LIST").unwrap()
+    }
+
+    #[test]
+    fn routes_like_vault() {
+        let key = |action| Endpoint::Key {
+            tenant: "payments".into(),
+            key: "card".into(),
+            action,
+        };
+        assert_eq!(
+            route(&Method::POST, "/v1/payments/encrypt/card", None),
+            Ok(key(KeyAction::Encrypt))
+        );
+        assert_eq!(
+            route(&Method::PUT, "/v1/payments/decrypt/card", None),
+            Ok(key(KeyAction::Decrypt))
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/payments/keys/card", None),
+            Ok(key(KeyAction::Read))
+        );
+        assert_eq!(
+            route(&list(), "/v1/payments/keys", None),
+            Ok(Endpoint::ListKeys {
+                tenant: "payments".into()
+            })
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/payments/keys/", Some("list=true")),
+            Ok(Endpoint::ListKeys {
+                tenant: "payments".into()
+            })
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/payments/hmac/card/sha2-512", None),
+            Ok(key(KeyAction::Hmac(Some("sha2-512".into()))))
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/payments/datakey/wrapped/card", None),
+            Ok(key(KeyAction::DataKey(datakey::Form::Wrapped)))
+        );
+        assert_eq!(
+            route(&Method::HEAD, "/v1/sys/health", None),
+            Ok(Endpoint::Health)
+        );
+    }
+
+    #[test]
+    fn vault_refusals() {
+        assert_eq!(
+            route(&Method::DELETE, "/v1/payments/encrypt/card", None)
+                .unwrap_err()
+                .status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/payments/nope/card", None)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            route(&Method::POST, "/v2/payments/encrypt/card", None)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/Payments/encrypt/card", None)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/payments/encrypt/bad%2Fname", None)
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/payments//card", None)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/payments/datakey/both/card", None)
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/audit/encrypt/card", None)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn request_ids_look_like_uuids() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(id, new_request_id());
+    }
+
+    #[test]
+    fn version_of_ciphertexts() {
+        assert_eq!(version_of("tresor:v12:abc"), 12);
+        assert_eq!(version_of("vault:v1:abc"), 0);
+    }
+}

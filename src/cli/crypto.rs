@@ -1,0 +1,237 @@
+//! `tresor encrypt|decrypt|rewrap|datakey|hmac TENANT/KEY`.
+//!
+//! Inputs come from the argument or, when it is absent, from stdin (raw bytes; a trailing
+//! newline from a terminal is kept, pipe with `printf` to avoid it). Decrypted plaintext goes
+//! to stdout as raw bytes in text format, base64 in JSON.
+
+use std::io::{Read, Write};
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use clap::Args;
+use serde_json::json;
+use tresor::client::CryptoOptions;
+
+use super::connection::{ConnectionArgs, tenant_key};
+use super::output::{self, Format};
+
+#[derive(Args)]
+pub(crate) struct Options {
+    /// Derivation context (for derived keys).
+    #[arg(long)]
+    context: Option<String>,
+    /// Associated data bound to the ciphertext (needed again to decrypt).
+    #[arg(long)]
+    associated_data: Option<String>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+impl Options {
+    fn crypto(&self, key_version: Option<u32>) -> CryptoOptions {
+        CryptoOptions {
+            context: self.context.as_ref().map(|c| c.as_bytes().to_vec()),
+            associated_data: self.associated_data.as_ref().map(|a| a.as_bytes().to_vec()),
+            key_version,
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct EncryptArgs {
+    /// TENANT/KEY
+    path: String,
+    /// Plaintext (default: read stdin).
+    plaintext: Option<String>,
+    /// Encrypt with this version instead of the latest.
+    #[arg(long)]
+    key_version: Option<u32>,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Args)]
+pub(crate) struct DecryptArgs {
+    /// TENANT/KEY
+    path: String,
+    /// Ciphertext (default: read stdin).
+    ciphertext: Option<String>,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Args)]
+pub(crate) struct RewrapArgs {
+    /// TENANT/KEY
+    path: String,
+    /// Ciphertext (default: read stdin).
+    ciphertext: Option<String>,
+    /// Rewrap to this version instead of the latest.
+    #[arg(long)]
+    key_version: Option<u32>,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Args)]
+pub(crate) struct DatakeyArgs {
+    /// TENANT/KEY
+    path: String,
+    /// Key length.
+    #[arg(long, default_value_t = 256, value_parser = bits)]
+    bits: u32,
+    /// Return only the wrapped key, not the key itself.
+    #[arg(long)]
+    wrapped: bool,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Args)]
+pub(crate) struct HmacArgs {
+    /// TENANT/KEY
+    path: String,
+    /// Input (default: read stdin).
+    input: Option<String>,
+    /// sha2-224, sha2-256 (default), sha2-384 or sha2-512.
+    #[arg(long)]
+    algorithm: Option<String>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+fn bits(text: &str) -> Result<u32, String> {
+    match text {
+        "128" | "256" | "512" => Ok(text.parse().expect("digits")),
+        _ => Err("use 128, 256 or 512".to_owned()),
+    }
+}
+
+fn input(argument: Option<String>) -> anyhow::Result<Vec<u8>> {
+    match argument {
+        Some(text) => Ok(text.into_bytes()),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading stdin")?;
+            Ok(bytes)
+        }
+    }
+}
+
+fn text_input(argument: Option<String>) -> anyhow::Result<String> {
+    let bytes = input(argument)?;
+    Ok(String::from_utf8(bytes)
+        .context("input is not UTF-8")?
+        .trim()
+        .to_owned())
+}
+
+pub(crate) async fn encrypt(args: EncryptArgs) -> anyhow::Result<()> {
+    let (tenant, key) = tenant_key(&args.path)?;
+    let plaintext = zeroize::Zeroizing::new(input(args.plaintext)?);
+    let sealed = args
+        .options
+        .connection
+        .client()?
+        .encrypt(
+            tenant,
+            key,
+            &plaintext,
+            &args.options.crypto(args.key_version),
+        )
+        .await?;
+    output::print(args.options.format, &sealed, |s| s.ciphertext.clone())
+}
+
+pub(crate) async fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
+    let (tenant, key) = tenant_key(&args.path)?;
+    let ciphertext = text_input(args.ciphertext)?;
+    let plaintext = args
+        .options
+        .connection
+        .client()?
+        .decrypt(tenant, key, &ciphertext, &args.options.crypto(None))
+        .await?;
+    match args.options.format {
+        Format::Json => output::print(
+            Format::Json,
+            &json!({ "plaintext": STANDARD.encode(plaintext.as_slice()) }),
+            |_| String::new(),
+        ),
+        Format::Text => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&plaintext)?;
+            if std::io::IsTerminal::is_terminal(&stdout) && !plaintext.ends_with(b"\n") {
+                stdout.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(crate) async fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
+    let (tenant, key) = tenant_key(&args.path)?;
+    let ciphertext = text_input(args.ciphertext)?;
+    let sealed = args
+        .options
+        .connection
+        .client()?
+        .rewrap(
+            tenant,
+            key,
+            &ciphertext,
+            &args.options.crypto(args.key_version),
+        )
+        .await?;
+    output::print(args.options.format, &sealed, |s| s.ciphertext.clone())
+}
+
+pub(crate) async fn datakey(args: DatakeyArgs) -> anyhow::Result<()> {
+    let (tenant, key) = tenant_key(&args.path)?;
+    let data = args
+        .options
+        .connection
+        .client()?
+        .datakey(
+            tenant,
+            key,
+            args.bits,
+            !args.wrapped,
+            &args.options.crypto(None),
+        )
+        .await?;
+    let value = json!({
+        "ciphertext": data.ciphertext,
+        "key_version": data.key_version,
+        "plaintext": data.plaintext.as_ref().map(|p| p.as_str()),
+    });
+    output::print(args.options.format, &value, |v| {
+        match v["plaintext"].as_str() {
+            Some(plaintext) => format!(
+                "ciphertext: {}\nplaintext: {plaintext}",
+                v["ciphertext"].as_str().unwrap_or("")
+            ),
+            None => v["ciphertext"].as_str().unwrap_or("").to_owned(),
+        }
+    })
+}
+
+pub(crate) async fn hmac(args: HmacArgs) -> anyhow::Result<()> {
+    let (tenant, key) = tenant_key(&args.path)?;
+    let data = input(args.input)?;
+    let token = args
+        .connection
+        .client()?
+        .hmac(tenant, key, &data, args.algorithm.as_deref())
+        .await?;
+    output::print(args.format, &json!({ "hmac": token }), |v| {
+        v["hmac"].as_str().unwrap_or("").to_owned()
+    })
+}

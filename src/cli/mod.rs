@@ -1,0 +1,122 @@
+//! Command-line interface (DESIGN.md §10). One binary: `tresor server` and `tresor dev` run the
+//! vault; every other command is a client of a running vault (or, for `policy`, a local tool).
+//! Errors print one line on stderr and exit non-zero; `--format json` gives scripts JSON.
+
+mod connection;
+mod crypto;
+mod dev;
+mod key;
+mod output;
+mod policy;
+mod tenant;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use self::connection::ConnectionArgs;
+use self::output::Format;
+
+/// Tresor: a key vault with per-tenant envelope encryption over mutual TLS.
+#[derive(Parser)]
+#[command(name = "tresor", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local vault for development: dev CA and certificates, a custodian, tenant `dev`.
+    Dev(dev::DevArgs),
+    /// Run the vault service.
+    Server {
+        /// Configuration file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: std::path::PathBuf,
+    },
+    /// Seal state, version and environment of a running vault.
+    Status {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Manage keys.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Encrypt a plaintext (argument or stdin).
+    Encrypt(crypto::EncryptArgs),
+    /// Decrypt a ciphertext (argument or stdin); the plaintext goes to stdout.
+    Decrypt(crypto::DecryptArgs),
+    /// Re-encrypt a ciphertext under the key's latest version.
+    Rewrap(crypto::RewrapArgs),
+    /// Generate a data key wrapped under a key.
+    Datakey(crypto::DatakeyArgs),
+    /// Compute an HMAC token (a stable pseudonym) of an input.
+    Hmac(crypto::HmacArgs),
+    /// Validate and explain policy files.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+/// Parses the command line, runs the command, and turns any error into one line on stderr.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(error: anyhow::Error) -> ExitCode {
+    let message = format!("{error:#}").replace('\n', " ");
+    eprintln!("tresor: error: {message}");
+    ExitCode::FAILURE
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Server { config } => {
+            let config = tresor::config::Config::load(&config)?;
+            output::init_logging(&config.log.level, config.log.format);
+            tresor::server::run(config).await?;
+            Ok(())
+        }
+        Command::Status { connection, format } => {
+            let client = connection.client()?;
+            let status = client.seal_status().await?;
+            output::print(format, &status, |s| {
+                format!(
+                    "initialized: {}\nsealed: {}\nenvironment: {}\nversion: {}\nshares: {} of {}\nsubmitted: {}",
+                    s["initialized"],
+                    s["sealed"],
+                    s["environment"].as_str().unwrap_or(""),
+                    s["version"].as_str().unwrap_or(""),
+                    s["t"],
+                    s["n"],
+                    s["submitted"].as_array().map(|a| a.len()).unwrap_or(0)
+                )
+            })
+        }
+        Command::Tenant(command) => tenant::run(command).await,
+        Command::Key(command) => key::run(command).await,
+        Command::Encrypt(args) => crypto::encrypt(args).await,
+        Command::Decrypt(args) => crypto::decrypt(args).await,
+        Command::Rewrap(args) => crypto::rewrap(args).await,
+        Command::Datakey(args) => crypto::datakey(args).await,
+        Command::Hmac(args) => crypto::hmac(args).await,
+        Command::Policy(command) => policy::run(command),
+    }
+}

@@ -1,0 +1,37 @@
+//! Output for people (`text`) and for scripts (`json`), and log set-up.
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
+
+/// Prints `value` as JSON, or through `text` for people.
+pub(crate) fn print<T: Serialize>(
+    format: Format,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Text => println!("{}", text(value)),
+    }
+    Ok(())
+}
+
+/// Logs to stderr at `level`, as text or JSON lines. `RUST_LOG` overrides the level.
+pub(crate) fn init_logging(level: &str, format: tresor::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,rustls=warn,sled=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        tresor::config::LogFormat::Json => builder.json().try_init(),
+        tresor::config::LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,131 @@
+//! `tresor tenant create|list|show|rotate-kek|shred`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use tresor::{CustodianPublicKey, TenantInfo};
+
+use super::connection::ConnectionArgs;
+use super::output::{self, Format};
+
+#[derive(Subcommand)]
+pub(crate) enum TenantCommand {
+    /// Create a tenant at protection level 1, 2 (default) or 3.
+    Create {
+        name: String,
+        /// Protection level: 1 barrier only, 2 tenant KEK, 3 tenant custody.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
+        level: u8,
+        /// Level 3: a custodian's public key file (repeat for several).
+        #[arg(long = "custodian", value_name = "FILE.pub")]
+        custodians: Vec<PathBuf>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Describe a tenant.
+    Show {
+        name: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Rotate a tenant's key-encryption key (no ciphertext changes).
+    RotateKek {
+        name: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Destroy a tenant and every key in it. Irreversible.
+    Shred {
+        name: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Create {
+            name,
+            level,
+            custodians,
+            connection,
+            format,
+        } => {
+            let custodians = custodians
+                .iter()
+                .map(|path| {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("{}", path.display()))?;
+                    CustodianPublicKey::from_json(&text)
+                        .with_context(|| format!("{}", path.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let info = connection
+                .client()?
+                .create_tenant(&name, level, &custodians)
+                .await?;
+            output::print(format, &info, describe)
+        }
+        TenantCommand::List { connection, format } => {
+            let tenants = connection.client()?.list_tenants().await?;
+            output::print(format, &tenants, |t| t.join("\n"))
+        }
+        TenantCommand::Show {
+            name,
+            connection,
+            format,
+        } => {
+            let info = connection.client()?.tenant(&name).await?;
+            output::print(format, &info, describe)
+        }
+        TenantCommand::RotateKek {
+            name,
+            connection,
+            format,
+        } => {
+            let info = connection.client()?.rotate_tenant_kek(&name).await?;
+            output::print(format, &info, describe)
+        }
+        TenantCommand::Shred {
+            name,
+            connection,
+            format,
+        } => {
+            connection.client()?.shred_tenant(&name).await?;
+            output::print(format, &serde_json::json!({ "shredded": name }), |_| {
+                format!("tenant `{name}` shredded")
+            })
+        }
+    }
+}
+
+fn describe(info: &TenantInfo) -> String {
+    let mut text = format!(
+        "tenant: {}\nlevel: {}\nkek version: {}\nkeys: {}",
+        info.name, info.level, info.kek_version, info.keys
+    );
+    if info.level == 3 {
+        text.push_str(&format!(
+            "\nlocked: {}\ncustodians: {}",
+            info.locked,
+            info.custodians.join(", ")
+        ));
+    }
+    text
+}

@@ -1,0 +1,646 @@
+//! A typed async client for a Tresor server, over mutual TLS. The CLI and the load tool use it;
+//! services written in Rust can too.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), tresor::client::ClientError> {
+//! use tresor::client::{Client, ClientSettings, CryptoOptions};
+//! let client = Client::new(&ClientSettings {
+//!     addr: "https://127.0.0.1:8200".into(),
+//!     ca_cert: "ca.pem".into(),
+//!     client_cert: "client.pem".into(),
+//!     client_key: "client-key.pem".into(),
+//! })?;
+//! let sealed = client.encrypt("payments", "card-pan", b"4111 1111 1111 1111", &CryptoOptions::default()).await?;
+//! let opened = client.decrypt("payments", "card-pan", &sealed.ciphertext, &CryptoOptions::default()).await?;
+//! assert_eq!(opened.as_slice(), b"4111 1111 1111 1111");
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::tls::{self, TlsError};
+use crate::{CustodianPublicKey, KeyConfigUpdate, TenantInfo};
+
+/// Where the server is and which files identify this client.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// `https://host:port`.
+    pub addr: String,
+    /// CA certificate that issued the server's certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// This client's certificate (PEM).
+    pub client_cert: PathBuf,
+    /// This client's private key (PEM).
+    pub client_key: PathBuf,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The settings cannot be used.
+    #[error("{0}")]
+    Settings(String),
+    /// TLS files are unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach {addr}: {message}")]
+    Connect {
+        /// The server address.
+        addr: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server refused the request.
+    #[error("server answered {status}: {}", if errors.is_empty() { "(no message)".to_owned() } else { errors.join("; ") })]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The server's messages.
+        errors: Vec<String>,
+    },
+    /// The server's answer is not what this client expects.
+    #[error("unexpected response from the server: {0}")]
+    Decode(String),
+}
+
+/// Context, associated data and version for one cryptographic call.
+#[derive(Debug, Clone, Default)]
+pub struct CryptoOptions {
+    /// Derivation context (derived keys only).
+    pub context: Option<Vec<u8>>,
+    /// Associated data bound to the ciphertext.
+    pub associated_data: Option<Vec<u8>>,
+    /// Key version to encrypt with (default latest).
+    pub key_version: Option<u32>,
+}
+
+/// Options for creating a key.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CreateKeyOptions {
+    /// Derive a key per context.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub derived: bool,
+    /// Deterministic encryption (needs `derived`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub convergent_encryption: bool,
+    /// Key material may be exported.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exportable: bool,
+    /// Seconds between automatic rotations (0: never).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub auto_rotate_period: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// A ciphertext (or HMAC token) and the key version that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Sealed {
+    /// `tresor:v<N>:…`
+    pub ciphertext: String,
+    /// N.
+    pub key_version: u32,
+}
+
+/// A data key.
+#[derive(Deserialize)]
+pub struct DataKeyResponse {
+    /// The key wrapped under the named key.
+    pub ciphertext: String,
+    /// Version of the wrapping key.
+    pub key_version: u32,
+    /// The key itself, base64 (only for `plaintext` data keys).
+    pub plaintext: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for DataKeyResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKeyResponse")
+            .field("ciphertext", &self.ciphertext)
+            .field("key_version", &self.key_version)
+            .field("plaintext", &self.plaintext.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+/// One result of a batch call: a value or the server's message for that item.
+pub type ItemResult<T> = Result<T, String>;
+
+/// A client for one server. Cheap to clone; connections are pooled and kept alive.
+#[derive(Clone)]
+pub struct Client {
+    http: HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+}
+
+impl Client {
+    /// A client for `settings`.
+    pub fn new(settings: &ClientSettings) -> Result<Client, ClientError> {
+        let base = settings.addr.trim_end_matches('/').to_owned();
+        if !base.starts_with("https://") {
+            return Err(ClientError::Settings(format!(
+                "address `{base}` must start with https:// (Tresor only speaks mutual TLS)"
+            )));
+        }
+        let mut config = tls::load_client_config(
+            &settings.ca_cert,
+            &settings.client_cert,
+            &settings.client_key,
+        )?;
+        // The connector announces the protocols it speaks itself (and refuses a preset list).
+        config.alpn_protocols.clear();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .build();
+        Ok(Client {
+            http: HttpClient::builder(TokioExecutor::new()).build(connector),
+            base,
+        })
+    }
+
+    /// Sends a request and returns status and parsed JSON body (`Null` when empty).
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), ClientError> {
+        let bytes = match body {
+            Some(body) => Bytes::from(serde_json::to_vec(body).expect("JSON serializes")),
+            None => Bytes::new(),
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}/v1/{}", self.base, path.trim_start_matches('/')))
+            .body(Full::new(bytes))
+            .map_err(|e| ClientError::Settings(format!("invalid request: {e}")))?;
+        request
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: self.base.clone(),
+                message: error_chain(&e),
+            })?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: self.base.clone(),
+                message: e.to_string(),
+            })?
+            .to_bytes();
+        let value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| ClientError::Decode(format!("body is not JSON: {e}")))?
+        };
+        Ok((status, value))
+    }
+
+    /// Sends a request; a non-2xx answer becomes [`ClientError::Api`].
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let (status, value) = self.raw(method, path, body).await?;
+        if status.is_success() {
+            return Ok(value);
+        }
+        let errors = value
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            errors,
+        })
+    }
+
+    /// Calls and decodes the envelope's `data`.
+    pub async fn data<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T, ClientError> {
+        let value = self.call(method, path, body).await?;
+        let data = value
+            .get("data")
+            .cloned()
+            .ok_or_else(|| ClientError::Decode("no `data` in the answer".into()))?;
+        serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `sys/seal-status` (not enveloped).
+    pub async fn seal_status(&self) -> Result<Value, ClientError> {
+        self.call(Method::GET, "sys/seal-status", None).await
+    }
+
+    /// `sys/health` with its status code (200, 501, 503) and body.
+    pub async fn health(&self) -> Result<(StatusCode, Value), ClientError> {
+        self.raw(Method::GET, "sys/health", None).await
+    }
+
+    /// Creates a tenant.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        level: u8,
+        custodians: &[CustodianPublicKey],
+    ) -> Result<TenantInfo, ClientError> {
+        let body = json!({ "level": level, "custodians": custodians });
+        self.data(Method::POST, &format!("sys/tenants/{name}"), Some(&body))
+            .await
+    }
+
+    /// Lists tenants.
+    pub async fn list_tenants(&self) -> Result<Vec<String>, ClientError> {
+        let data: Value = self.data(list_method(), "sys/tenants", None).await?;
+        keys_of(&data)
+    }
+
+    /// Describes a tenant.
+    pub async fn tenant(&self, name: &str) -> Result<TenantInfo, ClientError> {
+        self.data(Method::GET, &format!("sys/tenants/{name}"), None)
+            .await
+    }
+
+    /// Rotates a tenant's KEK.
+    pub async fn rotate_tenant_kek(&self, name: &str) -> Result<TenantInfo, ClientError> {
+        self.data(
+            Method::POST,
+            &format!("sys/tenants/{name}/rotate-kek"),
+            None,
+        )
+        .await
+    }
+
+    /// Shreds a tenant.
+    pub async fn shred_tenant(&self, name: &str) -> Result<(), ClientError> {
+        self.call(Method::DELETE, &format!("sys/tenants/{name}"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Creates a key; returns Vault's key description.
+    pub async fn create_key(
+        &self,
+        tenant: &str,
+        key: &str,
+        options: &CreateKeyOptions,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::to_value(options).expect("serializes");
+        self.data(Method::POST, &format!("{tenant}/keys/{key}"), Some(&body))
+            .await
+    }
+
+    /// Vault's key description.
+    pub async fn read_key(&self, tenant: &str, key: &str) -> Result<Value, ClientError> {
+        self.data(Method::GET, &format!("{tenant}/keys/{key}"), None)
+            .await
+    }
+
+    /// Key names of a tenant (empty when it has none).
+    pub async fn list_keys(&self, tenant: &str) -> Result<Vec<String>, ClientError> {
+        match self
+            .data::<Value>(list_method(), &format!("{tenant}/keys"), None)
+            .await
+        {
+            Ok(data) => keys_of(&data),
+            Err(ClientError::Api {
+                status: 404,
+                errors,
+            }) if errors.is_empty() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rotates a key.
+    pub async fn rotate_key(&self, tenant: &str, key: &str) -> Result<Value, ClientError> {
+        self.data(Method::POST, &format!("{tenant}/keys/{key}/rotate"), None)
+            .await
+    }
+
+    /// Changes a key's configuration.
+    pub async fn configure_key(
+        &self,
+        tenant: &str,
+        key: &str,
+        update: &KeyConfigUpdate,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::to_value(update).expect("serializes");
+        self.data(
+            Method::POST,
+            &format!("{tenant}/keys/{key}/config"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Destroys versions below `min_available_version`.
+    pub async fn trim_key(
+        &self,
+        tenant: &str,
+        key: &str,
+        min_available_version: u32,
+    ) -> Result<Value, ClientError> {
+        let body = json!({ "min_available_version": min_available_version });
+        self.data(
+            Method::POST,
+            &format!("{tenant}/keys/{key}/trim"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Deletes a key.
+    pub async fn delete_key(&self, tenant: &str, key: &str) -> Result<(), ClientError> {
+        self.call(Method::DELETE, &format!("{tenant}/keys/{key}"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Encrypts one plaintext.
+    pub async fn encrypt(
+        &self,
+        tenant: &str,
+        key: &str,
+        plaintext: &[u8],
+        options: &CryptoOptions,
+    ) -> Result<Sealed, ClientError> {
+        let mut body = options_json(options);
+        body["plaintext"] = Value::String(STANDARD.encode(plaintext));
+        self.data(
+            Method::POST,
+            &format!("{tenant}/encrypt/{key}"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Encrypts many plaintexts with the same options; one result per item, in order.
+    pub async fn encrypt_batch(
+        &self,
+        tenant: &str,
+        key: &str,
+        plaintexts: &[&[u8]],
+        options: &CryptoOptions,
+    ) -> Result<Vec<ItemResult<Sealed>>, ClientError> {
+        let items: Vec<Value> = plaintexts
+            .iter()
+            .map(|p| {
+                let mut item = options_json(options);
+                item["plaintext"] = Value::String(STANDARD.encode(p));
+                item
+            })
+            .collect();
+        let results = self
+            .batch(&format!("{tenant}/encrypt/{key}"), items)
+            .await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string())))
+            .collect())
+    }
+
+    /// Decrypts one ciphertext.
+    pub async fn decrypt(
+        &self,
+        tenant: &str,
+        key: &str,
+        ciphertext: &str,
+        options: &CryptoOptions,
+    ) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+        let mut body = options_json(options);
+        body["ciphertext"] = Value::String(ciphertext.to_owned());
+        let data: Value = self
+            .data(
+                Method::POST,
+                &format!("{tenant}/decrypt/{key}"),
+                Some(&body),
+            )
+            .await?;
+        decode_plaintext(&data).map_err(ClientError::Decode)
+    }
+
+    /// Decrypts many ciphertexts with the same options; one result per item, in order.
+    pub async fn decrypt_batch(
+        &self,
+        tenant: &str,
+        key: &str,
+        ciphertexts: &[&str],
+        options: &CryptoOptions,
+    ) -> Result<Vec<ItemResult<Zeroizing<Vec<u8>>>>, ClientError> {
+        let items = ciphertexts
+            .iter()
+            .map(|c| {
+                let mut item = options_json(options);
+                item["ciphertext"] = Value::String((*c).to_owned());
+                item
+            })
+            .collect();
+        let results = self
+            .batch(&format!("{tenant}/decrypt/{key}"), items)
+            .await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.and_then(|v| decode_plaintext(&v)))
+            .collect())
+    }
+
+    /// Re-encrypts a ciphertext under the latest (or `options.key_version`) version.
+    pub async fn rewrap(
+        &self,
+        tenant: &str,
+        key: &str,
+        ciphertext: &str,
+        options: &CryptoOptions,
+    ) -> Result<Sealed, ClientError> {
+        let mut body = options_json(options);
+        body["ciphertext"] = Value::String(ciphertext.to_owned());
+        self.data(Method::POST, &format!("{tenant}/rewrap/{key}"), Some(&body))
+            .await
+    }
+
+    /// A fresh data key of `bits` bits; with `plaintext` the key itself is returned too.
+    pub async fn datakey(
+        &self,
+        tenant: &str,
+        key: &str,
+        bits: u32,
+        plaintext: bool,
+        options: &CryptoOptions,
+    ) -> Result<DataKeyResponse, ClientError> {
+        let mut body = options_json(options);
+        body["bits"] = json!(bits);
+        let form = if plaintext { "plaintext" } else { "wrapped" };
+        self.data(
+            Method::POST,
+            &format!("{tenant}/datakey/{form}/{key}"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// HMAC token of `input`.
+    pub async fn hmac(
+        &self,
+        tenant: &str,
+        key: &str,
+        input: &[u8],
+        algorithm: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let mut body = json!({ "input": STANDARD.encode(input) });
+        if let Some(algorithm) = algorithm {
+            body["algorithm"] = json!(algorithm);
+        }
+        let data: Value = self
+            .data(Method::POST, &format!("{tenant}/hmac/{key}"), Some(&body))
+            .await?;
+        data.get("hmac")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Decode("no `hmac` in the answer".into()))
+    }
+
+    /// Whether `token` is the HMAC of `input`.
+    pub async fn verify_hmac(
+        &self,
+        tenant: &str,
+        key: &str,
+        input: &[u8],
+        token: &str,
+        algorithm: Option<&str>,
+    ) -> Result<bool, ClientError> {
+        let mut body = json!({ "input": STANDARD.encode(input), "hmac": token });
+        if let Some(algorithm) = algorithm {
+            body["algorithm"] = json!(algorithm);
+        }
+        let data: Value = self
+            .data(Method::POST, &format!("{tenant}/verify/{key}"), Some(&body))
+            .await?;
+        data.get("valid")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| ClientError::Decode("no `valid` in the answer".into()))
+    }
+
+    async fn batch(
+        &self,
+        path: &str,
+        items: Vec<Value>,
+    ) -> Result<Vec<ItemResult<Value>>, ClientError> {
+        let body = json!({ "batch_input": items });
+        let (status, value) = self.raw(Method::POST, path, Some(&body)).await?;
+        let Some(results) = value
+            .pointer("/data/batch_results")
+            .and_then(Value::as_array)
+        else {
+            let errors = value
+                .get("errors")
+                .and_then(Value::as_array)
+                .map(|e| {
+                    e.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                errors,
+            });
+        };
+        Ok(results
+            .iter()
+            .map(|item| match item.get("error").and_then(Value::as_str) {
+                Some(error) if !error.is_empty() => Err(error.to_owned()),
+                _ => Ok(item.clone()),
+            })
+            .collect())
+    }
+}
+
+fn list_method() -> Method {
+    Method::from_bytes(b"LIST").expect("LIST is a valid method token")
+}
+
+fn keys_of(data: &Value) -> Result<Vec<String>, ClientError> {
+    serde_json::from_value(
+        data.get("keys")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new())),
+    )
+    .map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+fn options_json(options: &CryptoOptions) -> Value {
+    let mut body = json!({});
+    if let Some(context) = &options.context {
+        body["context"] = Value::String(STANDARD.encode(context));
+    }
+    if let Some(ad) = &options.associated_data {
+        body["associated_data"] = Value::String(STANDARD.encode(ad));
+    }
+    if let Some(version) = options.key_version {
+        body["key_version"] = json!(version);
+    }
+    body
+}
+
+fn decode_plaintext(data: &Value) -> Result<Zeroizing<Vec<u8>>, String> {
+    let text = data
+        .get("plaintext")
+        .and_then(Value::as_str)
+        .ok_or("no `plaintext` in the answer")?;
+    STANDARD
+        .decode(text)
+        .map(Zeroizing::new)
+        .map_err(|_| "plaintext is not base64".to_owned())
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        source = e.source();
+    }
+    message
+}

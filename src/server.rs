@@ -1,0 +1,444 @@
+//! The service: a TCP listener, the TLS handshake (client certificate required), HTTP/1.1 and
+//! HTTP/2 on tokio + hyper, and the API behind it.
+//!
+//! Every limit that lets one client hold resources is bounded: connections (refused beyond
+//! `max_connections`), the handshake, the time to send headers and body, idle keep-alive time,
+//! and the body size. A reload (SIGHUP) swaps the TLS configuration and the policy set for new
+//! connections and requests without touching open ones; shutdown stops accepting, lets
+//! in-flight requests finish, then seals the vault so every key is zeroized.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::api::{ApiState, Caller};
+use crate::config::Config;
+use crate::policy::{PolicyError, PolicyHandle};
+use crate::tls::{self, ServerTls, ServerTlsFiles, TlsError};
+use crate::{Error, SledStore, Vault, VaultOptions};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// TLS files are missing or invalid.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The policy set is invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The vault could not be opened.
+    #[error(transparent)]
+    Vault(#[from] Error),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The configured address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What a reload changed, and what it refused (the old setting then stays in force).
+#[derive(Debug)]
+pub struct ReloadReport {
+    /// Server certificate, key, client CA and CRLs.
+    pub tls: Result<(), TlsError>,
+    /// Policy files.
+    pub policies: Result<(), PolicyError>,
+}
+
+/// Counters the server keeps about connections (exported as metrics).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
+    refused_connections: AtomicU64,
+    open_connections: AtomicUsize,
+}
+
+impl ServerStats {
+    /// Failed TLS handshakes by reason (`no_client_certificate`, `unknown_ca`, `timeout`, …).
+    pub fn handshake_failures(&self) -> BTreeMap<&'static str, u64> {
+        self.handshake_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Connections closed at once because `max_connections` were open.
+    pub fn refused_connections(&self) -> u64 {
+        self.refused_connections.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
+    fn handshake_failed(&self, reason: &'static str) {
+        *self
+            .handshake_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+}
+
+struct Shared {
+    api: Arc<ApiState>,
+    tls: ServerTls,
+    config: Config,
+    stats: ServerStats,
+    connections: Arc<Semaphore>,
+}
+
+/// A running server.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    accept_loop: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The vault being served.
+    pub fn vault(&self) -> &Vault {
+        &self.shared.api.vault
+    }
+
+    /// Connection counters.
+    pub fn stats(&self) -> &ServerStats {
+        &self.shared.stats
+    }
+
+    /// Re-reads the TLS files and the policy directory (what SIGHUP does). Each part is swapped
+    /// only if it loads; otherwise the old one stays and the report says why.
+    pub fn reload(&self) -> ReloadReport {
+        let tls = self.shared.tls.reload();
+        let policies = self
+            .shared
+            .api
+            .policies
+            .reload(&self.shared.config.policies.dir);
+        ReloadReport { tls, policies }
+    }
+
+    /// Stops accepting, lets open requests finish (up to 30 s), then seals the vault so every
+    /// unwrapped key is dropped and zeroized.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept_loop.await;
+        self.shared.api.vault.seal();
+    }
+}
+
+/// Opens the configured store and vault (sealed).
+pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
+    let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
+    let mut options = VaultOptions::new(config.environment.clone());
+    options.unseal_timeout = config.unseal.timeout;
+    Ok(Vault::open(Arc::new(store), options)?)
+}
+
+/// Binds the listener and starts serving `vault` with `config`.
+pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerError> {
+    let tls = ServerTls::load(&ServerTlsFiles {
+        cert: config.tls.cert.clone(),
+        key: config.tls.key.clone(),
+        client_ca: config.tls.client_ca.clone(),
+        crls: config.tls.crls.clone(),
+    })?;
+    let policies = Arc::new(PolicyHandle::load_dir(&config.policies.dir)?);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            address: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        address: config.listen,
+        source,
+    })?;
+    let shared = Arc::new(Shared {
+        api: Arc::new(ApiState {
+            vault,
+            policies,
+            limits: config.limits.clone(),
+        }),
+        tls,
+        connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+        config,
+        stats: ServerStats::default(),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
+    tracing::info!(address = %local_addr, "listening");
+    Ok(ServerHandle {
+        local_addr,
+        shared,
+        shutdown,
+        accept_loop,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+                    shared.stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer = %peer, limit = shared.config.limits.max_connections, "connection refused: limits.max_connections reached");
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                connections.spawn(serve_connection(stream, peer, shared.clone(), shutdown.clone(), permit));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(Duration::from_secs(30), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections still open after 30 s; closing them");
+        connections.abort_all();
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let limits = &shared.config.limits;
+    let acceptor = shared.tls.acceptor();
+    let tls_stream = match tokio::time::timeout(
+        Duration::from_secs(limits.handshake_timeout),
+        acceptor.accept(stream),
+    )
+    .await
+    {
+        Ok(Ok(tls_stream)) => tls_stream,
+        Ok(Err(e)) => {
+            let reason = tls::classify_handshake_error(&e);
+            shared.stats.handshake_failed(reason);
+            tracing::info!(peer = %peer, reason, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared.stats.handshake_failed("timeout");
+            tracing::info!(peer = %peer, reason = "timeout", "TLS handshake failed");
+            return;
+        }
+    };
+    let principal =
+        match tls::peer_principal(tls_stream.get_ref().1, shared.config.tls.allow_cn_fallback) {
+            Ok(principal) => principal,
+            Err(e) => {
+                shared.stats.handshake_failed("no_principal");
+                tracing::info!(peer = %peer, error = %e, "client certificate names no principal");
+                return;
+            }
+        };
+    shared
+        .stats
+        .open_connections
+        .fetch_add(1, Ordering::Relaxed);
+    let caller = Arc::new(Caller {
+        principal,
+        address: peer,
+    });
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let api = shared.api.clone();
+        let activity = activity.clone();
+        service_fn(move |request| {
+            let api = api.clone();
+            let caller = caller.clone();
+            let busy = activity.begin();
+            async move {
+                let response = crate::api::handle(api, caller, request).await;
+                drop(busy);
+                response
+            }
+        })
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
+    let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
+    tokio::pin!(connection);
+    let idle_timeout = Duration::from_secs(limits.idle_timeout);
+    let mut idle_check = tokio::time::interval(idle_timeout.min(Duration::from_secs(1)));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = idle_check.tick(), if !closing => {
+                if activity.idle_for() >= idle_timeout {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+    shared
+        .stats
+        .open_connections
+        .fetch_sub(1, Ordering::Relaxed);
+}
+
+/// When a connection last did something, so idle keep-alive connections can be closed.
+struct Activity {
+    start: Instant,
+    in_flight: AtomicUsize,
+    last_millis: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_millis: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_millis(self.last_millis.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let now = self.0.start.elapsed().as_millis() as u64;
+        self.0.last_millis.store(now, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `tresor server`: serves until SIGTERM or ctrl-c, reloading on SIGHUP, rotating keys
+/// whose `auto_rotate_period` has passed.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let vault = open_vault(&config)?;
+    let handle = start(config, vault.clone()).await?;
+    let rotation = tokio::spawn(auto_rotate(vault));
+    wait_for_signals(&handle).await;
+    rotation.abort();
+    tracing::info!("shutting down: finishing open requests, then sealing");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Serves until SIGTERM or ctrl-c; SIGHUP reloads.
+pub async fn wait_for_signals(handle: &ServerHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hangup), Ok(mut terminate)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop with ctrl-c");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let report = handle.reload();
+                match report.tls {
+                    Ok(()) => tracing::info!("reloaded TLS certificate, key, client CA and CRLs"),
+                    Err(e) => tracing::error!(error = %e, "TLS reload refused; the previous configuration stays"),
+                }
+                match report.policies {
+                    Ok(()) => tracing::info!("reloaded policies"),
+                    Err(e) => tracing::error!(error = %e, "policy reload refused; the previous policies stay"),
+                }
+            }
+            _ = terminate.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+        }
+    }
+}
+
+/// Rotates due keys once a minute while unsealed.
+pub async fn auto_rotate(vault: Vault) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if vault.is_sealed() {
+            continue;
+        }
+        let v = vault.clone();
+        match tokio::task::spawn_blocking(move || v.rotate_due_keys()).await {
+            Ok(Ok(rotated)) => {
+                for key in rotated {
+                    tracing::info!(tenant = %key.tenant, key = %key.name, version = key.latest_version, "auto-rotated");
+                }
+            }
+            Ok(Err(Error::Sealed)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "auto-rotation failed"),
+            Err(e) => tracing::error!(error = %e, "auto-rotation task panicked"),
+        }
+    }
+}
