@@ -483,7 +483,6 @@ impl Vault {
         }
         *write(&self.inner.state) = Some(Arc::new(Unsealed {
             vault_id: config.vault_id.clone(),
-            root_generation: config.root_generation,
             root,
             barrier,
             tenants: Default::default(),
@@ -522,19 +521,6 @@ impl Vault {
         Ok(SealConfig::load(self.store())?
             .ok_or(Error::NotInitialized)?
             .vault_id)
-    }
-
-    /// The root key and generation of the unsealed vault, for derivations owned by other
-    /// modules (audit key, manifest keys).
-    #[allow(dead_code)]
-    pub(crate) fn with_root<T>(&self, f: impl FnOnce(&SecretKey, &str) -> T) -> Result<T, Error> {
-        let unsealed = self.unsealed()?;
-        Ok(f(&unsealed.root, &unsealed.vault_id))
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn root_generation(&self) -> Result<u32, Error> {
-        Ok(self.unsealed()?.root_generation)
     }
 }
 
