@@ -393,3 +393,235 @@ fn compute_hmac(key: &[u8], algorithm: HmacAlgorithm, input: &[u8]) -> Vec<u8> {
         HmacAlgorithm::Sha2_512 => run::<Hmac<sha2::Sha512>>(key, input),
     }
 }
+
+/// The worked examples of docs/format.md, byte for byte: every value asserted here must appear
+/// verbatim in that file (docs/format_example.py recomputes the same values independently).
+#[cfg(test)]
+mod format_vectors {
+    use super::*;
+    use crate::keys::KeySpec;
+
+    const FORMAT_MD: &str = include_str!("../../docs/format.md");
+
+    /// Asserts that `value` is what the code computes and that docs/format.md shows it.
+    fn documented(computed: &str, value: &str) {
+        assert_eq!(computed, value);
+        assert!(
+            FORMAT_MD.contains(value),
+            "docs/format.md does not show `{value}`"
+        );
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn to_hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn ring(key: &str, spec: KeySpec, version: u32, material: &str) -> KeyRing {
+        KeyRing::new(
+            KeyIdentity {
+                environment: "production".into(),
+                tenant: "payments".into(),
+                name: key.into(),
+            },
+            spec.into_config().unwrap(),
+            version,
+            [(version, SecretKey::from_slice(&hex(material)).unwrap())],
+        )
+    }
+
+    /// [`KeyRing::encrypt`] for a non-derived key, with the nonce given instead of drawn at
+    /// random: the same version choice, AAD and cipher, so the output is reproducible.
+    fn encrypt_with_nonce(
+        ring: &KeyRing,
+        request: &EncryptRequest<'_>,
+        nonce: &[u8; NONCE_LEN],
+    ) -> String {
+        let version = ring.encryption_version(request.key_version).unwrap();
+        let context = ring.context(request.context).unwrap();
+        let aad = ring.aad(
+            version,
+            context,
+            request.associated_data.unwrap_or_default(),
+        );
+        let cipher = ring.versions[&version]
+            .cipher
+            .as_ref()
+            .expect("not derived");
+        let mut payload = Vec::new();
+        cipher.seal_with_nonce_into(nonce, aad.as_slice(), request.plaintext, &mut payload);
+        ciphertext::format(version, &payload)
+    }
+
+    const MATERIAL_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const MATERIAL_B: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+
+    #[test]
+    fn example_a_plain_key_with_associated_data() {
+        let ring = ring("card-pan", KeySpec::default(), 2, MATERIAL_A);
+        let material = SecretKey::from_slice(&hex(MATERIAL_A)).unwrap();
+        documented(
+            &to_hex(&hmac_sha256(&[0; 32], &[material.expose()])),
+            "46bd320605c5a6b6163ab70bc6345b92a5f908e79fe58979c23ebb47d1a5e307",
+        );
+        let info = LengthPrefixed::new().bytes(ENCRYPT_LABEL);
+        documented(
+            &to_hex(info.as_slice()),
+            "00000011747265736f722d656e63727970742d7631",
+        );
+        documented(
+            &to_hex(derive_key(&material, info.as_slice()).expose()),
+            "f24e1997d5da933810cf2221d045e4abef89974d961054680f80e76dacc57b97",
+        );
+        documented(
+            &to_hex(ring.aad(2, b"", b"order-4711").as_slice()),
+            "0000000c747265736f722d63742d76310000000a70726f64756374696f6e000000087061796d656e747300000008636172642d70616e00000002000000000000000a6f726465722d34373131",
+        );
+        let request = EncryptRequest {
+            plaintext: b"4111 1111 1111 1111",
+            associated_data: Some(b"order-4711"),
+            ..Default::default()
+        };
+        let text = encrypt_with_nonce(
+            &ring,
+            &request,
+            &hex("a0a1a2a3a4a5a6a7a8a9aaab").try_into().unwrap(),
+        );
+        documented(
+            &to_hex(&ciphertext::parse(&text).unwrap().1),
+            "a0a1a2a3a4a5a6a7a8a9aaab3a1158c83561a96072d88c717e5c8ab54f2c7ef517d4e5d7dc25d29a822321100e44f0",
+        );
+        documented(
+            &text,
+            "tresor:v2:oKGio6SlpqeoqaqrOhFYyDVhqWBy2IxxflyKtU8sfvUX1OXX3CXSmoIjIRAORPA=",
+        );
+        // The real decryption path accepts the documented ciphertext, and only with its
+        // associated data.
+        let decrypt = |associated_data: Option<&'static [u8]>| {
+            ring.decrypt(&DecryptRequest {
+                ciphertext: &text,
+                context: None,
+                associated_data,
+            })
+        };
+        assert_eq!(
+            decrypt(Some(b"order-4711")).unwrap().as_slice(),
+            b"4111 1111 1111 1111"
+        );
+        assert!(decrypt(None).is_err());
+        // The real encryption path differs only in its random nonce.
+        let random = ring.encrypt(&request).unwrap();
+        assert_eq!(random.len(), text.len());
+        assert!(random.starts_with("tresor:v2:"));
+    }
+
+    #[test]
+    fn hmac_token() {
+        let ring = ring("card-pan", KeySpec::default(), 2, MATERIAL_A);
+        documented(
+            &to_hex(LengthPrefixed::new().bytes(HMAC_LABEL).as_slice()),
+            "0000000e747265736f722d686d61632d7631",
+        );
+        let (_, hmac_key) = ring.export(ExportKind::HmacKey).next().unwrap();
+        documented(
+            &to_hex(hmac_key.expose()),
+            "b998390496453ac5511a3babb66103ddc3b71dea4d6d9c17fb7a01ae45a7eadd",
+        );
+        documented(
+            &to_hex(&hmac_sha256(hmac_key.expose(), &[b"4111 1111 1111 1111"])),
+            "336b599436086f96cdcc2c3e9b5bc6a61256c99d207ba69c3bfed5be49bcb0bc",
+        );
+        let token = ring
+            .hmac(b"4111 1111 1111 1111", HmacAlgorithm::Sha2_256, None)
+            .unwrap();
+        documented(
+            &token,
+            "tresor:v2:M2tZlDYIb5bNzCw+m1vGphJWyZ0ge6acO/7Vvkm8sLw=",
+        );
+        assert!(
+            ring.verify_hmac(b"4111 1111 1111 1111", &token, HmacAlgorithm::Sha2_256)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn example_b_derived_convergent_key() {
+        let spec = KeySpec {
+            derived: true,
+            convergent_encryption: true,
+            ..Default::default()
+        };
+        let ring = ring("customer-email", spec, 1, MATERIAL_B);
+        let material = SecretKey::from_slice(&hex(MATERIAL_B)).unwrap();
+        documented(
+            &to_hex(&hmac_sha256(&[0; 32], &[material.expose()])),
+            "9724f70a32773a1840904e49bb789f73e0023efea2db9f987f43fc932319b1cb",
+        );
+        let context: &[u8] = b"customers.email";
+        let plaintext: &[u8] = b"alice@example.com";
+
+        let derive_info = LengthPrefixed::new().bytes(DERIVE_LABEL).bytes(context);
+        documented(
+            &to_hex(derive_info.as_slice()),
+            "00000010747265736f722d6465726976652d76310000000f637573746f6d6572732e656d61696c",
+        );
+        documented(
+            &to_hex(derive_key(&material, derive_info.as_slice()).expose()),
+            "47e835fe6b01450660b3bb6ea2e4825f5e19b07b91571aae4566b07a17eec93e",
+        );
+        let nonce_info = LengthPrefixed::new()
+            .bytes(CONVERGENT_NONCE_LABEL)
+            .bytes(context);
+        documented(
+            &to_hex(nonce_info.as_slice()),
+            "0000001a747265736f722d636f6e76657267656e742d6e6f6e63652d76310000000f637573746f6d6572732e656d61696c",
+        );
+        let nonce_key = derive_key(&material, nonce_info.as_slice());
+        documented(
+            &to_hex(nonce_key.expose()),
+            "ca2fb132d94e6ef1d7eb15c767cd9cfa9b02efebc64783877da3546773658504",
+        );
+        let aad = ring.aad(1, context, b"");
+        documented(
+            &to_hex(aad.as_slice()),
+            "0000000c747265736f722d63742d76310000000a70726f64756374696f6e000000087061796d656e74730000000e637573746f6d65722d656d61696c000000010000000f637573746f6d6572732e656d61696c00000000",
+        );
+        documented(
+            &to_hex(&hmac_sha256(
+                nonce_key.expose(),
+                &[aad.as_slice(), plaintext],
+            )),
+            "3791640e762fa2d69fc14c0b36c655d3017c3568f17d237d133d1c9fbdd0cda0",
+        );
+
+        let request = EncryptRequest {
+            plaintext,
+            context: Some(context),
+            ..Default::default()
+        };
+        let text = ring.encrypt(&request).unwrap();
+        documented(
+            &to_hex(&ciphertext::parse(&text).unwrap().1),
+            "3791640e762fa2d69fc14c0bfef8174c9360420d3ba8e9fa4d0a585d86eed5cace13773a1a168bbdaec1af4f7c",
+        );
+        documented(
+            &text,
+            "tresor:v1:N5FkDnYvotafwUwL/vgXTJNgQg07qOn6TQpYXYbu1crOE3c6GhaLva7Br098",
+        );
+        assert_eq!(ring.encrypt(&request).unwrap(), text, "deterministic");
+        let opened = ring
+            .decrypt(&DecryptRequest {
+                ciphertext: &text,
+                context: Some(context),
+                associated_data: None,
+            })
+            .unwrap();
+        assert_eq!(opened.as_slice(), plaintext);
+    }
+}
