@@ -2,7 +2,8 @@
 //! [`Store`](crate::store::Store), under a key derived from the root key.
 //!
 //! ```text
-//! record = 0x01 ‖ nonce (12) ‖ AES-256-GCM-SIV(barrier key, plaintext) ‖ tag (16)
+//! key    = HKDF-SHA256(root key, LP("tresor-barrier-v1") ‖ LP(vault id))
+//! record = 0x01 ‖ nonce (12) ‖ AES-256-GCM-SIV(key, plaintext) ‖ tag (16)
 //! aad    = LP("tresor-barrier-v1") ‖ LP(storage path)
 //! ```
 //! Binding the storage path means a record copied to another path (say, one tenant's key into

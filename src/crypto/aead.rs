@@ -33,8 +33,9 @@ impl AeadKey {
         self.seal_with_nonce_into(&random::array::<NONCE_LEN>(), aad, plaintext, out)
     }
 
-    /// Encrypts with a caller-chosen nonce. Only for nonces that are derived from the message
-    /// itself (convergent encryption) or keys used exactly once (sealed boxes).
+    /// Encrypts with a caller-chosen nonce. Only for nonces derived from the message itself
+    /// (convergent encryption), where AES-GCM-SIV's misuse resistance makes equal inputs give
+    /// equal outputs and nothing more.
     pub(crate) fn seal_with_nonce_into(
         &self,
         nonce: &[u8; NONCE_LEN],

@@ -250,8 +250,9 @@ impl KeyRing {
         Ok(expected.ct_eq(&tag).into())
     }
 
-    /// Raw material of each version at or above `min_decryption_version`, for export: as in
-    /// Vault, a version retired by `min_decryption_version` is not handed out.
+    /// For export, each version at or above `min_decryption_version` (as in Vault, a retired
+    /// version is not handed out): its material (`EncryptionKey`, the input of every derivation
+    /// above) or its derived HMAC key (`HmacKey`).
     pub(crate) fn export(&self, kind: ExportKind) -> impl Iterator<Item = (u32, &SecretKey)> + '_ {
         let retired_below = self.config.min_decryption_version;
         self.versions.range(retired_below..).map(move |(v, keys)| {
