@@ -32,8 +32,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use crate::custody::{Approval, ApprovalOutcome};
 use crate::tls::{self, TlsError};
-use crate::{CustodianPublicKey, KeyConfigUpdate, TenantInfo};
+use crate::{
+    CustodianIdentity, CustodianPublicKey, KeyConfigUpdate, SealStatus, SealedShare, TenantInfo,
+    UnsealProgress,
+};
 
 /// Where the server is and which files identify this client.
 #[derive(Debug, Clone)]
@@ -67,7 +71,7 @@ pub enum ClientError {
         message: String,
     },
     /// The server refused the request.
-    #[error("server answered {status}: {}", if errors.is_empty() { "(no message)".to_owned() } else { errors.join("; ") })]
+    #[error("server answered {status}: {}", if errors.is_empty() { status_text(*status) } else { errors.join("; ") })]
     Api {
         /// HTTP status.
         status: u16,
@@ -139,6 +143,15 @@ impl std::fmt::Debug for DataKeyResponse {
             .field("plaintext", &self.plaintext.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
+}
+
+/// What a configuration change did.
+#[derive(Debug, Clone)]
+pub enum Configured {
+    /// Applied: the key's description afterwards.
+    Applied(Value),
+    /// Weakens protection: waits for custodian approval.
+    PendingApproval(Box<Approval>),
 }
 
 /// One result of a batch call: a value or the server's message for that item.
@@ -311,11 +324,11 @@ impl Client {
         .await
     }
 
-    /// Shreds a tenant.
-    pub async fn shred_tenant(&self, name: &str) -> Result<(), ClientError> {
-        self.call(Method::DELETE, &format!("sys/tenants/{name}"), None)
+    /// Asks for a tenant to be shredded: needs custodian approval, so this returns the pending
+    /// approval.
+    pub async fn shred_tenant(&self, name: &str) -> Result<Approval, ClientError> {
+        self.data(Method::DELETE, &format!("sys/tenants/{name}"), None)
             .await
-            .map(drop)
     }
 
     /// Creates a key; returns Vault's key description.
@@ -357,20 +370,33 @@ impl Client {
             .await
     }
 
-    /// Changes a key's configuration.
+    /// Changes a key's configuration. A change that weakens protection (lowering
+    /// `min_decryption_version`, enabling export) waits for custodian approval.
     pub async fn configure_key(
         &self,
         tenant: &str,
         key: &str,
         update: &KeyConfigUpdate,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Configured, ClientError> {
         let body = serde_json::to_value(update).expect("serializes");
-        self.data(
-            Method::POST,
-            &format!("{tenant}/keys/{key}/config"),
-            Some(&body),
-        )
-        .await
+        let value = self
+            .call(
+                Method::POST,
+                &format!("{tenant}/keys/{key}/config"),
+                Some(&body),
+            )
+            .await?;
+        let data = value
+            .get("data")
+            .cloned()
+            .ok_or_else(|| ClientError::Decode("no `data` in the answer".into()))?;
+        if data.get("signatures").is_some() {
+            let approval =
+                serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))?;
+            Ok(Configured::PendingApproval(Box::new(approval)))
+        } else {
+            Ok(Configured::Applied(data))
+        }
     }
 
     /// Destroys versions below `min_available_version`.
@@ -389,11 +415,11 @@ impl Client {
         .await
     }
 
-    /// Deletes a key.
-    pub async fn delete_key(&self, tenant: &str, key: &str) -> Result<(), ClientError> {
-        self.call(Method::DELETE, &format!("{tenant}/keys/{key}"), None)
+    /// Asks for a key to be deleted: needs custodian approval, so this returns the pending
+    /// approval.
+    pub async fn delete_key(&self, tenant: &str, key: &str) -> Result<Approval, ClientError> {
+        self.data(Method::DELETE, &format!("{tenant}/keys/{key}"), None)
             .await
-            .map(drop)
     }
 
     /// Encrypts one plaintext.
@@ -560,6 +586,162 @@ impl Client {
             .ok_or_else(|| ClientError::Decode("no `valid` in the answer".into()))
     }
 
+    /// Initialises the vault: the root key is split among `custodians`, `threshold` of whom
+    /// unseal it. The vault stays sealed.
+    pub async fn init(
+        &self,
+        custodians: &[CustodianPublicKey],
+        threshold: u8,
+    ) -> Result<SealStatus, ClientError> {
+        let body = json!({ "custodians": custodians, "threshold": threshold });
+        self.data(Method::POST, "sys/init", Some(&body)).await
+    }
+
+    /// Submits `identity`'s unseal share: fetches it (sealed to the identity), opens it here,
+    /// and sends it sealed to the vault's current unseal key, so it is never readable on the
+    /// wire.
+    pub async fn unseal_with(
+        &self,
+        identity: &CustodianIdentity,
+    ) -> Result<UnsealProgress, ClientError> {
+        let status = self.seal_status().await?;
+        let (vault_id, unseal_key) = vault_keys(&status)?;
+        let sealed: SealedShare = self
+            .data(
+                Method::GET,
+                &format!("sys/unseal-share/{}", identity.name()),
+                None,
+            )
+            .await?;
+        if sealed.vault_id != vault_id {
+            return Err(ClientError::Decode(
+                "the share belongs to another vault".into(),
+            ));
+        }
+        let share = identity
+            .open_root_share(&sealed)
+            .map_err(|e| ClientError::Settings(e.to_string()))?;
+        let submission = share
+            .seal_for_submission(&vault_id, &unseal_key, identity.name())
+            .map_err(|e| ClientError::Settings(e.to_string()))?;
+        let body =
+            json!({ "custodian": identity.name(), "sealed_share": STANDARD.encode(submission) });
+        self.data(Method::POST, "sys/unseal", Some(&body)).await
+    }
+
+    /// Seals the vault.
+    pub async fn seal(&self) -> Result<(), ClientError> {
+        self.call(Method::POST, "sys/seal", None).await.map(drop)
+    }
+
+    /// Unlocks level-3 tenant `tenant` with one of its custodians' identity (the custody key
+    /// travels sealed both ways, like an unseal share).
+    pub async fn unlock_tenant_with(
+        &self,
+        tenant: &str,
+        identity: &CustodianIdentity,
+    ) -> Result<TenantInfo, ClientError> {
+        let data: Value = self
+            .data(
+                Method::GET,
+                &format!("sys/tenants/{tenant}/custody/{}", identity.name()),
+                None,
+            )
+            .await?;
+        let field = |name: &str| {
+            data.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| ClientError::Decode(format!("no `{name}`")))
+        };
+        let vault_id = field("vault_id")?;
+        let unseal_key = decode_key(&field("unseal_key")?)?;
+        let custody = identity
+            .open_custody_key(&vault_id, tenant, &field("sealed_custody_key")?)
+            .map_err(|e| ClientError::Settings(e.to_string()))?;
+        let sealed = custody
+            .seal_for_unlock(&vault_id, &unseal_key, tenant, identity.name())
+            .map_err(|e| ClientError::Settings(e.to_string()))?;
+        let body =
+            json!({ "custodian": identity.name(), "sealed_custody_key": STANDARD.encode(sealed) });
+        self.data(
+            Method::POST,
+            &format!("sys/tenants/{tenant}/unlock"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Locks level-3 tenant `tenant` at once.
+    pub async fn lock_tenant(&self, tenant: &str) -> Result<(), ClientError> {
+        self.call(Method::POST, &format!("sys/tenants/{tenant}/lock"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Asks for a level-3 tenant's custodians to be replaced (creates an approval).
+    pub async fn change_tenant_custodians(
+        &self,
+        tenant: &str,
+        custodians: &[CustodianPublicKey],
+    ) -> Result<Approval, ClientError> {
+        let body = json!({ "custodians": custodians });
+        self.data(
+            Method::POST,
+            &format!("sys/tenants/{tenant}/custodians"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Asks for a root key rotation (creates an approval).
+    pub async fn rotate_root(&self) -> Result<Approval, ClientError> {
+        self.data(Method::POST, "sys/rotate-root", None).await
+    }
+
+    /// Asks for a rekey to new custodians and/or threshold (creates an approval).
+    pub async fn rekey(
+        &self,
+        custodians: &[CustodianPublicKey],
+        threshold: u8,
+    ) -> Result<Approval, ClientError> {
+        let body = json!({ "custodians": custodians, "threshold": threshold });
+        self.data(Method::POST, "sys/rekey", Some(&body)).await
+    }
+
+    /// Pending approvals.
+    pub async fn approvals(&self) -> Result<Vec<Approval>, ClientError> {
+        let data: Value = self.data(list_method(), "sys/approvals", None).await?;
+        serde_json::from_value(
+            data.get("approvals")
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new())),
+        )
+        .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// One approval.
+    pub async fn approval(&self, id: &str) -> Result<Approval, ClientError> {
+        self.data(Method::GET, &format!("sys/approvals/{id}"), None)
+            .await
+    }
+
+    /// Signs `approval` (as fetched and shown to the custodian) with `identity` and submits it.
+    pub async fn approve_with(
+        &self,
+        approval: &Approval,
+        identity: &CustodianIdentity,
+    ) -> Result<ApprovalOutcome, ClientError> {
+        let body =
+            json!({ "custodian": identity.name(), "signature": identity.sign_approval(approval) });
+        self.data(
+            Method::POST,
+            &format!("sys/approvals/{}/approve", approval.id),
+            Some(&body),
+        )
+        .await
+    }
+
     async fn batch(
         &self,
         path: &str,
@@ -594,6 +776,37 @@ impl Client {
             })
             .collect())
     }
+}
+
+fn status_text(status: u16) -> String {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("no message")
+        .to_lowercase()
+}
+
+/// The vault id and current unseal key from a seal status.
+fn vault_keys(status: &Value) -> Result<(String, [u8; 32]), ClientError> {
+    let vault_id = status
+        .get("cluster_id")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty());
+    let unseal_key = status.get("unseal_key").and_then(Value::as_str);
+    match (vault_id, unseal_key) {
+        (Some(id), Some(key)) => Ok((id.to_owned(), decode_key(key)?)),
+        _ => Err(ClientError::Decode(
+            "the seal status names no vault id or unseal key: is the vault initialised?".into(),
+        )),
+    }
+}
+
+fn decode_key(text: &str) -> Result<[u8; 32], ClientError> {
+    STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ClientError::Decode("the unseal key is not 32 base64 bytes".into()))
 }
 
 fn list_method() -> Method {

@@ -7,6 +7,7 @@ use super::params::{self, Flag, Int, Seconds};
 use super::reply::{ApiError, Reply};
 use super::{KeyCtx, blocking};
 use crate::KeyConfigUpdate;
+use crate::custody::Dangerous;
 
 #[derive(Deserialize, Default)]
 struct Body {
@@ -58,16 +59,25 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
         exportable: body.exportable.map(|f| f.0),
         auto_rotate_period: body.auto_rotate_period.map(|s| s.0),
     };
+    let not_found = |e| match e {
+        crate::Error::KeyNotFound { .. } => {
+            ApiError::bad_request(format!("no existing key named {} could be found", ctx.key))
+        }
+        other => other.into(),
+    };
+    let current = blocking(|| ctx.vault.key_info(ctx.tenant, ctx.key)).map_err(not_found)?;
+    // Refuse an invalid change now rather than after custodians have signed it.
+    update.apply(&current.config, current.latest_version)?;
+    if !update.weakens(&current.config).is_empty() {
+        let request = Dangerous::ConfigureKey {
+            tenant: ctx.tenant.to_owned(),
+            key: ctx.key.to_owned(),
+            update,
+        };
+        return super::sys_custody::propose(ctx.vault, ctx.caller, request);
+    }
     let info =
-        blocking(|| ctx.vault.configure_key(ctx.tenant, ctx.key, &update)).map_err(
-            |e| match e {
-                crate::Error::KeyNotFound { .. } => ApiError::bad_request(format!(
-                    "no existing key named {} could be found",
-                    ctx.key
-                )),
-                other => other.into(),
-            },
-        )?;
+        blocking(|| ctx.vault.configure_key(ctx.tenant, ctx.key, &update)).map_err(not_found)?;
     let mut reply = key_reply(&info);
     for warning in warnings {
         reply = reply.warn(warning);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::params::{self, Flag, Seconds, Text};
 use super::reply::{ApiError, Reply};
 use super::{KeyCtx, TenantCtx, blocking};
+use crate::custody::Dangerous;
 use crate::{KeyInfo, KeySpec};
 
 /// The only key type: reported as Vault's `aes256-gcm96` (same key and nonce sizes, same
@@ -64,20 +65,26 @@ pub(crate) fn read(ctx: &KeyCtx<'_>) -> Result<Reply, ApiError> {
     Ok(key_reply(&info))
 }
 
-/// DELETE keys/:name.
+/// DELETE keys/:name: deletes once custodians approve (answers 202 with the approval).
 pub(crate) fn delete(ctx: &KeyCtx<'_>) -> Result<Reply, ApiError> {
-    blocking(|| ctx.vault.delete_key(ctx.tenant, ctx.key)).map_err(|e| match e {
+    let info = blocking(|| ctx.vault.key_info(ctx.tenant, ctx.key)).map_err(|e| match e {
         crate::Error::KeyNotFound { .. } => ApiError::bad_request(format!(
             "error deleting policy {}: could not delete key; not found",
             ctx.key
         )),
-        crate::Error::NotPermitted(reason) => ApiError::bad_request(format!(
-            "error deleting policy {}: deletion is not allowed for this key ({reason})",
-            ctx.key
-        )),
         other => other.into(),
     })?;
-    Ok(Reply::no_content())
+    if !info.config.deletion_allowed {
+        return Err(ApiError::bad_request(format!(
+            "error deleting policy {}: deletion is not allowed for this key (set deletion_allowed first)",
+            ctx.key
+        )));
+    }
+    let request = Dangerous::DeleteKey {
+        tenant: ctx.tenant.to_owned(),
+        key: ctx.key.to_owned(),
+    };
+    super::sys_custody::propose(ctx.vault, ctx.caller, request)
 }
 
 /// LIST keys (or GET keys?list=true). No keys is Vault's bare 404.

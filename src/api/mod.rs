@@ -15,6 +15,8 @@ mod params;
 pub(crate) mod reply;
 mod rewrap;
 mod rotate;
+mod sys_approvals;
+mod sys_custody;
 mod sys_health;
 mod sys_tenants;
 mod trim;
@@ -61,6 +63,22 @@ enum Endpoint {
     ReadTenant(String),
     ShredTenant(String),
     RotateTenantKek(String),
+    Init,
+    UnsealShare(String),
+    Unseal,
+    Seal,
+    TenantCustodyBox {
+        tenant: String,
+        custodian: String,
+    },
+    UnlockTenant(String),
+    LockTenant(String),
+    ChangeTenantCustodians(String),
+    RotateRoot,
+    Rekey,
+    ListApprovals,
+    ReadApproval(String),
+    Approve(String),
     Key {
         tenant: String,
         key: String,
@@ -101,6 +119,18 @@ impl Endpoint {
             Endpoint::ReadTenant(_) => Operation::ReadTenant,
             Endpoint::ShredTenant(_) => Operation::ShredTenant,
             Endpoint::RotateTenantKek(_) => Operation::RotateTenantKek,
+            Endpoint::Init => Operation::Init,
+            Endpoint::UnsealShare(_) | Endpoint::Unseal => Operation::Unseal,
+            Endpoint::Seal => Operation::Seal,
+            Endpoint::TenantCustodyBox { .. } | Endpoint::UnlockTenant(_) => {
+                Operation::UnlockTenant
+            }
+            Endpoint::LockTenant(_) => Operation::LockTenant,
+            Endpoint::ChangeTenantCustodians(_) => Operation::ChangeTenantCustody,
+            Endpoint::RotateRoot => Operation::RotateRoot,
+            Endpoint::Rekey => Operation::Rekey,
+            Endpoint::ListApprovals | Endpoint::ReadApproval(_) => Operation::ListApprovals,
+            Endpoint::Approve(_) => Operation::Approve,
             Endpoint::ListKeys { .. } => Operation::ListKeys,
             Endpoint::Key { action, .. } => match action {
                 KeyAction::Create => Operation::CreateKey,
@@ -125,7 +155,11 @@ impl Endpoint {
             Endpoint::CreateTenant(t)
             | Endpoint::ReadTenant(t)
             | Endpoint::ShredTenant(t)
-            | Endpoint::RotateTenantKek(t) => Some(t),
+            | Endpoint::RotateTenantKek(t)
+            | Endpoint::UnlockTenant(t)
+            | Endpoint::LockTenant(t)
+            | Endpoint::ChangeTenantCustodians(t)
+            | Endpoint::TenantCustodyBox { tenant: t, .. } => Some(t),
             Endpoint::Key { tenant, .. } | Endpoint::ListKeys { tenant } => Some(tenant),
             _ => None,
         }
@@ -149,6 +183,7 @@ impl Endpoint {
 /// The context of a key operation.
 pub(crate) struct KeyCtx<'a> {
     pub(crate) vault: &'a Vault,
+    pub(crate) caller: &'a Caller,
     pub(crate) tenant: &'a str,
     pub(crate) key: &'a str,
     pub(crate) limits: &'a Limits,
@@ -220,7 +255,30 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoint, A
         ["sys", "tenants", name] if get => Endpoint::ReadTenant(owned(name)),
         ["sys", "tenants", name] if delete => Endpoint::ShredTenant(owned(name)),
         ["sys", "tenants", name, "rotate-kek"] if post => Endpoint::RotateTenantKek(owned(name)),
-        ["sys", "health" | "seal-status" | "init" | "tenants", ..] => {
+        ["sys", "tenants", name, "custody", custodian] if get => Endpoint::TenantCustodyBox {
+            tenant: owned(name),
+            custodian: owned(custodian),
+        },
+        ["sys", "tenants", name, "unlock"] if post => Endpoint::UnlockTenant(owned(name)),
+        ["sys", "tenants", name, "lock"] if post => Endpoint::LockTenant(owned(name)),
+        ["sys", "tenants", name, "custodians"] if post => {
+            Endpoint::ChangeTenantCustodians(owned(name))
+        }
+        ["sys", "init"] if post => Endpoint::Init,
+        ["sys", "unseal-share", custodian] if get => Endpoint::UnsealShare(owned(custodian)),
+        ["sys", "unseal"] if post => Endpoint::Unseal,
+        ["sys", "seal"] if post => Endpoint::Seal,
+        ["sys", "rotate-root"] if post => Endpoint::RotateRoot,
+        ["sys", "rekey"] if post => Endpoint::Rekey,
+        ["sys", "approvals"] if list => Endpoint::ListApprovals,
+        ["sys", "approvals", id] if get => Endpoint::ReadApproval(owned(id)),
+        ["sys", "approvals", id, "approve"] if post => Endpoint::Approve(owned(id)),
+        [
+            "sys",
+            "health" | "seal-status" | "init" | "tenants" | "unseal-share" | "unseal" | "seal"
+            | "rotate-root" | "rekey" | "approvals",
+            ..,
+        ] => {
             return Err(ApiError::unsupported_operation());
         }
         [reserved, ..] if crate::keys::RESERVED_TENANT_NAMES.contains(reserved) => {
@@ -416,8 +474,25 @@ fn dispatch(
         Endpoint::ListTenants => sys_tenants::list(vault),
         Endpoint::CreateTenant(name) => sys_tenants::create(vault, name, body),
         Endpoint::ReadTenant(name) => sys_tenants::read(vault, name),
-        Endpoint::ShredTenant(name) => sys_tenants::shred(vault, name),
+        Endpoint::ShredTenant(name) => sys_tenants::shred(vault, caller, name),
         Endpoint::RotateTenantKek(name) => sys_tenants::rotate_kek(vault, name),
+        Endpoint::Init => sys_custody::init(vault, body),
+        Endpoint::UnsealShare(custodian) => sys_custody::unseal_share(vault, custodian),
+        Endpoint::Unseal => sys_custody::unseal(vault, body),
+        Endpoint::Seal => sys_custody::seal(vault),
+        Endpoint::TenantCustodyBox { tenant, custodian } => {
+            sys_custody::custody_box(vault, tenant, custodian)
+        }
+        Endpoint::UnlockTenant(tenant) => sys_custody::unlock(vault, tenant, body),
+        Endpoint::LockTenant(tenant) => sys_custody::lock(vault, tenant),
+        Endpoint::ChangeTenantCustodians(tenant) => {
+            sys_custody::change_custodians(vault, caller, tenant, body)
+        }
+        Endpoint::RotateRoot => sys_custody::rotate_root(vault, caller),
+        Endpoint::Rekey => sys_custody::rekey(vault, caller, body),
+        Endpoint::ListApprovals => sys_approvals::list(vault),
+        Endpoint::ReadApproval(id) => sys_approvals::read(vault, id),
+        Endpoint::Approve(id) => sys_approvals::approve(vault, id, body),
         Endpoint::ListKeys { tenant } => keys::list(&TenantCtx { vault, tenant }),
         Endpoint::Key {
             tenant,
@@ -427,6 +502,7 @@ fn dispatch(
             let may_create = || may(state, caller, Operation::CreateKey, tenant, key);
             let ctx = KeyCtx {
                 vault,
+                caller,
                 tenant,
                 key,
                 limits: &state.limits,

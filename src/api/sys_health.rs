@@ -110,6 +110,8 @@ struct SealStatus<'a> {
     root_generation: u32,
     custodians: &'a [String],
     submitted: &'a [String],
+    /// The X25519 key (base64) custodians seal their submissions to; it changes every round.
+    unseal_key: &'a str,
 }
 
 /// `sys/seal-status`: Vault's fields plus who the custodians are and who has submitted.
@@ -134,6 +136,7 @@ pub(crate) fn seal_status(vault: &Vault) -> Result<Reply, ApiError> {
         root_generation: status.root_generation,
         custodians: &status.custodians,
         submitted: &status.submitted,
+        unseal_key: &status.unseal_key,
     };
     Ok(Reply::bare(StatusCode::OK, &body))
 }

@@ -3,9 +3,10 @@
 
 use serde::Deserialize;
 
-use super::blocking;
 use super::params::{self, Int};
 use super::reply::{ApiError, Reply};
+use super::{Caller, blocking};
+use crate::custody::Dangerous;
 use crate::{CustodianPublicKey, ProtectionLevel, TenantSpec, Vault};
 
 #[derive(Deserialize, Default)]
@@ -54,8 +55,14 @@ pub(crate) fn rotate_kek(vault: &Vault, name: &str) -> Result<Reply, ApiError> {
     Ok(Reply::data(&info))
 }
 
-/// DELETE `sys/tenants/:name`: crypto-shred the tenant.
-pub(crate) fn shred(vault: &Vault, name: &str) -> Result<Reply, ApiError> {
-    blocking(|| vault.shred_tenant(name)).map_err(ApiError::from_native)?;
-    Ok(Reply::no_content())
+/// DELETE `sys/tenants/:name`: crypto-shred the tenant, once custodians approve.
+pub(crate) fn shred(vault: &Vault, caller: &Caller, name: &str) -> Result<Reply, ApiError> {
+    blocking(|| vault.tenant_info(name)).map_err(ApiError::from_native)?;
+    super::sys_custody::propose(
+        vault,
+        caller,
+        Dangerous::ShredTenant {
+            tenant: name.to_owned(),
+        },
+    )
 }

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use tresor::client::{Client, ClientSettings};
 use tresor::config::Config;
 use tresor::tls::pki::DevCa;
-use tresor::{CustodianIdentity, Error, InitRequest, TenantSpec, server};
+use tresor::{CustodianIdentity, server};
 
 /// The dev custodian's passphrase. Printed at start: a dev vault holds nothing secret.
 const DEV_PASSPHRASE: &str = "tresor-dev";
@@ -60,18 +61,36 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let identity =
         CustodianIdentity::from_encrypted_json(&identity_text, DEV_PASSPHRASE.as_bytes())
             .with_context(|| format!("{}", identity_path.display()))?;
+    // The dev vault goes through the same API path a custodian uses: init over HTTP, then
+    // unseal with the identity opened here and the share sealed to the vault's unseal key.
+    let address = handle.local_addr();
+    let host = if address.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        address.ip().to_string()
+    };
+    let url = format!("https://{host}:{}", address.port());
+    let client = Client::new(&ClientSettings {
+        addr: url.clone(),
+        ca_cert: dir.join("ca.pem"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client-key.pem"),
+    })?;
     if !vault.seal_status()?.initialized {
-        vault.init(&InitRequest {
-            custodians: vec![identity.public().clone()],
-            threshold: 1,
-        })?;
+        client
+            .init(&[identity.public().clone()], 1)
+            .await
+            .context("initialising the dev vault")?;
     }
-    vault.unseal(vec![
-        identity.open_root_share(&vault.sealed_share(identity.name())?)?,
-    ])?;
-    match vault.create_tenant("dev", &TenantSpec::default()) {
-        Ok(_) | Err(Error::TenantExists(_)) => {}
-        Err(e) => return Err(e.into()),
+    client
+        .unseal_with(&identity)
+        .await
+        .context("unsealing the dev vault")?;
+    if client.tenant("dev").await.is_err() {
+        client
+            .create_tenant("dev", 2, &[])
+            .await
+            .context("creating tenant `dev`")?;
     }
 
     let address = handle.local_addr();

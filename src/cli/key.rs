@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use tresor::KeyConfigUpdate;
-use tresor::client::CreateKeyOptions;
+use tresor::client::{Configured, CreateKeyOptions};
 use tresor::duration::parse_seconds;
 
 use super::connection::{ConnectionArgs, tenant_key};
@@ -153,12 +153,17 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
                 exportable,
                 auto_rotate_period,
             };
-            let data = common
+            match common
                 .connection
                 .client()?
                 .configure_key(tenant, key, &update)
-                .await?;
-            output::print(common.format, &data, describe)
+                .await?
+            {
+                Configured::Applied(data) => output::print(common.format, &data, describe),
+                Configured::PendingApproval(approval) => {
+                    output::print(common.format, approval.as_ref(), super::operator::pending)
+                }
+            }
         }
         KeyCommand::Trim {
             path,
@@ -175,12 +180,8 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
         }
         KeyCommand::Delete { path, common } => {
             let (tenant, key) = tenant_key(&path)?;
-            common.connection.client()?.delete_key(tenant, key).await?;
-            output::print(
-                common.format,
-                &serde_json::json!({ "deleted": path }),
-                |_| format!("key `{path}` deleted"),
-            )
+            let approval = common.connection.client()?.delete_key(tenant, key).await?;
+            output::print(common.format, &approval, super::operator::pending)
         }
     }
 }

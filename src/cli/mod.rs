@@ -5,7 +5,9 @@
 mod connection;
 mod crypto;
 mod dev;
+mod identity;
 mod key;
+mod operator;
 mod output;
 mod policy;
 mod tenant;
@@ -61,6 +63,15 @@ enum Command {
     /// Validate and explain policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Custodian identities.
+    #[command(subcommand)]
+    Custodian(operator::CustodianCommand),
+    /// Custodian ceremonies: init, unseal, seal, rotate-root, rekey.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
+    /// Pending dangerous operations: list and approve.
+    #[command(subcommand)]
+    Approval(operator::ApprovalCommand),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -118,5 +129,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Datakey(args) => crypto::datakey(args).await,
         Command::Hmac(args) => crypto::hmac(args).await,
         Command::Policy(command) => policy::run(command),
+        Command::Custodian(command) => operator::custodian(command),
+        Command::Operator(command) => operator::operator(command).await,
+        Command::Approval(command) => operator::approval(command).await,
     }
 }

@@ -16,10 +16,19 @@ pub(crate) fn print<T: Serialize>(
     text: impl FnOnce(&T) -> String,
 ) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Format::Text => println!("{}", text(value)),
+        Format::Json => line(&serde_json::to_string_pretty(value)?),
+        Format::Text => line(&text(value)),
     }
-    Ok(())
+}
+
+/// Writes one line to stdout. A reader that went away (`tresor … | head`) is not an error.
+pub(crate) fn line(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Logs to stderr at `level`, as text or JSON lines. `RUST_LOG` overrides the level.

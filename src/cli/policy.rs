@@ -39,8 +39,7 @@ pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { dir } => {
             let report = policy::check_dir(&dir)?;
-            println!("{report}");
-            Ok(())
+            super::output::line(&report.to_string())
         }
         PolicyCommand::Explain {
             dir,

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Subcommand;
-use tresor::{CustodianPublicKey, TenantInfo};
+use tresor::TenantInfo;
 
 use super::connection::ConnectionArgs;
+use super::identity::{IdentityArgs, read_public_keys};
 use super::output::{self, Format};
 
 #[derive(Subcommand)]
@@ -48,7 +48,33 @@ pub(crate) enum TenantCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Destroy a tenant and every key in it. Irreversible.
+    /// Unlock a level-3 tenant with one of its custodians' identity.
+    Unlock {
+        name: String,
+        #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Lock a level-3 tenant at once (its keys leave memory).
+    Lock {
+        name: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Ask to replace a level-3 tenant's custodians (runs once custodians approve).
+    Custodians {
+        name: String,
+        #[arg(long = "custodian", value_name = "FILE.pub", required = true)]
+        custodians: Vec<PathBuf>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Ask to destroy a tenant and every key in it (runs once custodians approve). Irreversible.
     Shred {
         name: String,
         #[command(flatten)]
@@ -67,15 +93,7 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
             connection,
             format,
         } => {
-            let custodians = custodians
-                .iter()
-                .map(|path| {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("{}", path.display()))?;
-                    CustodianPublicKey::from_json(&text)
-                        .with_context(|| format!("{}", path.display()))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let custodians = read_public_keys(&custodians)?;
             let info = connection
                 .client()?
                 .create_tenant(&name, level, &custodians)
@@ -107,10 +125,38 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
             connection,
             format,
         } => {
-            connection.client()?.shred_tenant(&name).await?;
-            output::print(format, &serde_json::json!({ "shredded": name }), |_| {
-                format!("tenant `{name}` shredded")
-            })
+            let approval = connection.client()?.shred_tenant(&name).await?;
+            output::print(format, &approval, super::operator::pending)
+        }
+        TenantCommand::Unlock {
+            name,
+            identity,
+            connection,
+            format,
+        } => {
+            let identity = identity.open()?;
+            let info = connection
+                .client()?
+                .unlock_tenant_with(&name, &identity)
+                .await?;
+            output::print(format, &info, describe)
+        }
+        TenantCommand::Lock { name, connection } => {
+            connection.client()?.lock_tenant(&name).await?;
+            output::line(&format!("tenant `{name}` locked"))
+        }
+        TenantCommand::Custodians {
+            name,
+            custodians,
+            connection,
+            format,
+        } => {
+            let custodians = read_public_keys(&custodians)?;
+            let approval = connection
+                .client()?
+                .change_tenant_custodians(&name, &custodians)
+                .await?;
+            output::print(format, &approval, super::operator::pending)
         }
     }
 }

@@ -226,6 +226,10 @@ impl CustodianIdentity {
         &self.x25519
     }
 
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.ed25519
+    }
+
     /// The encrypted identity file, with Argon2id at the recommended cost.
     pub fn to_encrypted_json(&self, passphrase: &[u8]) -> Result<String, IdentityError> {
         self.to_encrypted_json_with(passphrase, Argon2Params::RECOMMENDED)

@@ -244,6 +244,15 @@ impl Vault {
 
     /// The ring of `tenant`/`name`, from the cache or loaded and unwrapped on first use.
     pub(super) fn ring(&self, tenant: &str, name: &str) -> Result<Arc<KeyRing>, Error> {
+        match self.load_ring(tenant, name) {
+            // A root rotation may have re-sealed the records between taking the unsealed state
+            // and reading them; the second attempt sees the new barrier. Real damage fails again.
+            Err(Error::Integrity { .. }) => self.load_ring(tenant, name),
+            other => other,
+        }
+    }
+
+    fn load_ring(&self, tenant: &str, name: &str) -> Result<Arc<KeyRing>, Error> {
         let unsealed = self.unsealed()?;
         let state = unsealed.tenant(self.store(), tenant)?;
         if let Some(ring) = read(&state.rings).get(name) {

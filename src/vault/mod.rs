@@ -42,6 +42,8 @@ pub struct VaultOptions {
     pub clock: Arc<dyn Clock>,
     /// Unseal progress older than this many seconds is discarded.
     pub unseal_timeout: u64,
+    /// Seconds a dangerous operation waits for custodian approval.
+    pub approval_ttl: u64,
 }
 
 impl VaultOptions {
@@ -51,6 +53,7 @@ impl VaultOptions {
             environment: environment.into(),
             clock: Arc::new(SystemClock),
             unseal_timeout: 600,
+            approval_ttl: crate::custody::DEFAULT_APPROVAL_TTL,
         }
     }
 
@@ -75,6 +78,10 @@ struct Inner {
     /// against other processes).
     writer: Mutex<()>,
     unseal_round: Mutex<seal::UnsealRound>,
+    /// The X25519 key custodians seal submissions to (shares, tenant custody keys). Made at
+    /// open and replaced after every unseal, seal, tenant unlock and lock, so a captured
+    /// submission cannot be replayed into a later round.
+    unseal_key: Mutex<seal::UnsealKey>,
 }
 
 /// Everything that exists only while unsealed.
@@ -121,6 +128,7 @@ impl Vault {
                 state: RwLock::new(None),
                 writer: Mutex::new(()),
                 unseal_round: Mutex::new(seal::UnsealRound::default()),
+                unseal_key: Mutex::new(seal::UnsealKey::generate()),
             }),
         })
     }
@@ -140,6 +148,11 @@ impl Vault {
     pub fn seal(&self) {
         *write(&self.inner.state) = None;
         lock(&self.inner.unseal_round).reset();
+        self.renew_unseal_key();
+    }
+
+    pub(crate) fn approval_ttl(&self) -> u64 {
+        self.inner.options.approval_ttl
     }
 
     fn now(&self) -> u64 {

@@ -19,6 +19,8 @@ use crate::barrier::Barrier;
 use crate::crypto::kdf::sha256;
 use crate::crypto::shamir::{self, Share};
 use crate::crypto::{LengthPrefixed, SecretKey, random, sealed_box};
+use x25519_dalek::{PublicKey, StaticSecret};
+
 use crate::custody::{CustodianIdentity, CustodianPublicKey, IdentityError};
 use crate::keys::records::StoredBytes;
 use crate::store::{Batch, Store};
@@ -27,6 +29,8 @@ use crate::{Error, UnsealError};
 pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal";
 pub(crate) const ROOT_CHECK_PATH: &str = "core/root-check";
 const SHARE_PURPOSE: &str = "tresor-root-share-v1";
+/// A share on its way back to the vault, sealed to the current unseal key.
+const SUBMISSION_PURPOSE: &str = "tresor-unseal-submission-v1";
 const SHARE_CHECK_LABEL: &[u8] = b"tresor-share-check-v1";
 
 /// The seal configuration: public data only, stored in the clear.
@@ -127,7 +131,8 @@ pub struct InitRequest {
 }
 
 impl InitRequest {
-    fn validate(&self) -> Result<(), Error> {
+    /// Checks 1 ≤ threshold ≤ custodians ≤ 16 and that no name or key appears twice.
+    pub fn validate(&self) -> Result<(), Error> {
         let n = self.custodians.len();
         if n == 0 || n > usize::from(shamir::MAX_SHARES) {
             return Err(Error::invalid(
@@ -197,6 +202,25 @@ impl RootShare {
     /// The share's index.
     pub fn index(&self) -> u8 {
         self.0.index
+    }
+
+    /// Seals this share for submission to the vault `vault_id` whose current unseal key is
+    /// `unseal_key` (from its seal status), on behalf of `custodian`. Only that vault, in that
+    /// unseal round, can open it: the share never crosses the wire readable, not even inside TLS.
+    pub fn seal_for_submission(
+        &self,
+        vault_id: &str,
+        unseal_key: &[u8; 32],
+        custodian: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let context = submission_context(vault_id, unseal_key, custodian);
+        sealed_box::seal(
+            &PublicKey::from(*unseal_key),
+            SUBMISSION_PURPOSE,
+            context.as_slice(),
+            &encode_share(&self.0),
+        )
+        .map_err(|e| Error::invalid("unseal_key", e.to_string()))
     }
 
     /// Parses the 33-byte encoding.
@@ -270,6 +294,22 @@ pub struct SealStatus {
     pub custodians: Vec<String>,
     /// Custodians whose shares were accepted in the current round.
     pub submitted: Vec<String>,
+    /// The X25519 key (base64) to seal share submissions and tenant custody keys to.
+    pub unseal_key: String,
+}
+
+/// The vault's current unseal key: the secret never leaves memory.
+pub(crate) struct UnsealKey {
+    secret: StaticSecret,
+    public: [u8; 32],
+}
+
+impl UnsealKey {
+    pub(crate) fn generate() -> Self {
+        let secret = StaticSecret::random_from_rng(&mut rand::rng());
+        let public = PublicKey::from(&secret).to_bytes();
+        UnsealKey { secret, public }
+    }
 }
 
 /// Shares accepted so far in the current unseal round.
@@ -330,6 +370,7 @@ impl Vault {
                 shares: 0,
                 custodians: Vec::new(),
                 submitted: Vec::new(),
+                unseal_key: STANDARD.encode(self.unseal_public_key()),
             });
         };
         let submitted = if sealed {
@@ -351,6 +392,7 @@ impl Vault {
                 .map(|c| c.custodian.name().to_owned())
                 .collect(),
             submitted,
+            unseal_key: STANDARD.encode(self.unseal_public_key()),
         })
     }
 
@@ -415,8 +457,63 @@ impl Vault {
                 shamir::combine(&round.shares).map_err(|e| Error::invalid("shares", e.to_string()));
             round.reset();
             self.install_root(&config, root?)?;
+            self.renew_unseal_key();
         }
         Ok(self.progress(&config, &round))
+    }
+
+    /// The public key custodians seal their submissions to (shares, custody keys).
+    pub fn unseal_public_key(&self) -> [u8; 32] {
+        lock(&self.inner.unseal_key).public
+    }
+
+    /// Replaces the unseal key: earlier submissions no longer open.
+    pub(crate) fn renew_unseal_key(&self) {
+        *lock(&self.inner.unseal_key) = UnsealKey::generate();
+    }
+
+    /// Opens a submission sealed to the current unseal key for `purpose` and `context`.
+    pub(crate) fn open_submission(
+        &self,
+        purpose: &str,
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        let key = lock(&self.inner.unseal_key);
+        sealed_box::open(&key.secret, purpose, context, sealed).map_err(|_| {
+            Error::NotPermitted(
+                "the submission is not sealed to this vault's current unseal key (fetch the key again from \
+                 seal-status: it changes on every restart, unseal, seal, tenant unlock and lock)"
+                    .to_owned(),
+            )
+        })
+    }
+
+    /// Accepts a share sealed with [`RootShare::seal_for_submission`] by custodian `custodian`.
+    /// The share must be that custodian's; otherwise as [`Vault::submit_share`].
+    pub fn submit_sealed_share(
+        &self,
+        custodian: &str,
+        sealed: &[u8],
+    ) -> Result<UnsealProgress, Error> {
+        let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
+        let entry = config
+            .custodians
+            .iter()
+            .find(|c| c.custodian.name() == custodian)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "custodian",
+                    format!("`{custodian}` is not a custodian of this vault"),
+                )
+            })?;
+        let context = submission_context(&config.vault_id, &self.unseal_public_key(), custodian);
+        let plain = self.open_submission(SUBMISSION_PURPOSE, context.as_slice(), sealed)?;
+        let share = RootShare::from_bytes(&plain)?;
+        if share.index() != entry.index {
+            return Err(UnsealError::WrongShare(share.index()).into());
+        }
+        self.submit_share(share)
     }
 
     /// Unseals with `shares` in one call (each is checked as by [`Vault::submit_share`]). A
@@ -516,6 +613,76 @@ impl Vault {
         }
     }
 
+    /// Replaces the root key: every record is re-sealed under a barrier derived from a fresh
+    /// root key, and the new key's shares are sealed to `custody` (a rekey: new custodians and/or
+    /// threshold) or to the current custodians. One atomic commit, so a crash leaves either the
+    /// old or the new root in force; then storage is purged, so records sealed under the old
+    /// root leave the data directory and old shares open nothing that remains. No ciphertext
+    /// changes. Callers must have custodian approval (the API enforces it).
+    pub fn rotate_root(&self, custody: Option<&InitRequest>) -> Result<SealStatus, Error> {
+        let _writer = self.writer();
+        let unsealed = self.unsealed()?;
+        let raw_config = self
+            .store()
+            .get(SEAL_CONFIG_PATH)?
+            .ok_or(Error::NotInitialized)?;
+        let old: SealConfig = crate::keys::records::decode(SEAL_CONFIG_PATH, &raw_config)?;
+        let custody = match custody {
+            Some(request) => request.clone(),
+            None => InitRequest {
+                custodians: old.custodians.iter().map(|c| c.custodian.clone()).collect(),
+                threshold: old.threshold,
+            },
+        };
+        let root = SecretKey::random();
+        let config = SealConfig::new(
+            &old.vault_id,
+            &old.environment,
+            old.root_generation + 1,
+            old.created_at,
+            &root,
+            &custody,
+        )?;
+        let barrier = Barrier::new(&root, &old.vault_id);
+        let mut batch = Batch::new()
+            .expect(SEAL_CONFIG_PATH, Some(raw_config))
+            .put(SEAL_CONFIG_PATH, config.to_bytes());
+        for (path, raw) in self.store().scan_prefix("")? {
+            if path == SEAL_CONFIG_PATH {
+                continue;
+            }
+            let plain = unsealed.barrier.open(&path, &raw)?;
+            batch = batch.expect(path.clone(), Some(raw));
+            batch.push_put(path.clone(), barrier.seal(&path, &plain));
+        }
+        commit(self.store(), batch)?;
+        // The unwrapped tenant KEKs and data keys do not depend on the root key: keep them, so
+        // unlocked level-3 tenants stay unlocked.
+        let tenants = super::read(&unsealed.tenants).clone();
+        *write(&self.inner.state) = Some(Arc::new(Unsealed {
+            vault_id: old.vault_id.clone(),
+            root,
+            barrier,
+            tenants: std::sync::RwLock::new(tenants),
+            tenants_generation: AtomicU64::new(0),
+        }));
+        drop(unsealed);
+        lock(&self.inner.unseal_round).reset();
+        self.store().purge_stale()?;
+        drop(_writer);
+        self.seal_status()
+    }
+
+    /// The current custodian named `name`, if there is one.
+    pub fn custodian(&self, name: &str) -> Result<Option<CustodianPublicKey>, Error> {
+        let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
+        Ok(config
+            .custodians
+            .into_iter()
+            .map(|c| c.custodian)
+            .find(|c| c.name() == name))
+    }
+
     /// The vault identifier, once initialised.
     pub fn vault_id(&self) -> Result<String, Error> {
         Ok(SealConfig::load(self.store())?
@@ -535,6 +702,13 @@ fn names_of(config: &SealConfig, round: &UnsealRound) -> Vec<String> {
         .iter()
         .filter_map(|s| by_index.get(&s.index).map(|n| (*n).to_owned()))
         .collect()
+}
+
+fn submission_context(vault_id: &str, unseal_key: &[u8; 32], custodian: &str) -> LengthPrefixed {
+    LengthPrefixed::new()
+        .bytes(vault_id.as_bytes())
+        .bytes(unseal_key)
+        .bytes(custodian.as_bytes())
 }
 
 fn share_context(vault_id: &str, root_generation: u32, index: u8) -> LengthPrefixed {

@@ -18,6 +18,8 @@ use crate::keys::{ProtectionLevel, validate_tenant_name};
 use crate::store::Batch;
 
 const CUSTODY_PURPOSE: &str = "tresor-tenant-custody-v1";
+/// A custody key on its way back to the vault, sealed to the current unseal key.
+const UNLOCK_PURPOSE: &str = "tresor-tenant-unlock-v1";
 
 /// How to create a tenant.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +62,25 @@ impl TenantCustodyKey {
     pub(crate) fn from_slice(bytes: &[u8]) -> Option<Self> {
         SecretKey::from_slice(bytes).map(TenantCustodyKey)
     }
+
+    /// Seals this key for [`Vault::unlock_tenant_sealed`] on the vault `vault_id` whose current
+    /// unseal key is `unseal_key`: only that vault, until its unseal key changes, can open it.
+    pub fn seal_for_unlock(
+        &self,
+        vault_id: &str,
+        unseal_key: &[u8; 32],
+        tenant: &str,
+        custodian: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let context = unlock_context(vault_id, unseal_key, tenant, custodian);
+        sealed_box::seal(
+            &x25519_dalek::PublicKey::from(*unseal_key),
+            UNLOCK_PURPOSE,
+            context.as_slice(),
+            self.0.expose(),
+        )
+        .map_err(|e| Error::invalid("unseal_key", e.to_string()))
+    }
 }
 
 impl CustodianIdentity {
@@ -80,6 +101,19 @@ impl CustodianIdentity {
             .map_err(|_| bad("it does not open with this identity: sealed to someone else, for another tenant, or altered"))?;
         TenantCustodyKey::from_slice(&plain).ok_or_else(|| bad("wrong length"))
     }
+}
+
+fn unlock_context(
+    vault_id: &str,
+    unseal_key: &[u8; 32],
+    tenant: &str,
+    custodian: &str,
+) -> LengthPrefixed {
+    LengthPrefixed::new()
+        .bytes(vault_id.as_bytes())
+        .bytes(unseal_key)
+        .bytes(tenant.as_bytes())
+        .bytes(custodian.as_bytes())
 }
 
 fn custody_context(vault_id: &str, tenant: &str) -> LengthPrefixed {
@@ -272,7 +306,45 @@ impl Vault {
         Ok(self.tenant_info_from(&unsealed, tenant, &record, keys))
     }
 
-    /// Locks a level-3 tenant again at once: its KEK and data keys leave memory.
+    /// Unlocks a level-3 tenant with a custody key sealed by its custodian `custodian` with
+    /// [`TenantCustodyKey::seal_for_unlock`]. The unseal key is renewed afterwards, so the same
+    /// submission cannot unlock the tenant again after a lock.
+    pub fn unlock_tenant_sealed(
+        &self,
+        tenant: &str,
+        custodian: &str,
+        sealed: &[u8],
+    ) -> Result<TenantInfo, Error> {
+        let unsealed = self.unsealed()?;
+        let (record, _) = unsealed
+            .read_record::<TenantRecord>(self.store(), &records::tenant_path(tenant))?
+            .ok_or_else(|| Error::TenantNotFound(tenant.to_owned()))?;
+        if !record
+            .custodians
+            .iter()
+            .any(|c| c.custodian.name() == custodian)
+        {
+            return Err(Error::invalid(
+                "custodian",
+                format!("`{custodian}` is not a custodian of tenant `{tenant}`"),
+            ));
+        }
+        let context = unlock_context(
+            &unsealed.vault_id,
+            &self.unseal_public_key(),
+            tenant,
+            custodian,
+        );
+        let plain = self.open_submission(UNLOCK_PURPOSE, context.as_slice(), sealed)?;
+        let custody = TenantCustodyKey::from_slice(&plain)
+            .ok_or_else(|| Error::invalid("sealed_custody_key", "wrong length"))?;
+        let info = self.unlock_tenant(tenant, &custody)?;
+        self.renew_unseal_key();
+        Ok(info)
+    }
+
+    /// Locks a level-3 tenant again at once: its KEK and data keys leave memory, and the unseal
+    /// key is renewed so no earlier unlock submission works again.
     pub fn lock_tenant(&self, tenant: &str) -> Result<(), Error> {
         let _writer = self.writer();
         let unsealed = self.unsealed()?;
@@ -284,7 +356,59 @@ impl Vault {
             ));
         }
         unsealed.set_tenant(tenant, None);
+        self.renew_unseal_key();
         Ok(())
+    }
+
+    /// Replaces a level-3 tenant's custodians: a fresh custody key wraps the KEK and is sealed
+    /// to the new custodians only, so a removed custodian's copy opens nothing that remains
+    /// (storage is purged). The tenant must be unlocked. Callers must have custodian approval
+    /// (the API enforces it).
+    pub fn change_tenant_custodians(
+        &self,
+        tenant: &str,
+        custodians: &[CustodianPublicKey],
+    ) -> Result<TenantInfo, Error> {
+        if custodians.is_empty() {
+            return Err(Error::invalid(
+                "custodians",
+                "a level-3 tenant needs at least one custodian of its own",
+            ));
+        }
+        let _writer = self.writer();
+        let unsealed = self.unsealed()?;
+        let state = unsealed.tenant(self.store(), tenant)?;
+        if state.level != ProtectionLevel::Three {
+            return Err(Error::invalid(
+                "tenant",
+                format!("`{tenant}` is not a level-3 tenant: it has no custodians of its own"),
+            ));
+        }
+        let kek = state
+            .kek()?
+            .ok_or_else(|| Error::TenantLocked(tenant.to_owned()))?;
+        let path = records::tenant_path(tenant);
+        let (mut record, raw) = unsealed
+            .read_record::<TenantRecord>(self.store(), &path)?
+            .ok_or_else(|| Error::TenantNotFound(tenant.to_owned()))?;
+        let custody = SecretKey::random();
+        record.custodians = seal_custody_key(&unsealed.vault_id, tenant, &custody, custodians)?;
+        let stored = record
+            .kek
+            .as_mut()
+            .ok_or(Error::Integrity { path: path.clone() })?;
+        stored.material = StoredBytes::new(kek::seal_under_custody(&custody, tenant, &kek));
+        let batch = Batch::new()
+            .expect(path.clone(), Some(raw))
+            .put(path.clone(), unsealed.seal_record(&path, &record));
+        commit(self.store(), batch)?;
+        *write(&state.custody) = Some(Arc::new(custody));
+        self.store().purge_stale()?;
+        let keys = self
+            .store()
+            .scan_prefix(&records::keys_prefix(tenant))?
+            .len();
+        Ok(self.tenant_info_from(&unsealed, tenant, &record, keys))
     }
 
     /// Makes a new KEK version and re-wraps every data key of the tenant under it, in one

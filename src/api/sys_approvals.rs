@@ -1,0 +1,36 @@
+//! `sys/approvals`: custodians list pending dangerous operations and sign them.
+
+use serde::Deserialize;
+
+use super::blocking;
+use super::params;
+use super::reply::{ApiError, Reply};
+use crate::Vault;
+
+/// LIST `sys/approvals`: pending, unexpired approvals.
+pub(crate) fn list(vault: &Vault) -> Result<Reply, ApiError> {
+    let approvals = blocking(|| vault.pending_approvals()).map_err(ApiError::from_native)?;
+    Ok(Reply::data(&serde_json::json!({ "approvals": approvals })))
+}
+
+/// GET `sys/approvals/:id`.
+pub(crate) fn read(vault: &Vault, id: &str) -> Result<Reply, ApiError> {
+    let approval = blocking(|| vault.approval(id)).map_err(ApiError::from_native)?;
+    Ok(Reply::data(&approval))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    custodian: String,
+    /// Ed25519 signature over the approval's signed message, base64.
+    signature: String,
+}
+
+/// POST `sys/approvals/:id/approve`.
+pub(crate) fn approve(vault: &Vault, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
+    let body: ApproveBody = params::body(body)?;
+    let outcome = blocking(|| vault.approve(id, &body.custodian, &body.signature))
+        .map_err(ApiError::from_native)?;
+    Ok(Reply::data(&outcome))
+}

@@ -1,0 +1,418 @@
+//! Dual control (DESIGN.md §4): a dangerous operation does not run when asked; it becomes a
+//! pending approval that k of the vault's custodians must sign, like a bank's TAN. A stolen
+//! client certificate alone cannot delete keys, shred tenants, weaken a key, export keys,
+//! rotate the root key, rekey or change a tenant's custodians.
+//!
+//! Each custodian signs, with their Ed25519 identity key, the exact canonical request and its
+//! expiry (see [`Approval::signed_message`]). A signature counts once per custodian, only for
+//! that approval (the approval id is in the message, so it cannot be replayed onto another),
+//! only before it expires, and only while the signer is a custodian. When the threshold is
+//! met the operation runs exactly once: the approval is marked executed in the same
+//! compare-and-swap that records the last signature, before the operation starts.
+
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signature, Signer};
+use serde::{Deserialize, Serialize};
+
+use super::{CustodianIdentity, CustodianPublicKey};
+use crate::crypto::{LengthPrefixed, random_array};
+use crate::keys::KeyConfigUpdate;
+use crate::store::Batch;
+use crate::{Error, InitRequest, Vault};
+
+const SIGNATURE_LABEL: &[u8] = b"tresor-approval-v1";
+const PREFIX: &str = "approvals/";
+
+/// How long a pending approval waits for signatures by default.
+pub const DEFAULT_APPROVAL_TTL: u64 = 3600;
+
+/// An operation that needs custodian approval, with every parameter that decides what it does.
+/// Its JSON is the canonical form custodians sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "operation", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Dangerous {
+    /// Delete a key and with it every ciphertext it protects.
+    DeleteKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+    },
+    /// Shred a tenant and every key in it.
+    ShredTenant {
+        /// Tenant.
+        tenant: String,
+    },
+    /// A key configuration change that weakens protection (lowers `min_decryption_version`
+    /// or makes the key exportable).
+    ConfigureKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// The whole change, applied as one.
+        update: KeyConfigUpdate,
+    },
+    /// Replace the root key, keeping custodians and threshold.
+    RotateRoot,
+    /// Replace the root key and hand its shares to a new custodian set and/or threshold.
+    Rekey {
+        /// The new custodians.
+        custodians: Vec<CustodianPublicKey>,
+        /// The new threshold.
+        threshold: u8,
+    },
+    /// Replace a level-3 tenant's own custodians.
+    ChangeTenantCustodians {
+        /// Tenant.
+        tenant: String,
+        /// The new custodians.
+        custodians: Vec<CustodianPublicKey>,
+    },
+}
+
+impl Dangerous {
+    /// One line saying what will happen, for the custodian deciding whether to sign.
+    pub fn describe(&self) -> String {
+        match self {
+            Dangerous::DeleteKey { tenant, key } => {
+                format!("delete key {tenant}/{key}: its ciphertexts can never be decrypted again")
+            }
+            Dangerous::ShredTenant { tenant } => {
+                format!(
+                    "shred tenant {tenant}: every key in it and every ciphertext under them is lost"
+                )
+            }
+            Dangerous::ConfigureKey {
+                tenant,
+                key,
+                update,
+            } => {
+                format!(
+                    "change key {tenant}/{key}: {}",
+                    serde_json::to_string(update).unwrap_or_default()
+                )
+            }
+            Dangerous::RotateRoot => {
+                "rotate the root key (custodians and threshold stay)".to_owned()
+            }
+            Dangerous::Rekey {
+                custodians,
+                threshold,
+            } => format!(
+                "rekey: new root key shared {threshold}-of-{} among {}; the current shares stop working",
+                custodians.len(),
+                custodians
+                    .iter()
+                    .map(|c| format!("{} ({})", c.name(), c.fingerprint()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Dangerous::ChangeTenantCustodians { tenant, custodians } => format!(
+                "tenant {tenant}: custodians become {}",
+                custodians
+                    .iter()
+                    .map(|c| format!("{} ({})", c.name(), c.fingerprint()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum ApprovalState {
+    /// Waiting for signatures.
+    Pending,
+    /// The threshold was met and the operation ran.
+    Executed {
+        /// When.
+        at: u64,
+        /// What it did.
+        outcome: String,
+    },
+    /// The threshold was met but the operation failed (it will not be retried).
+    Failed {
+        /// When.
+        at: u64,
+        /// Why.
+        error: String,
+    },
+}
+
+/// One custodian's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSignature {
+    /// The custodian.
+    pub custodian: String,
+    /// When it was accepted.
+    pub at: u64,
+    /// Ed25519 signature, base64.
+    pub signature: String,
+}
+
+/// A pending (or finished) dangerous operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Random identifier.
+    pub id: String,
+    /// The vault it belongs to.
+    pub vault_id: String,
+    /// What will run.
+    pub request: Dangerous,
+    /// The principal that asked.
+    pub requested_by: String,
+    /// When it was asked (Unix seconds).
+    pub created_at: u64,
+    /// Signatures after this time are refused (Unix seconds).
+    pub expires_at: u64,
+    /// Signatures needed (the vault's threshold when asked).
+    pub required: u8,
+    /// Signatures accepted so far.
+    pub signatures: Vec<ApprovalSignature>,
+    /// Pending, executed or failed.
+    pub state: ApprovalState,
+}
+
+impl Approval {
+    /// The exact bytes a custodian signs: LP("tresor-approval-v1") ‖ LP(vault id) ‖
+    /// LP(approval id) ‖ LP(canonical request JSON) ‖ LP(requested by) ‖ u64 expires_at.
+    pub fn signed_message(&self) -> Vec<u8> {
+        let canonical = serde_json::to_vec(&self.request).expect("serializes");
+        let mut message = LengthPrefixed::new()
+            .bytes(SIGNATURE_LABEL)
+            .bytes(self.vault_id.as_bytes())
+            .bytes(self.id.as_bytes())
+            .bytes(&canonical)
+            .bytes(self.requested_by.as_bytes())
+            .into_vec();
+        message.extend_from_slice(&self.expires_at.to_be_bytes());
+        message
+    }
+}
+
+impl CustodianIdentity {
+    /// Signs `approval` (base64 Ed25519 signature over [`Approval::signed_message`]).
+    pub fn sign_approval(&self, approval: &Approval) -> String {
+        let signature: Signature = self.signing_key().sign(&approval.signed_message());
+        STANDARD.encode(signature.to_bytes())
+    }
+}
+
+/// What an approval call did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalOutcome {
+    /// The approval after this signature.
+    pub approval: Approval,
+    /// False if this custodian had signed already (a custodian counts once).
+    pub counted: bool,
+}
+
+/// Serialises approvals within this process; the store's compare-and-swap covers the rest.
+static APPROVALS: Mutex<()> = Mutex::new(());
+
+fn path(id: &str) -> String {
+    format!("{PREFIX}{id}")
+}
+
+impl Vault {
+    /// Records `request` as pending approval by the vault's custodians.
+    pub fn propose(&self, request: Dangerous, requested_by: &str) -> Result<Approval, Error> {
+        let records = self.sealed_records()?;
+        let status = self.seal_status()?;
+        let now = self.clock().now();
+        let id: String = random_array::<12>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let approval = Approval {
+            id: id.clone(),
+            vault_id: records.vault_id().to_owned(),
+            request,
+            requested_by: requested_by.to_owned(),
+            created_at: now,
+            expires_at: now + self.approval_ttl(),
+            required: status.threshold,
+            signatures: Vec::new(),
+            state: ApprovalState::Pending,
+        };
+        let path = path(&id);
+        records.commit(
+            Batch::new()
+                .expect(path.clone(), None)
+                .put(path.clone(), records.seal(&path, &approval)),
+        )?;
+        Ok(approval)
+    }
+
+    /// Every approval still pending, newest last; expired ones are left out.
+    pub fn pending_approvals(&self) -> Result<Vec<Approval>, Error> {
+        let now = self.clock().now();
+        let mut approvals: Vec<Approval> = self
+            .sealed_records()?
+            .scan::<Approval>(PREFIX)?
+            .into_iter()
+            .map(|(_, a)| a)
+            .filter(|a| a.state == ApprovalState::Pending && a.expires_at > now)
+            .collect();
+        approvals.sort_by_key(|a| a.created_at);
+        Ok(approvals)
+    }
+
+    /// One approval, in any state.
+    pub fn approval(&self, id: &str) -> Result<Approval, Error> {
+        check_id(id)?;
+        self.sealed_records()?
+            .get::<Approval>(&path(id))?
+            .map(|(a, _)| a)
+            .ok_or_else(|| Error::invalid("approval", format!("no approval `{id}`")))
+    }
+
+    /// Adds custodian `custodian`'s signature to approval `id`; when the threshold is met, runs
+    /// the operation once.
+    pub fn approve(
+        &self,
+        id: &str,
+        custodian: &str,
+        signature_b64: &str,
+    ) -> Result<ApprovalOutcome, Error> {
+        check_id(id)?;
+        let _serial = APPROVALS.lock().unwrap_or_else(|p| p.into_inner());
+        let records = self.sealed_records()?;
+        let path = path(id);
+        let (mut approval, raw) = records
+            .get::<Approval>(&path)?
+            .ok_or_else(|| Error::invalid("approval", format!("no approval `{id}`")))?;
+        let now = self.clock().now();
+        if approval.state != ApprovalState::Pending {
+            return Err(Error::NotPermitted(format!(
+                "approval `{id}` has already run; it cannot run twice"
+            )));
+        }
+        if now >= approval.expires_at {
+            return Err(Error::NotPermitted(format!(
+                "approval `{id}` expired; ask again"
+            )));
+        }
+        let signer = self.custodian(custodian)?.ok_or_else(|| {
+            Error::NotPermitted(format!("`{custodian}` is not a custodian of this vault"))
+        })?;
+        let signature = STANDARD
+            .decode(signature_b64)
+            .ok()
+            .and_then(|b| Signature::from_slice(&b).ok())
+            .ok_or_else(|| Error::invalid("signature", "not a base64 Ed25519 signature"))?;
+        signer.ed25519().verify_strict(&approval.signed_message(), &signature).map_err(|_| {
+            Error::NotPermitted(format!(
+                "the signature is not `{custodian}`'s over approval `{id}` as recorded (wrong identity, or a different or altered request)"
+            ))
+        })?;
+        if approval.signatures.iter().any(|s| s.custodian == custodian) {
+            return Ok(ApprovalOutcome {
+                approval,
+                counted: false,
+            });
+        }
+        approval.signatures.push(ApprovalSignature {
+            custodian: custodian.to_owned(),
+            at: now,
+            signature: signature_b64.to_owned(),
+        });
+        let ready = approval.signatures.len() >= usize::from(approval.required);
+        if ready {
+            approval.state = ApprovalState::Executed {
+                at: now,
+                outcome: "running".to_owned(),
+            };
+        }
+        records.commit(
+            Batch::new()
+                .expect(path.clone(), Some(raw.clone()))
+                .put(path.clone(), records.seal(&path, &approval)),
+        )?;
+        if !ready {
+            return Ok(ApprovalOutcome {
+                approval,
+                counted: true,
+            });
+        }
+        // Marked executed before running: a crash here leaves it not run rather than run twice.
+        approval.state = match self.execute(&approval.request) {
+            Ok(outcome) => ApprovalState::Executed { at: now, outcome },
+            Err(e) => ApprovalState::Failed {
+                at: now,
+                error: e.to_string(),
+            },
+        };
+        // The root key may have changed (rotate-root, rekey): seal the record afresh.
+        let records = self.sealed_records()?;
+        let (_, raw) = records
+            .get::<Approval>(&path)?
+            .ok_or_else(|| Error::Integrity { path: path.clone() })?;
+        records.commit(
+            Batch::new()
+                .expect(path.clone(), Some(raw))
+                .put(path.clone(), records.seal(&path, &approval)),
+        )?;
+        Ok(ApprovalOutcome {
+            approval,
+            counted: true,
+        })
+    }
+
+    fn execute(&self, request: &Dangerous) -> Result<String, Error> {
+        match request {
+            Dangerous::DeleteKey { tenant, key } => self
+                .delete_key(tenant, key)
+                .map(|()| format!("key {tenant}/{key} deleted")),
+            Dangerous::ShredTenant { tenant } => self
+                .shred_tenant(tenant)
+                .map(|()| format!("tenant {tenant} shredded")),
+            Dangerous::ConfigureKey {
+                tenant,
+                key,
+                update,
+            } => self
+                .configure_key(tenant, key, update)
+                .map(|_| format!("key {tenant}/{key} reconfigured")),
+            Dangerous::RotateRoot => self
+                .rotate_root(None)
+                .map(|s| format!("root key rotated (generation {})", s.root_generation)),
+            Dangerous::Rekey {
+                custodians,
+                threshold,
+            } => self
+                .rotate_root(Some(&InitRequest {
+                    custodians: custodians.clone(),
+                    threshold: *threshold,
+                }))
+                .map(|s| {
+                    format!(
+                        "rekeyed: {}-of-{}, generation {}",
+                        s.threshold, s.shares, s.root_generation
+                    )
+                }),
+            Dangerous::ChangeTenantCustodians { tenant, custodians } => self
+                .change_tenant_custodians(tenant, custodians)
+                .map(|t| format!("tenant {tenant} custodians: {}", t.custodians.join(", "))),
+        }
+    }
+}
+
+fn check_id(id: &str) -> Result<(), Error> {
+    if id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "approval",
+            "an approval id is 24 hex digits",
+        ))
+    }
+}
