@@ -345,3 +345,53 @@ async fn an_idle_keep_alive_connection_is_closed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_is_cut_off_at_the_header_timeout() {
+    // The slow-loris guard covers a client that completes the handshake and then sends no
+    // byte at all, not only one that sends part of a request line.
+    let server = TestServer::start(
+        Options::default()
+            .limit("header_read_timeout = 1")
+            .limit("idle_timeout = 30"),
+    )
+    .await;
+    let mut silent = server.connect_as(ADMIN).await;
+    let started = Instant::now();
+    let got = read_until_closed(&mut silent, Duration::from_secs(4)).await;
+    assert!(got.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_lives_until_idle_timeout_not_header_timeout() {
+    // idle_timeout, not header_read_timeout, decides how long a keep-alive connection may wait
+    // for its next request.
+    let server = TestServer::start(
+        Options::default()
+            .limit("header_read_timeout = 1")
+            .limit("idle_timeout = 2"),
+    )
+    .await;
+    let mut conn = server.http1_as(ADMIN).await;
+    let (status, _) = conn.send("GET", "sys/health", None).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !conn.driver.is_finished(),
+        "closed after 1.5 s idle, before idle_timeout"
+    );
+    let (status, _) = conn.send("GET", "sys/health", None).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let started = Instant::now();
+    assert!(conn.closed_within(Duration::from_secs(4)).await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+}
