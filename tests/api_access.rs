@@ -476,3 +476,56 @@ async fn reload_swaps_certificate_and_policies_without_dropping_connections() {
     .unwrap();
     assert_eq!(peer_certificate(&after), new_cert.cert_der);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_grant_answers_429_with_retry_after_and_changes_nothing() {
+    let dave = principal("svc/dave");
+    let grants = format!(
+        r#"
+[[grant]]
+principals = ["{dave}"]
+tenant = "dev"
+keys = ["*"]
+operations = ["rotate", "encrypt"]
+rate_limit = {{ requests_per_second = 0.01, burst = 2 }}
+"#
+    );
+    let server = TestServer::start(Options::default().policy("dave.toml", &grants)).await;
+    server
+        .vault()
+        .create_key("dev", "k", KeySpec::default())
+        .unwrap();
+    let mut conn = server.http1_as(&dave).await;
+    for _ in 0..2 {
+        let (status, body) = conn.send("POST", "dev/keys/k/rotate", None).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = conn.send("POST", "dev/keys/k/rotate", None).await.unwrap();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(error_message(&body).contains("rate limit"), "{body}");
+    let retry_after: u64 = conn.last_headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=100).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        server.vault().key_info("dev", "k").unwrap().latest_version,
+        3,
+        "the refused rotate rotated"
+    );
+    // The bucket is dave's: the admin is not limited.
+    let (status, _) = call(&server.admin(), Method::POST, "dev/keys/k/rotate", None).await;
+    assert_eq!(status, StatusCode::OK);
+    // A reload starts fresh buckets.
+    server.reload().policies.unwrap();
+    let (status, _) = conn
+        .send(
+            "POST",
+            "dev/encrypt/k",
+            Some(&json!({"plaintext": b64("x")})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+}

@@ -451,6 +451,8 @@ pub struct Http1 {
     pub driver: tokio::task::JoinHandle<Result<(), hyper::Error>>,
     /// The server's certificate on this connection.
     pub peer_certificate: CertificateDer<'static>,
+    /// The headers of the last response.
+    pub last_headers: hyper::HeaderMap,
 }
 
 impl Http1 {
@@ -464,6 +466,7 @@ impl Http1 {
             sender,
             driver,
             peer_certificate,
+            last_headers: hyper::HeaderMap::new(),
         }
     }
 
@@ -495,6 +498,7 @@ impl Http1 {
             .unwrap();
         let response = self.sender.send_request(request).await?;
         let status = response.status();
+        self.last_headers = response.headers().clone();
         let body = response.into_body().collect().await?.to_bytes();
         let value = if body.is_empty() {
             Value::Null
