@@ -529,3 +529,83 @@ rate_limit = {{ requests_per_second = 0.01, burst = 2 }}
         .unwrap();
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_addresses_and_tenant_binding_are_enforced() {
+    let erin = principal("svc/erin");
+    let frank = principal("svc/frank");
+    let grants = format!(
+        r#"
+[[grant]]
+principals = ["{erin}"]
+tenant = "alpha"
+keys = ["*"]
+operations = ["encrypt", "decrypt"]
+allowed_cidrs = ["10.0.0.0/8"]
+
+[[grant]]
+principals = ["{frank}"]
+tenant = "alpha"
+keys = ["*"]
+operations = ["encrypt", "decrypt"]
+allowed_cidrs = ["127.0.0.0/8"]
+"#
+    );
+    let server = TestServer::start(
+        Options::default()
+            .tenants(&["alpha", "beta"])
+            .policy("cidr.toml", &grants),
+    )
+    .await;
+    for tenant in ["alpha", "beta"] {
+        server
+            .vault()
+            .create_key(tenant, "k", KeySpec::default())
+            .unwrap();
+    }
+    let plaintext = json!({"plaintext": b64("x")});
+    // Loopback is outside erin's networks and inside frank's.
+    let (status, body) = call(
+        &server.client(&erin),
+        Method::POST,
+        "alpha/encrypt/k",
+        Some(plaintext.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        error_message(&body).contains("not from this address"),
+        "{body}"
+    );
+    let (status, body) = call(
+        &server.client(&frank),
+        Method::POST,
+        "alpha/encrypt/k",
+        Some(plaintext.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A ciphertext of alpha/k does not open under beta/k (same key name, other tenant).
+    let ciphertext = body["data"]["ciphertext"].clone();
+    let admin = server.admin();
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "beta/decrypt/k",
+        Some(json!({"ciphertext": ciphertext})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "alpha/decrypt/k",
+        Some(json!({"ciphertext": ciphertext})),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["data"]["plaintext"]),
+        (StatusCode::OK, &json!(b64("x")))
+    );
+}
