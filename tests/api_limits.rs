@@ -395,3 +395,50 @@ async fn an_idle_keep_alive_connection_lives_until_idle_timeout_not_header_timeo
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_in_flight_request_finish_then_seals() {
+    let server = TestServer::new().await;
+    server
+        .vault()
+        .create_key("dev", "k", KeySpec::default())
+        .unwrap();
+    let mut in_flight = server.connect_as(ADMIN).await;
+    let body = br#"{"plaintext":"aGk="}"#;
+    in_flight
+        .write_all(
+            format!(
+                "POST /v1/dev/encrypt/k HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    in_flight.write_all(&body[..5]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let vault = server.vault().clone();
+    let addr = server.addr();
+    let shutdown = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown began"
+    );
+    assert!(!vault.is_sealed(), "sealed under an in-flight request");
+    in_flight.write_all(&body[5..]).await.unwrap();
+    let (status, answer) = read_response(&mut in_flight, Duration::from_secs(5)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["data"]["ciphertext"]
+            .as_str()
+            .unwrap()
+            .starts_with("tresor:v1:")
+    );
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("shutdown finishes once the request is done")
+        .unwrap();
+    assert!(vault.is_sealed(), "keys are dropped at the end of shutdown");
+}
