@@ -285,6 +285,15 @@ operations = ["*"]
         "refused requests changed tenant alpha"
     );
     assert!(vault.list_tenants().unwrap() == ["alpha", "beta"]);
+    // In particular: the refused rotates rotated nothing, the refused creates (and encrypts
+    // that would upsert) created nothing, the refused deletes deleted nothing.
+    assert_eq!(
+        vault.key_info("beta", "card-pan").unwrap().latest_version,
+        2
+    );
+    assert_eq!(vault.key_info("alpha", "iban").unwrap().latest_version, 2);
+    assert_eq!(vault.list_keys("beta").unwrap(), ["card-pan"]);
+    assert_eq!(vault.list_keys("alpha").unwrap(), ["card-pan", "iban"]);
 
     // The same requests from the admin do change things: the refusals above were the policy's.
     let admin = server.admin();
