@@ -9,12 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -298,19 +301,31 @@ async fn serve_connection(
         })
     };
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Not hyper's header_read_timeout: its clock also runs while a keep-alive connection waits
+    // for its next request (closing it after header_read_timeout whatever idle_timeout says),
+    // and it never starts for a client that sends nothing. `Activity` times request heads.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_timeout))
+        .header_read_timeout(None)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256);
-    let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
+    // HTTP/2 control frames (pings, window updates) arrive between requests too; only the
+    // first request of an HTTP/2 connection is timed.
+    let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    let io = Watched {
+        inner: tls_stream,
+        activity: activity.clone(),
+        heads: !http2,
+    };
+    let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let idle_timeout = Duration::from_secs(limits.idle_timeout);
-    let mut idle_check = tokio::time::interval(idle_timeout.min(Duration::from_secs(1)));
+    let header_timeout = Duration::from_secs(limits.header_read_timeout);
+    let mut idle_check = tokio::time::interval(Duration::from_millis(500));
     let mut closing = false;
     loop {
         tokio::select! {
@@ -324,8 +339,13 @@ async fn serve_connection(
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }
-            _ = idle_check.tick(), if !closing => {
-                if activity.idle_for() >= idle_timeout {
+            _ = idle_check.tick() => {
+                if activity.head_for().is_some_and(|t| t >= header_timeout) {
+                    // Dropped without an answer, as hyper does: nothing of a request arrived.
+                    tracing::info!(peer = %peer, limit = limits.header_read_timeout, "request headers not received in time (limits.header_read_timeout); closing");
+                    break;
+                }
+                if !closing && activity.idle_for() >= idle_timeout {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
@@ -338,11 +358,15 @@ async fn serve_connection(
         .fetch_sub(1, Ordering::Relaxed);
 }
 
-/// When a connection last did something, so idle keep-alive connections can be closed.
+/// When a connection last did something, so idle keep-alive connections can be closed, and
+/// since when the head of its next request has been arriving, so a slow one can be cut off.
 struct Activity {
     start: Instant,
     in_flight: AtomicUsize,
     last_millis: AtomicU64,
+    /// 1 + milliseconds since `start` when the next request's head began (its first byte; for
+    /// the first request, the end of the handshake); 0 while no head is being read.
+    head_since: AtomicU64,
 }
 
 impl Activity {
@@ -351,12 +375,45 @@ impl Activity {
             start: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_millis: AtomicU64::new(0),
+            // The first request's head is due from the moment the connection is up.
+            head_since: AtomicU64::new(1),
         }
+    }
+
+    fn now_millis(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
     }
 
     fn begin(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        // The service is called once the head is complete.
+        self.head_since.store(0, Ordering::Relaxed);
         Busy(self.clone())
+    }
+
+    /// Bytes arrived. Between requests, they start the next request's head. (Bytes of a body
+    /// the handler left unread also land here; such a connection then gets header_read_timeout
+    /// instead of idle_timeout, which is only stricter.)
+    fn bytes_read(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            let now = self.now_millis() + 1;
+            let _ = self
+                .head_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the head of the next request has been arriving, if one is.
+    fn head_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        match self.head_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(
+                self.now_millis().saturating_sub(since - 1),
+            )),
+        }
     }
 
     fn idle_for(&self) -> Duration {
@@ -375,6 +432,58 @@ impl Drop for Busy {
         let now = self.0.start.elapsed().as_millis() as u64;
         self.0.last_millis.store(now, Ordering::Relaxed);
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection's stream, telling `Activity` when bytes arrive (if `heads`).
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+    heads: bool,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.heads && buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

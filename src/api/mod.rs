@@ -378,7 +378,22 @@ fn authorize(state: &ApiState, caller: &Caller, endpoint: &Endpoint) -> Result<(
         source: Some(caller.address.ip()),
     };
     match policies.authorize(&request) {
-        Decision::Allow(_) => Ok(()),
+        // The allowing rule's rate limit, per principal (a token bucket; none: unlimited).
+        Decision::Allow(rule) => policies
+            .rate_limiter()
+            .check(rule, &caller.principal, std::time::Instant::now())
+            .map_err(|retry| {
+                let mut error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "rate limit quota exceeded: {} has used up the rate_limit of the policy rule that allows `{operation}`; retry after {}s",
+                        caller.principal,
+                        retry.header_secs()
+                    ),
+                );
+                error.retry_after = Some(retry.header_secs());
+                error
+            }),
         Decision::Deny(reason) => {
             let why = match reason {
                 DenyReason::SourceNotAllowed { .. } => "not from this address",
