@@ -303,8 +303,13 @@ operations = ["*"]
         vault.key_info("beta", "card-pan").unwrap().latest_version,
         3
     );
-    let (status, _) = call(&admin, Method::DELETE, "alpha/keys/iban", None).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    // A delete waits for custodian approval (dual control), then runs.
+    let (status, body) = call(&admin, Method::DELETE, "alpha/keys/iban", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(vault.list_keys("alpha").unwrap(), ["card-pan", "iban"]);
+    let id = body["data"]["id"].as_str().unwrap();
+    server.approve(id).await;
+    assert_eq!(vault.list_keys("alpha").unwrap(), ["card-pan"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,7 +135,8 @@ async fn key_management_routes_round_trip() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-    // Delete: refused until deletion_allowed, then 204, then gone.
+    // Delete: refused until deletion_allowed; then a pending approval (202) that, once a
+    // custodian signs it, deletes the key.
     let (status, body) = call(&admin, Method::DELETE, "dev/keys/card-pan", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -149,7 +150,16 @@ async fn key_management_routes_round_trip() {
     )
     .await;
     let (status, body) = call(&admin, Method::DELETE, "dev/keys/card-pan", None).await;
-    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["data"]["request"]["operation"], "delete-key");
+    assert_eq!(body["data"]["state"]["state"], "pending");
+    let (status, _) = call(&admin, Method::GET, "dev/keys/card-pan", None).await;
+    assert_eq!(status, StatusCode::OK, "not deleted before approval");
+    let outcome = server.approve(body["data"]["id"].as_str().unwrap()).await;
+    assert!(matches!(
+        outcome.approval.state,
+        tresor::custody::ApprovalState::Executed { .. }
+    ));
     let (status, body) = call(&admin, Method::GET, "dev/keys/card-pan", None).await;
     assert_eq!(
         (status, body),

@@ -258,7 +258,14 @@ async fn vaultrs_works_unchanged_against_a_tenant_mount() {
     .unwrap();
     assert_eq!(exported.name, "exportable");
     assert_eq!(unb64(&exported.keys["1"]).len(), 32);
+    // A delete is a pending approval (202, which vaultrs reads as success); it runs once the
+    // vault's custodian signs it.
     key::delete(&client, mount, "card-pan").await.unwrap();
+    assert!(
+        key::read(&client, mount, "card-pan").await.is_ok(),
+        "not deleted before approval"
+    );
+    server.approve_pending().await;
 
     // Vault's error shapes as vaultrs reads them.
     match key::read(&client, mount, "card-pan").await {

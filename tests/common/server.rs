@@ -260,6 +260,24 @@ impl TestServer {
     }
 
     /// A client for [`ADMIN`].
+    /// Signs pending approval `id` with the vault's only custodian (threshold 1), so the
+    /// dangerous operation runs; returns the outcome.
+    pub async fn approve(&self, id: &str) -> tresor::custody::ApprovalOutcome {
+        let admin = self.admin();
+        let approval = admin.approval(id).await.unwrap();
+        admin
+            .approve_with(&approval, &self.custodian)
+            .await
+            .unwrap()
+    }
+
+    /// Signs every pending approval (see [`TestServer::approve`]).
+    pub async fn approve_pending(&self) {
+        for approval in self.admin().approvals().await.unwrap() {
+            self.approve(&approval.id).await;
+        }
+    }
+
     pub fn admin(&self) -> Client {
         self.client(ADMIN)
     }
