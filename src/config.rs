@@ -34,6 +34,115 @@ pub struct Config {
     /// Unsealing.
     #[serde(default)]
     pub unseal: UnsealConfig,
+    /// Dual control.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+    /// The audit trail: required; `audit = "disabled"` turns it off explicitly.
+    pub audit: AuditSetting,
+}
+
+/// `[audit]`, or `audit = "disabled"`.
+#[derive(Debug, Clone)]
+pub enum AuditSetting {
+    /// Write the audit trail to a file.
+    File(AuditFileConfig),
+    /// `audit = "disabled"`: no audit trail (development only; the server warns).
+    Disabled(Disabled),
+}
+
+/// The literal `"disabled"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disabled {
+    /// The only accepted word.
+    Disabled,
+}
+
+impl<'de> Deserialize<'de> for AuditSetting {
+    // By hand rather than `untagged`, so a mistake inside `[audit]` is reported as itself and
+    // not as "did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AuditSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an [audit] table, or the string \"disabled\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<AuditSetting, E> {
+                match value {
+                    "disabled" => Ok(AuditSetting::Disabled(Disabled::Disabled)),
+                    other => Err(E::custom(format!(
+                        "`{other}` is not \"disabled\"; to keep an audit trail use an [audit] table"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<AuditSetting, A::Error> {
+                AuditFileConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(AuditSetting::File)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Where and how the audit trail is written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFileConfig {
+    /// The current log file (rotated files get a numeric suffix).
+    pub path: PathBuf,
+    /// The checkpoint signing key (created on first start; its public half is written beside it
+    /// as `.pub`). Default: the log path with extension `key`.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// Rotate after this many bytes (default 64 MiB).
+    #[serde(default = "default_audit_file_bytes")]
+    pub max_file_bytes: u64,
+    /// A signed checkpoint at least every this many lines (default 1000).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+}
+
+fn default_audit_file_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+
+impl AuditFileConfig {
+    /// The writer's settings.
+    pub fn to_audit_config(&self) -> crate::audit::AuditConfig {
+        crate::audit::AuditConfig {
+            path: self.path.clone(),
+            signing_key: self
+                .signing_key
+                .clone()
+                .unwrap_or_else(|| self.path.with_extension("key")),
+            max_file_bytes: self.max_file_bytes,
+            checkpoint_every: self.checkpoint_every,
+        }
+    }
+}
+
+/// Dual control.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// How long a dangerous operation waits for custodian signatures.
+    #[serde(deserialize_with = "seconds")]
+    pub ttl: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            ttl: crate::custody::DEFAULT_APPROVAL_TTL,
+        }
+    }
 }
 
 /// TLS settings. Clients must present a certificate issued by `client_ca`.
@@ -104,6 +213,11 @@ pub struct Limits {
     pub idle_timeout: u64,
     /// Most open connections; more are closed at once.
     pub max_connections: usize,
+    /// Failed handshakes an address may have in a minute before its connections are delayed.
+    pub handshake_failures_allowed: u32,
+    /// Longest delay (seconds) imposed on an address that keeps failing the handshake.
+    #[serde(deserialize_with = "seconds")]
+    pub handshake_failure_max_delay: u64,
 }
 
 impl Default for Limits {
@@ -116,6 +230,8 @@ impl Default for Limits {
             body_read_timeout: 30,
             idle_timeout: 120,
             max_connections: 4096,
+            handshake_failures_allowed: 10,
+            handshake_failure_max_delay: 10,
         }
     }
 }
@@ -191,8 +307,19 @@ impl Config {
 
     /// Parses TOML text, resolving relative paths against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
-        let mut config: Config =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let message = e.to_string().trim_end().to_owned();
+            if message.contains("missing field `audit`") {
+                format!("{message}\nadd an [audit] section with `path = \"audit.log\"` (or, for development only, `audit = \"disabled\"`)")
+            } else {
+                message
+            }
+        })?;
+        if let AuditSetting::File(audit) = &config.audit {
+            if audit.max_file_bytes < 4096 || audit.checkpoint_every == 0 {
+                return Err("key `audit`: max_file_bytes must be at least 4096 and checkpoint_every at least 1".into());
+            }
+        }
         config.validate()?;
         config.resolve_paths(base);
         Ok(config)
@@ -211,6 +338,7 @@ impl Config {
             ("limits.idle_timeout", l.idle_timeout),
             ("limits.max_connections", l.max_connections as u64),
             ("unseal.timeout", self.unseal.timeout),
+            ("approvals.ttl", self.approvals.ttl),
         ] {
             if value == 0 {
                 return Err(format!("key `{key}`: must be greater than 0"));
@@ -237,6 +365,12 @@ impl Config {
         self.tls.crls.iter_mut().for_each(resolve);
         resolve(&mut self.storage.path);
         resolve(&mut self.policies.dir);
+        if let AuditSetting::File(audit) = &mut self.audit {
+            resolve(&mut audit.path);
+            if let Some(key) = &mut audit.signing_key {
+                resolve(key);
+            }
+        }
     }
 }
 
@@ -276,6 +410,8 @@ client_ca = "ca.pem"
 path = "data"
 [policies]
 dir = "policies"
+[audit]
+path = "audit.log"
 "#;
 
     #[test]
@@ -286,6 +422,14 @@ dir = "policies"
         assert_eq!(config.storage.path, Path::new("/etc/tresor/data"));
         assert_eq!(config.limits.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(config.log.format, LogFormat::Text);
+        match &config.audit {
+            AuditSetting::File(audit) => {
+                let audit = audit.to_audit_config();
+                assert_eq!(audit.path, Path::new("/etc/tresor/audit.log"));
+                assert_eq!(audit.signing_key, Path::new("/etc/tresor/audit.key"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -338,5 +482,33 @@ dir = "policies"
         )
         .unwrap_err();
         assert!(bad_level.contains("log.level"), "{bad_level}");
+        let without_audit = MINIMAL.replace("[audit]\npath = \"audit.log\"\n", "");
+        let missing_audit = Config::parse(&without_audit, Path::new(".")).unwrap_err();
+        assert!(
+            missing_audit.contains("audit = \"disabled\""),
+            "{missing_audit}"
+        );
+        let disabled = Config::parse(
+            &format!("audit = \"disabled\"\n{without_audit}"),
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(matches!(
+            disabled.audit,
+            AuditSetting::Disabled(Disabled::Disabled)
+        ));
+        let wrong_word =
+            Config::parse(&format!("audit = \"off\"\n{without_audit}"), Path::new("."))
+                .unwrap_err();
+        assert!(
+            wrong_word.contains("`off` is not \"disabled\""),
+            "{wrong_word}"
+        );
+        let typo = Config::parse(
+            &MINIMAL.replace("path = \"audit.log\"", "file = \"audit.log\""),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(typo.contains("unknown field `file`"), "{typo}");
     }
 }

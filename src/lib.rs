@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod api;
+pub mod audit;
 mod barrier;
 pub mod client;
 pub mod clock;
@@ -47,6 +48,7 @@ pub mod custody;
 pub mod duration;
 mod error;
 pub mod keys;
+pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod store;

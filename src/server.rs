@@ -7,8 +7,8 @@
 //! connections and requests without touching open ones; shutdown stops accepting, lets
 //! in-flight requests finish, then seals the vault so every key is zeroized.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::api::{ApiState, Caller};
-use crate::config::Config;
+use crate::audit::{AuditEvent, AuditLog, AuditWriteError, Outcome};
+use crate::config::{AuditSetting, Config};
+use crate::metrics::Metrics;
 use crate::policy::{PolicyError, PolicyHandle};
 use crate::tls::{self, ServerTls, ServerTlsFiles, TlsError};
 use crate::{Error, SledStore, Vault, VaultOptions};
@@ -41,6 +43,9 @@ pub enum ServerError {
     /// The vault could not be opened.
     #[error(transparent)]
     Vault(#[from] Error),
+    /// The audit log cannot be written: the server does not start without it.
+    #[error(transparent)]
+    Audit(#[from] AuditWriteError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -60,49 +65,70 @@ pub struct ReloadReport {
     pub policies: Result<(), PolicyError>,
 }
 
-/// Counters the server keeps about connections (exported as metrics).
-#[derive(Debug, Default)]
-pub struct ServerStats {
-    handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
-    refused_connections: AtomicU64,
-    open_connections: AtomicUsize,
-}
-
-impl ServerStats {
-    /// Failed TLS handshakes by reason (`no_client_certificate`, `unknown_ca`, `timeout`, …).
-    pub fn handshake_failures(&self) -> BTreeMap<&'static str, u64> {
-        self.handshake_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Connections closed at once because `max_connections` were open.
-    pub fn refused_connections(&self) -> u64 {
-        self.refused_connections.load(Ordering::Relaxed)
-    }
-
-    /// Connections open now.
-    pub fn open_connections(&self) -> usize {
-        self.open_connections.load(Ordering::Relaxed)
-    }
-
-    fn handshake_failed(&self, reason: &'static str) {
-        *self
-            .handshake_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(reason)
-            .or_default() += 1;
-    }
-}
-
 struct Shared {
     api: Arc<ApiState>,
     tls: ServerTls,
     config: Config,
-    stats: ServerStats,
     connections: Arc<Semaphore>,
+    throttle: HandshakeThrottle,
+}
+
+impl Shared {
+    /// Counts, audits and remembers a failed handshake (or a certificate without principal).
+    fn handshake_failed(&self, peer: SocketAddr, reason: &'static str, detail: &str) {
+        self.api.metrics.record_handshake_failure(reason);
+        self.throttle.failed(peer.ip());
+        tracing::info!(peer = %peer, reason, detail, "TLS handshake failed");
+        if let Some(audit) = &self.api.audit {
+            let event = AuditEvent {
+                source: peer.to_string(),
+                operation: "tls-handshake".to_owned(),
+                outcome: Some(Outcome::HandshakeFailed),
+                reason: reason.to_owned(),
+                ..AuditEvent::default()
+            };
+            if let Err(e) = audit.record(&event) {
+                tracing::error!(error = %e, "cannot audit a failed handshake");
+            }
+        }
+    }
+}
+
+/// Slows down addresses that keep failing the handshake (certificate guessing, scanners): past
+/// `handshake_failures_allowed` failures in a minute, each new connection from that address
+/// waits 100 ms, doubling per further failure, up to `handshake_failure_max_delay`.
+struct HandshakeThrottle {
+    allowed: u32,
+    max_delay: Duration,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
+const THROTTLE_MAX_ADDRESSES: usize = 100_000;
+
+impl HandshakeThrottle {
+    fn delay_for(&self, ip: IpAddr) -> Duration {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match failures.get(&ip) {
+            Some((since, count)) if since.elapsed() < THROTTLE_WINDOW && *count > self.allowed => {
+                let doublings = (*count - self.allowed - 1).min(16);
+                (Duration::from_millis(100) * 2u32.pow(doublings)).min(self.max_delay)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= THROTTLE_MAX_ADDRESSES {
+            failures.retain(|_, (since, _)| since.elapsed() < THROTTLE_WINDOW);
+        }
+        let entry = failures.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= THROTTLE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
 }
 
 /// A running server.
@@ -124,9 +150,14 @@ impl ServerHandle {
         &self.shared.api.vault
     }
 
-    /// Connection counters.
-    pub fn stats(&self) -> &ServerStats {
-        &self.shared.stats
+    /// The server's counters (also served at `/v1/sys/metrics`).
+    pub fn stats(&self) -> &Metrics {
+        &self.shared.api.metrics
+    }
+
+    /// The audit log, unless disabled.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.shared.api.audit.as_deref()
     }
 
     /// Re-reads the TLS files and the policy directory (what SIGHUP does). Each part is swapped
@@ -147,6 +178,11 @@ impl ServerHandle {
         let _ = self.shutdown.send(true);
         let _ = self.accept_loop.await;
         self.shared.api.vault.seal();
+        if let Some(audit) = &self.shared.api.audit {
+            if let Err(e) = audit.close() {
+                tracing::error!(error = %e, "cannot write the closing audit checkpoint");
+            }
+        }
     }
 }
 
@@ -155,6 +191,7 @@ pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
     let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
     let mut options = VaultOptions::new(config.environment.clone());
     options.unseal_timeout = config.unseal.timeout;
+    options.approval_ttl = config.approvals.ttl;
     Ok(Vault::open(Arc::new(store), options)?)
 }
 
@@ -167,6 +204,15 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
         crls: config.tls.crls.clone(),
     })?;
     let policies = Arc::new(PolicyHandle::load_dir(&config.policies.dir)?);
+    let audit = match &config.audit {
+        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
+        AuditSetting::Disabled(_) => {
+            tracing::warn!(
+                "the audit trail is disabled (audit = \"disabled\"): nothing records who used which key"
+            );
+            None
+        }
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -182,11 +228,17 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
             vault,
             policies,
             limits: config.limits.clone(),
+            metrics: Arc::new(Metrics::default()),
+            audit,
         }),
         tls,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+        throttle: HandshakeThrottle {
+            allowed: config.limits.handshake_failures_allowed,
+            max_delay: Duration::from_secs(config.limits.handshake_failure_max_delay),
+            failures: Mutex::default(),
+        },
         config,
-        stats: ServerStats::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
@@ -219,7 +271,7 @@ async fn accept_loop(
                     }
                 };
                 let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-                    shared.stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+                    shared.api.metrics.record_refused_connection();
                     tracing::warn!(peer = %peer, limit = shared.config.limits.max_connections, "connection refused: limits.max_connections reached");
                     continue;
                 };
@@ -248,6 +300,10 @@ async fn serve_connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let limits = &shared.config.limits;
+    let delay = shared.throttle.delay_for(peer.ip());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let acceptor = shared.tls.acceptor();
     let tls_stream = match tokio::time::timeout(
         Duration::from_secs(limits.handshake_timeout),
@@ -257,30 +313,22 @@ async fn serve_connection(
     {
         Ok(Ok(tls_stream)) => tls_stream,
         Ok(Err(e)) => {
-            let reason = tls::classify_handshake_error(&e);
-            shared.stats.handshake_failed(reason);
-            tracing::info!(peer = %peer, reason, "TLS handshake failed");
-            return;
+            return shared.handshake_failed(peer, tls::classify_handshake_error(&e), &e.to_string());
         }
         Err(_) => {
-            shared.stats.handshake_failed("timeout");
-            tracing::info!(peer = %peer, reason = "timeout", "TLS handshake failed");
-            return;
+            return shared.handshake_failed(
+                peer,
+                "timeout",
+                "no handshake within limits.handshake_timeout",
+            );
         }
     };
     let principal =
         match tls::peer_principal(tls_stream.get_ref().1, shared.config.tls.allow_cn_fallback) {
             Ok(principal) => principal,
-            Err(e) => {
-                shared.stats.handshake_failed("no_principal");
-                tracing::info!(peer = %peer, error = %e, "client certificate names no principal");
-                return;
-            }
+            Err(e) => return shared.handshake_failed(peer, "no_principal", &e.to_string()),
         };
-    shared
-        .stats
-        .open_connections
-        .fetch_add(1, Ordering::Relaxed);
+    shared.api.metrics.connection_opened();
     let caller = Arc::new(Caller {
         principal,
         address: peer,
@@ -352,10 +400,7 @@ async fn serve_connection(
             }
         }
     }
-    shared
-        .stats
-        .open_connections
-        .fetch_sub(1, Ordering::Relaxed);
+    shared.api.metrics.connection_closed();
 }
 
 /// When a connection last did something, so idle keep-alive connections can be closed, and

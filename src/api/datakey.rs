@@ -71,6 +71,10 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, form: Form, body: &[u8]) -> Result<Reply,
         associated_data.as_deref().map(Vec::as_slice),
         form == Form::Plaintext,
     )?;
+    ctx.inputs.note_some(context.as_deref().map(Vec::as_slice));
+    ctx.inputs
+        .note_some(associated_data.as_deref().map(Vec::as_slice));
+    ctx.inputs.note(key.ciphertext.as_bytes());
     let version = version_of(&key.ciphertext);
     let plaintext = key.plaintext.map(|p| {
         let mut text = Zeroizing::new(String::new());

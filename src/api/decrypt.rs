@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::params::{self, Int, Text, optional_base64};
 use super::reply::{ApiError, Reply, batch_status};
-use super::{KeyCtx, partial_failure_code, refuse_nonce};
+use super::{BatchResults, KeyCtx, merge_batch, partial_failure_code, refuse_nonce};
 use crate::DecryptRequest;
 
 #[derive(Deserialize, Default)]
@@ -27,6 +27,7 @@ struct Body<'a> {
     batch_input: Option<Vec<Item<'a>>>,
 }
 
+/// One item of a decrypt or rewrap batch.
 #[derive(Deserialize)]
 pub(crate) struct Item<'a> {
     #[serde(borrow)]
@@ -43,10 +44,28 @@ pub(crate) struct Item<'a> {
 
 #[derive(Serialize)]
 struct ItemResult<'a> {
+    /// Always present (empty when the item failed), as in Vault.
     plaintext: Zeroizing<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     reference: Cow<'a, str>,
+}
+
+impl<'a> ItemResult<'a> {
+    fn new(outcome: Result<Zeroizing<Vec<u8>>, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(plaintext) => ItemResult {
+                plaintext: encode(&plaintext),
+                error: None,
+                reference,
+            },
+            Err(e) => ItemResult {
+                plaintext: Zeroizing::new(String::new()),
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
 }
 
 /// Decoded inputs of one item, shared with rewrap.
@@ -57,7 +76,9 @@ pub(crate) struct Input<'a> {
 }
 
 impl<'a> Input<'a> {
+    /// Decodes an item and notes its ciphertext, context and associated data for the audit line.
     pub(crate) fn decode(
+        ctx: &KeyCtx<'_>,
         ciphertext: Option<&'a str>,
         context: Option<&str>,
         ad: Option<&str>,
@@ -67,11 +88,36 @@ impl<'a> Input<'a> {
         let ciphertext = ciphertext
             .filter(|c| !c.is_empty())
             .ok_or_else(|| ApiError::bad_request("missing ciphertext to decrypt"))?;
-        Ok(Input {
+        ctx.inputs.note(ciphertext.as_bytes());
+        let input = Input {
             ciphertext,
             context: optional_base64("context", context)?,
             associated_data: optional_base64("associated_data", ad)?,
-        })
+        };
+        ctx.inputs
+            .note_some(input.context.as_deref().map(Vec::as_slice));
+        ctx.inputs
+            .note_some(input.associated_data.as_deref().map(Vec::as_slice));
+        Ok(input)
+    }
+
+    /// Decodes every item of a batch.
+    pub(crate) fn decode_all(
+        ctx: &KeyCtx<'_>,
+        items: &'a [Item<'a>],
+    ) -> Vec<Result<Self, ApiError>> {
+        items
+            .iter()
+            .map(|i| {
+                Input::decode(
+                    ctx,
+                    i.ciphertext.as_deref(),
+                    i.context.as_deref(),
+                    i.associated_data.as_deref(),
+                    i.nonce.as_deref(),
+                )
+            })
+            .collect()
     }
 
     pub(crate) fn request(&self) -> DecryptRequest<'_> {
@@ -87,6 +133,7 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
     let body: Body = params::body(body)?;
     let Some(items) = body.batch_input else {
         let input = Input::decode(
+            ctx,
             body.ciphertext.as_deref(),
             body.context.as_deref(),
             body.associated_data.as_deref(),
@@ -94,70 +141,31 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
         )?;
         let plaintext = ctx.vault.decrypt(ctx.tenant, ctx.key, &input.request())?;
         let version = super::version_of(input.ciphertext);
-        return Ok(Reply::data(&ItemResult {
-            plaintext: encode(&plaintext),
-            error: None,
-            reference: Cow::Borrowed(""),
-        })
-        .version(version));
+        return Ok(
+            Reply::data(&ItemResult::new(Ok(plaintext), Cow::Borrowed(""))).version(version),
+        );
     };
     ctx.check_batch(items.len())?;
     let partial = partial_failure_code(body.partial_failure_response_code)?;
-    let inputs: Vec<Result<Input<'_>, ApiError>> = items
-        .iter()
-        .map(|i| {
-            Input::decode(
-                i.ciphertext.as_deref(),
-                i.context.as_deref(),
-                i.associated_data.as_deref(),
-                i.nonce.as_deref(),
-            )
-        })
-        .collect();
+    let inputs = Input::decode_all(ctx, &items);
     let requests: Vec<DecryptRequest<'_>> = inputs
         .iter()
         .filter_map(|i| i.as_ref().ok())
         .map(Input::request)
         .collect();
-    let mut outcomes = ctx
-        .vault
-        .decrypt_batch(ctx.tenant, ctx.key, &requests)?
-        .into_iter();
-    let mut errors = 0;
-    let results: Vec<ItemResult<'_>> = inputs
+    let merged = merge_batch(
+        &inputs,
+        ctx.vault.decrypt_batch(ctx.tenant, ctx.key, &requests)?,
+    );
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<ItemResult<'_>> = merged
         .into_iter()
         .zip(&items)
-        .map(|(input, item)| {
-            let outcome = match input {
-                Ok(_) => outcomes
-                    .next()
-                    .expect("one outcome per valid item")
-                    .map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
-            let reference = item.reference.clone().unwrap_or_default();
-            match outcome {
-                Ok(plaintext) => ItemResult {
-                    plaintext: encode(&plaintext),
-                    error: None,
-                    reference,
-                },
-                Err(e) => {
-                    errors += 1;
-                    ItemResult {
-                        plaintext: Zeroizing::new(String::new()),
-                        error: Some(e.message),
-                        reference,
-                    }
-                }
-            }
-        })
+        .map(|(outcome, item)| ItemResult::new(outcome, item.reference.clone().unwrap_or_default()))
         .collect();
-    let status = batch_status(results.len(), errors, partial);
-    Ok(
-        Reply::with_status(status, &serde_json::json!({ "batch_results": results }))
-            .batch(results.len(), errors),
-    )
+    let status = batch_status(batch_results.len(), errors, partial);
+    let count = batch_results.len();
+    Ok(Reply::with_status(status, &BatchResults { batch_results }).batch(count, errors))
 }
 
 fn encode(plaintext: &[u8]) -> Zeroizing<String> {

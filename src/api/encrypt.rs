@@ -8,7 +8,9 @@ use zeroize::Zeroizing;
 
 use super::params::{self, Flag, Int, Text, optional_base64};
 use super::reply::{ApiError, Reply, batch_status};
-use super::{KeyCtx, blocking, partial_failure_code, refuse_nonce, version_of};
+use super::{
+    BatchResults, KeyCtx, blocking, merge_batch, partial_failure_code, refuse_nonce, version_of,
+};
 use crate::{EncryptRequest, Error, KeySpec};
 
 #[derive(Deserialize, Default)]
@@ -56,6 +58,25 @@ struct ItemResult<'a> {
     reference: Cow<'a, str>,
 }
 
+impl<'a> ItemResult<'a> {
+    fn new(outcome: Result<String, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(ciphertext) => ItemResult {
+                key_version: Some(version_of(&ciphertext)),
+                ciphertext: Some(ciphertext),
+                error: None,
+                reference,
+            },
+            Err(e) => ItemResult {
+                ciphertext: None,
+                key_version: None,
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
+}
+
 /// Decoded inputs of one item.
 struct Input {
     plaintext: Zeroizing<Vec<u8>>,
@@ -65,6 +86,30 @@ struct Input {
 }
 
 impl Input {
+    fn decode(
+        ctx: &KeyCtx<'_>,
+        plaintext: Option<&str>,
+        context: Option<&str>,
+        ad: Option<&str>,
+        nonce: Option<&str>,
+        version: Option<Int>,
+    ) -> Result<Input, ApiError> {
+        refuse_nonce(nonce)?;
+        let plaintext =
+            plaintext.ok_or_else(|| ApiError::bad_request("missing plaintext to encrypt"))?;
+        let input = Input {
+            plaintext: params::base64_field("plaintext", plaintext)?,
+            context: optional_base64("context", context)?,
+            associated_data: optional_base64("associated_data", ad)?,
+            key_version: version.map(|v| v.to_u32("key_version")).transpose()?,
+        };
+        ctx.inputs
+            .note_some(input.context.as_deref().map(Vec::as_slice));
+        ctx.inputs
+            .note_some(input.associated_data.as_deref().map(Vec::as_slice));
+        Ok(input)
+    }
+
     fn request(&self) -> EncryptRequest<'_> {
         EncryptRequest {
             plaintext: &self.plaintext,
@@ -75,30 +120,13 @@ impl Input {
     }
 }
 
-fn decode(
-    plaintext: Option<&str>,
-    context: Option<&str>,
-    ad: Option<&str>,
-    nonce: Option<&str>,
-    version: Option<Int>,
-) -> Result<Input, ApiError> {
-    refuse_nonce(nonce)?;
-    let plaintext =
-        plaintext.ok_or_else(|| ApiError::bad_request("missing plaintext to encrypt"))?;
-    Ok(Input {
-        plaintext: params::base64_field("plaintext", plaintext)?,
-        context: optional_base64("context", context)?,
-        associated_data: optional_base64("associated_data", ad)?,
-        key_version: version.map(|v| v.to_u32("key_version")).transpose()?,
-    })
-}
-
 pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
     let body: Body = params::body(body)?;
     super::keys::check_key_type(body.key_type.as_deref())?;
     let convergent = body.convergent_encryption.is_some_and(|f| f.0);
     let Some(items) = body.batch_input else {
-        let input = decode(
+        let input = Input::decode(
+            ctx,
             body.plaintext.as_deref(),
             body.context.as_deref(),
             body.associated_data.as_deref(),
@@ -108,21 +136,18 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
         let ciphertext = with_upsert(ctx, input.context.is_some(), convergent, || {
             ctx.vault.encrypt(ctx.tenant, ctx.key, &input.request())
         })?;
-        let version = version_of(&ciphertext);
-        return Ok(Reply::data(&ItemResult {
-            key_version: Some(version),
-            ciphertext: Some(ciphertext),
-            error: None,
-            reference: Cow::Borrowed(""),
-        })
-        .version(version));
+        ctx.inputs.note(ciphertext.as_bytes());
+        let result = ItemResult::new(Ok(ciphertext), Cow::Borrowed(""));
+        let version = result.key_version.unwrap_or_default();
+        return Ok(Reply::data(&result).version(version));
     };
     ctx.check_batch(items.len())?;
     let partial = partial_failure_code(body.partial_failure_response_code)?;
     let inputs: Vec<Result<Input, ApiError>> = items
         .iter()
         .map(|i| {
-            decode(
+            Input::decode(
+                ctx,
                 i.plaintext.as_deref(),
                 i.context.as_deref(),
                 i.associated_data.as_deref(),
@@ -137,47 +162,24 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
         .filter_map(|i| i.as_ref().ok())
         .map(Input::request)
         .collect();
-    let mut outcomes = with_upsert(ctx, derived, convergent, || {
+    let outcomes = with_upsert(ctx, derived, convergent, || {
         ctx.vault.encrypt_batch(ctx.tenant, ctx.key, &requests)
-    })?
-    .into_iter();
-    let mut errors = 0;
-    let results: Vec<ItemResult<'_>> = inputs
+    })?;
+    let merged = merge_batch(&inputs, outcomes);
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<ItemResult<'_>> = merged
         .into_iter()
         .zip(&items)
-        .map(|(input, item)| {
-            let outcome = match input {
-                Ok(_) => outcomes
-                    .next()
-                    .expect("one outcome per valid item")
-                    .map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
-            let reference = item.reference.clone().unwrap_or_default();
-            match outcome {
-                Ok(ciphertext) => ItemResult {
-                    key_version: Some(version_of(&ciphertext)),
-                    ciphertext: Some(ciphertext),
-                    error: None,
-                    reference,
-                },
-                Err(e) => {
-                    errors += 1;
-                    ItemResult {
-                        ciphertext: None,
-                        key_version: None,
-                        error: Some(e.message),
-                        reference,
-                    }
-                }
+        .map(|(outcome, item)| {
+            if let Ok(ciphertext) = &outcome {
+                ctx.inputs.note(ciphertext.as_bytes());
             }
+            ItemResult::new(outcome, item.reference.clone().unwrap_or_default())
         })
         .collect();
-    let status = batch_status(results.len(), errors, partial);
-    Ok(
-        Reply::with_status(status, &serde_json::json!({ "batch_results": results }))
-            .batch(results.len(), errors),
-    )
+    let status = batch_status(batch_results.len(), errors, partial);
+    let count = batch_results.len();
+    Ok(Reply::with_status(status, &BatchResults { batch_results }).batch(count, errors))
 }
 
 /// Runs `operation`; if the key does not exist and the caller may create it, creates it (as

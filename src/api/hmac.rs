@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::params::{self, Int, Text};
 use super::reply::{ApiError, Reply};
-use super::{KeyCtx, version_of};
+use super::{BatchResults, KeyCtx, merge_batch, version_of};
 use crate::HmacAlgorithm;
 
 #[derive(Deserialize, Default)]
@@ -40,6 +40,23 @@ struct HmacResult<'a> {
     reference: Cow<'a, str>,
 }
 
+impl<'a> HmacResult<'a> {
+    fn new(outcome: Result<String, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(token) => HmacResult {
+                hmac: Some(token),
+                error: None,
+                reference,
+            },
+            Err(e) => HmacResult {
+                hmac: None,
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
+}
+
 pub(crate) fn hmac(
     ctx: &KeyCtx<'_>,
     path_algorithm: Option<&str>,
@@ -52,63 +69,36 @@ pub(crate) fn hmac(
         .map(|v| v.to_u32("key_version"))
         .transpose()?;
     let Some(items) = body.batch_input else {
-        let input = decode_input(body.input.as_deref())?;
+        let input = decode_input(ctx, body.input.as_deref())?;
         let token = ctx
             .vault
             .hmac(ctx.tenant, ctx.key, &input, algorithm, key_version)?;
         let version = version_of(&token);
-        return Ok(Reply::data(&HmacResult {
-            hmac: Some(token),
-            error: None,
-            reference: Cow::Borrowed(""),
-        })
-        .version(version));
+        return Ok(Reply::data(&HmacResult::new(Ok(token), Cow::Borrowed(""))).version(version));
     };
     ctx.check_batch(items.len())?;
     let inputs: Vec<Result<Zeroizing<Vec<u8>>, ApiError>> = items
         .iter()
-        .map(|i| decode_input(i.input.as_deref()))
+        .map(|i| decode_input(ctx, i.input.as_deref()))
         .collect();
     let valid: Vec<&[u8]> = inputs
         .iter()
         .filter_map(|i| i.as_ref().ok())
         .map(|i| i.as_slice())
         .collect();
-    let mut outcomes = ctx
-        .vault
-        .hmac_batch(ctx.tenant, ctx.key, &valid, algorithm, key_version)?
-        .into_iter();
-    let mut errors = 0;
-    let results: Vec<HmacResult<'_>> = inputs
+    let merged = merge_batch(
+        &inputs,
+        ctx.vault
+            .hmac_batch(ctx.tenant, ctx.key, &valid, algorithm, key_version)?,
+    );
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<HmacResult<'_>> = merged
         .into_iter()
         .zip(&items)
-        .map(|(input, item)| {
-            let outcome = match input {
-                Ok(_) => outcomes
-                    .next()
-                    .expect("one outcome per valid item")
-                    .map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
-            let reference = item.reference.clone().unwrap_or_default();
-            match outcome {
-                Ok(token) => HmacResult {
-                    hmac: Some(token),
-                    error: None,
-                    reference,
-                },
-                Err(e) => {
-                    errors += 1;
-                    HmacResult {
-                        hmac: None,
-                        error: Some(e.message),
-                        reference,
-                    }
-                }
-            }
-        })
+        .map(|(outcome, item)| HmacResult::new(outcome, item.reference.clone().unwrap_or_default()))
         .collect();
-    Ok(Reply::data(&serde_json::json!({ "batch_results": results })).batch(results.len(), errors))
+    let count = batch_results.len();
+    Ok(Reply::data(&BatchResults { batch_results }).batch(count, errors))
 }
 
 #[derive(Deserialize, Default)]
@@ -148,6 +138,26 @@ struct VerifyResult<'a> {
     reference: Cow<'a, str>,
 }
 
+impl<'a> VerifyResult<'a> {
+    fn new(outcome: Result<bool, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(valid) => VerifyResult {
+                valid: Some(valid),
+                error: None,
+                reference,
+            },
+            Err(e) => VerifyResult {
+                valid: None,
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
+}
+
+/// A decoded input and the token to check against it.
+type VerifyInput<'a> = (Zeroizing<Vec<u8>>, &'a str);
+
 pub(crate) fn verify(
     ctx: &KeyCtx<'_>,
     path_algorithm: Option<&str>,
@@ -160,6 +170,7 @@ pub(crate) fn verify(
     )?;
     let Some(items) = body.batch_input else {
         let (input, token) = decode_verify(
+            ctx,
             body.input.as_deref(),
             body.hmac.as_deref(),
             body.signature.as_deref(),
@@ -167,17 +178,17 @@ pub(crate) fn verify(
         let valid = ctx
             .vault
             .verify_hmac(ctx.tenant, ctx.key, &input, token, algorithm)?;
-        return Ok(Reply::data(&VerifyResult {
-            valid: Some(valid),
-            error: None,
-            reference: Cow::Borrowed(""),
-        }));
+        return Ok(Reply::data(&VerifyResult::new(
+            Ok(valid),
+            Cow::Borrowed(""),
+        )));
     };
     ctx.check_batch(items.len())?;
     let inputs: Vec<Result<VerifyInput<'_>, ApiError>> = items
         .iter()
         .map(|i| {
             decode_verify(
+                ctx,
                 i.input.as_deref(),
                 i.hmac.as_deref(),
                 i.signature.as_deref(),
@@ -189,41 +200,21 @@ pub(crate) fn verify(
         .filter_map(|i| i.as_ref().ok())
         .map(|(input, token)| (input.as_slice(), *token))
         .collect();
-    let mut outcomes = ctx
-        .vault
-        .verify_hmac_batch(ctx.tenant, ctx.key, &valid, algorithm)?
-        .into_iter();
-    let mut errors = 0;
-    let results: Vec<VerifyResult<'_>> = inputs
+    let merged = merge_batch(
+        &inputs,
+        ctx.vault
+            .verify_hmac_batch(ctx.tenant, ctx.key, &valid, algorithm)?,
+    );
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<VerifyResult<'_>> = merged
         .into_iter()
         .zip(&items)
-        .map(|(input, item)| {
-            let outcome = match input {
-                Ok(_) => outcomes
-                    .next()
-                    .expect("one outcome per valid item")
-                    .map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
-            let reference = item.reference.clone().unwrap_or_default();
-            match outcome {
-                Ok(valid) => VerifyResult {
-                    valid: Some(valid),
-                    error: None,
-                    reference,
-                },
-                Err(e) => {
-                    errors += 1;
-                    VerifyResult {
-                        valid: None,
-                        error: Some(e.message),
-                        reference,
-                    }
-                }
-            }
+        .map(|(outcome, item)| {
+            VerifyResult::new(outcome, item.reference.clone().unwrap_or_default())
         })
         .collect();
-    Ok(Reply::data(&serde_json::json!({ "batch_results": results })).batch(results.len(), errors))
+    let count = batch_results.len();
+    Ok(Reply::data(&BatchResults { batch_results }).batch(count, errors))
 }
 
 fn algorithm(path: Option<&str>, body: Option<&str>) -> Result<HmacAlgorithm, ApiError> {
@@ -233,15 +224,16 @@ fn algorithm(path: Option<&str>, body: Option<&str>) -> Result<HmacAlgorithm, Ap
     }
 }
 
-fn decode_input(input: Option<&str>) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+/// Decodes an HMAC input and notes it for the audit line.
+fn decode_input(ctx: &KeyCtx<'_>, input: Option<&str>) -> Result<Zeroizing<Vec<u8>>, ApiError> {
     let input = input.ok_or_else(|| ApiError::bad_request("missing input for HMAC"))?;
-    params::base64_field("input", input)
+    let decoded = params::base64_field("input", input)?;
+    ctx.inputs.note(&decoded);
+    Ok(decoded)
 }
 
-/// A decoded input and the token to check against it.
-type VerifyInput<'a> = (Zeroizing<Vec<u8>>, &'a str);
-
 fn decode_verify<'a>(
+    ctx: &KeyCtx<'_>,
     input: Option<&str>,
     hmac: Option<&'a str>,
     signature: Option<&str>,
@@ -255,5 +247,5 @@ fn decode_verify<'a>(
     let token = hmac
         .filter(|h| !h.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing hmac to verify"))?;
-    Ok((decode_input(input)?, token))
+    Ok((decode_input(ctx, input)?, token))
 }

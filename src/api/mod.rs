@@ -18,13 +18,14 @@ mod rotate;
 mod sys_approvals;
 mod sys_custody;
 mod sys_health;
+mod sys_metrics;
 mod sys_tenants;
 mod trim;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -34,8 +35,10 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use self::reply::{ApiError, Reply};
 use crate::Vault;
+use crate::audit::{AuditEvent, AuditHasher, AuditLog, Outcome};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Limits;
+use crate::metrics::{Metrics, Route};
 use crate::policy::{AccessRequest, Decision, DenyReason, Operation, PolicyHandle};
 
 /// What every request handler shares.
@@ -43,6 +46,9 @@ pub(crate) struct ApiState {
     pub(crate) vault: Vault,
     pub(crate) policies: Arc<PolicyHandle>,
     pub(crate) limits: Limits,
+    pub(crate) metrics: Arc<Metrics>,
+    /// `None` only with `audit = "disabled"`.
+    pub(crate) audit: Option<Arc<AuditLog>>,
 }
 
 /// Who is asking: the principal from the client certificate and the peer address.
@@ -79,6 +85,8 @@ enum Endpoint {
     ListApprovals,
     ReadApproval(String),
     Approve(String),
+    Metrics,
+    AuditHash,
     Key {
         tenant: String,
         key: String,
@@ -131,6 +139,8 @@ impl Endpoint {
             Endpoint::Rekey => Operation::Rekey,
             Endpoint::ListApprovals | Endpoint::ReadApproval(_) => Operation::ListApprovals,
             Endpoint::Approve(_) => Operation::Approve,
+            Endpoint::Metrics => Operation::Metrics,
+            Endpoint::AuditHash => Operation::AuditHash,
             Endpoint::ListKeys { .. } => Operation::ListKeys,
             Endpoint::Key { action, .. } => match action {
                 KeyAction::Create => Operation::CreateKey,
@@ -148,6 +158,43 @@ impl Endpoint {
                 KeyAction::Export { .. } => Operation::Export,
             },
         })
+    }
+
+    /// The row it is counted in and the name it is audited under.
+    fn route(&self) -> Route {
+        match (self, self.operation()) {
+            (_, Some(operation)) => Route::Operation(operation),
+            (Endpoint::Health, None) => Route::Health,
+            (Endpoint::SealStatus, None) => Route::SealStatus,
+            _ => Route::InitStatus,
+        }
+    }
+
+    /// Whether serving it changes state: then its audit line is written before the change.
+    fn mutates(&self) -> bool {
+        match self {
+            Endpoint::Key { action, .. } => matches!(
+                action,
+                KeyAction::Create
+                    | KeyAction::Delete
+                    | KeyAction::Configure
+                    | KeyAction::Rotate
+                    | KeyAction::Trim
+            ),
+            Endpoint::CreateTenant(_)
+            | Endpoint::ShredTenant(_)
+            | Endpoint::RotateTenantKek(_)
+            | Endpoint::Init
+            | Endpoint::Unseal
+            | Endpoint::Seal
+            | Endpoint::UnlockTenant(_)
+            | Endpoint::LockTenant(_)
+            | Endpoint::ChangeTenantCustodians(_)
+            | Endpoint::RotateRoot
+            | Endpoint::Rekey
+            | Endpoint::Approve(_) => true,
+            _ => false,
+        }
     }
 
     fn tenant(&self) -> Option<&str> {
@@ -184,6 +231,8 @@ impl Endpoint {
 pub(crate) struct KeyCtx<'a> {
     pub(crate) vault: &'a Vault,
     pub(crate) caller: &'a Caller,
+    /// Where the request's inputs are noted (as audit HMACs).
+    pub(crate) inputs: &'a InputLog,
     pub(crate) tenant: &'a str,
     pub(crate) key: &'a str,
     pub(crate) limits: &'a Limits,
@@ -209,23 +258,174 @@ pub(crate) async fn handle(
     caller: Arc<Caller>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
     let request_id = new_request_id();
     let (parts, body) = request.into_parts();
     let head = parts.method == Method::HEAD;
     let routed = route(&parts.method, parts.uri.path(), parts.uri.query());
-    let mount_type = routed.as_ref().map_or("", Endpoint::mount_type);
-    let result = async {
-        let endpoint = routed?;
-        authorize(&state, &caller, &endpoint)?;
+    let endpoint = routed.as_ref().ok();
+    let mount_type = endpoint.map_or("", Endpoint::mount_type);
+    let inputs = InputLog::new(
+        state
+            .audit
+            .as_ref()
+            .and_then(|_| state.vault.audit_hasher()),
+    );
+    let mut result = async {
+        let endpoint = routed.as_ref().map_err(Clone::clone)?;
+        authorize(&state, &caller, endpoint)?;
         let bytes = if reads_body(&parts.method) {
             read_body(body, parts.headers.get(CONTENT_LENGTH), &state.limits).await?
         } else {
             Bytes::new()
         };
-        dispatch(&state, &caller, &endpoint, parts.uri.query(), &bytes)
+        // A change is recorded before it is made: if the log cannot take the line, nothing happens.
+        if endpoint.mutates() {
+            audit(
+                &state,
+                &caller,
+                &request_id,
+                Some(endpoint),
+                None,
+                started,
+                &[],
+            )?;
+        }
+        dispatch(
+            &state,
+            &caller,
+            endpoint,
+            parts.uri.query(),
+            &bytes,
+            &inputs,
+        )
     }
     .await;
+    if let Err(error) = &result {
+        match error.status {
+            StatusCode::FORBIDDEN => state.metrics.record_denial(&caller.principal),
+            StatusCode::TOO_MANY_REQUESTS => state.metrics.record_rate_limited(),
+            _ => {}
+        }
+    }
+    let hmacs = inputs.into_hmacs();
+    if let Err(error) = audit(
+        &state,
+        &caller,
+        &request_id,
+        endpoint,
+        Some(&result),
+        started,
+        &hmacs,
+    ) {
+        // Fail closed: an answer whose line is not in the log is not given. (A change was
+        // logged before it was made, so its outcome line failing changes nothing here.)
+        if !endpoint.is_some_and(Endpoint::mutates) {
+            result = Err(error);
+        }
+    }
+    let (status, batch_items) = match &result {
+        Ok(reply) => (reply.status, reply.summary.batch_items),
+        Err(e) => (e.status, 0),
+    };
+    let route = endpoint.map_or(Route::Unrouted, Endpoint::route);
+    state
+        .metrics
+        .record_request(route, status.as_u16(), started.elapsed(), batch_items);
     Ok(respond(result, &request_id, mount_type, head))
+}
+
+/// Writes one audit line: the attempt (`result` is `None`, before a change is made) or the
+/// outcome. An error means the line is not in the log and the request must fail (503).
+fn audit(
+    state: &ApiState,
+    caller: &Caller,
+    request_id: &str,
+    endpoint: Option<&Endpoint>,
+    result: Option<&Result<Reply, ApiError>>,
+    started: Instant,
+    input_hmacs: &[String],
+) -> Result<(), ApiError> {
+    let Some(log) = &state.audit else {
+        return Ok(());
+    };
+    let mut event = AuditEvent {
+        request_id: request_id.to_owned(),
+        principal: caller.principal.clone(),
+        source: caller.address.to_string(),
+        operation: endpoint
+            .map_or(Route::Unrouted, Endpoint::route)
+            .name()
+            .to_owned(),
+        tenant: endpoint.and_then(Endpoint::tenant).map(str::to_owned),
+        key: endpoint.and_then(Endpoint::key).map(str::to_owned),
+        latency_us: started.elapsed().as_micros() as u64,
+        input_hmacs: input_hmacs.to_vec(),
+        ..AuditEvent::default()
+    };
+    match result {
+        None => event.outcome = Some(Outcome::Started),
+        Some(Ok(reply)) => {
+            event.outcome = Some(Outcome::Ok);
+            event.status = reply.status.as_u16();
+            event.key_version = reply.summary.key_version;
+            event.batch_items = reply.summary.batch_items;
+            event.batch_errors = reply.summary.batch_errors;
+        }
+        Some(Err(error)) => {
+            event.outcome = Some(match error.status {
+                StatusCode::FORBIDDEN => Outcome::Denied,
+                StatusCode::TOO_MANY_REQUESTS => Outcome::RateLimited,
+                _ => Outcome::Error,
+            });
+            event.status = error.status.as_u16();
+            event.reason = error.message.clone();
+        }
+    }
+    log.record(&event).map_err(|e| {
+        tracing::error!(error = %e, "audit line not written; the request fails");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log cannot be written, so the request was not performed",
+        )
+    })
+}
+
+/// HMACs of a request's inputs for its audit line; nothing is kept when the audit trail is off
+/// or the vault is sealed.
+pub(crate) struct InputLog {
+    hasher: Option<Arc<AuditHasher>>,
+    hmacs: std::sync::Mutex<Vec<String>>,
+}
+
+impl InputLog {
+    fn new(hasher: Option<Arc<AuditHasher>>) -> Self {
+        InputLog {
+            hasher,
+            hmacs: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records `value` (a ciphertext, HMAC input, context or associated data) as its audit HMAC.
+    pub(crate) fn note(&self, value: &[u8]) {
+        if let Some(hasher) = &self.hasher {
+            self.hmacs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(hasher.hash(value));
+        }
+    }
+
+    /// Records an optional value.
+    pub(crate) fn note_some(&self, value: Option<&[u8]>) {
+        if let Some(value) = value {
+            self.note(value);
+        }
+    }
+
+    fn into_hmacs(self) -> Vec<String> {
+        self.hmacs.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 fn reads_body(method: &Method) -> bool {
@@ -273,10 +473,12 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoint, A
         ["sys", "approvals"] if list => Endpoint::ListApprovals,
         ["sys", "approvals", id] if get => Endpoint::ReadApproval(owned(id)),
         ["sys", "approvals", id, "approve"] if post => Endpoint::Approve(owned(id)),
+        ["sys", "metrics"] if get => Endpoint::Metrics,
+        ["sys", "audit", "hash"] if post => Endpoint::AuditHash,
         [
             "sys",
             "health" | "seal-status" | "init" | "tenants" | "unseal-share" | "unseal" | "seal"
-            | "rotate-root" | "rekey" | "approvals",
+            | "rotate-root" | "rekey" | "approvals" | "metrics" | "audit",
             ..,
         ] => {
             return Err(ApiError::unsupported_operation());
@@ -480,11 +682,12 @@ fn dispatch(
     endpoint: &Endpoint,
     query: Option<&str>,
     body: &[u8],
+    inputs: &InputLog,
 ) -> Result<Reply, ApiError> {
     let vault = &state.vault;
     match endpoint {
         Endpoint::Health => sys_health::health(vault, query, SystemClock.now()),
-        Endpoint::SealStatus => sys_health::seal_status(vault),
+        Endpoint::SealStatus => sys_health::seal_status(vault, state.audit.as_deref()),
         Endpoint::InitStatus => sys_health::init_status(vault),
         Endpoint::ListTenants => sys_tenants::list(vault),
         Endpoint::CreateTenant(name) => sys_tenants::create(vault, name, body),
@@ -508,6 +711,8 @@ fn dispatch(
         Endpoint::ListApprovals => sys_approvals::list(vault),
         Endpoint::ReadApproval(id) => sys_approvals::read(vault, id),
         Endpoint::Approve(id) => sys_approvals::approve(vault, id, body),
+        Endpoint::Metrics => sys_metrics::metrics(state),
+        Endpoint::AuditHash => sys_metrics::audit_hash(state, body),
         Endpoint::ListKeys { tenant } => keys::list(&TenantCtx { vault, tenant }),
         Endpoint::Key {
             tenant,
@@ -518,6 +723,7 @@ fn dispatch(
             let ctx = KeyCtx {
                 vault,
                 caller,
+                inputs,
                 tenant,
                 key,
                 limits: &state.limits,
@@ -550,9 +756,19 @@ fn respond(
     mount_type: &str,
     head: bool,
 ) -> Response<Full<Bytes>> {
-    let (status, body, retry_after) = match result {
-        Ok(reply) => (reply.status, reply.into_bytes(request_id, mount_type), None),
-        Err(error) => (error.status, error.body(), error.retry_after),
+    let (status, content_type, body, retry_after) = match result {
+        Ok(reply) => (
+            reply.status,
+            reply.content_type(),
+            reply.into_bytes(request_id, mount_type),
+            None,
+        ),
+        Err(error) => (
+            error.status,
+            "application/json",
+            error.body(),
+            error.retry_after,
+        ),
     };
     let mut response = Response::new(Full::new(if head {
         Bytes::new()
@@ -562,7 +778,7 @@ fn respond(
     *response.status_mut() = status;
     let headers = response.headers_mut();
     // Exactly `application/json`: hvac reads error messages only then.
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", id);
     }
@@ -580,6 +796,31 @@ pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
         }
         _ => work(),
     }
+}
+
+/// Puts a batch back in order: `decoded` holds every item (refused at decoding, or valid), and
+/// `outcomes` the vault's results for the valid ones, in order.
+pub(crate) fn merge_batch<D, T>(
+    decoded: &[Result<D, ApiError>],
+    outcomes: Vec<Result<T, crate::Error>>,
+) -> Vec<Result<T, ApiError>> {
+    let mut outcomes = outcomes.into_iter();
+    decoded
+        .iter()
+        .map(|item| match item {
+            Ok(_) => outcomes
+                .next()
+                .expect("one outcome per valid item")
+                .map_err(ApiError::from),
+            Err(e) => Err(e.clone()),
+        })
+        .collect()
+}
+
+/// The `batch_results` of a batch reply.
+#[derive(serde::Serialize)]
+pub(crate) struct BatchResults<T> {
+    pub(crate) batch_results: Vec<T>,
 }
 
 fn check_batch(items: usize, limits: &Limits) -> Result<(), ApiError> {

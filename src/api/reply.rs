@@ -24,6 +24,11 @@ pub(crate) enum ReplyBody {
     Empty,
     /// A JSON body sent as is (sys/health, sys/seal-status are not enveloped in Vault).
     Bare(Vec<u8>),
+    /// A body of another type (Prometheus text).
+    Text {
+        content_type: &'static str,
+        body: String,
+    },
 }
 
 /// Facts about a request's outcome that are safe to record (no inputs, no outputs).
@@ -73,6 +78,24 @@ impl Reply {
         }
     }
 
+    /// A non-JSON body.
+    pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String) -> Reply {
+        Reply {
+            status,
+            body: ReplyBody::Text { content_type, body },
+            warnings: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// The content type of the body.
+    pub(crate) fn content_type(&self) -> &'static str {
+        match &self.body {
+            ReplyBody::Text { content_type, .. } => content_type,
+            _ => "application/json",
+        }
+    }
+
     pub(crate) fn warn(mut self, warning: impl Into<String>) -> Reply {
         self.warnings.push(warning.into());
         self
@@ -94,6 +117,7 @@ impl Reply {
         match self.body {
             ReplyBody::Empty => Vec::new(),
             ReplyBody::Bare(bytes) => bytes,
+            ReplyBody::Text { body, .. } => body.into_bytes(),
             ReplyBody::Data(data) => {
                 let warnings = if self.warnings.is_empty() {
                     "null".to_owned()

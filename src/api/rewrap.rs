@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::decrypt::{Input, Item};
 use super::params::{self, Int, Text};
 use super::reply::{ApiError, Reply};
-use super::{KeyCtx, version_of};
+use super::{BatchResults, KeyCtx, merge_batch, version_of};
 use crate::DecryptRequest;
 
 #[derive(Deserialize, Default)]
@@ -37,6 +37,28 @@ struct ItemResult<'a> {
     reference: Cow<'a, str>,
 }
 
+impl<'a> ItemResult<'a> {
+    fn new(ctx: &KeyCtx<'_>, outcome: Result<String, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(ciphertext) => {
+                ctx.inputs.note(ciphertext.as_bytes());
+                ItemResult {
+                    key_version: Some(version_of(&ciphertext)),
+                    ciphertext: Some(ciphertext),
+                    error: None,
+                    reference,
+                }
+            }
+            Err(e) => ItemResult {
+                ciphertext: None,
+                key_version: None,
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
+}
+
 pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
     let body: Body = params::body(body)?;
     let key_version = body
@@ -45,6 +67,7 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
         .transpose()?;
     let Some(items) = body.batch_input else {
         let input = Input::decode(
+            ctx,
             body.ciphertext.as_deref(),
             body.context.as_deref(),
             body.associated_data.as_deref(),
@@ -53,67 +76,30 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
         let ciphertext = ctx
             .vault
             .rewrap(ctx.tenant, ctx.key, &input.request(), key_version)?;
-        let version = version_of(&ciphertext);
-        return Ok(Reply::data(&ItemResult {
-            key_version: Some(version),
-            ciphertext: Some(ciphertext),
-            error: None,
-            reference: Cow::Borrowed(""),
-        })
-        .version(version));
+        let result = ItemResult::new(ctx, Ok(ciphertext), Cow::Borrowed(""));
+        let version = result.key_version.unwrap_or_default();
+        return Ok(Reply::data(&result).version(version));
     };
     ctx.check_batch(items.len())?;
-    let inputs: Vec<Result<Input<'_>, ApiError>> = items
-        .iter()
-        .map(|i| {
-            Input::decode(
-                i.ciphertext.as_deref(),
-                i.context.as_deref(),
-                i.associated_data.as_deref(),
-                i.nonce.as_deref(),
-            )
-        })
-        .collect();
+    let inputs = Input::decode_all(ctx, &items);
     let requests: Vec<DecryptRequest<'_>> = inputs
         .iter()
         .filter_map(|i| i.as_ref().ok())
         .map(Input::request)
         .collect();
-    let mut outcomes = ctx
-        .vault
-        .rewrap_batch(ctx.tenant, ctx.key, &requests, key_version)?
-        .into_iter();
-    let mut errors = 0;
-    let results: Vec<ItemResult<'_>> = inputs
+    let merged = merge_batch(
+        &inputs,
+        ctx.vault
+            .rewrap_batch(ctx.tenant, ctx.key, &requests, key_version)?,
+    );
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<ItemResult<'_>> = merged
         .into_iter()
         .zip(&items)
-        .map(|(input, item)| {
-            let outcome = match input {
-                Ok(_) => outcomes
-                    .next()
-                    .expect("one outcome per valid item")
-                    .map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
-            let reference = item.reference.clone().unwrap_or_default();
-            match outcome {
-                Ok(ciphertext) => ItemResult {
-                    key_version: Some(version_of(&ciphertext)),
-                    ciphertext: Some(ciphertext),
-                    error: None,
-                    reference,
-                },
-                Err(e) => {
-                    errors += 1;
-                    ItemResult {
-                        ciphertext: None,
-                        key_version: None,
-                        error: Some(e.message),
-                        reference,
-                    }
-                }
-            }
+        .map(|(outcome, item)| {
+            ItemResult::new(ctx, outcome, item.reference.clone().unwrap_or_default())
         })
         .collect();
-    Ok(Reply::data(&serde_json::json!({ "batch_results": results })).batch(results.len(), errors))
+    let count = batch_results.len();
+    Ok(Reply::data(&BatchResults { batch_results }).batch(count, errors))
 }

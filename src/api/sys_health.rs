@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::blocking;
 use super::reply::{ApiError, Reply};
 use crate::Vault;
+use crate::audit::AuditLog;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -112,10 +113,13 @@ struct SealStatus<'a> {
     submitted: &'a [String],
     /// The X25519 key (base64) custodians seal their submissions to; it changes every round.
     unseal_key: &'a str,
+    /// The Ed25519 key (base64) audit checkpoints are signed with; absent if auditing is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit_key: Option<String>,
 }
 
 /// `sys/seal-status`: Vault's fields plus who the custodians are and who has submitted.
-pub(crate) fn seal_status(vault: &Vault) -> Result<Reply, ApiError> {
+pub(crate) fn seal_status(vault: &Vault, audit: Option<&AuditLog>) -> Result<Reply, ApiError> {
     let status = blocking(|| vault.seal_status())?;
     let body = SealStatus {
         seal_type: "shamir",
@@ -137,6 +141,7 @@ pub(crate) fn seal_status(vault: &Vault) -> Result<Reply, ApiError> {
         custodians: &status.custodians,
         submitted: &status.submitted,
         unseal_key: &status.unseal_key,
+        audit_key: audit.map(AuditLog::public_key),
     };
     Ok(Reply::bare(StatusCode::OK, &body))
 }

@@ -112,6 +112,13 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         "Dev custodian: {} (passphrase: {DEV_PASSPHRASE})",
         file("custodian.key")
     )?;
+    writeln!(
+        out,
+        "Audit log: {} (check it: tresor audit verify {} --key {})",
+        file("audit.log"),
+        file("audit.log"),
+        file("audit.pub")
+    )?;
     writeln!(out, "Admin client certificate principal: {DEV_PRINCIPAL}")?;
     writeln!(out, "Use it from another shell:\n")?;
     for (name, value) in [
@@ -173,7 +180,8 @@ fn write_dev_files(dir: &Path) -> anyhow::Result<()> {
                   environment = \"dev\"\n\n\
                   [tls]\ncert = \"server.pem\"\nkey = \"server-key.pem\"\nclient_ca = \"ca.pem\"\n\n\
                   [storage]\npath = \"data\"\n\n\
-                  [policies]\ndir = \"policies\"\n";
+                  [policies]\ndir = \"policies\"\n\n\
+                  [audit]\npath = \"audit.log\"\n";
     // Written last: its presence marks a complete set of files.
     write_public(&dir.join("tresor.toml"), config.as_bytes())?;
     Ok(())

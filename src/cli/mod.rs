@@ -2,6 +2,7 @@
 //! vault; every other command is a client of a running vault (or, for `policy`, a local tool).
 //! Errors print one line on stderr and exit non-zero; `--format json` gives scripts JSON.
 
+mod audit;
 mod connection;
 mod crypto;
 mod dev;
@@ -72,6 +73,9 @@ enum Command {
     /// Pending dangerous operations: list and approve.
     #[command(subcommand)]
     Approval(operator::ApprovalCommand),
+    /// Verify the audit trail; compute the audit form of a value.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -132,5 +136,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Custodian(command) => operator::custodian(command),
         Command::Operator(command) => operator::operator(command).await,
         Command::Approval(command) => operator::approval(command).await,
+        Command::Audit(command) => audit::run(command).await,
     }
 }

@@ -256,8 +256,14 @@ impl Vault {
         let unsealed = self.unsealed()?;
         let state = unsealed.tenant(self.store(), tenant)?;
         if let Some(ring) = read(&state.rings).get(name) {
+            self.inner
+                .cache_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(ring.clone());
         }
+        self.inner
+            .cache_misses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kek = state.kek()?;
         let generation = Generation::start(&state.rings_generation);
         let (record, _) = self.read_key(&unsealed, tenant, name)?;

@@ -4,6 +4,7 @@
 //! unsealed. Sealing drops it; the last in-flight request holding it drops the keys, which
 //! zeroize themselves.
 
+mod audit_key;
 mod keys;
 mod ops;
 mod seal;
@@ -82,6 +83,9 @@ struct Inner {
     /// open and replaced after every unseal, seal, tenant unlock and lock, so a captured
     /// submission cannot be replayed into a later round.
     unseal_key: Mutex<seal::UnsealKey>,
+    /// Key ring lookups served from memory, and those that loaded from storage.
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
 }
 
 /// Everything that exists only while unsealed.
@@ -92,6 +96,8 @@ pub(crate) struct Unsealed {
     tenants: RwLock<HashMap<String, Arc<TenantState>>>,
     /// Bumped under the `tenants` write lock whenever the map changes; see [`Generation`].
     tenants_generation: AtomicU64,
+    /// The audit HMAC key, loaded on first use.
+    audit_hasher: std::sync::OnceLock<Arc<crate::audit::AuditHasher>>,
 }
 
 /// A loaded tenant: its KEK (if unwrapped) and the key rings used so far.
@@ -129,6 +135,8 @@ impl Vault {
                 writer: Mutex::new(()),
                 unseal_round: Mutex::new(seal::UnsealRound::default()),
                 unseal_key: Mutex::new(seal::UnsealKey::generate()),
+                cache_hits: AtomicU64::new(0),
+                cache_misses: AtomicU64::new(0),
             }),
         })
     }
@@ -136,6 +144,14 @@ impl Vault {
     /// The environment this vault serves.
     pub fn environment(&self) -> &str {
         &self.inner.options.environment
+    }
+
+    /// Key ring lookups served from memory and those that loaded from storage, since open.
+    pub fn key_cache_stats(&self) -> (u64, u64) {
+        (
+            self.inner.cache_hits.load(Ordering::Relaxed),
+            self.inner.cache_misses.load(Ordering::Relaxed),
+        )
     }
 
     /// True while the root key is not in memory.

@@ -584,6 +584,7 @@ impl Vault {
             barrier,
             tenants: Default::default(),
             tenants_generation: AtomicU64::new(0),
+            audit_hasher: Default::default(),
         }));
         Ok(())
     }
@@ -665,6 +666,7 @@ impl Vault {
             barrier,
             tenants: std::sync::RwLock::new(tenants),
             tenants_generation: AtomicU64::new(0),
+            audit_hasher: Default::default(),
         }));
         drop(unsealed);
         lock(&self.inner.unseal_round).reset();

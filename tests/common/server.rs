@@ -158,7 +158,7 @@ impl TestServer {
             write(&path("crl.pem"), &ca.crl(&[], DAY).unwrap().pem);
             text.push_str("crls = [\"crl.pem\"]\n");
         }
-        text.push_str("\n[storage]\npath = \"data\"\n\n[policies]\ndir = \"policies\"\n");
+        text.push_str("\n[storage]\npath = \"data\"\n\n[policies]\ndir = \"policies\"\n\n[audit]\npath = \"audit.log\"\n");
         text.push_str("\n[limits]\n");
         for line in &options.limits {
             text.push_str(line);

@@ -1,0 +1,393 @@
+//! Appends audit lines to a file: the hash chain, periodic signed checkpoints, size-based
+//! rotation that keeps the chain, and self-healing after a failed write.
+//!
+//! Every line reaches the operating system (one `write`) before [`AuditLog::record`] returns,
+//! so the caller can answer only after its line is in the log. A failed write is rolled back to
+//! the last complete line; until a write succeeds again every record fails, and the API answers
+//! 503 without acting. Checkpoints are also `fsync`ed.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+
+use super::line::{AuditEvent, checkpoint_message, hex};
+use super::signing_key::AuditSigningKey;
+use crate::crypto::kdf::sha256;
+
+/// Where and how to write the log.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The current log file; rotated files get a numeric suffix (`audit.log.000001`, …).
+    pub path: PathBuf,
+    /// The checkpoint signing key file (created on first start, with a `.pub` beside it).
+    pub signing_key: PathBuf,
+    /// Rotate once the current file exceeds this many bytes.
+    pub max_file_bytes: u64,
+    /// Write a signed checkpoint at least every this many lines.
+    pub checkpoint_every: u64,
+}
+
+/// An audit line could not be written; the request must fail.
+#[derive(Debug, thiserror::Error)]
+#[error("audit log {path} cannot be written: {source}")]
+pub struct AuditWriteError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// The audit log of one server.
+pub struct AuditLog {
+    config: AuditConfig,
+    key: AuditSigningKey,
+    state: Mutex<State>,
+    failures: AtomicU64,
+}
+
+struct State {
+    /// `None` after a failure we could not roll back; reopened on the next record.
+    file: Option<File>,
+    /// Bytes of complete lines in the current file.
+    len: u64,
+    next_seq: u64,
+    prev: [u8; 32],
+    since_checkpoint: u64,
+}
+
+#[derive(Serialize)]
+struct EventLine<'a> {
+    seq: u64,
+    time: String,
+    prev: String,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+
+#[derive(Serialize)]
+struct CheckpointLine {
+    seq: u64,
+    time: String,
+    prev: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    reason: &'static str,
+    key: String,
+    signature: String,
+}
+
+/// Why a checkpoint is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckpointReason {
+    Start,
+    Periodic,
+    Rotate,
+    Shutdown,
+}
+
+impl CheckpointReason {
+    fn name(self) -> &'static str {
+        match self {
+            CheckpointReason::Start => "start",
+            CheckpointReason::Periodic => "periodic",
+            CheckpointReason::Rotate => "rotate",
+            CheckpointReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log, continuing the chain of what is already there, and writes a
+    /// signed `start` checkpoint. Fails if the log cannot be written: the server must not start
+    /// without its audit trail.
+    pub fn open(config: AuditConfig) -> Result<AuditLog, AuditWriteError> {
+        let error = |source| AuditWriteError {
+            path: config.path.clone(),
+            source,
+        };
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(error)?;
+        }
+        let key = AuditSigningKey::load_or_create(&config.signing_key).map_err(|source| {
+            AuditWriteError {
+                path: config.signing_key.clone(),
+                source,
+            }
+        })?;
+        let (file, len, last) = open_current(&config.path).map_err(error)?;
+        let last = match last {
+            Some(line) => Some(line),
+            None => last_line_of_rotated(&config.path).map_err(error)?,
+        };
+        let (next_seq, prev) = match last {
+            Some(line) => (
+                seq_of(&line).map_or(0, |s| s + 1),
+                sha256(&[line.as_bytes()]),
+            ),
+            None => (0, [0u8; 32]),
+        };
+        let log = AuditLog {
+            config,
+            key,
+            state: Mutex::new(State {
+                file: Some(file),
+                len,
+                next_seq,
+                prev,
+                since_checkpoint: 0,
+            }),
+            failures: AtomicU64::new(0),
+        };
+        log.checkpoint(CheckpointReason::Start)?;
+        Ok(log)
+    }
+
+    /// Appends one event. On error nothing was added and the caller must fail the request.
+    pub fn record(&self, event: &AuditEvent) -> Result<(), AuditWriteError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let line = EventLine {
+            seq: state.next_seq,
+            time: now_rfc3339(),
+            prev: hex(&state.prev),
+            event,
+        };
+        let text = serde_json::to_string(&line).expect("audit lines serialize");
+        self.append(&mut state, text)?;
+        if state.since_checkpoint >= self.config.checkpoint_every {
+            self.write_checkpoint(&mut state, CheckpointReason::Periodic)?;
+        }
+        if state.len >= self.config.max_file_bytes {
+            self.rotate(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a signed checkpoint now (`Shutdown` on the way out).
+    pub(crate) fn checkpoint(&self, reason: CheckpointReason) -> Result<(), AuditWriteError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_checkpoint(&mut state, reason)
+    }
+
+    /// Closes the log with a signed `shutdown` checkpoint.
+    pub fn close(&self) -> Result<(), AuditWriteError> {
+        self.checkpoint(CheckpointReason::Shutdown)
+    }
+
+    /// The checkpoint key's public half, base64.
+    pub fn public_key(&self) -> String {
+        self.key.public_base64()
+    }
+
+    /// Lines that could not be written since start.
+    pub fn write_failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// The current log file.
+    pub fn path(&self) -> &Path {
+        &self.config.path
+    }
+
+    fn write_checkpoint(
+        &self,
+        state: &mut State,
+        reason: CheckpointReason,
+    ) -> Result<(), AuditWriteError> {
+        let seq = state.next_seq;
+        let signature = self.key.sign(&checkpoint_message(seq, &state.prev));
+        let line = CheckpointLine {
+            seq,
+            time: now_rfc3339(),
+            prev: hex(&state.prev),
+            kind: "checkpoint",
+            reason: reason.name(),
+            key: self.key.public_base64(),
+            signature: STANDARD.encode(signature),
+        };
+        self.append(state, serde_json::to_string(&line).expect("serializes"))?;
+        state.since_checkpoint = 0;
+        if let Some(file) = &state.file {
+            file.sync_data().map_err(|source| self.failed(source))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `text` and a newline in one `write`, or rolls back to the last complete line.
+    fn append(&self, state: &mut State, mut text: String) -> Result<(), AuditWriteError> {
+        if state.file.is_none() {
+            let (file, len, _) =
+                open_current(&self.config.path).map_err(|source| self.failed(source))?;
+            state.file = Some(file);
+            state.len = len;
+        }
+        let hash = sha256(&[text.as_bytes()]);
+        text.push('\n');
+        let file = state.file.as_mut().expect("opened above");
+        match file.write_all(text.as_bytes()) {
+            Ok(()) => {
+                state.len += text.len() as u64;
+                state.prev = hash;
+                state.next_seq += 1;
+                state.since_checkpoint += 1;
+                Ok(())
+            }
+            Err(source) => {
+                // Cut off whatever part of the line got through; if even that fails, reopen and
+                // repair on the next attempt.
+                if file.set_len(state.len).is_err() {
+                    state.file = None;
+                }
+                Err(self.failed(source))
+            }
+        }
+    }
+
+    fn rotate(&self, state: &mut State) -> Result<(), AuditWriteError> {
+        self.write_checkpoint(state, CheckpointReason::Rotate)?;
+        let rotated = next_rotated_name(&self.config.path).map_err(|source| self.failed(source))?;
+        fs::rename(&self.config.path, &rotated).map_err(|source| self.failed(source))?;
+        let (file, len, _) =
+            open_current(&self.config.path).map_err(|source| self.failed(source))?;
+        state.file = Some(file);
+        state.len = len;
+        Ok(())
+    }
+
+    fn failed(&self, source: std::io::Error) -> AuditWriteError {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        AuditWriteError {
+            path: self.config.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Opens the current file for appending, cutting off a partial last line (a crash mid-write),
+/// and returns it with its length and its last complete line.
+fn open_current(path: &Path) -> std::io::Result<(File, u64, Option<String>)> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    // A device or pipe (say /dev/full, to rehearse a full disk) has no history to continue.
+    if !file.metadata()?.is_file() {
+        return Ok((file, 0, None));
+    }
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut bytes)?;
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    if complete < bytes.len() {
+        file.set_len(complete as u64)?;
+    }
+    let body = &bytes[..complete];
+    let last = body
+        .strip_suffix(b"\n")
+        .map(|b| b.rsplit(|c| *c == b'\n').next().unwrap_or(b))
+        .filter(|l| !l.is_empty())
+        .map(|l| String::from_utf8_lossy(l).into_owned());
+    Ok((file, complete as u64, last))
+}
+
+/// Rotated files, oldest first.
+pub(crate) fn rotated_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{name}.");
+    let mut numbered: Vec<(u64, PathBuf)> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let file_name = e.file_name().into_string().ok()?;
+            let number = file_name.strip_prefix(&prefix)?.parse::<u64>().ok()?;
+            Some((number, e.path()))
+        })
+        .collect();
+    numbered.sort();
+    Ok(numbered.into_iter().map(|(_, p)| p).collect())
+}
+
+fn next_rotated_name(path: &Path) -> std::io::Result<PathBuf> {
+    let last = rotated_files(path)?
+        .last()
+        .and_then(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .and_then(|e| e.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    Ok(PathBuf::from(format!("{}.{:06}", path.display(), last + 1)))
+}
+
+fn last_line_of_rotated(path: &Path) -> std::io::Result<Option<String>> {
+    let Some(newest) = rotated_files(path)?.pop() else {
+        return Ok(None);
+    };
+    let text = fs::read_to_string(newest)?;
+    Ok(text
+        .lines()
+        .rev()
+        .find(|l| !l.is_empty())
+        .map(str::to_owned))
+}
+
+fn seq_of(line: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()?
+        .get("seq")?
+        .as_u64()
+}
+
+/// The current time as RFC 3339 UTC with milliseconds.
+pub(crate) fn now_rfc3339() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs(), now.subsec_millis())
+}
+
+/// Formats Unix seconds and milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub(crate) fn rfc3339(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(1_795_323_358, 999), "2026-11-22T04:55:58.999Z");
+    }
+}
