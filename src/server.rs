@@ -313,7 +313,11 @@ async fn serve_connection(
     {
         Ok(Ok(tls_stream)) => tls_stream,
         Ok(Err(e)) => {
-            return shared.handshake_failed(peer, tls::classify_handshake_error(&e), &e.to_string());
+            return shared.handshake_failed(
+                peer,
+                tls::classify_handshake_error(&e),
+                &e.to_string(),
+            );
         }
         Err(_) => {
             return shared.handshake_failed(
