@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod custody;
+pub mod recording;
 pub mod server;
 
 use std::path::{Path, PathBuf};
