@@ -427,12 +427,8 @@ impl Vault {
         if !self.is_sealed() {
             return Ok(self.progress(&config, &round));
         }
+        self.expire_stale_round(&config, &mut round);
         let now = self.now();
-        if round.root_generation != config.root_generation
-            || now.saturating_sub(round.started_at) > self.inner.options.unseal_timeout
-        {
-            round.reset();
-        }
         let share = share.0;
         let entry = config
             .share(share.index)
@@ -460,6 +456,18 @@ impl Vault {
             self.renew_unseal_key();
         }
         Ok(self.progress(&config, &round))
+    }
+
+    /// Discards a round whose progress has timed out (or belongs to an older root generation),
+    /// and with it the unseal key its shares were sealed to: a submission captured in an
+    /// expired round must not count in the next one.
+    fn expire_stale_round(&self, config: &SealConfig, round: &mut UnsealRound) {
+        let stale = round.root_generation != config.root_generation
+            || self.now().saturating_sub(round.started_at) > self.inner.options.unseal_timeout;
+        if stale && !round.shares.is_empty() {
+            round.reset();
+            self.renew_unseal_key();
+        }
     }
 
     /// The public key custodians seal their submissions to (shares, custody keys).
@@ -507,6 +515,8 @@ impl Vault {
                     format!("`{custodian}` is not a custodian of this vault"),
                 )
             })?;
+        // An expired round's unseal key goes before anything is opened with it.
+        self.expire_stale_round(&config, &mut lock(&self.inner.unseal_round));
         let context = submission_context(&config.vault_id, &self.unseal_public_key(), custodian);
         let plain = self.open_submission(SUBMISSION_PURPOSE, context.as_slice(), sealed)?;
         let share = RootShare::from_bytes(&plain)?;
@@ -604,14 +614,9 @@ impl Vault {
     }
 
     fn submitted_names(&self, config: &SealConfig) -> Vec<String> {
-        let round = lock(&self.inner.unseal_round);
-        let fresh = round.root_generation == config.root_generation
-            && self.now().saturating_sub(round.started_at) <= self.inner.options.unseal_timeout;
-        if fresh {
-            names_of(config, &round)
-        } else {
-            Vec::new()
-        }
+        let mut round = lock(&self.inner.unseal_round);
+        self.expire_stale_round(config, &mut round);
+        names_of(config, &round)
     }
 
     /// Replaces the root key: every record is re-sealed under a barrier derived from a fresh
