@@ -665,14 +665,28 @@ impl Vault {
         // The unwrapped tenant KEKs and data keys do not depend on the root key: keep them, so
         // unlocked level-3 tenants stay unlocked.
         let tenants = super::read(&unsealed.tenants).clone();
-        *write(&self.inner.state) = Some(Arc::new(Unsealed {
-            vault_id: old.vault_id.clone(),
-            root,
-            barrier,
-            tenants: std::sync::RwLock::new(tenants),
-            tenants_generation: AtomicU64::new(0),
-            audit_hasher: Default::default(),
-        }));
+        {
+            let mut state = write(&self.inner.state);
+            // A seal that arrived while the rotation ran wins: the vault stays sealed (the new
+            // root is committed, so the custodians unseal with the new shares). Installing the
+            // new root regardless would undo the seal. Anything else in the state now is not
+            // the root this rotation replaced, so it must not stay in force either.
+            let still_ours = state
+                .as_ref()
+                .is_some_and(|current| Arc::ptr_eq(current, &unsealed));
+            *state = if still_ours {
+                Some(Arc::new(Unsealed {
+                    vault_id: old.vault_id.clone(),
+                    root,
+                    barrier,
+                    tenants: std::sync::RwLock::new(tenants),
+                    tenants_generation: AtomicU64::new(0),
+                    audit_hasher: Default::default(),
+                }))
+            } else {
+                None
+            };
+        }
         drop(unsealed);
         lock(&self.inner.unseal_round).reset();
         self.store().purge_stale()?;
