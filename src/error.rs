@@ -52,6 +52,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// No approval by that id (never proposed, or shredded with its records).
+    #[error("approval `{0}` does not exist")]
+    ApprovalNotFound(String),
     /// A ciphertext or HMAC token cannot be used.
     #[error("invalid ciphertext: {0}")]
     Ciphertext(#[from] CiphertextError),
@@ -175,7 +178,9 @@ impl Error {
             Error::Sealed | Error::NotInitialized | Error::TenantLocked(_) => {
                 ErrorKind::Unavailable
             }
-            Error::TenantNotFound(_) | Error::KeyNotFound { .. } => ErrorKind::NotFound,
+            Error::TenantNotFound(_) | Error::KeyNotFound { .. } | Error::ApprovalNotFound(_) => {
+                ErrorKind::NotFound
+            }
             Error::AlreadyInitialized | Error::TenantExists(_) | Error::KeyExists { .. } => {
                 ErrorKind::Conflict
             }

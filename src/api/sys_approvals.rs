@@ -7,9 +7,9 @@ use super::params;
 use super::reply::{ApiError, Reply};
 use crate::Vault;
 
-/// LIST `sys/approvals`: pending, unexpired approvals.
+/// LIST `sys/approvals`: approvals that have not run, pending or expired (marked so).
 pub(crate) fn list(vault: &Vault) -> Result<Reply, ApiError> {
-    let approvals = blocking(|| vault.pending_approvals()).map_err(ApiError::from_native)?;
+    let approvals = blocking(|| vault.open_approvals()).map_err(ApiError::from_native)?;
     Ok(Reply::data(&serde_json::json!({ "approvals": approvals })))
 }
 

@@ -185,7 +185,7 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
             let approvals = connection.client()?.approvals().await?;
             output::print(format, &approvals, |list| {
                 if list.is_empty() {
-                    return "no pending approvals".to_owned();
+                    return "no pending or expired approvals".to_owned();
                 }
                 list.iter().map(describe).collect::<Vec<_>>().join("\n\n")
             })
@@ -200,6 +200,12 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
             let client = connection.client()?;
             let approval = client.approval(&id).await?;
             eprintln!("{}", describe(&approval));
+            if approval.state != tresor::custody::ApprovalState::Pending {
+                bail!(
+                    "approval {} cannot be signed: it is no longer pending (see above)",
+                    approval.id
+                );
+            }
             if !yes {
                 if !std::io::stdin().is_terminal() {
                     bail!(
@@ -240,6 +246,9 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
                     tresor::custody::ApprovalState::Failed { error, .. } => {
                         format!("{counted}: the operation failed: {error}")
                     }
+                    tresor::custody::ApprovalState::Expired { .. } => {
+                        format!("{counted}: but the approval has expired; ask again")
+                    }
                 }
             })
         }
@@ -261,8 +270,16 @@ fn describe(approval: &Approval) -> String {
         .iter()
         .map(|s| s.custodian.as_str())
         .collect();
+    let state = match &approval.state {
+        tresor::custody::ApprovalState::Pending => "pending".to_owned(),
+        tresor::custody::ApprovalState::Expired { .. } => {
+            "EXPIRED: it can no longer be signed; ask again".to_owned()
+        }
+        tresor::custody::ApprovalState::Executed { outcome, .. } => format!("done: {outcome}"),
+        tresor::custody::ApprovalState::Failed { error, .. } => format!("failed: {error}"),
+    };
     format!(
-        "approval {}\n  what: {}\n  asked by: {}\n  signatures: {} of {} ({})\n  expires: {} (Unix time)",
+        "approval {} ({state})\n  what: {}\n  asked by: {}\n  signatures: {} of {} ({})\n  expires: {} (Unix time)",
         approval.id,
         approval.request.describe(),
         approval.requested_by,

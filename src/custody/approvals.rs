@@ -136,6 +136,12 @@ pub enum ApprovalState {
         /// What it did.
         outcome: String,
     },
+    /// Not enough signatures before `expires_at`; it can no longer be signed or run. Never
+    /// stored: a pending approval reads as expired once its time has passed.
+    Expired {
+        /// When it expired (its `expires_at`).
+        at: u64,
+    },
     /// The threshold was met but the operation failed (it will not be retried).
     Failed {
         /// When.
@@ -198,6 +204,18 @@ impl Approval {
     }
 }
 
+impl Approval {
+    /// The approval as it stands at `now`: a pending one whose time has passed is expired.
+    fn seen_at(mut self, now: u64) -> Approval {
+        if self.state == ApprovalState::Pending && now >= self.expires_at {
+            self.state = ApprovalState::Expired {
+                at: self.expires_at,
+            };
+        }
+        self
+    }
+}
+
 impl CustodianIdentity {
     /// Signs `approval` (base64 Ed25519 signature over [`Approval::signed_message`]).
     pub fn sign_approval(&self, approval: &Approval) -> String {
@@ -252,27 +270,42 @@ impl Vault {
         Ok(approval)
     }
 
-    /// Every approval still pending, newest last; expired ones are left out.
-    pub fn pending_approvals(&self) -> Result<Vec<Approval>, Error> {
+    /// Every approval that has not run, oldest first: those still pending, and those that
+    /// expired unsigned (shown as [`ApprovalState::Expired`], so a custodian sees why they can
+    /// no longer sign it).
+    pub fn open_approvals(&self) -> Result<Vec<Approval>, Error> {
         let now = self.clock().now();
         let mut approvals: Vec<Approval> = self
             .sealed_records()?
             .scan::<Approval>(PREFIX)?
             .into_iter()
-            .map(|(_, a)| a)
-            .filter(|a| a.state == ApprovalState::Pending && a.expires_at > now)
+            .map(|(_, a)| a.seen_at(now))
+            .filter(|a| {
+                matches!(
+                    a.state,
+                    ApprovalState::Pending | ApprovalState::Expired { .. }
+                )
+            })
             .collect();
         approvals.sort_by_key(|a| a.created_at);
         Ok(approvals)
     }
 
-    /// One approval, in any state.
+    /// Every approval still waiting for signatures, oldest first.
+    pub fn pending_approvals(&self) -> Result<Vec<Approval>, Error> {
+        let mut approvals = self.open_approvals()?;
+        approvals.retain(|a| a.state == ApprovalState::Pending);
+        Ok(approvals)
+    }
+
+    /// One approval, in any state (a pending one past its expiry reads as expired).
     pub fn approval(&self, id: &str) -> Result<Approval, Error> {
         check_id(id)?;
+        let now = self.clock().now();
         self.sealed_records()?
             .get::<Approval>(&path(id))?
-            .map(|(a, _)| a)
-            .ok_or_else(|| Error::invalid("approval", format!("no approval `{id}`")))
+            .map(|(a, _)| a.seen_at(now))
+            .ok_or_else(|| Error::ApprovalNotFound(id.to_owned()))
     }
 
     /// Adds custodian `custodian`'s signature to approval `id`; when the threshold is met, runs
@@ -289,7 +322,7 @@ impl Vault {
         let path = path(id);
         let (mut approval, raw) = records
             .get::<Approval>(&path)?
-            .ok_or_else(|| Error::invalid("approval", format!("no approval `{id}`")))?;
+            .ok_or_else(|| Error::ApprovalNotFound(id.to_owned()))?;
         let now = self.clock().now();
         if approval.state != ApprovalState::Pending {
             return Err(Error::NotPermitted(format!(
