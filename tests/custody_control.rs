@@ -772,3 +772,65 @@ async fn a_level_3_tenant_opens_only_for_its_own_custodians() {
     assert_eq!(opened.as_slice(), b"level three");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custodian_removed_by_a_rekey_no_longer_counts_towards_approvals() {
+    let server = CustodyServer::start(CustodyOptions::k_of_n(2, 3).unsealed()).await;
+    let admin = server.admin();
+    admin.create_tenant("ops", 2, &[]).await.unwrap();
+    admin
+        .create_key("ops", "doomed", &Default::default())
+        .await
+        .unwrap();
+    admin
+        .configure_key(
+            "ops",
+            "doomed",
+            &tresor::KeyConfigUpdate {
+                deletion_allowed: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let key_status = || async {
+        call(&server.admin(), Method::GET, "ops/keys/doomed", None)
+            .await
+            .0
+    };
+
+    // c3 (about to be removed, say because their identity was stolen) signs a deletion.
+    let deletion = admin.delete_key("ops", "doomed").await.unwrap();
+    server.approve_by(&deletion.id, &[2]).await;
+    // The others rekey c3 out.
+    let newcomer = CustodianIdentity::generate("n1").unwrap();
+    let new_set = vec![
+        server.custodian(0).public().clone(),
+        server.custodian(1).public().clone(),
+        newcomer.public().clone(),
+    ];
+    let rekey = admin.rekey(&new_set, 2).await.unwrap();
+    server.approve_by(&rekey.id, &[0, 1]).await;
+
+    // One current custodian's signature is now one of two: c3's no longer counts.
+    let (status, body) = sign(&server, &deletion.id, &deletion, server.custodian(0)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["approval"]["state"]["state"], "pending",
+        "a removed custodian's signature counted: {body}"
+    );
+    assert_eq!(
+        body["data"]["approval"]["signatures"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(key_status().await, StatusCode::OK, "not deleted");
+    // A second current custodian completes it.
+    let (status, body) = sign(&server, &deletion.id, &deletion, &newcomer).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["approval"]["state"]["state"], "executed");
+    assert_eq!(key_status().await, StatusCode::NOT_FOUND);
+    server.shutdown().await;
+}

@@ -347,6 +347,21 @@ impl Vault {
                 "the signature is not `{custodian}`'s over approval `{id}` as recorded (wrong identity, or a different or altered request)"
             ))
         })?;
+        // Only current custodians count, under their current keys and threshold: a custodian a
+        // rekey removed (a lost or compromised one, say) no longer counts towards k, and a new
+        // custodian who reuses an old name is a different signer.
+        let message = approval.signed_message();
+        let mut current = Vec::with_capacity(approval.signatures.len());
+        for earlier in std::mem::take(&mut approval.signatures) {
+            if self
+                .custodian(&earlier.custodian)?
+                .is_some_and(|c| verifies(&c, &message, &earlier.signature))
+            {
+                current.push(earlier);
+            }
+        }
+        approval.signatures = current;
+        approval.required = approval.required.max(self.seal_status()?.threshold);
         if approval.signatures.iter().any(|s| s.custodian == custodian) {
             return Ok(ApprovalOutcome {
                 approval,
@@ -437,6 +452,20 @@ impl Vault {
                 .map(|t| format!("tenant {tenant} custodians: {}", t.custodians.join(", "))),
         }
     }
+}
+
+/// True if `signature_b64` is `custodian`'s Ed25519 signature over `message`.
+fn verifies(custodian: &CustodianPublicKey, message: &[u8], signature_b64: &str) -> bool {
+    STANDARD
+        .decode(signature_b64)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .is_some_and(|signature| {
+            custodian
+                .ed25519()
+                .verify_strict(message, &signature)
+                .is_ok()
+        })
 }
 
 fn check_id(id: &str) -> Result<(), Error> {
