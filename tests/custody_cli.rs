@@ -199,6 +199,10 @@ async fn custodian_ceremonies_through_the_cli() {
     )
     .await;
     assert_eq!(out.trim(), "share accepted: 1 of 2 (alice); still sealed");
+    let out = ok(&server, &["status"], &[]).await;
+    assert!(out.contains("sealed: true"), "{out}");
+    assert!(out.contains("shares: 2 of 3"), "{out}");
+    assert!(out.contains("submitted: 1 (alice)"), "{out}");
     let out = ok(
         &server,
         &[

@@ -94,6 +94,19 @@ pub(crate) fn main() -> ExitCode {
     }
 }
 
+/// "2 (alice, bob)": how many custodians have submitted in this round, and who.
+fn submitted(status: &serde_json::Value) -> String {
+    let names: Vec<&str> = status["submitted"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    if names.is_empty() {
+        "0".to_owned()
+    } else {
+        format!("{} ({})", names.len(), names.join(", "))
+    }
+}
+
 fn fail(error: anyhow::Error) -> ExitCode {
     let message = format!("{error:#}").replace('\n', " ");
     eprintln!("tresor: error: {message}");
@@ -121,7 +134,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     s["version"].as_str().unwrap_or(""),
                     s["t"],
                     s["n"],
-                    s["submitted"].as_array().map(|a| a.len()).unwrap_or(0)
+                    submitted(s)
                 )
             })
         }
