@@ -834,3 +834,71 @@ async fn a_custodian_removed_by_a_rekey_no_longer_counts_towards_approvals() {
     assert_eq!(key_status().await, StatusCode::NOT_FOUND);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custodian_action_needs_both_the_certificate_and_the_identity() {
+    let server = CustodyServer::start(CustodyOptions::k_of_n(2, 3)).await;
+    server.write_policy(
+        "custodians.toml",
+        r#"
+[[operator]]
+principals = ["spiffe://test.tresor.local/custodians/*"]
+operations = ["unseal", "approval-list", "approval-approve"]
+"#,
+    );
+    let custodian_cert = server.client("spiffe://test.tresor.local/custodians/c1");
+    let stranger = server.client("spiffe://test.tresor.local/ops/jane");
+
+    // The identity without a certificate the policies accept: 403, nothing counted.
+    let error = stranger.unseal_with(server.custodian(0)).await.unwrap_err();
+    assert!(error.to_string().contains("403"), "{error}");
+    assert!(server.submitted().await.is_empty());
+    // The certificate without the identity cannot make a share: garbage is refused.
+    let (status, body) = custodian_cert
+        .raw(
+            Method::POST,
+            "sys/unseal",
+            Some(&json!({"custodian": "c1", "sealed_share": b64([1u8; 94])})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(server.submitted().await.is_empty());
+    // Both: counted.
+    let progress = custodian_cert
+        .unseal_with(server.custodian(0))
+        .await
+        .unwrap();
+    assert_eq!(progress.submitted, vec!["c1"]);
+    let progress = custodian_cert
+        .unseal_with(server.custodian(1))
+        .await
+        .unwrap();
+    assert!(!progress.sealed);
+
+    // Approving: the stranger is refused even with a custodian's identity; the custodian's
+    // certificate may approve but not ask for the dangerous operation itself.
+    let approval = server.admin().rotate_root().await.unwrap();
+    let error = stranger
+        .approve_with(&approval, server.custodian(0))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("403"), "{error}");
+    assert!(
+        server
+            .admin()
+            .approval(&approval.id)
+            .await
+            .unwrap()
+            .signatures
+            .is_empty()
+    );
+    let error = custodian_cert.rotate_root().await.unwrap_err();
+    assert!(error.to_string().contains("403"), "{error}");
+    let outcome = custodian_cert
+        .approve_with(&approval, server.custodian(0))
+        .await
+        .unwrap();
+    assert!(outcome.counted);
+    server.shutdown().await;
+}

@@ -199,6 +199,17 @@ impl CustodyServer {
         self.run().await;
     }
 
+    /// Writes (or replaces) a policy file and reloads the policies, as SIGHUP does.
+    pub fn write_policy(&self, file: &str, toml: &str) {
+        write(&self.path("policies").join(file), toml);
+        self.handle
+            .as_ref()
+            .expect("running")
+            .reload()
+            .policies
+            .expect("the policies load");
+    }
+
     pub fn vault(&self) -> &Vault {
         self.handle.as_ref().expect("running").vault()
     }
