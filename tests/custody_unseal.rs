@@ -13,7 +13,8 @@ use tresor::client::{Client, CryptoOptions};
 use tresor::{CustodianIdentity, IdentityError, SledStore, Vault, VaultOptions};
 
 use common::custody::{
-    CustodyOptions, CustodyServer, contains, open_share_independently, readable_forms,
+    CustodyOptions, CustodyServer, contains, open_custody_key_independently,
+    open_share_independently, readable_forms,
 };
 use common::recording::RecordingProxy;
 use common::server::{ADMIN, b64, error_message};
@@ -323,22 +324,50 @@ async fn progress_resets_after_the_timeout_and_on_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_share_never_crosses_the_wire_readable() {
     let server = CustodyServer::start(CustodyOptions::k_of_n(2, 2)).await;
-    // The share bytes, found independently of the library from the identity file.
-    let passphrase = b"passphrase of c1";
-    let identity_file = server.custodian(0).to_encrypted_json(passphrase).unwrap();
-    let sealed: Value = server
-        .admin()
-        .data(Method::GET, "sys/unseal-share/c1", None)
-        .await
-        .unwrap();
-    let share = open_share_independently(&identity_file, passphrase, &sealed);
+    let admin = server.admin();
+    // The identity files on disk, as custodians keep them.
+    let passphrase = "passphrase of the custodians";
+    let tenant_custodian = CustodianIdentity::generate("t1").unwrap();
+    let mut files = Vec::new();
+    for identity in [server.custodian(0), server.custodian(1), &tenant_custodian] {
+        let json = identity.to_encrypted_json(passphrase.as_bytes()).unwrap();
+        let path = server.path(&format!("{}.key", identity.name()));
+        std::fs::write(&path, &json).unwrap();
+        files.push((json, path));
+    }
+    // The share bytes, found independently of the library from the identity files.
+    let mut secrets = Vec::new();
+    for (i, name) in ["c1", "c2"].iter().enumerate() {
+        let sealed: Value = admin
+            .data(Method::GET, &format!("sys/unseal-share/{name}"), None)
+            .await
+            .unwrap();
+        let share = open_share_independently(&files[i].0, passphrase.as_bytes(), &sealed);
+        secrets.push(share[1..].to_vec());
+        secrets.push(share);
+    }
 
-    let handle_addr = {
-        let url = server.url.trim_start_matches("https://").to_owned();
-        url.parse().unwrap()
-    };
+    let upstream = server.url.trim_start_matches("https://").parse().unwrap();
     let proxy_cert = server.ca.issue_client(ADMIN, DAY).unwrap();
-    let proxy = RecordingProxy::start(&server.ca, handle_addr, &proxy_cert).await;
+    let proxy = RecordingProxy::start(&server.ca, upstream, &proxy_cert).await;
+    let tresor_cli = |args: Vec<String>| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
+            .args(args)
+            .env("TRESOR_ADDR", &proxy.url)
+            .env("TRESOR_CACERT", server.path("ca.pem"))
+            .env("TRESOR_CLIENT_CERT", &server.admin_files.cert)
+            .env("TRESOR_CLIENT_KEY", &server.admin_files.key)
+            .env("TRESOR_PASSPHRASE", passphrase)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // One custodian through the library's client, the other through the tresor binary.
     let through_proxy = server.client_at(&proxy.url, &server.admin_files);
     let progress = through_proxy
         .unseal_with(server.custodian(0))
@@ -349,30 +378,72 @@ async fn a_share_never_crosses_the_wire_readable() {
         vec!["c1"],
         "the unseal went through the proxy"
     );
-    let progress = through_proxy
-        .unseal_with(server.custodian(1))
+    let c2_key = files[1].1.display().to_string();
+    let out = tokio::task::block_in_place(|| {
+        tresor_cli(vec![
+            "operator".into(),
+            "unseal".into(),
+            "--identity".into(),
+            c2_key,
+        ])
+    });
+    assert_eq!(out.trim(), "unsealed");
+
+    // A level-3 tenant's custody key travels the same way.
+    admin
+        .create_tenant("vault3", 3, &[tenant_custodian.public().clone()])
         .await
         .unwrap();
-    assert!(!progress.sealed);
+    let custody: Value = admin
+        .data(Method::GET, "sys/tenants/vault3/custody/t1", None)
+        .await
+        .unwrap();
+    secrets.push(open_custody_key_independently(
+        &files[2].0,
+        passphrase.as_bytes(),
+        custody["vault_id"].as_str().unwrap(),
+        "vault3",
+        custody["sealed_custody_key"].as_str().unwrap(),
+    ));
+    let t1_key = files[2].1.display().to_string();
+    tokio::task::block_in_place(|| {
+        tresor_cli(vec![
+            "tenant".into(),
+            "unlock".into(),
+            "vault3".into(),
+            "--identity".into(),
+            t1_key,
+        ])
+    });
+    assert!(!admin.tenant("vault3").await.unwrap().locked);
 
     let recorded = proxy.recorded();
-    assert!(
-        contains(&recorded, b"POST /v1/sys/unseal"),
-        "the proxy saw the submissions"
-    );
-    for form in readable_forms(&share)
-        .into_iter()
-        .chain(readable_forms(&share[1..]))
-    {
-        assert!(
-            !contains(&recorded, &form),
-            "the share appears in what the client sent: {:?}",
-            String::from_utf8_lossy(&form)
+    for route in [
+        &b"POST /v1/sys/unseal"[..],
+        b"POST /v1/sys/tenants/vault3/unlock",
+    ] {
+        assert_eq!(
+            recorded
+                .windows(route.len())
+                .filter(|w| w == &route)
+                .count(),
+            if route.ends_with(b"unseal") { 2 } else { 1 },
+            "the proxy saw every submission"
         );
+    }
+    for secret in &secrets {
+        for form in readable_forms(secret) {
+            assert!(
+                !contains(&recorded, &form),
+                "a secret appears in what the client sent: {:?}",
+                String::from_utf8_lossy(&form)
+            );
+        }
     }
     // The recording holds the bodies themselves (so the search above looked where a share
     // would be): the sealed submissions are there.
     assert!(contains(&recorded, b"\"sealed_share\":\""));
+    assert!(contains(&recorded, b"\"sealed_custody_key\":\""));
     server.shutdown().await;
 }
 

@@ -421,6 +421,49 @@ impl Store for PausingStore {
 /// §7 sealed box): the 33 share bytes `index ‖ value`. Independent of the library, so a test can
 /// look for the share where it must not be.
 pub fn open_share_independently(identity_json: &str, passphrase: &[u8], sealed: &Value) -> Vec<u8> {
+    let mut context = lp(&[sealed["vault_id"].as_str().unwrap().as_bytes()]);
+    context.extend_from_slice(&(sealed["root_generation"].as_u64().unwrap() as u32).to_be_bytes());
+    context.extend_from_slice(&lp(&[&[sealed["index"].as_u64().unwrap() as u8]]));
+    let share = open_box_independently(
+        identity_json,
+        passphrase,
+        "tresor-root-share-v1",
+        &context,
+        &unb64(sealed["sealed"].as_str().unwrap()),
+    );
+    assert_eq!(share.len(), 33);
+    share
+}
+
+/// Opens the custody key of level-3 tenant `tenant` (the `sealed_custody_key` served at
+/// `sys/tenants/:tenant/custody/:custodian`) as [`open_share_independently`] does a share:
+/// its 32 bytes.
+pub fn open_custody_key_independently(
+    identity_json: &str,
+    passphrase: &[u8],
+    vault_id: &str,
+    tenant: &str,
+    sealed_b64: &str,
+) -> Vec<u8> {
+    let key = open_box_independently(
+        identity_json,
+        passphrase,
+        "tresor-tenant-custody-v1",
+        &lp(&[vault_id.as_bytes(), tenant.as_bytes()]),
+        &unb64(sealed_b64),
+    );
+    assert_eq!(key.len(), 32);
+    key
+}
+
+/// Opens a sealed box (docs/format.md §7) addressed to the identity in `identity_json`.
+fn open_box_independently(
+    identity_json: &str,
+    passphrase: &[u8],
+    purpose: &str,
+    context: &[u8],
+    boxed: &[u8],
+) -> Vec<u8> {
     let file: Value = serde_json::from_str(identity_json).unwrap();
     let kdf = &file["kdf"];
     assert_eq!(kdf["algorithm"], "argon2id");
@@ -449,25 +492,21 @@ pub fn open_share_independently(identity_json: &str, passphrase: &[u8], sealed: 
         .try_into()
         .unwrap();
 
-    let boxed = unb64(sealed["sealed"].as_str().unwrap());
     assert_eq!(boxed[0], 1, "sealed box version");
     let ephemeral: [u8; 32] = boxed[1..33].try_into().unwrap();
     let shared = x25519_dalek::StaticSecret::from(x25519)
         .diffie_hellman(&x25519_dalek::PublicKey::from(ephemeral));
     let mut salt = ephemeral.to_vec();
     salt.extend_from_slice(&recipient_public);
-    let purpose: &[u8] = b"tresor-root-share-v1";
     let mut box_key = [0u8; 32];
     hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), shared.as_bytes())
-        .expand(&lp(&[b"tresor-sealed-box-v1", purpose]), &mut box_key)
+        .expand(
+            &lp(&[b"tresor-sealed-box-v1", purpose.as_bytes()]),
+            &mut box_key,
+        )
         .unwrap();
-    let mut context = lp(&[sealed["vault_id"].as_str().unwrap().as_bytes()]);
-    context.extend_from_slice(&(sealed["root_generation"].as_u64().unwrap() as u32).to_be_bytes());
-    context.extend_from_slice(&lp(&[&[sealed["index"].as_u64().unwrap() as u8]]));
-    let aad = lp(&[b"tresor-sealed-box-v1", purpose, &context]);
-    let share = aes_open(&box_key, &aad, &boxed[33..]).expect("the share opens");
-    assert_eq!(share.len(), 33);
-    share
+    let aad = lp(&[b"tresor-sealed-box-v1", purpose.as_bytes(), context]);
+    aes_open(&box_key, &aad, &boxed[33..]).expect("the sealed box opens")
 }
 
 fn aes_open(key: &[u8; 32], aad: &[u8], message: &[u8]) -> Option<Vec<u8>> {
