@@ -902,3 +902,51 @@ operations = ["unseal", "approval-list", "approval-approve"]
     assert!(outcome.counted);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_rotate_root_no_record_sealed_under_the_old_root_is_left_on_disk() {
+    let slot: Arc<Mutex<Option<Arc<dyn Store>>>> = Arc::default();
+    let wrapper: StoreWrapper = {
+        let slot = slot.clone();
+        Arc::new(move |inner: Arc<dyn Store>| {
+            *slot.lock().unwrap() = Some(inner.clone());
+            inner
+        })
+    };
+    let server =
+        CustodyServer::start_wrapped(CustodyOptions::k_of_n(2, 3).unsealed(), Some(wrapper)).await;
+    let store = slot.lock().unwrap().clone().unwrap();
+    let admin = server.admin();
+    let before = data(&admin, "payments").await;
+    // Every record as stored under the old root (the seal configuration included: its sealed
+    // shares are the old generation's).
+    let old_records = store.scan_prefix("").unwrap();
+    assert!(old_records.len() >= 4, "{}", old_records.len());
+    let approval = admin.rotate_root().await.unwrap();
+    server.approve_by(&approval.id, &[0, 1]).await;
+    assert_decrypts(&admin, "payments", &before).await;
+    let data_dir = server.path("data");
+    for (path, raw) in &old_records {
+        if path == "core/seal" {
+            // Public keys and names stay the same; the old generation's sealed shares must go.
+            let config: Value = serde_json::from_slice(raw).unwrap();
+            for custodian in config["custodians"].as_array().unwrap() {
+                let share = custodian["sealed_share"].as_str().unwrap();
+                assert!(share.len() > 100, "{share}");
+                assert_eq!(
+                    common::find_any_chunk(&data_dir, share.as_bytes()),
+                    None,
+                    "an old sealed share is still in the data directory"
+                );
+            }
+            continue;
+        }
+        assert!(raw.len() >= 32, "{path}");
+        assert_eq!(
+            common::find_any_chunk(&data_dir, raw),
+            None,
+            "`{path}` as sealed under the old root is still in the data directory"
+        );
+    }
+    server.shutdown().await;
+}
