@@ -77,7 +77,7 @@ async fn fails(server: &CustodyServer, args: &[&str], env: &[(&str, &str)]) -> S
     assert_eq!(errors, 1, "one error line: {:?}", out.stderr);
     let last = lines.last().copied().unwrap_or_default();
     assert!(last.starts_with("tresor: error: "), "{:?}", out.stderr);
-    if args[0] == "approval" {
+    if args[0] == "approval" && lines.len() > 1 {
         assert!(lines[0].starts_with("approval "), "{:?}", out.stderr);
     } else {
         assert_eq!(lines.len(), 1, "one line on stderr: {:?}", out.stderr);
@@ -461,6 +461,58 @@ async fn custodian_ceremonies_through_the_cli() {
     let out = ok(&server, &["tenant", "lock", "vault3"], &[]).await;
     assert!(out.contains("locked"), "{out}");
     assert!(admin.tenant("vault3").await.unwrap().locked);
+
+    // An approval left unsigned past its expiry is listed as expired and cannot be signed;
+    // an unknown one is a clear 404.
+    let out = ok(
+        &server,
+        &["operator", "rotate-root", "--format", "json"],
+        &[],
+    )
+    .await;
+    let id = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.clock.advance(server.options.approval_ttl);
+    let out = ok(&server, &["approval", "list"], &[]).await;
+    assert!(out.contains(&format!("approval {id} (EXPIRED")), "{out}");
+    let error = fails(
+        &server,
+        &[
+            "approval",
+            "approve",
+            &id,
+            "--identity",
+            "alice.key",
+            "--yes",
+        ],
+        WITH_PASSPHRASE,
+    )
+    .await;
+    assert!(error.contains("no longer pending"), "{error}");
+    assert_eq!(
+        admin.seal_status().await.unwrap()["root_generation"],
+        3,
+        "the expired rotation did not run"
+    );
+    let error = fails(
+        &server,
+        &[
+            "approval",
+            "approve",
+            "0123456789abcdef01234567",
+            "--identity",
+            "alice.key",
+            "--yes",
+        ],
+        WITH_PASSPHRASE,
+    )
+    .await;
+    assert!(
+        error.contains("404") && error.contains("does not exist"),
+        "{error}"
+    );
     server.shutdown().await;
 }
 
