@@ -444,6 +444,16 @@ async fn a_share_never_crosses_the_wire_readable() {
     // would be): the sealed submissions are there.
     assert!(contains(&recorded, b"\"sealed_share\":\""));
     assert!(contains(&recorded, b"\"sealed_custody_key\":\""));
+    // Nor did the server write them anywhere: not in the data directory, not in the audit log.
+    for secret in &secrets {
+        for form in readable_forms(secret) {
+            assert!(
+                !common::dir_contains(server.dir.path(), &form),
+                "a secret was written under {}",
+                server.dir.path().display()
+            );
+        }
+    }
     server.shutdown().await;
 }
 
