@@ -567,7 +567,16 @@ async fn a_seal_during_rotate_root_is_not_undone() {
     pausing
         .released
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = running.await.unwrap();
+    let (status, body) = running.await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the signer learns the rotation ran: {body}"
+    );
+    assert_eq!(
+        body["data"]["approval"]["state"]["state"], "executed",
+        "{body}"
+    );
 
     // The seal stands: no key in memory, nothing served.
     let (code, health) = admin.health().await.unwrap();

@@ -399,8 +399,19 @@ impl Vault {
                 error: e.to_string(),
             },
         };
-        // The root key may have changed (rotate-root, rekey): seal the record afresh.
-        let records = self.sealed_records()?;
+        // The root key may have changed (rotate-root, rekey): seal the record afresh. If the
+        // vault was sealed meanwhile the record keeps its "running" mark (it cannot be written
+        // without the root key) and still never runs again; the signer learns what happened.
+        let records = match self.sealed_records() {
+            Ok(records) => records,
+            Err(Error::Sealed) => {
+                return Ok(ApprovalOutcome {
+                    approval,
+                    counted: true,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let (_, raw) = records
             .get::<Approval>(&path)?
             .ok_or_else(|| Error::Integrity { path: path.clone() })?;
