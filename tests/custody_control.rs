@@ -362,6 +362,19 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
         .unlock_tenant_with("level3", &tenant_custodian)
         .await
         .unwrap();
+    // The old custodian's custody key, as they could keep a copy of it.
+    let old_box: Value = admin
+        .data(Method::GET, "sys/tenants/level3/custody/tc1", None)
+        .await
+        .unwrap();
+    let vault_id = old_box["vault_id"].as_str().unwrap().to_owned();
+    let old_custody_key = tenant_custodian
+        .open_custody_key(
+            &vault_id,
+            "level3",
+            old_box["sealed_custody_key"].as_str().unwrap(),
+        )
+        .unwrap();
 
     // An unknown approval is 404, a malformed id 400.
     let missing = "0123456789abcdef01234567";
@@ -435,6 +448,28 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
             .await
             .is_err()
     );
+    // Their kept copy of the old custody key unlocks nothing, even submitted in the new
+    // custodian's name: the KEK is wrapped under a fresh custody key now.
+    let new_box: Value = admin
+        .data(Method::GET, "sys/tenants/level3/custody/tc2", None)
+        .await
+        .unwrap();
+    let unseal_key: [u8; 32] = unb64(new_box["unseal_key"].as_str().unwrap())
+        .try_into()
+        .unwrap();
+    let replay = old_custody_key
+        .seal_for_unlock(&vault_id, &unseal_key, "level3", "tc2")
+        .unwrap();
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "sys/tenants/level3/unlock",
+        Some(json!({"custodian": "tc2", "sealed_custody_key": b64(replay)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(error_message(&body).contains("does not unlock"), "{body}");
+    assert!(admin.tenant("level3").await.unwrap().locked);
     assert!(
         admin
             .unlock_tenant_with("level3", &ctx.new_tenant_custodian)
