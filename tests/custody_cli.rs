@@ -537,10 +537,10 @@ impl Dev {
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
+            // Keep draining after the test stops listening: closing the pipe would make
+            // `tresor dev` fail its next write (EPIPE) and exit under the test.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let mut lines = Vec::new();

@@ -49,10 +49,10 @@ impl Dev {
         let (lines, received) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
+            // Keep draining after the test stops listening: closing the pipe would make
+            // `tresor dev` fail its next write (EPIPE) and exit under the test.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
+                let _ = lines.send(line);
             }
         });
         let mut dev = Dev {
