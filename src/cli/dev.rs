@@ -4,8 +4,9 @@
 //! unseals, creates tenant `dev`, prints the environment to use it, and serves until stopped.
 //! Run it again with the same DIR to get the same vault back.
 
+use std::fmt::Write as _;
 use std::fs;
-use std::io::Write;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -93,15 +94,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             .context("creating tenant `dev`")?;
     }
 
-    let address = handle.local_addr();
-    let host = if address.ip().is_unspecified() {
-        "127.0.0.1".to_owned()
-    } else {
-        address.ip().to_string()
-    };
-    let url = format!("https://{host}:{}", address.port());
     let file = |name: &str| dir.join(name).display().to_string();
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     writeln!(
         out,
         "Tresor dev vault at {url}: environment `dev`, tenant `dev`, data in {}",
@@ -142,8 +136,17 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         "\nStop with ctrl-c; run `tresor dev --dir {}` to start it again.",
         dir.display()
     )?;
-    out.flush()?;
-    drop(out);
+    // The banner is best effort: a caller that reads only the first lines (`| head`) or closes
+    // the pipe must not take the running vault down with it.
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        tracing::warn!("could not print the dev banner: stdout is closed");
+    }
+    drop(stdout);
 
     server::wait_for_signals(&handle).await;
     handle.shutdown().await;
