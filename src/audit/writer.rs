@@ -5,9 +5,14 @@
 //! so the caller can answer only after its line is in the log. A failed write is rolled back to
 //! the last complete line; until a write succeeds again every record fails, and the API answers
 //! 503 without acting. Checkpoints are also `fsync`ed.
+//!
+//! Before each line the writer checks that its open file is still the one at the configured
+//! path: when an outside tool (logrotate) has moved it away, the old file gets a signed `rotate`
+//! checkpoint and the writer reopens the path, continuing the chain there.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-use super::line::{AuditEvent, checkpoint_message, hex};
+use super::line::{AuditEvent, checkpoint_message, hex, with_signature};
 use super::signing_key::AuditSigningKey;
 use crate::crypto::kdf::sha256;
 
@@ -70,6 +75,7 @@ struct EventLine<'a> {
     event: &'a AuditEvent,
 }
 
+/// A checkpoint without its signature, which is appended as the last field.
 #[derive(Serialize)]
 struct CheckpointLine {
     seq: u64,
@@ -79,7 +85,6 @@ struct CheckpointLine {
     kind: &'static str,
     reason: &'static str,
     key: String,
-    signature: String,
 }
 
 /// Why a checkpoint is written.
@@ -151,6 +156,7 @@ impl AuditLog {
     /// Appends one event. On error nothing was added and the caller must fail the request.
     pub fn record(&self, event: &AuditEvent) -> Result<(), AuditWriteError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.follow_path(&mut state)?;
         let line = EventLine {
             seq: state.next_seq,
             time: now_rfc3339(),
@@ -171,6 +177,7 @@ impl AuditLog {
     /// Writes a signed checkpoint now (`Shutdown` on the way out).
     pub(crate) fn checkpoint(&self, reason: CheckpointReason) -> Result<(), AuditWriteError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.follow_path(&mut state)?;
         self.write_checkpoint(&mut state, reason)
     }
 
@@ -199,18 +206,20 @@ impl AuditLog {
         state: &mut State,
         reason: CheckpointReason,
     ) -> Result<(), AuditWriteError> {
-        let seq = state.next_seq;
-        let signature = self.key.sign(&checkpoint_message(seq, &state.prev));
         let line = CheckpointLine {
-            seq,
+            seq: state.next_seq,
             time: now_rfc3339(),
             prev: hex(&state.prev),
             kind: "checkpoint",
             reason: reason.name(),
             key: self.key.public_base64(),
-            signature: STANDARD.encode(signature),
         };
-        self.append(state, serde_json::to_string(&line).expect("serializes"))?;
+        let unsigned = serde_json::to_string(&line).expect("serializes");
+        let signature = self.key.sign(&checkpoint_message(unsigned.as_bytes()));
+        self.append(
+            state,
+            with_signature(&unsigned, &STANDARD.encode(signature)),
+        )?;
         state.since_checkpoint = 0;
         if let Some(file) = &state.file {
             file.sync_data().map_err(|source| self.failed(source))?;
@@ -218,17 +227,43 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Makes sure the next line goes to the file now at the configured path. If the open file
+    /// was moved away (rotated by an outside tool, or replaced), it is closed with a signed
+    /// `rotate` checkpoint (when it still takes one) and the path is opened afresh; the chain
+    /// continues there.
+    fn follow_path(&self, state: &mut State) -> Result<(), AuditWriteError> {
+        if let Some(file) = &state.file {
+            if is_at(file, &self.config.path) {
+                return Ok(());
+            }
+            tracing::info!(path = %self.config.path.display(), "audit log was moved away; reopening the path");
+            // A device (say /dev/full, rehearsing a full disk) has no file to close.
+            let regular = file.metadata().is_ok_and(|m| m.is_file());
+            if regular
+                && self
+                    .write_checkpoint(state, CheckpointReason::Rotate)
+                    .is_err()
+            {
+                tracing::warn!("the moved-away audit log did not take its closing checkpoint");
+            }
+            state.file = None;
+        }
+        let (file, len, _) =
+            open_current(&self.config.path).map_err(|source| self.failed(source))?;
+        state.file = Some(file);
+        state.len = len;
+        Ok(())
+    }
+
     /// Writes `text` and a newline in one `write`, or rolls back to the last complete line.
     fn append(&self, state: &mut State, mut text: String) -> Result<(), AuditWriteError> {
-        if state.file.is_none() {
-            let (file, len, _) =
-                open_current(&self.config.path).map_err(|source| self.failed(source))?;
-            state.file = Some(file);
-            state.len = len;
-        }
+        let Some(file) = state.file.as_mut() else {
+            return Err(self.failed(std::io::Error::other(
+                "the audit log is not open (it could not be reopened)",
+            )));
+        };
         let hash = sha256(&[text.as_bytes()]);
         text.push('\n');
-        let file = state.file.as_mut().expect("opened above");
         match file.write_all(text.as_bytes()) {
             Ok(()) => {
                 state.len += text.len() as u64;
@@ -265,6 +300,14 @@ impl AuditLog {
             path: self.config.path.clone(),
             source,
         }
+    }
+}
+
+/// Whether `file` is the file now at `path` (same device and inode, following symlinks).
+fn is_at(file: &File, path: &Path) -> bool {
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(at_path), Ok(open)) => at_path.dev() == open.dev() && at_path.ino() == open.ino(),
+        _ => false,
     }
 }
 
