@@ -234,6 +234,13 @@ impl AuditLog {
     fn follow_path(&self, state: &mut State) -> Result<(), AuditWriteError> {
         if let Some(file) = &state.file {
             if is_at(file, &self.config.path) {
+                // Cut short in place (logrotate's copytruncate): the lines continue at its real
+                // end, and a failed write must be rolled back to there, not to the old length.
+                if let Ok(meta) = file.metadata() {
+                    if meta.is_file() && meta.len() < state.len {
+                        state.len = meta.len();
+                    }
+                }
                 return Ok(());
             }
             tracing::info!(path = %self.config.path.display(), "audit log was moved away; reopening the path");
