@@ -404,6 +404,34 @@ rate_limit = {{ requests_per_second = 0.01, burst = 2 }}
         false,
     ));
 
+    // Invalid inputs: the error messages (in the log as `reason`) must not echo them.
+    let not_base64 = sent(&mut secrets, "not-base64 plaintext!");
+    let bad_ciphertext = sent(&mut secrets, "bad-ciphertext");
+    let bad_version = sent(&mut secrets, "bad-version");
+    let bad_batch = sent(&mut secrets, "bad-batch");
+    let as_text = |v: &[u8]| String::from_utf8(v.to_vec()).unwrap();
+    for (path, body) in [
+        (
+            "dev/encrypt/per-user",
+            json!({"plaintext": as_text(&not_base64), "context": b64("c")}),
+        ),
+        (
+            "dev/decrypt/per-user",
+            json!({"ciphertext": format!("tresor:v1:{}", as_text(&bad_ciphertext)), "context": b64("c")}),
+        ),
+        (
+            "dev/encrypt/per-user",
+            json!({"plaintext": b64("p"), "key_version": as_text(&bad_version)}),
+        ),
+        (
+            "dev/encrypt/per-user",
+            json!({"batch_input": as_text(&bad_batch)}),
+        ),
+    ] {
+        let (status, body) = call(&admin, Method::POST, path, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+    }
+
     // Refusals: no grant, wrong source address, over the rate limit; none changes anything.
     let denied_plaintext = sent(&mut secrets, "plaintext-denied");
     let refused_body = json!({"plaintext": b64(&denied_plaintext)});
@@ -774,6 +802,8 @@ fn no_plaintext_or_key_bytes_in_the_log_the_server_output_or_the_data_dir() {
     let output_text = String::from_utf8_lossy(&output);
     assert!(session.hashed.len() >= 10);
     for (value, form, hmac) in &session.hashed {
+        // Keyed: not a bare hash of the value anyone could compute.
+        assert!(!line_hash(value).starts_with(hmac.as_str()), "{value}");
         assert!(
             log_text.contains(&format!("\"{hmac}\"")),
             "the audit HMAC of {value} ({form}) is not in the log"
@@ -1517,6 +1547,143 @@ async fn auto_rotation_is_audited_and_does_not_happen_unaudited() {
     handle.shutdown().await;
     assert_verifies(
         &[dir.path().join("audit-real.log")],
+        &dir.path().join("audit.pub"),
+        &[],
+    );
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where this process may not mount (not root, or a container without the right).
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(SmallDisk { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Fills the file system: a filler file takes every free block.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut filler = std::fs::File::create(self.path("filler")).unwrap();
+        let block = [0u8; 4096];
+        while filler.write_all(&block).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_file_system_fails_requests_cleanly_and_they_resume_when_space_returns() {
+    let Some(disk) = SmallDisk::mount("256k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (the /dev/full test covers failing writes)");
+        return;
+    };
+    let server = TestServer::new().await;
+    let admin = server.admin();
+    let log = server.path("audit.log");
+    let first = server.path("audit-first.log");
+    // Move the log onto the small disk (the writer follows its path there).
+    std::fs::rename(&log, &first).unwrap();
+    swap_symlink(&disk.path("audit.log"), &log);
+    ok(&admin, "dev/keys/k", json!({})).await;
+    assert!(lines(&disk.path("audit.log")).len() >= 2);
+
+    // Full: writes fail part-way through a line. Every failed line is rolled back whole.
+    disk.fill();
+    let plaintext = json!({"plaintext": b64("x")});
+    let mut failed = false;
+    for _ in 0..40 {
+        let (status, _) = call(
+            &admin,
+            Method::POST,
+            "dev/encrypt/k",
+            Some(plaintext.clone()),
+        )
+        .await;
+        let text = std::fs::read(disk.path("audit.log")).unwrap();
+        assert!(text.ends_with(b"\n"), "a partial line was left behind");
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            failed = true;
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert!(failed, "the disk never filled up");
+    let (status, _) = call(&admin, Method::POST, "dev/keys/k/rotate", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = call(&admin, Method::POST, "dev/keys/other", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        server.vault().key_info("dev", "k").unwrap().latest_version,
+        1
+    );
+    assert!(server.vault().key_info("dev", "other").is_err());
+    disk.free();
+    let rotated = ok(&admin, "dev/keys/k/rotate", json!({})).await;
+    assert_eq!(rotated["data"]["latest_version"], 2);
+
+    // Rotated by copy and truncate in place (logrotate's copytruncate), then full again: the
+    // failed line is rolled back to the file's new end, not padded out to its old length.
+    let copied = server.path("audit-copied.log");
+    std::fs::copy(disk.path("audit.log"), &copied).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(disk.path("audit.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    ok(&admin, "dev/encrypt/k", plaintext.clone()).await;
+    disk.fill();
+    let mut failed = false;
+    for _ in 0..40 {
+        let (status, _) = call(
+            &admin,
+            Method::POST,
+            "dev/encrypt/k",
+            Some(plaintext.clone()),
+        )
+        .await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the disk never filled up");
+    let text = std::fs::read(disk.path("audit.log")).unwrap();
+    assert!(!text.contains(&0u8), "the file was padded with zeros");
+    assert!(text.ends_with(b"\n"));
+    disk.free();
+    ok(&admin, "dev/encrypt/k", plaintext.clone()).await;
+
+    let TestServer { dir, handle, .. } = server;
+    handle.shutdown().await;
+    let m = std::fs::read_to_string(disk.path("audit.log")).unwrap();
+    assert!(m.ends_with("\"reason\":\"shutdown\"") || m.contains("\"reason\":\"shutdown\""));
+    assert_verifies(
+        &[first, copied, disk.path("audit.log")],
         &dir.path().join("audit.pub"),
         &[],
     );
