@@ -69,6 +69,8 @@ struct Session {
     hashed: Vec<(String, String, String)>,
     /// Request ids of replies, with what the line about each must say.
     expected: Vec<Expected>,
+    /// The audit key `sys/seal-status` published.
+    published_key: String,
 }
 
 impl Session {
@@ -531,6 +533,13 @@ rate_limit = {{ requests_per_second = 0.01, burst = 2 }}
         })
         .collect();
 
+    let (status, seal_status) = call(&admin, Method::GET, "sys/seal-status", None).await;
+    assert_eq!(status, StatusCode::OK, "{seal_status}");
+    let published_key = seal_status["audit_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no audit_key in {seal_status}"))
+        .to_owned();
+
     let TestServer { dir, handle, .. } = server;
     handle.shutdown().await;
     Session {
@@ -538,6 +547,7 @@ rate_limit = {{ requests_per_second = 0.01, burst = 2 }}
         secrets,
         hashed,
         expected,
+        published_key,
     }
 }
 
@@ -667,6 +677,13 @@ fn every_request_and_refused_attempt_has_a_line_with_its_facts() {
             .iter()
             .any(|i| field(&log[*i], "reason") == "periodic")
     );
+    // The key that signs them is the one in audit.pub and in sys/seal-status.
+    let public: Value =
+        serde_json::from_str(&std::fs::read_to_string(session.key()).unwrap()).unwrap();
+    assert_eq!(public["key"], session.published_key.as_str());
+    for i in checkpoints {
+        assert_eq!(field(&log[i], "key"), session.published_key.as_str());
+    }
 }
 
 #[test]
@@ -1687,4 +1704,124 @@ async fn a_full_file_system_fails_requests_cleanly_and_they_resume_when_space_re
         &dir.path().join("audit.pub"),
         &[],
     );
+}
+
+/// `tresor dev` (the real binary, in the background) in `dir`: its exported variables, once
+/// it is ready, and its stderr as it comes.
+fn start_dev(
+    dir: &Path,
+) -> (
+    std::process::Child,
+    Vec<(String, String)>,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(["dev", "--dir"])
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tresor dev starts");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = stderr.clone();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    let (send, receive) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut env = Vec::new();
+    while !env
+        .iter()
+        .any(|(n, _): &(String, String)| n == "TRESOR_CLIENT_KEY")
+    {
+        let line = receive
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("tresor dev is not ready: {}", stderr.lock().unwrap()));
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            if name.starts_with("TRESOR_") {
+                env.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    (child, env, stderr)
+}
+
+#[test]
+fn tresor_dev_keeps_a_log_that_verifies_after_sigterm_and_holds_no_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, env, stderr) = start_dev(dir.path());
+    let plaintext = String::from_utf8(distinctive("dev-plaintext")).unwrap();
+    for args in [
+        vec!["key", "create", "dev/card-pan"],
+        vec!["encrypt", "dev/card-pan", plaintext.as_str()],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
+            .args(&args)
+            .envs(env.iter().map(|(n, v)| (n, v)))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // While it runs, the log is open: it verifies only with --allow-open.
+    let log = dir.path().join("audit.log");
+    let key = dir.path().join("audit.pub");
+    assert_names_line(std::slice::from_ref(&log), &key, &log, lines(&log).len());
+    assert_verifies(std::slice::from_ref(&log), &key, &["--allow-open"]);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tresor dev did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stopped: the log ends in its shutdown checkpoint and verifies as it is.
+    let last = entries(&log).pop().unwrap();
+    assert_eq!(
+        (&last["type"], &last["reason"]),
+        (&json!("checkpoint"), &json!("shutdown"))
+    );
+    assert_verifies(std::slice::from_ref(&log), &key, &[]);
+    let operations: Vec<String> = entries(&log)
+        .iter()
+        .filter_map(|l| l["operation"].as_str().map(str::to_owned))
+        .collect();
+    assert!(operations.contains(&"create".to_owned()), "{operations:?}");
+    assert!(operations.contains(&"encrypt".to_owned()), "{operations:?}");
+    let secret = vec![("plaintext".to_owned(), plaintext.into_bytes())];
+    let mut haystacks = vec![(
+        "tresor dev stderr (RUST_LOG=trace)".to_owned(),
+        stderr.lock().unwrap().clone().into_bytes(),
+    )];
+    assert!(haystacks[0].1.len() > 100, "no server output captured");
+    for file in files_under(dir.path()) {
+        haystacks.push((file.display().to_string(), std::fs::read(&file).unwrap()));
+    }
+    let found = leaks(&haystacks, &secret);
+    assert!(found.is_empty(), "{found:?}");
 }
