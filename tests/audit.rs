@@ -1825,3 +1825,63 @@ fn tresor_dev_keeps_a_log_that_verifies_after_sigterm_and_holds_no_plaintext() {
     let found = leaks(&haystacks, &secret);
     assert!(found.is_empty(), "{found:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_hash_is_keyed_stable_and_refuses_what_it_cannot_hash() {
+    let server = TestServer::new().await;
+    let first = audit_hash(&server, "some value", false);
+    assert_eq!(audit_hash(&server, "some value", false), first, "stable");
+    assert_eq!(
+        audit_hash(&server, &b64("some value"), true),
+        first,
+        "--base64 is the same value"
+    );
+    assert_ne!(audit_hash(&server, "some valuf", false), first);
+
+    // Invalid input, no arguments, no server: refused with a reason.
+    let run = common::audit::tresor(&["audit", "hash", "not base64!", "--base64"]);
+    assert!(!run.ok && run.stderr.contains("not base64"), "{run:?}");
+    let run = common::audit::tresor(&["audit", "hash"]);
+    assert!(!run.ok, "{run:?}");
+    let run = common::audit::tresor(&["audit", "hash", "x", "--addr", "https://127.0.0.1:9"]);
+    assert!(!run.ok, "{run:?}");
+    let run = common::audit::tresor(&["audit", "verify", "--key", "audit.pub"]);
+    assert!(!run.ok, "{run:?}");
+    let run = common::audit::tresor(&["audit", "verify", "audit.log"]);
+    assert!(!run.ok && run.stderr.contains("--key"), "{run:?}");
+
+    // Over the API: only a principal granted audit-hash may ask, and only while unsealed.
+    let body = json!({"input": b64("some value")});
+    let stranger = server.client(&principal("svc/stranger"));
+    let (status, reply) = call(
+        &stranger,
+        Method::POST,
+        "sys/audit/hash",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
+    let admin = server.admin();
+    let (status, reply) = call(
+        &admin,
+        Method::POST,
+        "sys/audit/hash",
+        Some(json!({"input": "%%"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    let (status, reply) = call(&admin, Method::POST, "sys/audit/hash", Some(body.clone())).await;
+    assert_eq!(
+        (status, reply["data"]["hmac"].as_str()),
+        (StatusCode::OK, Some(first.as_str()))
+    );
+    // The audit key survives a root rotation and a seal/unseal: old lines keep matching.
+    let (status, reply) = call(&admin, Method::POST, "sys/rotate-root", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    server.approve_pending().await;
+    server.vault().seal();
+    let (status, reply) = call(&admin, Method::POST, "sys/audit/hash", Some(body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
+    server.unseal();
+    assert_eq!(audit_hash(&server, "some value", false), first);
+}
