@@ -76,8 +76,9 @@ struct Shared {
 impl Shared {
     /// Counts, audits and remembers a failed handshake (or a certificate without principal).
     fn handshake_failed(&self, peer: SocketAddr, reason: &'static str, detail: &str) {
-        self.api.metrics.record_handshake_failure(reason);
+        // The throttle first: once the failure shows in the metrics, it also slows the address.
         self.throttle.failed(peer.ip());
+        self.api.metrics.record_handshake_failure(reason);
         tracing::info!(peer = %peer, reason, detail, "TLS handshake failed");
         if let Some(audit) = &self.api.audit {
             let event = AuditEvent {
