@@ -1091,6 +1091,33 @@ async fn rotation_by_size_keeps_the_chain_across_files() {
     );
     let report = assert_verifies(&files[..n - 1], &key, &["--allow-open"]);
     assert!(report.contains("ends at a rotation"), "{report}");
+
+    // Across files too, an edit to any line is named in its own file.
+    let scratch = tempfile::tempdir().unwrap();
+    let copies: Vec<PathBuf> = files
+        .iter()
+        .map(|f| scratch.path().join(f.file_name().unwrap()))
+        .collect();
+    for (file, copy) in files.iter().zip(&copies) {
+        std::fs::copy(file, copy).unwrap();
+    }
+    for (which, copy) in copies.iter().enumerate() {
+        let original = lines(&files[which]);
+        for (index, line) in original.iter().enumerate() {
+            for name in ["time", "prev"] {
+                let (_, range) = common::audit::fields(line)
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .unwrap();
+                let value = common::audit::altered(&line[range.clone()]);
+                let mut edited = original.clone();
+                edited[index] = with_field(line, name, &value);
+                write_lines(copy, &edited);
+                assert_names_line(&copies, &key, copy, index + 1);
+            }
+        }
+        write_lines(copy, &original);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
