@@ -2032,3 +2032,26 @@ async fn concurrent_requests_keep_one_chain_through_checkpoints_and_rotations() 
         assert_eq!(count, 1, "{id}");
     }
 }
+
+#[test]
+fn the_server_does_not_start_without_a_writable_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // Where the log should be, a directory: it cannot be opened for appending.
+    std::fs::create_dir(dir.path().join("audit.log")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(["dev", "--dir"])
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started anyway: {stderr}");
+    let log = dir.path().join("audit.log");
+    assert!(
+        stderr.contains(&format!("audit log {} cannot be written", log.display())),
+        "{stderr}"
+    );
+    // Said once, not repeated down the error chain.
+    assert_eq!(stderr.matches("Is a directory").count(), 1, "{stderr}");
+}

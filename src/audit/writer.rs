@@ -41,11 +41,13 @@ pub struct AuditConfig {
 
 /// An audit line could not be written; the request must fail.
 #[derive(Debug, thiserror::Error)]
-#[error("audit log {path} cannot be written: {source}")]
+///
+/// Its message says why (the I/O error) itself, so it is not also given as a `source`: an
+/// error chain printed in full would say it twice.
+#[error("audit log {path} cannot be written: {cause}")]
 pub struct AuditWriteError {
     path: PathBuf,
-    #[source]
-    source: std::io::Error,
+    cause: std::io::Error,
 }
 
 /// The audit log of one server.
@@ -112,17 +114,17 @@ impl AuditLog {
     /// signed `start` checkpoint. Fails if the log cannot be written: the server must not start
     /// without its audit trail.
     pub fn open(config: AuditConfig) -> Result<AuditLog, AuditWriteError> {
-        let error = |source| AuditWriteError {
+        let error = |cause| AuditWriteError {
             path: config.path.clone(),
-            source,
+            cause,
         };
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(error)?;
         }
-        let key = AuditSigningKey::load_or_create(&config.signing_key).map_err(|source| {
+        let key = AuditSigningKey::load_or_create(&config.signing_key).map_err(|cause| {
             AuditWriteError {
                 path: config.signing_key.clone(),
-                source,
+                cause,
             }
         })?;
         let (file, len, last) = open_current(&config.path).map_err(error)?;
@@ -301,11 +303,11 @@ impl AuditLog {
         Ok(())
     }
 
-    fn failed(&self, source: std::io::Error) -> AuditWriteError {
+    fn failed(&self, cause: std::io::Error) -> AuditWriteError {
         self.failures.fetch_add(1, Ordering::Relaxed);
         AuditWriteError {
             path: self.config.path.clone(),
-            source,
+            cause,
         }
     }
 }
