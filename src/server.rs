@@ -76,8 +76,9 @@ struct Shared {
 impl Shared {
     /// Counts, audits and remembers a failed handshake (or a certificate without principal).
     fn handshake_failed(&self, peer: SocketAddr, reason: &'static str, detail: &str) {
-        self.api.metrics.record_handshake_failure(reason);
+        // The throttle first: once the failure shows in the metrics, it also slows the address.
         self.throttle.failed(peer.ip());
+        self.api.metrics.record_handshake_failure(reason);
         tracing::info!(peer = %peer, reason, detail, "TLS handshake failed");
         if let Some(audit) = &self.api.audit {
             let event = AuditEvent {
@@ -158,6 +159,13 @@ impl ServerHandle {
     /// The audit log, unless disabled.
     pub fn audit(&self) -> Option<&AuditLog> {
         self.shared.api.audit.as_deref()
+    }
+
+    /// Rotates every key whose `auto_rotate_period` has passed, as the server does once a
+    /// minute: each rotation is audited like a request (principal [`AUTO_ROTATE_PRINCIPAL`]),
+    /// and a key whose `started` line cannot be written is not rotated.
+    pub fn rotate_due_keys(&self) -> Result<Vec<crate::KeyInfo>, Error> {
+        rotate_due_keys(&self.shared.api)
     }
 
     /// Re-reads the TLS files and the policy directory (what SIGHUP does). Each part is swapped
@@ -540,8 +548,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 /// whose `auto_rotate_period` has passed.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let vault = open_vault(&config)?;
-    let handle = start(config, vault.clone()).await?;
-    let rotation = tokio::spawn(auto_rotate(vault));
+    let handle = start(config, vault).await?;
+    let rotation = tokio::spawn(auto_rotate(handle.shared.api.clone()));
     wait_for_signals(&handle).await;
     rotation.abort();
     tracing::info!("shutting down: finishing open requests, then sealing");
@@ -580,23 +588,70 @@ pub async fn wait_for_signals(handle: &ServerHandle) {
 }
 
 /// Rotates due keys once a minute while unsealed.
-pub async fn auto_rotate(vault: Vault) {
+async fn auto_rotate(api: Arc<ApiState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        if vault.is_sealed() {
+        if api.vault.is_sealed() {
             continue;
         }
-        let v = vault.clone();
-        match tokio::task::spawn_blocking(move || v.rotate_due_keys()).await {
-            Ok(Ok(rotated)) => {
-                for key in rotated {
-                    tracing::info!(tenant = %key.tenant, key = %key.name, version = key.latest_version, "auto-rotated");
-                }
-            }
-            Ok(Err(Error::Sealed)) => {}
+        let api = api.clone();
+        match tokio::task::spawn_blocking(move || rotate_due_keys(&api)).await {
+            Ok(Ok(_)) | Ok(Err(Error::Sealed)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "auto-rotation failed"),
             Err(e) => tracing::error!(error = %e, "auto-rotation task panicked"),
         }
     }
+}
+
+/// The principal audit lines name for what the server does by itself.
+pub const AUTO_ROTATE_PRINCIPAL: &str = "tresor:auto-rotate";
+
+/// Rotates every due key, each like an audited request: a `started` line before the change
+/// (if it cannot be written the key is not rotated) and an outcome line after.
+fn rotate_due_keys(api: &ApiState) -> Result<Vec<crate::KeyInfo>, Error> {
+    let mut rotated = Vec::new();
+    for (tenant, key) in api.vault.due_keys()? {
+        let started = Instant::now();
+        let mut event = AuditEvent {
+            principal: AUTO_ROTATE_PRINCIPAL.to_owned(),
+            source: "-".to_owned(),
+            operation: crate::policy::Operation::RotateKey.name().to_owned(),
+            tenant: Some(tenant.clone()),
+            key: Some(key.clone()),
+            outcome: Some(Outcome::Started),
+            reason: "auto_rotate_period has passed".to_owned(),
+            ..AuditEvent::default()
+        };
+        if let Some(audit) = &api.audit {
+            if let Err(e) = audit.record(&event) {
+                tracing::error!(error = %e, tenant = %tenant, key = %key, "auto-rotation skipped: its audit line cannot be written");
+                continue;
+            }
+        }
+        let result = api.vault.rotate_key(&tenant, &key);
+        event.latency_us = started.elapsed().as_micros() as u64;
+        match &result {
+            Ok(info) => {
+                tracing::info!(tenant = %tenant, key = %key, version = info.latest_version, "auto-rotated");
+                event.outcome = Some(Outcome::Ok);
+                event.key_version = Some(info.latest_version);
+                event.reason.clear();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, tenant = %tenant, key = %key, "auto-rotation failed");
+                event.outcome = Some(Outcome::Error);
+                event.reason = e.to_string();
+            }
+        }
+        if let Some(audit) = &api.audit {
+            if let Err(e) = audit.record(&event) {
+                tracing::error!(error = %e, "cannot audit the outcome of an auto-rotation");
+            }
+        }
+        if let Ok(info) = result {
+            rotated.push(info);
+        }
+    }
+    Ok(rotated)
 }

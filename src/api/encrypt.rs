@@ -1,5 +1,6 @@
 //! POST `encrypt/:name`, single or `batch_input`. Encrypting with a key that does not exist
 //! creates it when the caller may `create` it (Vault's upsert): derived if a context was given.
+//! The creation is a change, so the request's `started` audit line is written before it.
 
 use std::borrow::Cow;
 
@@ -202,6 +203,8 @@ fn with_upsert<T>(
                 convergent_encryption: convergent,
                 ..KeySpec::default()
             };
+            // Creating the key is a change: its `started` line goes first (fail closed).
+            (ctx.before_change)()?;
             match blocking(|| ctx.vault.create_key(ctx.tenant, ctx.key, spec)) {
                 Ok(_) | Err(Error::KeyExists { .. }) => {}
                 Err(e) => return Err(e.into()),

@@ -238,6 +238,10 @@ pub(crate) struct KeyCtx<'a> {
     pub(crate) limits: &'a Limits,
     /// Whether the caller may create this key (encrypt creates missing keys when allowed).
     pub(crate) may_create: &'a dyn Fn() -> bool,
+    /// Writes the request's `started` audit line. Routes that do not always change state call
+    /// it before the change they do make (encrypt's upsert creating a key): if the line cannot
+    /// be written, the change does not happen.
+    pub(crate) before_change: &'a dyn Fn() -> Result<(), ApiError>,
 }
 
 impl KeyCtx<'_> {
@@ -280,7 +284,7 @@ pub(crate) async fn handle(
             Bytes::new()
         };
         // A change is recorded before it is made: if the log cannot take the line, nothing happens.
-        if endpoint.mutates() {
+        let log_started = || {
             audit(
                 &state,
                 &caller,
@@ -289,7 +293,10 @@ pub(crate) async fn handle(
                 None,
                 started,
                 &[],
-            )?;
+            )
+        };
+        if endpoint.mutates() {
+            log_started()?;
         }
         dispatch(
             &state,
@@ -298,6 +305,7 @@ pub(crate) async fn handle(
             parts.uri.query(),
             &bytes,
             &inputs,
+            &log_started,
         )
     }
     .await;
@@ -683,6 +691,7 @@ fn dispatch(
     query: Option<&str>,
     body: &[u8],
     inputs: &InputLog,
+    before_change: &dyn Fn() -> Result<(), ApiError>,
 ) -> Result<Reply, ApiError> {
     let vault = &state.vault;
     match endpoint {
@@ -728,6 +737,7 @@ fn dispatch(
                 key,
                 limits: &state.limits,
                 may_create: &may_create,
+                before_change,
             };
             match action {
                 KeyAction::Create => keys::create(&ctx, body),

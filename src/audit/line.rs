@@ -2,9 +2,12 @@
 //!
 //! ```text
 //! event line:      {"seq":N,"time":…,"prev":"<hex SHA-256 of the previous line>", …fields…}
-//! checkpoint line: {"seq":N,"time":…,"prev":"…","type":"checkpoint","lines":…,"key":"<b64>",
-//!                   "final":bool,"signature":"<b64 Ed25519 over LP(label) ‖ u64 seq ‖ 32-byte prev>"}
+//! checkpoint line: {"seq":N,"time":…,"prev":"…","type":"checkpoint","reason":…,"key":"<b64>",
+//!                   "signature":"<b64 Ed25519 over LP(label) ‖ LP(the line without its signature)>"}
 //! ```
+//! The signature is the last field; "the line without its signature" is the line's exact bytes
+//! with `,"signature":"…"` removed (so it ends in `}`). Every byte of a checkpoint is signed:
+//! its time, reason and key as much as its place in the chain.
 //! A line's hash is SHA-256 over its bytes without the newline. The first line of the first file
 //! has `prev` = 64 zeros; the first line of a rotated file continues from the last hash of the
 //! file before it.
@@ -82,19 +85,40 @@ fn is_zero_u16(n: &u16) -> bool {
     *n == 0
 }
 
-/// Label of the checkpoint signature.
-pub(crate) const CHECKPOINT_LABEL: &[u8] = b"tresor-audit-checkpoint-v1";
+/// Label of the checkpoint signature (v1 signed only `seq` and `prev`, leaving the rest of the
+/// line open to edits; v2 signs the whole line).
+pub(crate) const CHECKPOINT_LABEL: &[u8] = b"tresor-audit-checkpoint-v2";
 
-/// The bytes a checkpoint signs: LP(label) ‖ u64 seq ‖ prev hash.
-pub(crate) fn checkpoint_message(seq: u64, prev: &[u8; 32]) -> Vec<u8> {
-    let mut message = crate::crypto::LengthPrefixed::new()
+/// What separates a checkpoint's signed part from its signature: the signature is always the
+/// last field.
+const SIGNATURE_FIELD: &str = ",\"signature\":\"";
+
+/// The bytes a checkpoint signs: LP(label) ‖ LP(the line without its signature field).
+pub(crate) fn checkpoint_message(unsigned_line: &[u8]) -> Vec<u8> {
+    crate::crypto::LengthPrefixed::new()
         .bytes(CHECKPOINT_LABEL)
-        .into_vec();
-    message.extend_from_slice(&seq.to_be_bytes());
-    message.extend_from_slice(prev);
-    message
+        .bytes(unsigned_line)
+        .into_vec()
 }
 
+/// Appends the signature field to `unsigned_line` (a JSON object, ending in `}`).
+pub(crate) fn with_signature(unsigned_line: &str, signature_base64: &str) -> String {
+    let body = unsigned_line
+        .strip_suffix('}')
+        .expect("a JSON object ends in }");
+    format!("{body}{SIGNATURE_FIELD}{signature_base64}\"}}")
+}
+
+/// Splits a checkpoint line into the line without its signature (what was signed) and the
+/// signature text, if the line ends in a signature field.
+pub(crate) fn split_signature(line: &str) -> Option<(String, &str)> {
+    let at = line.rfind(SIGNATURE_FIELD)?;
+    let signature = line[at + SIGNATURE_FIELD.len()..].strip_suffix("\"}")?;
+    if signature.contains('"') {
+        return None;
+    }
+    Some((format!("{}}}", &line[..at]), signature))
+}
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -110,4 +134,19 @@ pub(crate) fn unhex32(text: &str) -> Option<[u8; 32]> {
         out[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_split_off_exactly() {
+        let unsigned = r#"{"seq":3,"type":"checkpoint"}"#;
+        let line = with_signature(unsigned, "c2ln");
+        assert_eq!(line, r#"{"seq":3,"type":"checkpoint","signature":"c2ln"}"#);
+        assert_eq!(split_signature(&line), Some((unsigned.to_owned(), "c2ln")));
+        assert_eq!(split_signature(&format!("{line} ")), None);
+        assert_eq!(split_signature(r#"{"seq":3}"#), None);
+    }
 }

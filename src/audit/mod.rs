@@ -18,5 +18,5 @@ mod writer;
 pub use hasher::AuditHasher;
 pub use line::{AuditEvent, Outcome};
 pub use signing_key::AuditSigningKey;
-pub use verify::{VerifyError, VerifyReport, verify_files};
+pub use verify::{VerifyError, VerifyOptions, VerifyReport, verify_files};
 pub use writer::{AuditConfig, AuditLog, AuditWriteError};

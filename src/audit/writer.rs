@@ -5,9 +5,14 @@
 //! so the caller can answer only after its line is in the log. A failed write is rolled back to
 //! the last complete line; until a write succeeds again every record fails, and the API answers
 //! 503 without acting. Checkpoints are also `fsync`ed.
+//!
+//! Before each line the writer checks that its open file is still the one at the configured
+//! path: when an outside tool (logrotate) has moved it away, the old file gets a signed `rotate`
+//! checkpoint and the writer reopens the path, continuing the chain there.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-use super::line::{AuditEvent, checkpoint_message, hex};
+use super::line::{AuditEvent, checkpoint_message, hex, with_signature};
 use super::signing_key::AuditSigningKey;
 use crate::crypto::kdf::sha256;
 
@@ -36,11 +41,13 @@ pub struct AuditConfig {
 
 /// An audit line could not be written; the request must fail.
 #[derive(Debug, thiserror::Error)]
-#[error("audit log {path} cannot be written: {source}")]
+///
+/// Its message says why (the I/O error) itself, so it is not also given as a `source`: an
+/// error chain printed in full would say it twice.
+#[error("audit log {path} cannot be written: {cause}")]
 pub struct AuditWriteError {
     path: PathBuf,
-    #[source]
-    source: std::io::Error,
+    cause: std::io::Error,
 }
 
 /// The audit log of one server.
@@ -70,6 +77,7 @@ struct EventLine<'a> {
     event: &'a AuditEvent,
 }
 
+/// A checkpoint without its signature, which is appended as the last field.
 #[derive(Serialize)]
 struct CheckpointLine {
     seq: u64,
@@ -79,7 +87,6 @@ struct CheckpointLine {
     kind: &'static str,
     reason: &'static str,
     key: String,
-    signature: String,
 }
 
 /// Why a checkpoint is written.
@@ -107,17 +114,17 @@ impl AuditLog {
     /// signed `start` checkpoint. Fails if the log cannot be written: the server must not start
     /// without its audit trail.
     pub fn open(config: AuditConfig) -> Result<AuditLog, AuditWriteError> {
-        let error = |source| AuditWriteError {
+        let error = |cause| AuditWriteError {
             path: config.path.clone(),
-            source,
+            cause,
         };
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(error)?;
         }
-        let key = AuditSigningKey::load_or_create(&config.signing_key).map_err(|source| {
+        let key = AuditSigningKey::load_or_create(&config.signing_key).map_err(|cause| {
             AuditWriteError {
                 path: config.signing_key.clone(),
-                source,
+                cause,
             }
         })?;
         let (file, len, last) = open_current(&config.path).map_err(error)?;
@@ -151,6 +158,7 @@ impl AuditLog {
     /// Appends one event. On error nothing was added and the caller must fail the request.
     pub fn record(&self, event: &AuditEvent) -> Result<(), AuditWriteError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.follow_path(&mut state)?;
         let line = EventLine {
             seq: state.next_seq,
             time: now_rfc3339(),
@@ -171,6 +179,7 @@ impl AuditLog {
     /// Writes a signed checkpoint now (`Shutdown` on the way out).
     pub(crate) fn checkpoint(&self, reason: CheckpointReason) -> Result<(), AuditWriteError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.follow_path(&mut state)?;
         self.write_checkpoint(&mut state, reason)
     }
 
@@ -199,18 +208,20 @@ impl AuditLog {
         state: &mut State,
         reason: CheckpointReason,
     ) -> Result<(), AuditWriteError> {
-        let seq = state.next_seq;
-        let signature = self.key.sign(&checkpoint_message(seq, &state.prev));
         let line = CheckpointLine {
-            seq,
+            seq: state.next_seq,
             time: now_rfc3339(),
             prev: hex(&state.prev),
             kind: "checkpoint",
             reason: reason.name(),
             key: self.key.public_base64(),
-            signature: STANDARD.encode(signature),
         };
-        self.append(state, serde_json::to_string(&line).expect("serializes"))?;
+        let unsigned = serde_json::to_string(&line).expect("serializes");
+        let signature = self.key.sign(&checkpoint_message(unsigned.as_bytes()));
+        self.append(
+            state,
+            with_signature(&unsigned, &STANDARD.encode(signature)),
+        )?;
         state.since_checkpoint = 0;
         if let Some(file) = &state.file {
             file.sync_data().map_err(|source| self.failed(source))?;
@@ -218,17 +229,50 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Makes sure the next line goes to the file now at the configured path. If the open file
+    /// was moved away (rotated by an outside tool, or replaced), it is closed with a signed
+    /// `rotate` checkpoint (when it still takes one) and the path is opened afresh; the chain
+    /// continues there.
+    fn follow_path(&self, state: &mut State) -> Result<(), AuditWriteError> {
+        if let Some(file) = &state.file {
+            if is_at(file, &self.config.path) {
+                // Cut short in place (logrotate's copytruncate): the lines continue at its real
+                // end, and a failed write must be rolled back to there, not to the old length.
+                if let Ok(meta) = file.metadata() {
+                    if meta.is_file() && meta.len() < state.len {
+                        state.len = meta.len();
+                    }
+                }
+                return Ok(());
+            }
+            tracing::info!(path = %self.config.path.display(), "audit log was moved away; reopening the path");
+            // A device (say /dev/full, rehearsing a full disk) has no file to close.
+            let regular = file.metadata().is_ok_and(|m| m.is_file());
+            if regular
+                && self
+                    .write_checkpoint(state, CheckpointReason::Rotate)
+                    .is_err()
+            {
+                tracing::warn!("the moved-away audit log did not take its closing checkpoint");
+            }
+            state.file = None;
+        }
+        let (file, len, _) =
+            open_current(&self.config.path).map_err(|source| self.failed(source))?;
+        state.file = Some(file);
+        state.len = len;
+        Ok(())
+    }
+
     /// Writes `text` and a newline in one `write`, or rolls back to the last complete line.
     fn append(&self, state: &mut State, mut text: String) -> Result<(), AuditWriteError> {
-        if state.file.is_none() {
-            let (file, len, _) =
-                open_current(&self.config.path).map_err(|source| self.failed(source))?;
-            state.file = Some(file);
-            state.len = len;
-        }
+        let Some(file) = state.file.as_mut() else {
+            return Err(self.failed(std::io::Error::other(
+                "the audit log is not open (it could not be reopened)",
+            )));
+        };
         let hash = sha256(&[text.as_bytes()]);
         text.push('\n');
-        let file = state.file.as_mut().expect("opened above");
         match file.write_all(text.as_bytes()) {
             Ok(()) => {
                 state.len += text.len() as u64;
@@ -259,12 +303,20 @@ impl AuditLog {
         Ok(())
     }
 
-    fn failed(&self, source: std::io::Error) -> AuditWriteError {
+    fn failed(&self, cause: std::io::Error) -> AuditWriteError {
         self.failures.fetch_add(1, Ordering::Relaxed);
         AuditWriteError {
             path: self.config.path.clone(),
-            source,
+            cause,
         }
+    }
+}
+
+/// Whether `file` is the file now at `path` (same device and inode, following symlinks).
+fn is_at(file: &File, path: &Path) -> bool {
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(at_path), Ok(open)) => at_path.dev() == open.dev() && at_path.ino() == open.ino(),
+        _ => false,
     }
 }
 

@@ -23,9 +23,14 @@ pub(crate) enum AuditCommand {
         /// The audit public key (`audit.pub`, also in `tresor status --format json`).
         #[arg(long, value_name = "AUDIT.pub")]
         key: PathBuf,
-        /// Accept a log that is still being written (lines after the last checkpoint).
+        /// Accept a log that is still being written (lines after the last checkpoint), or whose
+        /// later files are not given.
         #[arg(long)]
         allow_open: bool,
+        /// Accept a first file that does not start at the beginning of the log (sequence 0),
+        /// to check only the newer files of a rotated log.
+        #[arg(long)]
+        allow_partial_start: bool,
     },
     /// The audit HMAC of a value, to search the log for lines about it.
     Hash {
@@ -47,8 +52,13 @@ pub(crate) async fn run(command: AuditCommand) -> anyhow::Result<()> {
             files,
             key,
             allow_open,
+            allow_partial_start,
         } => {
-            let report = tresor::audit::verify_files(&files, &key, allow_open)?;
+            let options = tresor::audit::VerifyOptions {
+                allow_open_end: allow_open,
+                allow_partial_start,
+            };
+            let report = tresor::audit::verify_files(&files, &key, options)?;
             output::line(&report.to_string())
         }
         AuditCommand::Hash {

@@ -179,8 +179,17 @@ impl Vault {
     /// Rotates every key whose `auto_rotate_period` has passed since its last rotation.
     /// Locked tenants are skipped (their keys rotate after unlock). Returns what was rotated.
     pub fn rotate_due_keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        self.due_keys()?
+            .iter()
+            .map(|(tenant, name)| self.rotate_key(tenant, name))
+            .collect()
+    }
+
+    /// The keys, as `(tenant, name)`, whose `auto_rotate_period` has passed since their last
+    /// rotation, in unlocked tenants. The server rotates them one by one, auditing each.
+    pub fn due_keys(&self) -> Result<Vec<(String, String)>, Error> {
         let now = self.now();
-        let mut rotated = Vec::new();
+        let mut due = Vec::new();
         for tenant in self.list_tenants()? {
             let unsealed = self.unsealed()?;
             let state = unsealed.tenant(self.store(), &tenant)?;
@@ -193,11 +202,11 @@ impl Vault {
                     records::decode(&path, &unsealed.barrier.open(&path, &raw)?)?;
                 let period = record.config.auto_rotate_period;
                 if period > 0 && now >= record.rotated_at.saturating_add(period) {
-                    rotated.push(self.rotate_key(&tenant, &path[prefix.len()..])?);
+                    due.push((tenant.clone(), path[prefix.len()..].to_owned()));
                 }
             }
         }
-        Ok(rotated)
+        Ok(due)
     }
 
     /// Reads a key record, modifies it with `change`, commits it if unchanged meanwhile, and

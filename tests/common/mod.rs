@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod custody;
 pub mod recording;
 pub mod server;

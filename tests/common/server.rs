@@ -69,6 +69,10 @@ pub struct Options {
     /// Whether to configure a CRL (an empty one at first; see [`TestServer::revoke`]).
     pub crl: bool,
     pub state: VaultState,
+    /// Lines added to the `[audit]` table (after `path = "audit.log"`), e.g. `checkpoint_every = 5`.
+    pub audit: Vec<String>,
+    /// A clock the test moves, for the vault (the system clock when `None`).
+    pub clock: Option<Arc<tresor::ManualClock>>,
 }
 
 impl Default for Options {
@@ -79,6 +83,8 @@ impl Default for Options {
             limits: Vec::new(),
             crl: false,
             state: VaultState::Unsealed,
+            audit: Vec::new(),
+            clock: None,
         }
     }
 }
@@ -109,6 +115,18 @@ impl Options {
 
     pub fn with_crl(mut self) -> Self {
         self.crl = true;
+        self
+    }
+
+    /// Adds an `[audit]` line.
+    pub fn audit(mut self, line: &str) -> Self {
+        self.audit.push(line.into());
+        self
+    }
+
+    /// Gives the vault a clock the test moves.
+    pub fn clock(mut self, clock: Arc<tresor::ManualClock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 }
@@ -159,6 +177,10 @@ impl TestServer {
             text.push_str("crls = [\"crl.pem\"]\n");
         }
         text.push_str("\n[storage]\npath = \"data\"\n\n[policies]\ndir = \"policies\"\n\n[audit]\npath = \"audit.log\"\n");
+        for line in &options.audit {
+            text.push_str(line);
+            text.push('\n');
+        }
         text.push_str("\n[limits]\n");
         for line in &options.limits {
             text.push_str(line);
@@ -167,7 +189,15 @@ impl TestServer {
         text.push_str("\n[log]\nlevel = \"warn\"\n");
         let config = Config::parse(&text, dir.path())
             .unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"));
-        let vault = tresor::server::open_vault(&config).unwrap();
+        let vault = match &options.clock {
+            None => tresor::server::open_vault(&config).unwrap(),
+            Some(clock) => {
+                let store = tresor::SledStore::open(&config.storage.path).unwrap();
+                let vault_options =
+                    tresor::VaultOptions::new(config.environment.clone()).with_clock(clock.clone());
+                Vault::open(Arc::new(store), vault_options).unwrap()
+            }
+        };
         let custodian = CustodianIdentity::generate("api-test-custodian").unwrap();
         if options.state != VaultState::Uninitialized {
             vault
