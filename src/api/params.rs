@@ -38,23 +38,48 @@ pub(crate) fn json_error(e: serde_json::Error) -> ApiError {
             )
         }
         Category::Data | Category::Io => {
-            let text = e.to_string();
-            let mut redacted = String::with_capacity(text.len());
-            let mut in_quotes = false;
-            for c in text.chars() {
-                if c == '"' {
-                    if !in_quotes {
-                        redacted.push_str("\"…\"");
-                    }
-                    in_quotes = !in_quotes;
-                } else if !in_quotes {
-                    redacted.push(c);
-                }
-            }
-            format!("invalid request body: {redacted}")
+            format!("invalid request body: {}", redact_values(&e.to_string()))
         }
     };
     ApiError::bad_request(message)
+}
+
+/// serde's data errors quote the offending value: strings in `"…"`, numbers, booleans and
+/// variants in backticks (e.g. ``invalid type: integer `4111111111111111` ``). A card number sent
+/// as a JSON number is as secret as one sent as text, so every quoted value is blanked; only field
+/// names (``missing field `plaintext` ``) and what serde expected (our own vocabulary) remain.
+fn redact_values(text: &str) -> String {
+    let (told, expected) = match text.find(", expected") {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = told;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        let before = &rest[..open];
+        out.push_str(before);
+        let inner_and_after = &rest[open + 1..];
+        let Some(close) = inner_and_after.find(quote) else {
+            // An unterminated quote: drop the remainder rather than risk echoing a value.
+            out.push(quote);
+            out.push('…');
+            rest = "";
+            break;
+        };
+        let inner = &inner_and_after[..close];
+        out.push(quote);
+        if quote == '`' && before.ends_with("field ") {
+            out.push_str(inner);
+        } else {
+            out.push('…');
+        }
+        out.push(quote);
+        rest = &inner_and_after[close + 1..];
+    }
+    out.push_str(rest);
+    out.push_str(expected);
+    out
 }
 
 /// Decodes a standard, padded base64 field (Go's `StdEncoding`, which skips CR and LF) into a
@@ -242,8 +267,39 @@ mod tests {
             .err()
             .unwrap();
         assert!(!err.message.contains("my-secret-value"), "{}", err.message);
-        let err = body::<Fields>(br#"{"text": 5}"#).err().unwrap();
+        let err = body::<Fields>(br#"{"text": 4111111111111111}"#)
+            .err()
+            .unwrap();
+        assert!(
+            err.message.contains("invalid type: integer `…`, expected")
+                && !err.message.contains("4111"),
+            "{}",
+            err.message
+        );
+        let err = body::<Fields>(br#"{"text": 41.5}"#).err().unwrap();
+        assert!(!err.message.contains("41.5"), "{}", err.message);
+        let err = body::<Fields>(br#"{"flag":[true]}"#).err().unwrap();
         assert!(err.message.contains("invalid type"), "{}", err.message);
+        // Field names are the caller's own vocabulary and help them fix the request.
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Strict {
+            name: String,
+        }
+        let err = body::<Strict>(br#"{"nmae":"x"}"#).err().unwrap();
+        assert!(
+            err.message
+                .contains("unknown field `nmae`, expected `name`"),
+            "{}",
+            err.message
+        );
+        let err = body::<Strict>(b"{}").err().unwrap();
+        assert!(
+            err.message.contains("missing field `name`"),
+            "{}",
+            err.message
+        );
         let err = body::<Fields>(b"{\"text\": \"abc").err().unwrap();
         assert!(
             err.message.contains("malformed JSON") && !err.message.contains("abc"),
