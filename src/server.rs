@@ -629,10 +629,14 @@ fn rotate_due_keys(api: &ApiState) -> Result<Vec<crate::KeyInfo>, Error> {
                 continue;
             }
         }
-        let result = api.vault.rotate_key(&tenant, &key);
+        let result = api.vault.rotate_key_if_due(&tenant, &key);
         event.latency_us = started.elapsed().as_micros() as u64;
         match &result {
-            Ok(info) => {
+            Ok(None) => {
+                event.outcome = Some(Outcome::Ok);
+                event.reason = "no longer due: rotated meanwhile".to_owned();
+            }
+            Ok(Some(info)) => {
                 tracing::info!(tenant = %tenant, key = %key, version = info.latest_version, "auto-rotated");
                 event.outcome = Some(Outcome::Ok);
                 event.key_version = Some(info.latest_version);
@@ -649,7 +653,7 @@ fn rotate_due_keys(api: &ApiState) -> Result<Vec<crate::KeyInfo>, Error> {
                 tracing::error!(error = %e, "cannot audit the outcome of an auto-rotation");
             }
         }
-        if let Ok(info) = result {
+        if let Ok(Some(info)) = result {
             rotated.push(info);
         }
     }

@@ -642,6 +642,16 @@ fn auto_rotation_rotates_only_keys_that_are_due() {
         "not due again yet"
     );
     assert_eq!(vault.key_info(T, "manual").unwrap().latest_version, 1);
+    // A manual rotation between listing the due keys and rotating them makes the key no longer
+    // due: it is rotated once, not twice.
+    clock.advance(3601);
+    assert_eq!(
+        vault.due_keys().unwrap(),
+        [(T.to_owned(), "hourly".to_owned())]
+    );
+    assert_eq!(vault.rotate_key(T, "hourly").unwrap().latest_version, 3);
+    assert!(vault.rotate_key_if_due(T, "hourly").unwrap().is_none());
+    assert_eq!(vault.key_info(T, "hourly").unwrap().latest_version, 3);
     let refused = vault.create_key(
         T,
         "too-fast",

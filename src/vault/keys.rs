@@ -179,10 +179,28 @@ impl Vault {
     /// Rotates every key whose `auto_rotate_period` has passed since its last rotation.
     /// Locked tenants are skipped (their keys rotate after unlock). Returns what was rotated.
     pub fn rotate_due_keys(&self) -> Result<Vec<KeyInfo>, Error> {
-        self.due_keys()?
-            .iter()
-            .map(|(tenant, name)| self.rotate_key(tenant, name))
-            .collect()
+        let mut rotated = Vec::new();
+        for (tenant, name) in self.due_keys()? {
+            rotated.extend(self.rotate_key_if_due(&tenant, &name)?);
+        }
+        Ok(rotated)
+    }
+
+    /// Rotates `tenant`/`name` if its `auto_rotate_period` has passed, deciding on the record it
+    /// commits against: a manual rotation between [`Vault::due_keys`] and this call makes the key
+    /// no longer due, instead of rotating it twice. `None` when it was not due.
+    pub fn rotate_key_if_due(&self, tenant: &str, name: &str) -> Result<Option<KeyInfo>, Error> {
+        let now = self.now();
+        let mut rotated = false;
+        let info = self.update_key(tenant, name, |record, kek| {
+            let period = record.config.auto_rotate_period;
+            if period > 0 && now >= record.rotated_at.saturating_add(period) {
+                add_version(tenant, name, record, kek, now)?;
+                rotated = true;
+            }
+            Ok(false)
+        })?;
+        Ok(rotated.then_some(info))
     }
 
     /// The keys, as `(tenant, name)`, whose `auto_rotate_period` has passed since their last
