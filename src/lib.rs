@@ -49,6 +49,7 @@ pub mod duration;
 mod error;
 pub mod keys;
 pub mod metrics;
+pub mod pins;
 pub mod policy;
 pub mod server;
 pub mod store;

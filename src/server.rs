@@ -537,7 +537,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 }
 
 /// Runs `tresor server`: serves until SIGTERM or ctrl-c, reloading on SIGHUP, rotating keys
-/// whose `auto_rotate_period` has passed.
+/// whose `auto_rotate_period` has passed and re-issuing pin manifests before they expire.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let vault = open_vault(&config)?;
     let handle = start(config, vault.clone()).await?;
@@ -579,7 +579,8 @@ pub async fn wait_for_signals(handle: &ServerHandle) {
     }
 }
 
-/// Rotates due keys once a minute while unsealed.
+/// Rotates due keys and re-signs pin manifests past half their freshness, once a minute while
+/// unsealed.
 pub async fn auto_rotate(vault: Vault) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -597,6 +598,17 @@ pub async fn auto_rotate(vault: Vault) {
             Ok(Err(Error::Sealed)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "auto-rotation failed"),
             Err(e) => tracing::error!(error = %e, "auto-rotation task panicked"),
+        }
+        let v = vault.clone();
+        match tokio::task::spawn_blocking(move || v.reissue_due_pin_manifests()).await {
+            Ok(Ok(reissued)) => {
+                for (app, version) in reissued {
+                    tracing::info!(app = %app, version, "pin manifest re-issued before it expires");
+                }
+            }
+            Ok(Err(Error::Sealed)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "pin manifest re-issue failed"),
+            Err(e) => tracing::error!(error = %e, "pin manifest re-issue task panicked"),
         }
     }
 }
