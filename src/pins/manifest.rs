@@ -345,9 +345,9 @@ fn decode_key(text: &str) -> Option<VerifyingKey> {
 }
 
 /// Verifies a signed manifest as a client does: signature and key chain from `trust`, then
-/// freshness (`expires` after `now`), then against `state` (the last accepted manifest): no
-/// rollback of version or issued_at, no second manifest for one version, and `prev` equal to
-/// the stored hash when this is the next version.
+/// against `state` (the last accepted manifest): no rollback of version or issued_at, no second
+/// manifest for one version, and `prev` equal to the stored hash when this is the next version;
+/// then freshness (`expires` after `now`).
 pub fn verify(
     envelope_json: &[u8],
     trust: &VerifyingKey,
@@ -408,14 +408,7 @@ pub fn verify(
         )));
     }
     let hash = manifest_hash(&payload);
-    // 4. Freshness.
-    if now >= manifest.expires {
-        return Err(VerifyError::Freeze {
-            expires: manifest.expires,
-            now,
-        });
-    }
-    // 5. prev form, then against what was accepted before.
+    // 4. prev form; 5. against what was accepted before.
     match (manifest.version, &manifest.prev) {
         (0, _) => return Err(VerifyError::Malformed("version 0".into())),
         (1, Some(_)) => {
@@ -457,6 +450,13 @@ pub fn verify(
                 seen.hash
             )));
         }
+    }
+    // 6. Freshness: an expired manifest means updates are being withheld.
+    if now >= manifest.expires {
+        return Err(VerifyError::Freeze {
+            expires: manifest.expires,
+            now,
+        });
     }
     let state = ClientState {
         app: manifest.app.clone(),

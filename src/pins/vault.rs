@@ -1160,3 +1160,102 @@ fn validate_spec(spec: &AppSpec) -> Result<(), PinError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pins::parse_host;
+
+    fn key(kid: &str, state: PinState, published_at: Option<u64>) -> KeyRecord {
+        KeyRecord {
+            kid: kid.into(),
+            algorithm: "ecdsa-p256".into(),
+            origin: "generated".into(),
+            spki: String::new(),
+            pin: kid.into(),
+            state,
+            created_at: 0,
+            published_at,
+            activated_at: None,
+            activation: Some(ActivationMode::Lag),
+            ended_at: None,
+            private_key: false,
+        }
+    }
+
+    fn app(keys: Vec<KeyRecord>, active: &[&str]) -> AppRecord {
+        AppRecord {
+            name: "app".into(),
+            spec: AppSpec {
+                hosts: vec![parse_host("a.example.com").unwrap()],
+                max_update_lag: 100,
+                expires: 3600,
+                enforce_until: 7200,
+            },
+            created_at: 0,
+            keys,
+            manifest: Some(LastManifest {
+                version: 3,
+                issued_at: 10,
+                hash: String::new(),
+                active: active.iter().map(|k| (*k).to_owned()).collect(),
+            }),
+        }
+    }
+
+    #[test]
+    fn an_active_pin_that_disappears_is_refused_unless_compromised() {
+        let keys = |a: PinState| {
+            vec![
+                key("a", a, Some(0)),
+                key("b", PinState::Staged, Some(0)),
+                key("c", PinState::Staged, Some(0)),
+            ]
+        };
+        let refused = app(keys(PinState::Retired), &["a"]).check(1000);
+        assert!(matches!(
+            refused,
+            Err(PinError::Rule {
+                rule: Rule::ActiveNeverRemoved,
+                ..
+            })
+        ));
+        assert!(app(keys(PinState::Retiring), &["a"]).check(1000).is_ok());
+        assert!(app(keys(PinState::Compromised), &["a"]).check(1000).is_ok());
+    }
+
+    #[test]
+    fn a_newly_active_pin_must_have_aged() {
+        let record = app(
+            vec![
+                key("a", PinState::Active, Some(950)),
+                key("b", PinState::Staged, Some(0)),
+            ],
+            &[],
+        );
+        assert!(matches!(
+            record.check(1000),
+            Err(PinError::Rule {
+                rule: Rule::PublishedForUpdateLag,
+                ..
+            })
+        ));
+        assert!(record.check(1050).is_ok());
+    }
+
+    #[test]
+    fn log_entries_chain() {
+        let mut entry = LogEntry {
+            seq: 1,
+            app: "a".into(),
+            version: 1,
+            manifest_hash: "sha256:00".into(),
+            issued_at: 5,
+            prev: zero_hash(),
+            hash: String::new(),
+        };
+        let first = entry.compute_hash();
+        entry.version = 2;
+        assert_ne!(entry.compute_hash(), first);
+    }
+}
