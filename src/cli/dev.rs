@@ -145,7 +145,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
+    // Like `tresor server`: rotate due keys and re-issue pin manifests before they expire.
+    let background = tokio::spawn(server::auto_rotate(vault.clone()));
     server::wait_for_signals(&handle).await;
+    background.abort();
     handle.shutdown().await;
     Ok(())
 }

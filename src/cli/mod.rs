@@ -144,3 +144,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Pins(command) => pins::run(command).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Clap checks its definitions only when a command is parsed; this checks every command
+    /// (a clash such as two `--version` arguments would otherwise surface at run time).
+    #[test]
+    fn every_command_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -55,11 +55,12 @@ pub(crate) enum PinsCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Fetch a signed manifest (latest, or --version).
+    /// Fetch a signed manifest (the latest, or VERSION).
     Manifest {
         app: String,
-        #[arg(long)]
-        version: Option<u64>,
+        /// A manifest version (default: the latest).
+        #[arg(value_name = "VERSION")]
+        manifest_version: Option<u64>,
         /// Write it here instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -308,14 +309,14 @@ pub(crate) async fn run(command: PinsCommand) -> anyhow::Result<()> {
         } => verify(&manifest, &trust, state.as_deref(), format),
         PinsCommand::Manifest {
             app,
-            version,
+            manifest_version,
             out,
             common,
         } => {
             let bytes = common
                 .connection
                 .client()?
-                .pins_manifest(&app, version)
+                .pins_manifest(&app, manifest_version)
                 .await?;
             match out {
                 Some(path) => {
