@@ -886,14 +886,16 @@ impl Client {
         .await
     }
 
-    /// A PKCS#10 CSR (PEM) signed with the vault-held key.
+    /// A PKCS#10 CSR (PEM) signed with the vault-held key, for `subject` and the DNS names
+    /// `dns` (empty: the app's hosts).
     pub async fn pins_csr(
         &self,
         app: &str,
         kid: &str,
         subject: &str,
+        dns: &[String],
     ) -> Result<String, ClientError> {
-        let body = json!({ "subject": subject });
+        let body = json!({ "subject": subject, "dns": dns });
         let data: Value = self
             .data(
                 Method::POST,

@@ -257,7 +257,7 @@ fn rotation_drill_on_a_fake_clock() {
         None
     );
     assert!(matches!(
-        pin_error(f.vault.pin_key_csr(APP, &a, "CN=api.example.com")),
+        pin_error(f.vault.pin_key_csr(APP, &a, "CN=api.example.com", &[])),
         PinError::NoPrivateKey { .. }
     ));
 
@@ -538,7 +538,7 @@ fn csr_verifies_and_a_delivered_key_opens_only_with_the_terminator_identity() {
     use ring::signature as sig;
     use x509_cert::der::{DecodePem, Encode};
     let f = setup();
-    f.app(&["api.example.com"]);
+    f.app(&["api.example.com:all"]);
     let terminator = CustodianIdentity::generate("edge-1").unwrap();
     let impostor = CustodianIdentity::generate("edge-1").unwrap();
     for algorithm in [
@@ -555,7 +555,7 @@ fn csr_verifies_and_a_delivered_key_opens_only_with_the_terminator_identity() {
         assert_eq!(key.algorithm, algorithm.name());
         let pem = f
             .vault
-            .pin_key_csr(APP, &key.kid, "CN=api.example.com,O=Example Bank")
+            .pin_key_csr(APP, &key.kid, "CN=api.example.com,O=Example Bank", &[])
             .unwrap();
         // Parse and check the CSR here, with ring directly: signature over the request info by
         // the public key it carries, and that key is the pinned one.
@@ -567,6 +567,12 @@ fn csr_verifies_and_a_delivered_key_opens_only_with_the_terminator_identity() {
             request.info.subject.to_string(),
             "CN=api.example.com,O=Example Bank"
         );
+        // By default it asks for the app's hosts as subjectAltNames (with the wildcard for
+        // scope `all`): the extension request attribute carries both names.
+        let attributes = request.info.attributes.to_der().unwrap();
+        let contains = |needle: &[u8]| attributes.windows(needle.len()).any(|w| w == needle);
+        assert!(contains(b"*.api.example.com"));
+        assert!(contains(b"\x82\x0fapi.example.com"));
         let public = request
             .info
             .public_key
@@ -617,17 +623,34 @@ fn csr_verifies_and_a_delivered_key_opens_only_with_the_terminator_identity() {
             assert!(pins::open_delivered_key(&terminator, &edited).is_err());
         }
     }
+    // Explicit names replace the default; they must be DNS names.
+    let kid = f.vault.pin_app(APP).unwrap().keys[0].kid.clone();
+    let pem = f
+        .vault
+        .pin_key_csr(APP, &kid, "CN=edge", &["edge.example.net".into()])
+        .unwrap();
+    let request = x509_cert::request::CertReq::from_pem(pem.as_bytes()).unwrap();
+    let attributes = request.info.attributes.to_der().unwrap();
+    assert!(attributes.windows(16).any(|w| w == b"edge.example.net"));
+    assert!(!attributes.windows(15).any(|w| w == b"api.example.com"));
+    assert!(matches!(
+        pin_error(
+            f.vault
+                .pin_key_csr(APP, &kid, "CN=edge", &["bad name".into()])
+        ),
+        PinError::Input { field: "dns", .. }
+    ));
     // The CSR subject is checked.
     let kid = f.vault.pin_app(APP).unwrap().keys[0].kid.clone();
     assert!(matches!(
-        pin_error(f.vault.pin_key_csr(APP, &kid, "not a name")),
+        pin_error(f.vault.pin_key_csr(APP, &kid, "not a name", &[])),
         PinError::Input {
             field: "subject",
             ..
         }
     ));
     assert!(matches!(
-        pin_error(f.vault.pin_key_csr(APP, &kid, "")),
+        pin_error(f.vault.pin_key_csr(APP, &kid, "", &[])),
         PinError::Input {
             field: "subject",
             ..
@@ -1027,4 +1050,57 @@ fn bad_inputs_are_refused() {
         f.vault.pin_manifest(APP, None),
         Err(Error::Sealed)
     ));
+}
+
+#[test]
+fn pins_survive_root_rotation_and_restart() {
+    let f = setup();
+    let (a, _) = f.with_two_keys();
+    let trust = f.trust();
+    let before = f.latest();
+    let approval = f.vault.propose(Dangerous::RotateRoot, "ops").unwrap();
+    f.vault
+        .approve(&approval.id, "alice", &f.custodian.sign_approval(&approval))
+        .unwrap();
+    // Everything was re-sealed under the new root: the same manifest, the same signing key.
+    assert_eq!(f.latest(), before);
+    f.vault
+        .generate_pin_key(APP, KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    let v2 = f.latest();
+    let state = pins::verify(before.as_bytes(), &trust, None, f.now())
+        .unwrap()
+        .state;
+    assert!(pins::verify(v2.as_bytes(), &trust, Some(&state), f.now()).is_ok());
+    assert!(
+        f.vault
+            .pin_key_csr(APP, &a, "CN=api.example.com", &[])
+            .is_ok()
+    );
+
+    // Reopen the data directory and unseal: still all there.
+    let Fixture {
+        _dir: dir,
+        store,
+        vault,
+        clock,
+        custodian,
+    } = f;
+    drop(vault);
+    drop(store);
+    let store = Arc::new(SledStore::open(dir.path().join("data")).unwrap());
+    let vault = Vault::open(
+        store.clone(),
+        VaultOptions::new("test").with_clock(clock.clone()),
+    )
+    .unwrap();
+    let share = custodian
+        .open_root_share(&vault.sealed_share("alice").unwrap())
+        .unwrap();
+    vault.unseal(vec![share]).unwrap();
+    assert_eq!(vault.pin_manifest(APP, None).unwrap(), v2);
+    assert_eq!(vault.verify_pin_log().unwrap(), 2);
+    let terminator = CustodianIdentity::generate("edge").unwrap();
+    let delivered = vault.deliver_pin_key(APP, &a, terminator.public()).unwrap();
+    assert!(pins::open_delivered_key(&terminator, &delivered).is_ok());
 }

@@ -224,7 +224,7 @@ async fn early_activation_waits_for_a_custodian_and_keys_are_delivered_sealed() 
 
     // The CSR is PKCS#10 PEM for the pinned key.
     let csr = admin
-        .pins_csr(APP, &a.kid, "CN=api.example.com")
+        .pins_csr(APP, &a.kid, "CN=api.example.com", &[])
         .await
         .unwrap();
     assert_eq!(

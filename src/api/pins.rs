@@ -224,6 +224,9 @@ struct ActivateBody {
 #[serde(deny_unknown_fields)]
 struct CsrBody {
     subject: String,
+    /// subjectAltName DNS names; default: the app's hosts.
+    #[serde(default)]
+    dns: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -368,7 +371,8 @@ fn key_action(
         )),
         KeyAction::Csr => {
             let body: CsrBody = params::body(body)?;
-            let csr = blocking(|| vault.pin_key_csr(app, kid, &body.subject)).map_err(native)?;
+            let csr = blocking(|| vault.pin_key_csr(app, kid, &body.subject, &body.dns))
+                .map_err(native)?;
             Ok(Reply::data(&serde_json::json!({ "csr": csr })))
         }
         KeyAction::Deliver => {

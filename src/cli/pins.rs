@@ -167,6 +167,10 @@ pub(crate) enum KeyCommand {
         /// Subject, e.g. "CN=api.example.com,O=Example".
         #[arg(long)]
         subject: String,
+        /// A subjectAltName DNS name (repeat; default: the app's hosts, with `*.host` where
+        /// the pins cover subdomains).
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -485,12 +489,13 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             app,
             kid,
             subject,
+            dns,
             common,
         } => {
             let csr = common
                 .connection
                 .client()?
-                .pins_csr(&app, &kid, &subject)
+                .pins_csr(&app, &kid, &subject, &dns)
                 .await?;
             output::print(common.format, &json!({ "csr": csr }), |_| {
                 csr.trim_end().to_owned()

@@ -151,9 +151,10 @@ impl PrivateKey {
         )
     }
 
-    /// A PKCS#10 CSR for `subject` (an RFC 4514 string such as `CN=api.example.com,O=Example`),
+    /// A PKCS#10 CSR for `subject` (an RFC 4514 string such as `CN=api.example.com,O=Example`)
+    /// asking for the DNS names `dns` (a subjectAltName extension request; none if empty),
     /// signed with this key, as PEM.
-    pub(crate) fn csr(&self, subject: &str) -> Result<String, PinError> {
+    pub(crate) fn csr(&self, subject: &str, dns: &[String]) -> Result<String, PinError> {
         let bad = |reason: String| PinError::Input {
             field: "subject",
             reason,
@@ -172,7 +173,10 @@ impl PrivateKey {
             version: Version::V1,
             subject,
             public_key,
-            attributes: SetOfVec::new(),
+            attributes: san_request(dns).map_err(|e| PinError::Input {
+                field: "dns",
+                reason: format!("the names do not encode: {e}"),
+            })?,
         };
         let message = info
             .to_der()
@@ -215,6 +219,33 @@ impl PrivateKey {
             }
         }
     }
+}
+
+/// The CSR attributes asking for `dns` as subjectAltName DNS names.
+fn san_request(
+    dns: &[String],
+) -> Result<SetOfVec<x509_cert::attr::Attribute>, x509_cert::der::Error> {
+    use x509_cert::der::asn1::{Ia5String, OctetString};
+    use x509_cert::der::oid::AssociatedOid;
+    use x509_cert::ext::Extension;
+    use x509_cert::ext::pkix::SubjectAltName;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::request::ExtensionReq;
+    let mut attributes = SetOfVec::new();
+    if dns.is_empty() {
+        return Ok(attributes);
+    }
+    let names = dns
+        .iter()
+        .map(|name| Ia5String::new(name).map(GeneralName::DnsName))
+        .collect::<Result<Vec<_>, _>>()?;
+    let extension = Extension {
+        extn_id: SubjectAltName::OID,
+        critical: false,
+        extn_value: OctetString::new(SubjectAltName(names).to_der()?)?,
+    };
+    attributes.insert(ExtensionReq(vec![extension]).try_into()?)?;
+    Ok(attributes)
 }
 
 enum Signer {

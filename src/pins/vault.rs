@@ -703,10 +703,48 @@ impl Vault {
         })
     }
 
-    /// A PKCS#10 CSR for `subject`, signed with the vault-held private key of `kid`.
-    pub fn pin_key_csr(&self, app: &str, kid: &str, subject: &str) -> Result<String, Error> {
+    /// A PKCS#10 CSR for `subject` and the DNS names `dns`, signed with the vault-held private
+    /// key of `kid`. With no names given it asks for the app's hosts (and `*.host` for hosts
+    /// whose pins cover subdomains).
+    pub fn pin_key_csr(
+        &self,
+        app: &str,
+        kid: &str,
+        subject: &str,
+        dns: &[String],
+    ) -> Result<String, Error> {
         let (key, _) = self.private_pin_key(app, kid)?;
-        Ok(key.csr(subject)?)
+        let names: Vec<String> = if dns.is_empty() {
+            let record = self.pin_app(app)?;
+            record
+                .spec
+                .hosts
+                .iter()
+                .flat_map(|h| {
+                    let mut names = vec![h.name.clone()];
+                    if h.subdomains != super::SubdomainScope::None {
+                        names.push(format!("*.{}", h.name));
+                    }
+                    names
+                })
+                .collect()
+        } else {
+            for name in dns {
+                let host = super::Host {
+                    name: name.strip_prefix("*.").unwrap_or(name).to_owned(),
+                    subdomains: super::SubdomainScope::None,
+                };
+                validate_host(&host).map_err(|_| PinError::Input {
+                    field: "dns",
+                    reason: format!(
+                        "`{}` is not a lower-case DNS name (a leading `*.` is allowed)",
+                        name.chars().take(64).collect::<String>()
+                    ),
+                })?;
+            }
+            dns.to_vec()
+        };
+        Ok(key.csr(subject, &names)?)
     }
 
     /// The private key of `kid`, sealed to a TLS terminator's X25519 key (its identity's public
