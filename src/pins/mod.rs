@@ -8,7 +8,7 @@
 //!
 //! - [`spki`]: pins of certificates, CSRs and public keys.
 //! - [`manifest`]: the manifest, its DSSE-style envelope, and client-side [`verify`].
-//! - [`export`]: Android, TrustKit, `NSPinnedDomains`, OkHttp and JSON renderings.
+//! - [`export`](mod@export): Android, TrustKit, `NSPinnedDomains`, OkHttp and JSON renderings.
 //! - the `Vault` methods (`create_pin_app`, `generate_pin_key`, …) in this module's `vault`
 //!   part: state, invariants, signing and the log.
 

@@ -246,7 +246,7 @@ pub struct ManifestKeyInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveredKey {
-    /// [`DELIVERY_TYPE`].
+    /// `tresor-delivered-pin-key-v1`.
     #[serde(rename = "type")]
     pub kind: String,
     /// App.
