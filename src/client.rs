@@ -958,6 +958,19 @@ impl Client {
             .ok_or_else(|| ClientError::Decode("no manifest_version in the answer".into()))
     }
 
+    /// The log of every signed manifest, checked with [`crate::pins::verify_log`].
+    pub async fn pins_log(&self) -> Result<Vec<crate::pins::LogEntry>, ClientError> {
+        let data: Value = self.data(Method::GET, "pins/sys/log", None).await?;
+        let entries: Vec<crate::pins::LogEntry> = serde_json::from_value(
+            data.get("entries")
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new())),
+        )
+        .map_err(|e| ClientError::Decode(e.to_string()))?;
+        crate::pins::verify_log(&entries).map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(entries)
+    }
+
     /// The manifest signing key chain.
     pub async fn pins_manifest_key(&self) -> Result<ManifestKeyInfo, ClientError> {
         self.data(Method::GET, "pins/sys/manifest-key", None).await

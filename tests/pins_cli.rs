@@ -190,6 +190,10 @@ async fn operator_and_terminator_commands() {
         .await;
     assert!(refused.contains("manifest"), "{refused}");
 
+    // The log, fetched and verified.
+    let log = cli.ok(&["pins", "log"]).await;
+    assert!(log.contains("log verified: 2 entries"), "{log}");
+
     // Exports.
     let okhttp = cli.ok(&["pins", "export", APP, "--format", "okhttp"]).await;
     assert_eq!(

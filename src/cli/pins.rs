@@ -76,6 +76,11 @@ pub(crate) enum PinsCommand {
     /// The manifest signing key.
     #[command(subcommand, name = "manifest-key")]
     ManifestKey(ManifestKeyCommand),
+    /// Fetch and verify the hash-chained log of every signed manifest.
+    Log {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -341,6 +346,26 @@ pub(crate) async fn run(command: PinsCommand) -> anyhow::Result<()> {
                 &json!({ "manifest_version": version }),
                 |_| format!("manifest version {version} signed"),
             )
+        }
+        PinsCommand::Log { common } => {
+            let entries = common.connection.client()?.pins_log().await?;
+            output::print(common.format, &entries, |entries| {
+                let mut lines: Vec<String> = entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{:>6} {} v{} {} issued {}",
+                            e.seq, e.app, e.version, e.manifest_hash, e.issued_at
+                        )
+                    })
+                    .collect();
+                lines.push(format!(
+                    "log verified: {} entries, head {}",
+                    entries.len(),
+                    entries.last().map_or("none", |e| e.hash.as_str())
+                ));
+                lines.join("\n")
+            })
         }
         PinsCommand::ManifestKey(ManifestKeyCommand::Show { out, common }) => {
             let info = common.connection.client()?.pins_manifest_key().await?;

@@ -28,8 +28,8 @@ pub use manifest::{
 };
 pub use spki::{KeySource, PublicKeyInfo, pin_of_spki, public_key_from};
 pub use vault::{
-    ActivationMode, DeliveredKey, LogEntry, ManifestKeyInfo, PinApp, PinChange, PinKeyInfo,
-    open_delivered_key, pem_key_pin,
+    ActivationMode, DeliveredKey, LogEntry, LogError, ManifestKeyInfo, PinApp, PinChange,
+    PinKeyInfo, open_delivered_key, pem_key_pin, verify_log,
 };
 
 /// An invariant checked before a manifest is signed. Every refusal names one.

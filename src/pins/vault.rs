@@ -150,7 +150,8 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    fn compute_hash(&self) -> String {
+    /// The hash this entry must carry, computed from its other fields.
+    pub fn compute_hash(&self) -> String {
         let mut encoded = LengthPrefixed::new()
             .bytes(LOG_LABEL)
             .bytes(self.prev.as_bytes())
@@ -944,16 +945,9 @@ impl Vault {
     pub fn verify_pin_log(&self) -> Result<u64, Error> {
         let records = self.sealed_records()?;
         let entries = self.pin_log()?;
-        let mut prev = zero_hash();
-        for (i, entry) in entries.iter().enumerate() {
-            if entry.seq != i as u64 + 1 || entry.prev != prev || entry.compute_hash() != entry.hash
-            {
-                return Err(Error::Integrity {
-                    path: format!("{LOG_PREFIX}{:012}", entry.seq),
-                });
-            }
-            prev = entry.hash.clone();
-        }
+        let prev = verify_log(&entries).map_err(|e| Error::Integrity {
+            path: format!("{LOG_PREFIX}{:012} ({e})", e.seq()),
+        })?;
         let head = records.get::<LogHead>(LOG_HEAD)?.map(|(h, _)| h);
         match head {
             None if entries.is_empty() => Ok(0),
@@ -1118,6 +1112,81 @@ impl Vault {
         });
         Ok(version)
     }
+}
+
+/// Why a log of signed manifests does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// An entry is out of sequence, does not chain to the one before, or its hash is wrong.
+    #[error("log entry {0} is out of sequence, altered, or does not chain to the entry before")]
+    Broken(u64),
+    /// Two entries for one app and version name different manifests: the signer equivocated.
+    #[error("log entry {seq}: app {app} version {version} was logged before with another manifest")]
+    Equivocation {
+        /// The later entry.
+        seq: u64,
+        /// App.
+        app: String,
+        /// Version.
+        version: u64,
+    },
+    /// An app's versions do not strictly increase along the log.
+    #[error("log entry {seq}: app {app} version {version} does not follow version {previous}")]
+    VersionOrder {
+        /// The entry.
+        seq: u64,
+        /// App.
+        app: String,
+        /// Its version.
+        version: u64,
+        /// The app's version before it in the log.
+        previous: u64,
+    },
+}
+
+impl LogError {
+    /// The entry it concerns.
+    pub fn seq(&self) -> u64 {
+        match self {
+            LogError::Broken(seq)
+            | LogError::Equivocation { seq, .. }
+            | LogError::VersionOrder { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Verifies a log of signed manifests as fetched from `GET /v1/pins/sys/log`: sequence, hash
+/// chain, and per app strictly increasing versions with one manifest per version. Returns the
+/// hash of the last entry (compare it with a previously seen head to detect truncation).
+pub fn verify_log(entries: &[LogEntry]) -> Result<String, LogError> {
+    let mut prev = zero_hash();
+    let mut seen: std::collections::HashMap<&str, (u64, &str)> = std::collections::HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.seq != i as u64 + 1 || entry.prev != prev || entry.compute_hash() != entry.hash {
+            return Err(LogError::Broken(i as u64 + 1));
+        }
+        if let Some((previous, hash)) = seen.get(entry.app.as_str()) {
+            if *previous == entry.version && *hash != entry.manifest_hash {
+                return Err(LogError::Equivocation {
+                    seq: entry.seq,
+                    app: entry.app.clone(),
+                    version: entry.version,
+                });
+            }
+            if entry.version <= *previous {
+                return Err(LogError::VersionOrder {
+                    seq: entry.seq,
+                    app: entry.app.clone(),
+                    version: entry.version,
+                    previous: *previous,
+                });
+            }
+        }
+        seen.insert(&entry.app, (entry.version, &entry.manifest_hash));
+        prev = entry.hash.clone();
+    }
+    Ok(prev)
 }
 
 fn zero_hash() -> String {
