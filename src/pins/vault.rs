@@ -882,7 +882,7 @@ impl Vault {
             let path = format!("{MANIFEST_KEY_PREFIX}{generation:06}");
             let record = ManifestKeyRecord {
                 generation,
-                secret: StoredBytes::new(next.to_bytes().to_vec()),
+                secret: StoredBytes::new(Zeroizing::new(next.to_bytes()).to_vec()),
                 link,
                 created_at: now,
             };
@@ -1209,12 +1209,13 @@ fn manifest_key_chain(
 ) -> Result<(Vec<ChainLink>, SigningKey), Error> {
     let stored = records.scan::<ManifestKeyRecord>(MANIFEST_KEY_PREFIX)?;
     if let Some((path, last)) = stored.last() {
-        let secret: [u8; 32] = last
-            .secret
-            .0
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::Integrity { path: path.clone() })?;
+        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(
+            last.secret
+                .0
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Integrity { path: path.clone() })?,
+        );
         let signer = SigningKey::from_bytes(&secret);
         let chain = stored.iter().map(|(_, r)| r.link.clone()).collect();
         return Ok((chain, signer));
@@ -1229,7 +1230,7 @@ fn manifest_key_chain(
     let path = format!("{MANIFEST_KEY_PREFIX}{:06}", 1);
     let record = ManifestKeyRecord {
         generation: 1,
-        secret: StoredBytes::new(signer.to_bytes().to_vec()),
+        secret: StoredBytes::new(Zeroizing::new(signer.to_bytes()).to_vec()),
         link: link.clone(),
         created_at: now,
     };
