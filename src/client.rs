@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::custody::{Approval, ApprovalOutcome};
+use crate::pins::{AppSpec, DeliveredKey, KeyAlgorithm, ManifestKeyInfo, PinApp, PinChange};
 use crate::tls::{self, TlsError};
 use crate::{
     CustodianIdentity, CustodianPublicKey, KeyConfigUpdate, SealStatus, SealedShare, TenantInfo,
@@ -154,6 +155,15 @@ pub enum Configured {
     PendingApproval(Box<Approval>),
 }
 
+/// What an activation request did.
+#[derive(Debug, Clone)]
+pub enum PinActivation {
+    /// The key is active.
+    Done(Box<PinChange>),
+    /// Early activation: waits for custodian approval.
+    PendingApproval(Box<Approval>),
+}
+
 /// One result of a batch call: a value or the server's message for that item.
 pub type ItemResult<T> = Result<T, String>;
 
@@ -198,6 +208,23 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ClientError> {
+        let (status, body) = self.fetch(method, path, body).await?;
+        let value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| ClientError::Decode(format!("body is not JSON: {e}")))?
+        };
+        Ok((status, value))
+    }
+
+    /// Sends a request and returns status and the body's exact bytes.
+    pub async fn fetch(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let bytes = match body {
             Some(body) => Bytes::from(serde_json::to_vec(body).expect("JSON serializes")),
             None => Bytes::new(),
@@ -228,13 +255,24 @@ impl Client {
                 message: e.to_string(),
             })?
             .to_bytes();
-        let value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body)
-                .map_err(|e| ClientError::Decode(format!("body is not JSON: {e}")))?
-        };
-        Ok((status, value))
+        Ok((status, body))
+    }
+
+    /// Like [`Client::fetch`], but a non-2xx answer becomes [`ClientError::Api`].
+    pub async fn fetch_ok(&self, method: Method, path: &str) -> Result<Bytes, ClientError> {
+        let (status, body) = self.fetch(method, path, None).await?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let errors = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("errors").cloned())
+            .and_then(|e| serde_json::from_value::<Vec<String>>(e).ok())
+            .unwrap_or_default();
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            errors,
+        })
     }
 
     /// Sends a request; a non-2xx answer becomes [`ClientError::Api`].
@@ -742,6 +780,208 @@ impl Client {
         .await
     }
 
+    /// Creates a pinning app.
+    pub async fn pins_create_app(&self, app: &str, spec: &AppSpec) -> Result<PinApp, ClientError> {
+        let body = serde_json::to_value(spec).expect("serializes");
+        self.data(Method::POST, &format!("pins/{app}"), Some(&body))
+            .await
+    }
+
+    /// Describes a pinning app and its keys.
+    pub async fn pins_app(&self, app: &str) -> Result<PinApp, ClientError> {
+        self.data(Method::GET, &format!("pins/{app}"), None).await
+    }
+
+    /// Pinning app names (empty when there are none).
+    pub async fn pins_list_apps(&self) -> Result<Vec<String>, ClientError> {
+        match self.data::<Value>(list_method(), "pins", None).await {
+            Ok(data) => keys_of(&data),
+            Err(ClientError::Api {
+                status: 404,
+                errors,
+            }) if errors.is_empty() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Generates a pinned key pair in the vault and stages its pin.
+    pub async fn pins_generate_key(
+        &self,
+        app: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<PinChange, ClientError> {
+        let body = json!({ "algorithm": algorithm.name() });
+        self.data(
+            Method::POST,
+            &format!("pins/{app}/keys/generate"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Stages the pin of a key held elsewhere; `kind` is `certificate`, `csr` or `public-key`.
+    pub async fn pins_import_key(
+        &self,
+        app: &str,
+        kind: &str,
+        pem: &str,
+    ) -> Result<PinChange, ClientError> {
+        let body = json!({ "kind": kind, "pem": pem });
+        self.data(
+            Method::POST,
+            &format!("pins/{app}/keys/import"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Activates a staged key; with `override_lag` an activation before `max_update_lag`
+    /// becomes a pending approval.
+    pub async fn pins_activate(
+        &self,
+        app: &str,
+        kid: &str,
+        override_lag: bool,
+    ) -> Result<PinActivation, ClientError> {
+        let body = json!({ "override": override_lag });
+        let (status, value) = self
+            .raw(
+                Method::POST,
+                &format!("pins/{app}/keys/{kid}/activate"),
+                Some(&body),
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(api_error(status, &value));
+        }
+        let data = value
+            .get("data")
+            .cloned()
+            .ok_or_else(|| ClientError::Decode("no `data` in the answer".into()))?;
+        let decode = |e: serde_json::Error| ClientError::Decode(e.to_string());
+        if status == StatusCode::ACCEPTED {
+            Ok(PinActivation::PendingApproval(Box::new(
+                serde_json::from_value(data).map_err(decode)?,
+            )))
+        } else {
+            Ok(PinActivation::Done(
+                serde_json::from_value(data).map_err(decode)?,
+            ))
+        }
+    }
+
+    /// Retires a key (active → retiring, staged or retiring → retired).
+    pub async fn pins_retire(&self, app: &str, kid: &str) -> Result<PinChange, ClientError> {
+        self.data(Method::POST, &format!("pins/{app}/keys/{kid}/retire"), None)
+            .await
+    }
+
+    /// Marks a key compromised: promotes the published backup and stages a new one.
+    pub async fn pins_compromise(&self, app: &str, kid: &str) -> Result<PinChange, ClientError> {
+        self.data(
+            Method::POST,
+            &format!("pins/{app}/keys/{kid}/compromise"),
+            None,
+        )
+        .await
+    }
+
+    /// A PKCS#10 CSR (PEM) signed with the vault-held key, for `subject` and the DNS names
+    /// `dns` (empty: the app's hosts).
+    pub async fn pins_csr(
+        &self,
+        app: &str,
+        kid: &str,
+        subject: &str,
+        dns: &[String],
+    ) -> Result<String, ClientError> {
+        let body = json!({ "subject": subject, "dns": dns });
+        let data: Value = self
+            .data(
+                Method::POST,
+                &format!("pins/{app}/keys/{kid}/csr"),
+                Some(&body),
+            )
+            .await?;
+        data.get("csr")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Decode("no csr in the answer".into()))
+    }
+
+    /// The private key of `kid`, sealed to `recipient` (a TLS terminator's identity).
+    pub async fn pins_deliver(
+        &self,
+        app: &str,
+        kid: &str,
+        recipient: &CustodianPublicKey,
+    ) -> Result<DeliveredKey, ClientError> {
+        let body = json!({ "recipient": recipient });
+        self.data(
+            Method::POST,
+            &format!("pins/{app}/keys/{kid}/deliver"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// The signed manifest (latest, or `version`), byte for byte as served.
+    pub async fn pins_manifest(
+        &self,
+        app: &str,
+        version: Option<u64>,
+    ) -> Result<Bytes, ClientError> {
+        let path = match version {
+            Some(v) => format!("pins/{app}/manifest/{v}"),
+            None => format!("pins/{app}/manifest"),
+        };
+        self.fetch_ok(Method::GET, &path).await
+    }
+
+    /// The latest manifest in a platform format (`android`, `trustkit`, `nspinneddomains`,
+    /// `okhttp`, `json`).
+    pub async fn pins_export(&self, app: &str, format: &str) -> Result<String, ClientError> {
+        let bytes = self
+            .fetch_ok(Method::GET, &format!("pins/{app}/export/{format}"))
+            .await?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| ClientError::Decode("export is not UTF-8".into()))
+    }
+
+    /// Signs a new manifest version with unchanged pins.
+    pub async fn pins_reissue(&self, app: &str) -> Result<u64, ClientError> {
+        let data: Value = self
+            .data(Method::POST, &format!("pins/{app}/reissue"), None)
+            .await?;
+        data.get("manifest_version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ClientError::Decode("no manifest_version in the answer".into()))
+    }
+
+    /// The log of every signed manifest, checked with [`crate::pins::verify_log`].
+    pub async fn pins_log(&self) -> Result<Vec<crate::pins::LogEntry>, ClientError> {
+        let data: Value = self.data(Method::GET, "pins/sys/log", None).await?;
+        let entries: Vec<crate::pins::LogEntry> = serde_json::from_value(
+            data.get("entries")
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new())),
+        )
+        .map_err(|e| ClientError::Decode(e.to_string()))?;
+        crate::pins::verify_log(&entries).map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(entries)
+    }
+
+    /// The manifest signing key chain.
+    pub async fn pins_manifest_key(&self) -> Result<ManifestKeyInfo, ClientError> {
+        self.data(Method::GET, "pins/sys/manifest-key", None).await
+    }
+
+    /// Rotates the manifest signing key (the new key is signed by the old one).
+    pub async fn pins_rotate_manifest_key(&self) -> Result<ManifestKeyInfo, ClientError> {
+        self.data(Method::POST, "pins/sys/manifest-key/rotate", None)
+            .await
+    }
+
     async fn batch(
         &self,
         path: &str,
@@ -775,6 +1015,24 @@ impl Client {
                 _ => Ok(item.clone()),
             })
             .collect())
+    }
+}
+
+fn api_error(status: StatusCode, value: &Value) -> ClientError {
+    let errors = value
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    ClientError::Api {
+        status: status.as_u16(),
+        errors,
     }
 }
 

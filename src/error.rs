@@ -80,6 +80,9 @@ pub enum Error {
     /// The storage backend failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A pinning operation was refused (see [`crate::pins::PinError`]).
+    #[error(transparent)]
+    Pin(#[from] crate::pins::PinError),
 }
 
 /// Why a ciphertext (or HMAC token) was refused.
@@ -192,6 +195,15 @@ impl Error {
             Error::Integrity { .. } | Error::RecordFormat { .. } | Error::Store(_) => {
                 ErrorKind::Internal
             }
+            Error::Pin(pin) => match pin {
+                crate::pins::PinError::AppNotFound(_)
+                | crate::pins::PinError::KeyNotFound { .. }
+                | crate::pins::PinError::ManifestNotFound { .. } => ErrorKind::NotFound,
+                crate::pins::PinError::AppExists(_) | crate::pins::PinError::KeyExists { .. } => {
+                    ErrorKind::Conflict
+                }
+                _ => ErrorKind::InvalidInput,
+            },
         }
     }
 

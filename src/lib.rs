@@ -5,6 +5,9 @@
 //! keys and HMAC tokens; the key material never leaves the vault unless a key is explicitly
 //! made exportable.
 //!
+//! The [`pins`] module keeps the keys that client apps pin and signs the rotation manifests
+//! they follow (DESIGN.md §6, docs/pinning.md); [`pins::verify`] is the check an app runs.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use tresor::{CustodianIdentity, EncryptRequest, DecryptRequest, InitRequest, KeySpec, SledStore,
@@ -49,6 +52,7 @@ pub mod duration;
 mod error;
 pub mod keys;
 pub mod metrics;
+pub mod pins;
 pub mod policy;
 pub mod server;
 pub mod store;

@@ -168,6 +168,12 @@ impl ServerHandle {
         rotate_due_keys(&self.shared.api)
     }
 
+    /// Starts what the server does by itself once a minute: rotating keys whose
+    /// `auto_rotate_period` has passed and re-issuing pin manifests before they expire.
+    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(background(self.shared.api.clone()))
+    }
+
     /// Re-reads the TLS files and the policy directory (what SIGHUP does). Each part is swapped
     /// only if it loads; otherwise the old one stays and the report says why.
     pub fn reload(&self) -> ReloadReport {
@@ -545,11 +551,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 }
 
 /// Runs `tresor server`: serves until SIGTERM or ctrl-c, reloading on SIGHUP, rotating keys
-/// whose `auto_rotate_period` has passed.
+/// whose `auto_rotate_period` has passed and re-issuing pin manifests before they expire.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let vault = open_vault(&config)?;
     let handle = start(config, vault).await?;
-    let rotation = tokio::spawn(auto_rotate(handle.shared.api.clone()));
+    let rotation = handle.spawn_background();
     wait_for_signals(&handle).await;
     rotation.abort();
     tracing::info!("shutting down: finishing open requests, then sealing");
@@ -587,21 +593,51 @@ pub async fn wait_for_signals(handle: &ServerHandle) {
     }
 }
 
-/// Rotates due keys once a minute while unsealed.
-async fn auto_rotate(api: Arc<ApiState>) {
+/// Rotates due keys and re-signs pin manifests past half their freshness, once a minute while
+/// unsealed. Each change is audited like a request.
+async fn background(api: Arc<ApiState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         if api.vault.is_sealed() {
             continue;
         }
-        let api = api.clone();
-        match tokio::task::spawn_blocking(move || rotate_due_keys(&api)).await {
+        let task_api = api.clone();
+        match tokio::task::spawn_blocking(move || rotate_due_keys(&task_api)).await {
             Ok(Ok(_)) | Ok(Err(Error::Sealed)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "auto-rotation failed"),
             Err(e) => tracing::error!(error = %e, "auto-rotation task panicked"),
         }
+        let task_api = api.clone();
+        match tokio::task::spawn_blocking(move || reissue_due_pin_manifests(&task_api)).await {
+            Ok(Ok(())) | Ok(Err(Error::Sealed)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "pin manifest re-issue failed"),
+            Err(e) => tracing::error!(error = %e, "pin manifest re-issue task panicked"),
+        }
     }
+}
+
+/// Re-signs the pin manifests that are past half their freshness and audits each one.
+fn reissue_due_pin_manifests(api: &ApiState) -> Result<(), Error> {
+    for (app, version) in api.vault.reissue_due_pin_manifests()? {
+        tracing::info!(app = %app, version, "pin manifest re-issued before it expires");
+        let event = AuditEvent {
+            principal: AUTO_ROTATE_PRINCIPAL.to_owned(),
+            source: "-".to_owned(),
+            operation: crate::policy::Operation::ManagePins.name().to_owned(),
+            key: Some(app),
+            key_version: u32::try_from(version).ok(),
+            outcome: Some(Outcome::Ok),
+            reason: "manifest re-issued before it expires".to_owned(),
+            ..AuditEvent::default()
+        };
+        if let Some(audit) = &api.audit {
+            if let Err(e) = audit.record(&event) {
+                tracing::error!(error = %e, "cannot audit a pin manifest re-issue");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The principal audit lines name for what the server does by itself.

@@ -12,6 +12,7 @@ mod hmac;
 mod key_config;
 mod keys;
 mod params;
+mod pins;
 pub(crate) mod reply;
 mod rewrap;
 mod rotate;
@@ -95,6 +96,11 @@ enum Endpoint {
     ListKeys {
         tenant: String,
     },
+    /// `/v1/pins/…`; `target` (`app` or `app/kid`) is what the audit line records as its key.
+    Pins {
+        action: pins::PinsAction,
+        target: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +148,7 @@ impl Endpoint {
             Endpoint::Metrics => Operation::Metrics,
             Endpoint::AuditHash => Operation::AuditHash,
             Endpoint::ListKeys { .. } => Operation::ListKeys,
+            Endpoint::Pins { action, .. } => action.operation(),
             Endpoint::Key { action, .. } => match action {
                 KeyAction::Create => Operation::CreateKey,
                 KeyAction::Read => Operation::ReadKey,
@@ -193,6 +200,7 @@ impl Endpoint {
             | Endpoint::RotateRoot
             | Endpoint::Rekey
             | Endpoint::Approve(_) => true,
+            Endpoint::Pins { action, .. } => action.mutates(),
             _ => false,
         }
     }
@@ -215,6 +223,7 @@ impl Endpoint {
     fn key(&self) -> Option<&str> {
         match self {
             Endpoint::Key { key, .. } => Some(key),
+            Endpoint::Pins { target, .. } => target.as_deref(),
             _ => None,
         }
     }
@@ -483,6 +492,11 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoint, A
         ["sys", "approvals", id, "approve"] if post => Endpoint::Approve(owned(id)),
         ["sys", "metrics"] if get => Endpoint::Metrics,
         ["sys", "audit", "hash"] if post => Endpoint::AuditHash,
+        ["pins", rest @ ..] => {
+            let action = pins::route(get, post, list, rest)?;
+            let target = action.target();
+            Endpoint::Pins { action, target }
+        }
         [
             "sys",
             "health" | "seal-status" | "init" | "tenants" | "unseal-share" | "unseal" | "seal"
@@ -723,6 +737,7 @@ fn dispatch(
         Endpoint::Metrics => sys_metrics::metrics(state),
         Endpoint::AuditHash => sys_metrics::audit_hash(state, body),
         Endpoint::ListKeys { tenant } => keys::list(&TenantCtx { vault, tenant }),
+        Endpoint::Pins { action, .. } => pins::handle(vault, caller, action, body),
         Endpoint::Key {
             tenant,
             key,

@@ -148,7 +148,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     drop(stdout);
 
+    // Like `tresor server`: rotate due keys and re-issue pin manifests before they expire.
+    let background = handle.spawn_background();
     server::wait_for_signals(&handle).await;
+    background.abort();
     handle.shutdown().await;
     Ok(())
 }

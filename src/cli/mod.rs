@@ -10,6 +10,7 @@ mod identity;
 mod key;
 mod operator;
 mod output;
+mod pins;
 mod policy;
 mod tenant;
 
@@ -76,6 +77,9 @@ enum Command {
     /// Verify the audit trail; compute the audit form of a value.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Pinned-certificate rotation manifests: apps, pinned keys, exports, verification.
+    #[command(subcommand)]
+    Pins(pins::PinsCommand),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -150,5 +154,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Operator(command) => operator::operator(command).await,
         Command::Approval(command) => operator::approval(command).await,
         Command::Audit(command) => audit::run(command).await,
+        Command::Pins(command) => pins::run(command).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Clap checks its definitions only when a command is parsed; this checks every command
+    /// (a clash such as two `--version` arguments would otherwise surface at run time).
+    #[test]
+    fn every_command_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

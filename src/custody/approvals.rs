@@ -72,6 +72,14 @@ pub enum Dangerous {
         /// The new custodians.
         custodians: Vec<CustodianPublicKey>,
     },
+    /// Activate a pinned key before it has been published for the app's `max_update_lag`:
+    /// apps that have not updated since may not know its pin yet and would refuse the server.
+    ActivatePinEarly {
+        /// Pinning app.
+        app: String,
+        /// Key id.
+        kid: String,
+    },
 }
 
 impl Dangerous {
@@ -118,6 +126,9 @@ impl Dangerous {
                     .map(|c| format!("{} ({})", c.name(), c.fingerprint()))
                     .collect::<Vec<_>>()
                     .join(", ")
+            ),
+            Dangerous::ActivatePinEarly { app, kid } => format!(
+                "activate pinned key {kid} of app {app} before max_update_lag has passed: app installs that have not updated since its pin was published will fail to connect"
             ),
         }
     }
@@ -461,6 +472,14 @@ impl Vault {
             Dangerous::ChangeTenantCustodians { tenant, custodians } => self
                 .change_tenant_custodians(tenant, custodians)
                 .map(|t| format!("tenant {tenant} custodians: {}", t.custodians.join(", "))),
+            Dangerous::ActivatePinEarly { app, kid } => self
+                .activate_pin_key(app, kid, crate::pins::ActivationMode::Override)
+                .map(|c| {
+                    format!(
+                        "pinned key {kid} of app {app} active early (manifest version {})",
+                        c.manifest_version.map_or("none".into(), |v| v.to_string())
+                    )
+                }),
         }
     }
 }

@@ -116,6 +116,8 @@ operations! {
     ReadPins = "pins-read", Vault;
     /// Manage pinning apps and pinned keys.
     ManagePins = "pins-manage", Vault;
+    /// Receive a pinned private key sealed to a TLS terminator's key.
+    DeliverPinKey = "pins-deliver", Vault;
 }
 
 impl fmt::Display for Operation {
