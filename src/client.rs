@@ -597,10 +597,7 @@ impl Client {
         let data: Value = self
             .data(Method::POST, &format!("{tenant}/hmac/{key}"), Some(&body))
             .await?;
-        data.get("hmac")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| ClientError::Decode("no `hmac` in the answer".into()))
+        text_field(&data, "hmac")
     }
 
     /// Whether `token` is the HMAC of `input`.
@@ -686,12 +683,7 @@ impl Client {
                 None,
             )
             .await?;
-        let field = |name: &str| {
-            data.get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| ClientError::Decode(format!("no `{name}`")))
-        };
+        let field = |name: &str| text_field(&data, name);
         let vault_id = field("vault_id")?;
         let unseal_key = decode_key(&field("unseal_key")?)?;
         let custody = identity
@@ -903,10 +895,7 @@ impl Client {
                 Some(&body),
             )
             .await?;
-        data.get("csr")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| ClientError::Decode("no csr in the answer".into()))
+        text_field(&data, "csr")
     }
 
     /// The private key of `kid`, sealed to `recipient` (a TLS terminator's identity).
@@ -1057,6 +1046,14 @@ fn vault_keys(status: &Value) -> Result<(String, [u8; 32]), ClientError> {
             "the seal status names no vault id or unseal key: is the vault initialised?".into(),
         )),
     }
+}
+
+/// The string field `name` of an answer's `data`.
+fn text_field(data: &Value, name: &str) -> Result<String, ClientError> {
+    data.get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ClientError::Decode(format!("no `{name}` in the answer")))
 }
 
 fn decode_key(text: &str) -> Result<[u8; 32], ClientError> {
