@@ -331,3 +331,63 @@ async fn sealed_vault_serves_no_manifest() {
         .unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activation_over_the_api_waits_for_the_update_lag_then_needs_no_approval() {
+    let start = now();
+    let clock = std::sync::Arc::new(tresor::ManualClock::new(start));
+    let server = TestServer::start(Options::default().clock(clock.clone())).await;
+    let admin = server.admin();
+    admin.pins_create_app(APP, &spec()).await.unwrap();
+    let a = admin
+        .pins_generate_key(APP, KeyAlgorithm::EcdsaP256)
+        .await
+        .unwrap()
+        .key
+        .unwrap();
+    admin
+        .pins_generate_key(APP, KeyAlgorithm::Ed25519)
+        .await
+        .unwrap();
+
+    // One second short of the lag: still refused, and nothing changed.
+    clock.advance(spec().max_update_lag - 1);
+    let message = admin
+        .pins_activate(APP, &a.kid, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("published-for-update-lag"), "{message}");
+    let app = admin.pins_app(APP).await.unwrap();
+    assert_eq!(app.manifest_version, Some(1));
+
+    // Once the pin has been published for the whole lag, activation runs at once.
+    clock.advance(1);
+    match admin.pins_activate(APP, &a.kid, false).await.unwrap() {
+        PinActivation::Done(_) => {}
+        PinActivation::PendingApproval(approval) => {
+            panic!("an on-time activation asked for approval: {approval:?}")
+        }
+    }
+    let app = admin.pins_app(APP).await.unwrap();
+    let state = app.keys.iter().find(|k| k.kid == a.kid).unwrap().state;
+    assert_eq!((state, app.manifest_version), (PinState::Active, Some(2)));
+    let trust = pins::parse_manifest_key(
+        admin
+            .pins_manifest_key()
+            .await
+            .unwrap()
+            .public_key_pem
+            .as_bytes(),
+    )
+    .unwrap();
+    let manifest = admin.pins_manifest(APP, None).await.unwrap();
+    let verified = pins::verify(&manifest, &trust, None, start + spec().max_update_lag).unwrap();
+    assert!(
+        verified
+            .manifest
+            .pins
+            .iter()
+            .any(|p| p.sha256 == a.pin && p.state == PinState::Active)
+    );
+}
