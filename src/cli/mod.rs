@@ -3,6 +3,7 @@
 //! Errors print one line on stderr and exit non-zero; `--format json` gives scripts JSON.
 
 mod audit;
+mod bench;
 mod connection;
 mod crypto;
 mod dev;
@@ -76,6 +77,8 @@ enum Command {
     /// Verify the audit trail; compute the audit form of a value.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Load test a running vault (and, with --baseline, a bare mTLS server for comparison).
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -137,5 +140,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Operator(command) => operator::operator(command).await,
         Command::Approval(command) => operator::approval(command).await,
         Command::Audit(command) => audit::run(command).await,
+        Command::Bench(args) => bench::run(*args).await,
     }
 }
