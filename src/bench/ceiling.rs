@@ -30,11 +30,16 @@ const VALIDITY: Duration = Duration::from_secs(86_400);
 const REQUEST_ID: &str = "00000000-0000-4000-8000-000000000000";
 
 /// A running baseline server; stopped, and its temporary files removed, when dropped.
+///
+/// It runs on its own tokio runtime (threads of its own, as many workers as the vault's
+/// default), not on the caller's: sharing the load generator's worker threads would let a
+/// request and its answer be handled without crossing threads, which the vault, a separate
+/// process, never gets. With its own runtime the ceiling pays the same wake-ups as the vault.
 pub struct Ceiling {
     target: Target,
     addr: SocketAddr,
     dir: PathBuf,
-    accept: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for Ceiling {
@@ -84,18 +89,37 @@ impl Ceiling {
             client.cert_pem.as_bytes(),
             client.key_pem.as_bytes(),
         )?;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| fail(&e))?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail(&e))?;
+        listener.set_nonblocking(true).map_err(|e| fail(&e))?;
         let addr = listener.local_addr().map_err(|e| fail(&e))?;
         let target = Target::new(&format!("https://127.0.0.1:{}", addr.port()), client_config)?;
         let answers: Arc<HashMap<String, Bytes>> = Arc::new(answers.into_iter().collect());
-        let accept = tokio::spawn(accept_loop(listener, server_tls, answers));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("tresor-ceiling")
+            .build()
+            .map_err(|e| fail(&e))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("tresor-ceiling".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = accept_loop(listener, server_tls, answers) => {}
+                        _ = stopped => {}
+                    }
+                });
+                runtime.shutdown_background();
+            })
+            .map_err(|e| fail(&e))?;
         Ok(Ceiling {
             target,
             addr,
             dir,
-            accept,
+            stop: Some(stop),
         })
     }
 
@@ -107,7 +131,9 @@ impl Ceiling {
 
 impl Drop for Ceiling {
     fn drop(&mut self) {
-        self.accept.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -122,7 +148,7 @@ async fn accept_loop(listener: TcpListener, tls: ServerTls, answers: Arc<HashMap
         let _ = stream.set_nodelay(true);
         let acceptor = tls.acceptor();
         let answers = answers.clone();
-        // Aborting the accept loop drops the set, which aborts every connection.
+        // Stopping the accept loop drops the set, which aborts every connection.
         connections.spawn(async move {
             let Ok(stream) = acceptor.accept(stream).await else {
                 return;
