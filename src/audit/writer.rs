@@ -59,13 +59,18 @@ struct State {
     next_seq: u64,
     prev: [u8; 32],
     since_checkpoint: u64,
+    /// The line being written, kept between records so a line costs no allocation for its text.
+    buffer: Vec<u8>,
 }
+
+/// A line buffer larger than this (a big batch's line) is not kept for the next record.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 
 #[derive(Serialize)]
 struct EventLine<'a> {
     seq: u64,
-    time: String,
-    prev: String,
+    time: &'a str,
+    prev: &'a str,
     #[serde(flatten)]
     event: &'a AuditEvent,
 }
@@ -141,6 +146,7 @@ impl AuditLog {
                 next_seq,
                 prev,
                 since_checkpoint: 0,
+                buffer: Vec::new(),
             }),
             failures: AtomicU64::new(0),
         };
@@ -151,14 +157,22 @@ impl AuditLog {
     /// Appends one event. On error nothing was added and the caller must fail the request.
     pub fn record(&self, event: &AuditEvent) -> Result<(), AuditWriteError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let time = now_rfc3339();
+        let prev = hex(&state.prev);
+        let mut text = std::mem::take(&mut state.buffer);
+        text.clear();
         let line = EventLine {
             seq: state.next_seq,
-            time: now_rfc3339(),
-            prev: hex(&state.prev),
+            time: &time,
+            prev: &prev,
             event,
         };
-        let text = serde_json::to_string(&line).expect("audit lines serialize");
-        self.append(&mut state, text)?;
+        serde_json::to_writer(&mut text, &line).expect("audit lines serialize");
+        let appended = self.append(&mut state, &mut text);
+        if text.capacity() <= KEEP_BUFFER_BYTES {
+            state.buffer = text;
+        }
+        appended?;
         if state.since_checkpoint >= self.config.checkpoint_every {
             self.write_checkpoint(&mut state, CheckpointReason::Periodic)?;
         }
@@ -210,7 +224,7 @@ impl AuditLog {
             key: self.key.public_base64(),
             signature: STANDARD.encode(signature),
         };
-        self.append(state, serde_json::to_string(&line).expect("serializes"))?;
+        self.append(state, &mut serde_json::to_vec(&line).expect("serializes"))?;
         state.since_checkpoint = 0;
         if let Some(file) = &state.file {
             file.sync_data().map_err(|source| self.failed(source))?;
@@ -219,17 +233,17 @@ impl AuditLog {
     }
 
     /// Writes `text` and a newline in one `write`, or rolls back to the last complete line.
-    fn append(&self, state: &mut State, mut text: String) -> Result<(), AuditWriteError> {
+    fn append(&self, state: &mut State, text: &mut Vec<u8>) -> Result<(), AuditWriteError> {
         if state.file.is_none() {
             let (file, len, _) =
                 open_current(&self.config.path).map_err(|source| self.failed(source))?;
             state.file = Some(file);
             state.len = len;
         }
-        let hash = sha256(&[text.as_bytes()]);
-        text.push('\n');
+        let hash = sha256(&[text.as_slice()]);
+        text.push(b'\n');
         let file = state.file.as_mut().expect("opened above");
-        match file.write_all(text.as_bytes()) {
+        match file.write_all(text) {
             Ok(()) => {
                 state.len += text.len() as u64;
                 state.prev = hash;
