@@ -251,9 +251,42 @@ struct Phase {
     deadline: Option<Instant>,
     limit: Option<u64>,
     rate: Option<f64>,
-    connections: u64,
     next: AtomicU64,
     live: Arc<Live>,
+}
+
+impl Phase {
+    /// When request `g` is due (open loop).
+    fn due(&self, g: u64, rate: f64) -> Instant {
+        self.start + Duration::from_secs_f64(g as f64 / rate)
+    }
+}
+
+/// The open loop's clock: a thread of its own that hands request `g` to connection
+/// `g mod c` at `start + g / rate`. Tokio's timers tick in milliseconds, which would send a
+/// millisecond's worth of requests in one burst and measure the queue that burst makes; a
+/// thread's sleep is precise to tens of microseconds. It stops at the end of the timetable,
+/// or when the connections are gone.
+fn pace(phase: Arc<Phase>, rate: f64, queues: Vec<tokio::sync::mpsc::UnboundedSender<u64>>) {
+    let connections = queues.len() as u64;
+    let mut g: u64 = 0;
+    loop {
+        if phase.limit.is_some_and(|n| g >= n) {
+            return;
+        }
+        let due = phase.due(g, rate);
+        if phase.deadline.is_some_and(|d| due >= d) {
+            return;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        if queues[(g % connections) as usize].send(g).is_err() {
+            return;
+        }
+        g += 1;
+    }
 }
 
 /// Runs `plan` against `target`: opens the connections (handshakes are not measured), sends
@@ -318,19 +351,31 @@ async fn phase(
         deadline,
         limit,
         rate,
-        connections: senders.len() as u64,
         next: AtomicU64::new(0),
         live,
     });
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, sender) in senders.into_iter().enumerate() {
+    let mut queues = Vec::new();
+    for sender in senders {
+        let schedule = rate.map(|_| {
+            let (queue, schedule) = tokio::sync::mpsc::unbounded_channel();
+            queues.push(queue);
+            schedule
+        });
         tasks.spawn(connection(
-            index as u64,
             sender,
+            schedule,
             target.clone(),
             templates.clone(),
             shared.clone(),
         ));
+    }
+    if let Some(rate) = rate {
+        let phase = shared.clone();
+        std::thread::Builder::new()
+            .name("tresor-bench-pacer".into())
+            .spawn(move || pace(phase, rate, queues))
+            .expect("a thread can be started");
     }
     let mut senders = Vec::new();
     let mut total = Recorder::new();
@@ -343,21 +388,45 @@ async fn phase(
     (senders, total)
 }
 
-/// One connection's loop. Returns its connection (if still open) and what it recorded.
+/// One connection's loop: closed (the next request as soon as an answer is in) or, with a
+/// `schedule` from the pacer, open. Returns its connection (if still open) and what it
+/// recorded.
 async fn connection(
-    index: u64,
     sender: SendRequest<Full<Bytes>>,
+    mut schedule: Option<tokio::sync::mpsc::UnboundedReceiver<u64>>,
     target: Target,
     templates: Arc<[Template]>,
     phase: Arc<Phase>,
 ) -> (Option<SendRequest<Full<Bytes>>>, Recorder) {
     let mut sender = Some(sender);
     let mut recorder = Recorder::new();
-    let mut k: u64 = 0;
+    // When this connection's previous request ended.
+    let mut idle_since = phase.start;
     loop {
         // Which request is next, and from when its latency counts.
-        let (g, from) = match phase.rate {
-            None => {
+        let (g, from) = match (&mut schedule, phase.rate) {
+            (Some(schedule), Some(rate)) => {
+                let Some(g) = schedule.recv().await else {
+                    break;
+                };
+                let due = phase.due(g, rate);
+                let now = Instant::now();
+                if phase.deadline.is_some_and(|d| now >= d) && idle_since > due {
+                    // Still queued behind earlier requests when the run ended: the target did
+                    // not keep up. (One handed over on time just at the end is still sent.)
+                    phase.live.done.fetch_add(1, Ordering::Relaxed);
+                    phase.live.failed.fetch_add(1, Ordering::Relaxed);
+                    recorder.record_error("not sent", || {
+                        "due before the end of the run but still waiting for this connection: the target did not keep up with --rate".to_owned()
+                    });
+                    continue;
+                }
+                // Busy with the previous request when this one fell due: the wait is part of
+                // its latency (no coordinated omission). Idle: it counts from now, so the
+                // pacer's own lateness is not blamed on the target.
+                (g, if idle_since > due { due } else { now })
+            }
+            _ => {
                 let g = phase.next.fetch_add(1, Ordering::Relaxed);
                 if phase.limit.is_some_and(|n| g >= n)
                     || phase.deadline.is_some_and(|d| Instant::now() >= d)
@@ -365,26 +434,6 @@ async fn connection(
                     break;
                 }
                 (g, Instant::now())
-            }
-            Some(rate) => {
-                let g = k * phase.connections + index;
-                k += 1;
-                if phase.limit.is_some_and(|n| g >= n) {
-                    break;
-                }
-                let due = phase.start + Duration::from_secs_f64(g as f64 / rate);
-                if phase.deadline.is_some_and(|d| due >= d) {
-                    break;
-                }
-                let now = Instant::now();
-                let from = if now >= due {
-                    // Behind the timetable: the wait so far is part of the latency.
-                    due
-                } else {
-                    tokio::time::sleep_until(due.into()).await;
-                    Instant::now()
-                };
-                (g, from)
             }
         };
         let template = &templates[(g % templates.len() as u64) as usize];
@@ -402,7 +451,8 @@ async fn connection(
             },
         };
         let outcome = send(conn, &target, template).await;
-        let latency = from.elapsed();
+        idle_since = Instant::now();
+        let latency = idle_since - from;
         phase.live.done.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Outcome::Ok { item_errors } => {

@@ -11,10 +11,12 @@
 //!   request body once, so the load loop only copies a reference.
 //! - [`run`]: one task per connection, each with its own TLS connection and HTTP/1.1 keep-alive.
 //!   Closed loop by default (each connection sends its next request when the previous answer has
-//!   arrived). With a rate the loop is open: request *g* (counted over all connections) is due at
-//!   `start + g / rate` whatever happened before, and when a connection is behind its timetable,
-//!   latency counts from the time the request was *due*, not from when it could be sent, so a
-//!   stall shows in the percentiles instead of silently lowering the load (coordinated omission).
+//!   arrived). With a rate the loop is open: a pacer thread hands request *g* to connection
+//!   *g* mod *c* at `start + g / rate` whatever happened before (a thread, because tokio's
+//!   millisecond timer would send the requests in bursts). When the connection was still busy
+//!   at that time, latency counts from the time the request was *due*, not from when it could
+//!   be sent, so a stall shows in the percentiles instead of silently lowering the load
+//!   (coordinated omission); requests still waiting when the run ends count as `not sent`.
 //! - [`Recorder`] and [`Report`]: counts, errors by kind and an HDR histogram of latencies
 //!   (nanosecond values, three significant digits), turned into requests/s, items/s, MB/s and
 //!   p50/p90/p99/p99.9/max.

@@ -256,7 +256,8 @@ fn text(out: &Output<'_>) -> String {
     describe(&mut lines, &out.vault);
     if let Some(ceiling) = &out.ceiling {
         lines.push(
-            "ceiling  hyper + rustls mTLS in this process, same answers, no vault work".into(),
+            "ceiling  hyper + rustls mTLS in this process (own runtime), same answers, no vault work"
+                .into(),
         );
         describe(&mut lines, ceiling);
     }
