@@ -4,7 +4,8 @@
 //! Every line reaches the operating system (one `write`) before [`AuditLog::record`] returns,
 //! so the caller can answer only after its line is in the log. A failed write is rolled back to
 //! the last complete line; until a write succeeds again every record fails, and the API answers
-//! 503 without acting. Checkpoints are also `fsync`ed.
+//! 503 without acting. Checkpoints are also `fsync`ed: a periodic one after the log's lock is
+//! released (the request that wrote it waits for the disk, the others do not).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -173,11 +174,22 @@ impl AuditLog {
             state.buffer = text;
         }
         appended?;
+        let mut sync = None;
         if state.since_checkpoint >= self.config.checkpoint_every {
-            self.write_checkpoint(&mut state, CheckpointReason::Periodic)?;
+            self.checkpoint_line(&mut state, CheckpointReason::Periodic)?;
+            // The fsync (about a millisecond here) runs after the lock is released: every other
+            // request would otherwise wait for the disk. This request still waits for it.
+            sync = match &state.file {
+                Some(file) => Some(file.try_clone().map_err(|source| self.failed(source))?),
+                None => None,
+            };
         }
         if state.len >= self.config.max_file_bytes {
             self.rotate(&mut state)?;
+        }
+        drop(state);
+        if let Some(file) = sync {
+            file.sync_data().map_err(|source| self.failed(source))?;
         }
         Ok(())
     }
@@ -208,7 +220,21 @@ impl AuditLog {
         &self.config.path
     }
 
+    /// Writes a checkpoint line and fsyncs the file.
     fn write_checkpoint(
+        &self,
+        state: &mut State,
+        reason: CheckpointReason,
+    ) -> Result<(), AuditWriteError> {
+        self.checkpoint_line(state, reason)?;
+        if let Some(file) = &state.file {
+            file.sync_data().map_err(|source| self.failed(source))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint line (not yet fsynced).
+    fn checkpoint_line(
         &self,
         state: &mut State,
         reason: CheckpointReason,
@@ -226,9 +252,6 @@ impl AuditLog {
         };
         self.append(state, &mut serde_json::to_vec(&line).expect("serializes"))?;
         state.since_checkpoint = 0;
-        if let Some(file) = &state.file {
-            file.sync_data().map_err(|source| self.failed(source))?;
-        }
         Ok(())
     }
 
@@ -397,6 +420,44 @@ pub(crate) fn rfc3339(secs: u64, millis: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periodic_checkpoints_fsynced_outside_the_lock_keep_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(AuditConfig {
+            path: dir.path().join("audit.log"),
+            signing_key: dir.path().join("audit.key"),
+            max_file_bytes: 1 << 20,
+            checkpoint_every: 3,
+        })
+        .unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let log = &log;
+                scope.spawn(move || {
+                    for i in 0..25 {
+                        let event = AuditEvent {
+                            request_id: format!("{t}-{i}"),
+                            operation: "encrypt".into(),
+                            ..AuditEvent::default()
+                        };
+                        log.record(&event).unwrap();
+                    }
+                });
+            }
+        });
+        log.close().unwrap();
+        let text = fs::read_to_string(dir.path().join("audit.log")).unwrap();
+        let periodic = text.lines().filter(|l| l.contains("\"periodic\"")).count();
+        assert!(periodic >= 100 / 3, "{periodic} periodic checkpoints");
+        let report = super::super::verify_files(
+            &[dir.path().join("audit.log")],
+            &dir.path().join("audit.pub"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(report.lines, text.lines().count() as u64);
+    }
 
     #[test]
     fn rfc3339_dates() {
