@@ -288,6 +288,25 @@ async fn short_runs_against_the_server_and_the_ceiling() {
     assert_eq!(report.errors, 0, "{:?}", report.errors_by_kind);
     assert_eq!((report.requests, report.items), (100, 180));
 
+    // An open loop far beyond what one connection can do (a million requests/s): the requests
+    // it could not send are counted as `not sent`, nothing hangs, memory stays bounded.
+    let plan = Plan {
+        stop: Stop::Duration(Duration::from_millis(300)),
+        rate: Some(1_000_000.0),
+        ..Plan::default()
+    };
+    let workload = Workload::prepare(&settings, &plan, None, None)
+        .await
+        .unwrap();
+    let report = run(&target, &workload, &plan).await;
+    assert!(report.requests > 0);
+    assert_eq!(
+        report.errors, report.errors_by_kind["not sent"],
+        "{report:?}"
+    );
+    assert!(report.errors > 0);
+    assert!(report.error_examples["not sent"].contains("did not keep up with --rate"));
+
     // A refusal is found before the load: a key that does not exist (decrypt does not create).
     let plan = Plan {
         operation: Operation::Hmac,

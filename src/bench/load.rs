@@ -252,7 +252,20 @@ struct Phase {
     limit: Option<u64>,
     rate: Option<f64>,
     next: AtomicU64,
+    /// Requests the pacer could not even queue (open loop, the target far behind).
+    unsent: AtomicU64,
     live: Arc<Live>,
+}
+
+/// How many requests the open loop queues for one connection before it counts further ones
+/// as not sent.
+const MAX_BACKLOG: usize = 10_000;
+
+/// Why a request that fell due was never sent.
+const NOT_SENT: &str = "not sent";
+
+fn not_sent_message() -> String {
+    "due before the end of the run but still waiting for its connection: the target did not keep up with --rate".to_owned()
 }
 
 impl Phase {
@@ -267,7 +280,7 @@ impl Phase {
 /// millisecond's worth of requests in one burst and measure the queue that burst makes; a
 /// thread's sleep is precise to tens of microseconds. It stops at the end of the timetable,
 /// or when the connections are gone.
-fn pace(phase: Arc<Phase>, rate: f64, queues: Vec<tokio::sync::mpsc::UnboundedSender<u64>>) {
+fn pace(phase: Arc<Phase>, rate: f64, queues: Vec<tokio::sync::mpsc::Sender<u64>>) {
     let connections = queues.len() as u64;
     let mut g: u64 = 0;
     loop {
@@ -282,8 +295,16 @@ fn pace(phase: Arc<Phase>, rate: f64, queues: Vec<tokio::sync::mpsc::UnboundedSe
         if due > now {
             std::thread::sleep(due - now);
         }
-        if queues[(g % connections) as usize].send(g).is_err() {
-            return;
+        match queues[(g % connections) as usize].try_send(g) {
+            Ok(()) => {}
+            // The connection is already MAX_BACKLOG requests behind: this one is not queued
+            // (memory stays bounded whatever --rate says) and counts as not sent.
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                phase.unsent.fetch_add(1, Ordering::Relaxed);
+                phase.live.done.fetch_add(1, Ordering::Relaxed);
+                phase.live.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
         }
         g += 1;
     }
@@ -352,13 +373,14 @@ async fn phase(
         limit,
         rate,
         next: AtomicU64::new(0),
+        unsent: AtomicU64::new(0),
         live,
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut queues = Vec::new();
     for sender in senders {
         let schedule = rate.map(|_| {
-            let (queue, schedule) = tokio::sync::mpsc::unbounded_channel();
+            let (queue, schedule) = tokio::sync::mpsc::channel(MAX_BACKLOG);
             queues.push(queue);
             schedule
         });
@@ -385,6 +407,10 @@ async fn phase(
         total.merge(&recorder);
     }
     total.set_elapsed(start.elapsed());
+    let unsent = shared.unsent.load(Ordering::Relaxed);
+    if unsent > 0 {
+        total.record_errors(NOT_SENT, unsent, not_sent_message);
+    }
     (senders, total)
 }
 
@@ -393,7 +419,7 @@ async fn phase(
 /// recorded.
 async fn connection(
     sender: SendRequest<Full<Bytes>>,
-    mut schedule: Option<tokio::sync::mpsc::UnboundedReceiver<u64>>,
+    mut schedule: Option<tokio::sync::mpsc::Receiver<u64>>,
     target: Target,
     templates: Arc<[Template]>,
     phase: Arc<Phase>,
@@ -416,9 +442,7 @@ async fn connection(
                     // not keep up. (One handed over on time just at the end is still sent.)
                     phase.live.done.fetch_add(1, Ordering::Relaxed);
                     phase.live.failed.fetch_add(1, Ordering::Relaxed);
-                    recorder.record_error("not sent", || {
-                        "due before the end of the run but still waiting for this connection: the target did not keep up with --rate".to_owned()
-                    });
+                    recorder.record_error(NOT_SENT, not_sent_message);
                     continue;
                 }
                 // Busy with the previous request when this one fell due: the wait is part of

@@ -63,10 +63,15 @@ impl Recorder {
     /// A failed request, by kind (`HTTP 503`, `connection`, …), with a message kept as the
     /// example of the first error of that kind.
     pub fn record_error(&mut self, kind: &str, message: impl FnOnce() -> String) {
+        self.record_errors(kind, 1, message);
+    }
+
+    /// `count` failed requests of one kind.
+    pub fn record_errors(&mut self, kind: &str, count: u64, message: impl FnOnce() -> String) {
         match self.errors.get_mut(kind) {
-            Some(count) => *count += 1,
+            Some(total) => *total += count,
             None => {
-                self.errors.insert(kind.to_owned(), 1);
+                self.errors.insert(kind.to_owned(), count);
                 self.examples.insert(kind.to_owned(), message());
             }
         }
