@@ -16,7 +16,8 @@
 //!   millisecond timer would send the requests in bursts). When the connection was still busy
 //!   at that time, latency counts from the time the request was *due*, not from when it could
 //!   be sent, so a stall shows in the percentiles instead of silently lowering the load
-//!   (coordinated omission); requests still waiting when the run ends count as `not sent`.
+//!   (coordinated omission). Requests still waiting when the run ends, or beyond a backlog of
+//!   10,000 per connection, count as errors of kind `not sent`.
 //! - [`Recorder`] and [`Report`]: counts, errors by kind and an HDR histogram of latencies
 //!   (nanosecond values, three significant digits), turned into requests/s, items/s, MB/s and
 //!   p50/p90/p99/p99.9/max.
