@@ -43,6 +43,7 @@
 mod api;
 pub mod audit;
 mod barrier;
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;

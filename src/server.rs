@@ -347,10 +347,7 @@ async fn serve_connection(
             Err(e) => return shared.handshake_failed(peer, "no_principal", &e.to_string()),
         };
     shared.api.metrics.connection_opened();
-    let caller = Arc::new(Caller {
-        principal,
-        address: peer,
-    });
+    let caller = Arc::new(Caller::new(principal, peer));
     let activity = Arc::new(Activity::new());
     let service = {
         let api = shared.api.clone();

@@ -195,6 +195,11 @@ fn readme_try_it_runs_as_written_and_dev_restarts_with_its_data() {
         "no rewrap to v2:\n{out}"
     );
     assert!(out.contains("sealed: false"), "status:\n{out}");
+    // `tresor bench`: every request answered, and the ceiling measured beside the vault.
+    assert!(
+        out.contains("2000 ok, 0 errors") && out.contains("vault/ceiling:"),
+        "bench:\n{out}"
+    );
     // The last command decrypts the v1 ciphertext after the rotation.
     assert!(
         out.trim_end().ends_with("hello"),

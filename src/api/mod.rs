@@ -57,6 +57,18 @@ pub(crate) struct ApiState {
 pub(crate) struct Caller {
     pub(crate) principal: String,
     pub(crate) address: SocketAddr,
+    /// `address` as text, made once per connection for the audit lines of its requests.
+    pub(crate) source: String,
+}
+
+impl Caller {
+    pub(crate) fn new(principal: String, address: SocketAddr) -> Caller {
+        Caller {
+            principal,
+            address,
+            source: address.to_string(),
+        }
+    }
 }
 
 /// A routed request.
@@ -301,7 +313,7 @@ pub(crate) async fn handle(
                 Some(endpoint),
                 None,
                 started,
-                &[],
+                Vec::new(),
             )
         };
         if endpoint.mutates() {
@@ -333,7 +345,7 @@ pub(crate) async fn handle(
         endpoint,
         Some(&result),
         started,
-        &hmacs,
+        hmacs,
     ) {
         // Fail closed: an answer whose line is not in the log is not given. (A change was
         // logged before it was made, so its outcome line failing changes nothing here.)
@@ -361,7 +373,7 @@ fn audit(
     endpoint: Option<&Endpoint>,
     result: Option<&Result<Reply, ApiError>>,
     started: Instant,
-    input_hmacs: &[String],
+    input_hmacs: Vec<String>,
 ) -> Result<(), ApiError> {
     let Some(log) = &state.audit else {
         return Ok(());
@@ -369,7 +381,7 @@ fn audit(
     let mut event = AuditEvent {
         request_id: request_id.to_owned(),
         principal: caller.principal.clone(),
-        source: caller.address.to_string(),
+        source: caller.source.clone(),
         operation: endpoint
             .map_or(Route::Unrouted, Endpoint::route)
             .name()
@@ -377,7 +389,7 @@ fn audit(
         tenant: endpoint.and_then(Endpoint::tenant).map(str::to_owned),
         key: endpoint.and_then(Endpoint::key).map(str::to_owned),
         latency_us: started.elapsed().as_micros() as u64,
-        input_hmacs: input_hmacs.to_vec(),
+        input_hmacs,
         ..AuditEvent::default()
     };
     match result {
@@ -679,12 +691,21 @@ async fn read_body(
         return Err(too_large());
     }
     let limited = Limited::new(body, limits.max_body_bytes);
-    match tokio::time::timeout(
-        Duration::from_secs(limits.body_read_timeout),
-        limited.collect(),
-    )
-    .await
-    {
+    // A small body usually arrives with the head: take it without arming a timer (a timer per
+    // request is a measurable share of a small request's cost). Only a body still on its way
+    // gets the timeout.
+    let mut collect = std::pin::pin!(limited.collect());
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(collect.as_mut(), cx))
+    })
+    .await;
+    let collected = match first {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => {
+            tokio::time::timeout(Duration::from_secs(limits.body_read_timeout), collect).await
+        }
+    };
+    match collected {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(_)) => Err(ApiError::bad_request("request body could not be read")),
@@ -900,16 +921,22 @@ fn query_flag(query: Option<&str>, name: &str) -> bool {
         })
 }
 
+/// A random (version 4) UUID in its text form, written digit by digit (no formatting machinery
+/// on the per-request path).
 fn new_request_id() -> String {
-    let b: [u8; 16] = crate::crypto::random_array();
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_be_bytes([b[4], b[5]]),
-        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
-        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
-        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
-    )
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut b: [u8; 16] = crate::crypto::random_array();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut id = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        id.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    id
 }
 
 #[cfg(test)]
@@ -1022,6 +1049,13 @@ mod tests {
         let id = new_request_id();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        let dashes: Vec<usize> = id.match_indices('-').map(|(i, _)| i).collect();
+        assert_eq!(dashes, [8, 13, 18, 23]);
+        assert!(
+            id.chars()
+                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(id, new_request_id());
     }
 

@@ -119,9 +119,15 @@ pub(crate) fn split_signature(line: &str) -> Option<(String, &str)> {
     }
     Some((format!("{}}}", &line[..at]), signature))
 }
-/// Lowercase hex.
+/// Lowercase hex. (One allocation: every audit line hexes its chain hash and each input HMAC.)
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Parses 64 hex digits.
@@ -148,5 +154,11 @@ mod tests {
         assert_eq!(split_signature(&line), Some((unsigned.to_owned(), "c2ln")));
         assert_eq!(split_signature(&format!("{line} ")), None);
         assert_eq!(split_signature(r#"{"seq":3}"#), None);
+    }
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
     }
 }

@@ -24,18 +24,22 @@ pub(crate) struct ConnectionArgs {
 
 impl ConnectionArgs {
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(&self.settings()?)?)
+    }
+
+    /// The address and files, each from its flag or variable.
+    pub(crate) fn settings(&self) -> anyhow::Result<ClientSettings> {
         let need = |value: &Option<PathBuf>, flag: &str, var: &str| {
             value.clone().with_context(|| {
                 format!("no {flag} given (or set {var}); `tresor dev` prints the values to use")
             })
         };
-        let settings = ClientSettings {
+        Ok(ClientSettings {
             addr: self.addr.clone(),
             ca_cert: need(&self.cacert, "--cacert", "TRESOR_CACERT")?,
             client_cert: need(&self.client_cert, "--client-cert", "TRESOR_CLIENT_CERT")?,
             client_key: need(&self.client_key, "--client-key", "TRESOR_CLIENT_KEY")?,
-        };
-        Ok(Client::new(&settings)?)
+        })
     }
 }
 

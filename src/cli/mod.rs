@@ -3,6 +3,7 @@
 //! Errors print one line on stderr and exit non-zero; `--format json` gives scripts JSON.
 
 mod audit;
+mod bench;
 mod connection;
 mod crypto;
 mod dev;
@@ -80,6 +81,8 @@ enum Command {
     /// Pinned-certificate rotation manifests: apps, pinned keys, exports, verification.
     #[command(subcommand)]
     Pins(pins::PinsCommand),
+    /// Load test a running vault (and, with --baseline, a bare mTLS server for comparison).
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -155,6 +158,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Approval(command) => operator::approval(command).await,
         Command::Audit(command) => audit::run(command).await,
         Command::Pins(command) => pins::run(command).await,
+        Command::Bench(args) => bench::run(*args).await,
     }
 }
 

@@ -100,6 +100,16 @@ impl AeadKey {
 mod tests {
     use super::*;
 
+    /// The vault's key cache holds `KeyRing`s of `SecretKey`s and `AeadKey`s; evicting a ring
+    /// (rotation, config change, deletion, seal) drops it, and these wipe themselves on drop:
+    /// `SecretKey` is a `SecretBox`, and `AeadKey`'s only state is the `aes` key schedule.
+    #[test]
+    fn cached_key_material_zeroizes_on_drop() {
+        fn zeroize_on_drop<T: zeroize::ZeroizeOnDrop + ?Sized>() {}
+        zeroize_on_drop::<aes::Aes256>();
+        zeroize_on_drop::<secrecy::SecretBox<[u8; 32]>>();
+    }
+
     #[test]
     fn round_trip_and_tamper() {
         let key = AeadKey::new(&SecretKey::random());
