@@ -9,25 +9,15 @@ use std::time::{Duration, SystemTime};
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tresor::client::Client;
 use tresor::{KeySpec, TenantSpec};
 
 use common::server::{
-    ADMIN, ADMIN_POLICY, Http1, Options, TestServer, b64, client_cert_between, connect,
+    ADMIN, ADMIN_POLICY, Http1, Options, TestServer, b64, call, client_cert_between, connect,
     error_message, list, peer_certificate, principal, refused, tls_config,
 };
 use tresor::tls::pki::DevCa;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-async fn call(
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    client.raw(method, path, body.as_ref()).await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_handshakes_are_counted_with_their_reason() {

@@ -8,23 +8,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tresor::KeySpec;
 use tresor::client::Client;
 
 use common::server::{
-    ADMIN, Options, TestServer, b64, error_message, read_response, read_until_closed, refused,
+    ADMIN, Options, TestServer, b64, call, error_message, read_response, read_until_closed, refused,
 };
-
-async fn call(
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    client.raw(method, path, body.as_ref()).await.unwrap()
-}
 
 /// The admin is still served, promptly.
 async fn still_serving(server: &TestServer, client: &Client) {

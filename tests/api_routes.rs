@@ -7,17 +7,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tresor::client::Client;
 
-use common::server::{TestServer, b64, error_message, list, unb64};
-
-/// One request; status and JSON body.
-async fn call(
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    client.raw(method, path, body.as_ref()).await.unwrap()
-}
+use common::server::{TestServer, b64, call, error_message, list, unb64};
 
 async fn post(client: &Client, path: &str, body: Value) -> (StatusCode, Value) {
     call(client, Method::POST, path, Some(body)).await

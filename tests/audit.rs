@@ -20,18 +20,11 @@ use common::audit::{
     files_under, forger_key, leaks, line_hash, lines, metric, metrics, rechain, requests, resign,
     swap_symlink, verify, with_field, write_lines, write_public_key,
 };
-use common::server::{ADMIN, Options, TestServer, b64, error_message, principal, refused, unb64};
+use common::server::{
+    ADMIN, Options, TestServer, b64, call, error_message, principal, refused, unb64,
+};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-async fn call(
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    client.raw(method, path, body.as_ref()).await.unwrap()
-}
 
 async fn ok(client: &Client, path: &str, body: Value) -> Value {
     let (status, reply) = call(client, Method::POST, path, Some(body)).await;

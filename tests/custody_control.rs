@@ -15,16 +15,7 @@ use tresor::custody::{Approval, Dangerous};
 use tresor::{CustodianIdentity, Store};
 
 use common::custody::{CustodyOptions, CustodyServer, PausingStore, StoreWrapper};
-use common::server::{b64, error_message, unb64};
-
-async fn call(
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    client.raw(method, path, body.as_ref()).await.unwrap()
-}
+use common::server::{b64, call, error_message, unb64};
 
 /// Tenant `t` (level 2) with key `k` and a few ciphertexts.
 async fn data(admin: &Client, tenant: &str) -> Vec<(Vec<u8>, String)> {

@@ -579,6 +579,16 @@ pub fn client_cert_between(
 }
 
 /// `LIST`.
+/// One request through `client`: its status and JSON body.
+pub async fn call(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    client.raw(method, path, body.as_ref()).await.unwrap()
+}
+
 pub fn list() -> Method {
     Method::from_bytes(b"LIST").unwrap()
 }
