@@ -20,6 +20,7 @@ use common::audit::{
     files_under, forger_key, leaks, line_hash, lines, metric, metrics, rechain, requests, resign,
     swap_symlink, verify, with_field, write_lines, write_public_key,
 };
+use common::dev::DevProcess;
 use common::server::{
     ADMIN, Options, TestServer, b64, call, error_message, principal, refused, unb64,
 };
@@ -1736,100 +1737,22 @@ async fn a_full_file_system_fails_requests_cleanly_and_they_resume_when_space_re
     );
 }
 
-/// `tresor dev` (the real binary, in the background) in `dir`: its exported variables, once
-/// it is ready, and its stderr as it comes.
-fn start_dev(
-    dir: &Path,
-) -> (
-    std::process::Child,
-    Vec<(String, String)>,
-    std::sync::Arc<std::sync::Mutex<String>>,
-) {
-    use std::io::BufRead;
-    use std::process::Stdio;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args(["dev", "--dir"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tresor dev starts");
-    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = stderr.clone();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-            let mut text = sink.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
-    let (send, receive) = std::sync::mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut env = Vec::new();
-    while !env
-        .iter()
-        .any(|(n, _): &(String, String)| n == "TRESOR_CLIENT_KEY")
-    {
-        let line = receive
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("tresor dev is not ready: {}", stderr.lock().unwrap()));
-        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            if name.starts_with("TRESOR_") {
-                env.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
-    (child, env, stderr)
-}
-
 #[test]
 fn tresor_dev_keeps_a_log_that_verifies_after_sigterm_and_holds_no_plaintext() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, env, stderr) = start_dev(dir.path());
+    let mut dev = DevProcess::start_logging(dir.path(), "trace");
     let plaintext = String::from_utf8(distinctive("dev-plaintext")).unwrap();
-    for args in [
-        vec!["key", "create", "dev/card-pan"],
-        vec!["encrypt", "dev/card-pan", plaintext.as_str()],
-    ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
-            .args(&args)
-            .envs(env.iter().map(|(n, v)| (n, v)))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    dev.run(&["key", "create", "dev/card-pan"]);
+    dev.run(&["encrypt", "dev/card-pan", &plaintext]);
     // While it runs, the log is open: it verifies only with --allow-open.
     let log = dir.path().join("audit.log");
     let key = dir.path().join("audit.pub");
     assert_names_line(std::slice::from_ref(&log), &key, &log, lines(&log).len());
     assert_verifies(std::slice::from_ref(&log), &key, &["--allow-open"]);
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tresor dev did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        dev.terminate(Duration::from_secs(15)).is_some(),
+        "tresor dev did not stop on SIGTERM"
+    );
     // Stopped: the log ends in its shutdown checkpoint and verifies as it is.
     let last = entries(&log).pop().unwrap();
     assert_eq!(
@@ -1846,7 +1769,7 @@ fn tresor_dev_keeps_a_log_that_verifies_after_sigterm_and_holds_no_plaintext() {
     let secret = vec![("plaintext".to_owned(), plaintext.into_bytes())];
     let mut haystacks = vec![(
         "tresor dev stderr (RUST_LOG=trace)".to_owned(),
-        stderr.lock().unwrap().clone().into_bytes(),
+        dev.stderr().into_bytes(),
     )];
     assert!(haystacks[0].1.len() > 100, "no server output captured");
     for file in files_under(dir.path()) {
@@ -1916,42 +1839,15 @@ async fn audit_hash_is_keyed_stable_and_refuses_what_it_cannot_hash() {
     assert_eq!(audit_hash(&server, "some value", false), first);
 }
 
-/// Runs `tresor ARGS` against a `tresor dev` with its exported variables; panics on failure.
-fn run_against(env: &[(String, String)], args: &[&str]) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .args(args)
-        .envs(env.iter().map(|(n, v)| (n, v)))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Waits (up to 15 s) for `child` to exit.
-fn wait_exit(child: &mut std::process::Child) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tresor dev did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn the_chain_continues_across_a_crash_with_a_torn_line_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let key = dir.path().join("audit.pub");
-    let (mut child, env, _) = start_dev(dir.path());
-    run_against(&env, &["key", "create", "dev/k"]);
+    let mut dev = DevProcess::start(dir.path());
+    dev.run(&["key", "create", "dev/k"]);
     // A crash (SIGKILL: no shutdown checkpoint) in the middle of writing a line.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    dev.kill();
     let before = lines(&log);
     let mut torn = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     std::io::Write::write_all(&mut torn, b"{\"seq\":999,\"time\":\"2026-").unwrap();
@@ -1960,13 +1856,12 @@ fn the_chain_continues_across_a_crash_with_a_torn_line_and_a_restart() {
 
     // Restarted, the server cuts the torn line off and continues the chain with a signed
     // start checkpoint; stopped cleanly, the whole log verifies.
-    let (mut child, env, _) = start_dev(dir.path());
-    run_against(&env, &["encrypt", "dev/k", "hello"]);
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    wait_exit(&mut child);
+    let mut dev = DevProcess::start(dir.path());
+    dev.run(&["encrypt", "dev/k", "hello"]);
+    assert!(
+        dev.terminate(Duration::from_secs(15)).is_some(),
+        "tresor dev did not stop on SIGTERM"
+    );
     let after = lines(&log);
     assert_eq!(
         after[..before.len()],

@@ -5,19 +5,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use hyper::StatusCode;
 use serde_json::Value;
-use tresor::client::{Client, ClientSettings, CryptoOptions};
+use tresor::client::CryptoOptions;
 use tresor::{CustodianIdentity, CustodianPublicKey};
 
 use common::custody::{CustodyOptions, CustodyServer};
+use common::dev::DevProcess;
 
 const TRESOR: &str = env!("CARGO_BIN_EXE_tresor");
 const PASSPHRASE: &str = "custodian passphrase for the CLI test";
@@ -516,85 +513,10 @@ async fn custodian_ceremonies_through_the_cli() {
     server.shutdown().await;
 }
 
-/// A running `tresor dev`, stopped with SIGTERM when dropped.
-struct Dev {
-    child: std::process::Child,
-    stdout: Vec<String>,
-}
-
-impl Dev {
-    fn start(dir: &Path) -> Dev {
-        let mut child = Command::new(TRESOR)
-            .args(["dev", "--dir"])
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            // Keep draining after the test stops listening: closing the pipe would make
-            // `tresor dev` fail its next write (EPIPE) and exit under the test.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut lines = Vec::new();
-        while !lines
-            .iter()
-            .any(|l: &String| l.starts_with("export VAULT_CLIENT_KEY="))
-        {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("tresor dev did not come up: {lines:?}"));
-            lines.push(line);
-        }
-        Dev {
-            child,
-            stdout: lines,
-        }
-    }
-
-    fn var(&self, name: &str) -> String {
-        self.stdout
-            .iter()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .unwrap()
-            .to_owned()
-    }
-
-    fn client(&self) -> Client {
-        Client::new(&ClientSettings {
-            addr: self.var("TRESOR_ADDR"),
-            ca_cert: PathBuf::from(self.var("TRESOR_CACERT")),
-            client_cert: PathBuf::from(self.var("TRESOR_CLIENT_CERT")),
-            client_key: PathBuf::from(self.var("TRESOR_CLIENT_KEY")),
-        })
-        .unwrap()
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tresor_dev_uses_a_real_custodian_identity_and_the_unseal_api() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = Dev::start(dir.path());
+    let dev = DevProcess::start(dir.path());
     // The passphrase is printed, and it opens the identity file, whose public half is the
     // vault's one custodian.
     let line = dev
@@ -650,7 +572,7 @@ async fn tresor_dev_uses_a_real_custodian_identity_and_the_unseal_api() {
     let first = unseal_lines();
     assert!(first > 0, "no unseal request in the audit trail");
     dev.stop();
-    let dev = Dev::start(dir.path());
+    let dev = DevProcess::start(dir.path());
     let client = dev.client();
     assert_eq!(client.seal_status().await.unwrap()["sealed"], false);
     assert_eq!(

@@ -2,151 +2,60 @@
 //! and the fenced command block runs with `sh -e` against the built binary; then `tresor dev`
 //! with the same directory comes back unsealed with the same data.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-const TRESOR: &str = env!("CARGO_BIN_EXE_tresor");
+use common::dev::{DevProcess, TRESOR};
 
-/// The text behind `m`, even if a panicking thread held it.
-fn lock(m: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A running `tresor dev`, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Dev {
-    child: Child,
-    /// The `export NAME=VALUE` pairs it printed.
-    env: Vec<(String, String)>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Dev {
-    fn start(dir: &Path) -> Dev {
-        let mut child = Command::new(TRESOR)
-            .args(["dev", "--dir"])
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tresor dev starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut text = lock(&sink);
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let (lines, received) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            // Keep draining after the test stops listening: closing the pipe would make
-            // `tresor dev` fail its next write (EPIPE) and exit under the test.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-        let mut dev = Dev {
-            child,
-            env: Vec::new(),
-            stderr,
-        };
-        let mut seen = Vec::new();
-        while dev.env.len() < 8 {
-            match received.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    if let Some((name, value)) =
-                        line.strip_prefix("export ").and_then(|l| l.split_once('='))
-                    {
-                        dev.env.push((name.to_owned(), value.to_owned()));
-                    }
-                    seen.push(line);
-                }
-                Err(_) => panic!(
-                    "tresor dev printed no export lines; stdout: {seen:?}; stderr: {}",
-                    lock(&dev.stderr)
-                ),
-            }
-        }
-        let names: Vec<&str> = dev.env.iter().map(|(n, _)| n.as_str()).collect();
-        for wanted in [
-            "TRESOR_ADDR",
-            "TRESOR_CACERT",
-            "TRESOR_CLIENT_CERT",
-            "TRESOR_CLIENT_KEY",
-            "VAULT_ADDR",
-            "VAULT_CACERT",
-            "VAULT_CLIENT_CERT",
-            "VAULT_CLIENT_KEY",
-        ] {
-            assert!(names.contains(&wanted), "{wanted} not exported: {seen:?}");
-        }
-        dev
-    }
-
-    /// Runs `script` with `sh -e`, the exported variables and `tresor` on the PATH; returns
-    /// stdout, or panics with everything on failure.
-    fn sh(&self, script: &str) -> String {
-        let bin_dir = Path::new(TRESOR).parent().unwrap();
-        let path = format!(
-            "{}:{}",
-            bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let output = Command::new("sh")
-            .args(["-e", "-c", script])
-            .env("PATH", path)
-            .envs(self.env.iter().map(|(n, v)| (n, v)))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+/// `tresor dev` in `dir`, having exported every variable README promises.
+fn start_dev(dir: &Path) -> DevProcess {
+    let dev = DevProcess::start(dir);
+    for wanted in [
+        "TRESOR_ADDR",
+        "TRESOR_CACERT",
+        "TRESOR_CLIENT_CERT",
+        "TRESOR_CLIENT_KEY",
+        "VAULT_ADDR",
+        "VAULT_CACERT",
+        "VAULT_CLIENT_CERT",
+        "VAULT_CLIENT_KEY",
+    ] {
         assert!(
-            output.status.success(),
-            "script failed ({}):\n{script}\nstdout:\n{stdout}\nstderr:\n{}\nserver stderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr),
-            lock(&self.stderr)
+            dev.env.iter().any(|(name, _)| name == wanted),
+            "{wanted} not exported: {:?}",
+            dev.stdout
         );
-        stdout
     }
-
-    /// SIGTERM and wait (the server finishes requests and seals); SIGKILL after 10 s.
-    fn stop(mut self) {
-        self.terminate();
-    }
-
-    fn terminate(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    dev
 }
 
-impl Drop for Dev {
-    fn drop(&mut self) {
-        self.terminate();
-    }
+/// Runs `script` with `sh -e`, the exported variables and `tresor` on the PATH; returns
+/// stdout, or panics with everything on failure.
+fn sh(dev: &DevProcess, script: &str) -> String {
+    let bin_dir = Path::new(TRESOR).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("sh")
+        .args(["-e", "-c", script])
+        .env("PATH", path)
+        .envs(dev.env.iter().map(|(n, v)| (n, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "script failed ({}):\n{script}\nstdout:\n{stdout}\nstderr:\n{}\nserver stderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        dev.stderr()
+    );
+    stdout
 }
 
 /// The fenced `sh` blocks of README's "## Try it" section.
@@ -182,8 +91,8 @@ fn readme_try_it_runs_as_written_and_dev_restarts_with_its_data() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let dev = Dev::start(dir.path());
-    let out = dev.sh(commands);
+    let dev = start_dev(dir.path());
+    let out = sh(&dev, commands);
     let lines: Vec<&str> = out.lines().collect();
     let ciphertext = lines
         .iter()
@@ -208,10 +117,13 @@ fn readme_try_it_runs_as_written_and_dev_restarts_with_its_data() {
 
     // Same directory again: the same vault, unsealed, with the key and its two versions.
     dev.stop();
-    let dev = Dev::start(dir.path());
-    let out = dev.sh(&format!(
-        "tresor decrypt dev/card-pan '{ciphertext}'; echo; tresor key show dev/card-pan --format json"
-    ));
+    let dev = start_dev(dir.path());
+    let out = sh(
+        &dev,
+        &format!(
+            "tresor decrypt dev/card-pan '{ciphertext}'; echo; tresor key show dev/card-pan --format json"
+        ),
+    );
     assert!(out.starts_with("hello\n"), "{out}");
     let key: serde_json::Value = serde_json::from_str(out.split_once('\n').unwrap().1).unwrap();
     assert_eq!(key["latest_version"], 2, "{key}");
