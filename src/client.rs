@@ -264,15 +264,8 @@ impl Client {
         if status.is_success() {
             return Ok(body);
         }
-        let errors = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("errors").cloned())
-            .and_then(|e| serde_json::from_value::<Vec<String>>(e).ok())
-            .unwrap_or_default();
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            errors,
-        })
+        let value = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+        Err(api_error(status, &value))
     }
 
     /// Sends a request; a non-2xx answer becomes [`ClientError::Api`].
@@ -286,21 +279,7 @@ impl Client {
         if status.is_success() {
             return Ok(value);
         }
-        let errors = value
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|errors| {
-                errors
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            errors,
-        })
+        Err(api_error(status, &value))
     }
 
     /// Calls and decodes the envelope's `data`.
