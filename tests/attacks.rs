@@ -1,0 +1,175 @@
+//! Attacks from outside, over the real API and real mutual TLS: HTTP/2 multiplexing against the
+//! connection limit, odd methods, names and encodings against the router and the policy, bodies
+//! that try to confuse the decoder, and a sealed vault. Each attack that held is pinned here so
+//! that it keeps holding.
+
+mod common;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use serde_json::Value;
+
+use common::server::{ADMIN, Options, TestServer, connect, refused, tls_config};
+
+/// A request body that sends `first` and then never another byte (nor its end).
+struct Stalled(Option<Bytes>);
+
+impl Body for Stalled {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(first) => Poll::Ready(Some(Ok(Frame::data(first)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Either a complete body or a stalled one, so one HTTP/2 connection can carry both.
+enum TestBody {
+    Full(Option<Bytes>),
+    Stalled(Stalled),
+}
+
+impl Body for TestBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            TestBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            TestBody::Stalled(stalled) => Pin::new(stalled).poll_frame(cx),
+        }
+    }
+}
+
+/// The test CA's client configuration as `principal`, offering only HTTP/2.
+fn h2_config(server: &TestServer, principal: &str) -> Arc<ClientConfig> {
+    let cert = server
+        .ca
+        .issue_client(principal, Duration::from_secs(3600))
+        .unwrap();
+    let mut config = (*tls_config(&server.ca, Some(&cert))).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
+/// An HTTP/2 connection as `principal`.
+async fn h2_as(
+    server: &TestServer,
+    principal: &str,
+) -> (
+    hyper::client::conn::http2::SendRequest<TestBody>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let stream = connect(server.addr(), h2_config(server, principal))
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+fn h2_request(method: Method, path: &str, body: TestBody) -> Request<TestBody> {
+    Request::builder()
+        .method(method)
+        .uri(format!("https://localhost/v1/{path}"))
+        .body(body)
+        .unwrap()
+}
+
+async fn h2_send(
+    sender: &mut hyper::client::conn::http2::SendRequest<TestBody>,
+    method: Method,
+    path: &str,
+    body: &[u8],
+) -> (StatusCode, Value) {
+    sender.ready().await.unwrap();
+    let response = sender
+        .send_request(h2_request(
+            method,
+            path,
+            TestBody::Full(Some(Bytes::copy_from_slice(body))),
+        ))
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
+}
+
+/// HTTP/2 multiplexes requests over one connection. If each stream were free, one connection
+/// (one slot of `max_connections`) could hold hundreds of requests, each buffering up to
+/// `max_body_bytes`: the connection limit would bound nothing. Every request in flight beyond a
+/// connection's first takes a slot of its own; with none left it is refused and nothing else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_do_not_bypass_max_connections() {
+    let server = TestServer::start(
+        Options::default()
+            .limit("max_connections = 3")
+            .limit("body_read_timeout = 60"),
+    )
+    .await;
+    let (mut h2, h2_connection) = h2_as(&server, ADMIN).await;
+    let (status, body) = h2_send(&mut h2, Method::GET, "sys/health", b"").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Three requests whose bodies stall: they stay in flight, each holding what it has read.
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        h2.ready().await.unwrap();
+        let request = h2_request(
+            Method::POST,
+            "dev/encrypt/k",
+            TestBody::Stalled(Stalled(Some(Bytes::from_static(b"{\"plaintext\": \"")))),
+        );
+        stalled.push(h2.send_request(request));
+    }
+    let pending: Vec<_> = stalled.into_iter().map(tokio::spawn).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Three requests in flight fill max_connections = 3: a fourth stream is refused, clearly.
+    let (status, body) = h2_send(&mut h2, Method::GET, "sys/health", b"").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["errors"][0].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("limits.max_connections"), "{body}");
+    // And so is a new connection: the streams hold the slots connections would.
+    let cert = server
+        .ca
+        .issue_client(ADMIN, Duration::from_secs(3600))
+        .unwrap();
+    assert!(refused(server.connect(Some(&cert)).await).await);
+    assert!(server.handle.stats().refused_connections() >= 2);
+
+    // Once the stalled requests end (their connection closes), their slots are free again.
+    h2_connection.abort();
+    for task in &pending {
+        task.abort();
+    }
+    drop(h2);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (mut h2, _connection) = h2_as(&server, ADMIN).await;
+    let (status, body) = h2_send(&mut h2, Method::GET, "sys/health", b"").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!server.vault().is_sealed());
+}
