@@ -173,3 +173,37 @@ async fn http2_streams_do_not_bypass_max_connections() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(!server.vault().is_sealed());
 }
+
+/// `sys/health` lets the caller choose its status codes (as Vault does). A 1xx is not a final
+/// answer: over HTTP/2 it made the server break the protocol and lose the whole connection (every
+/// stream on it), over HTTP/1.1 the connection; 204 and 304 went out with a body they cannot
+/// have. Now a 1xx is refused (400) and 204/304 come without a body, and the connection lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_status_overrides_cannot_break_the_connection() {
+    let server = TestServer::new().await;
+    let (mut h2, h2_connection) = h2_as(&server, ADMIN).await;
+    let mut h1 = server.http1_as(ADMIN).await;
+    for code in ["100", "101", "103", "199", "0", "600"] {
+        let path = format!("sys/health?activecode={code}");
+        let (status, _) = h2_send(&mut h2, Method::GET, &path, b"").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "h2 {code}");
+        let (status, _) = h1.send("GET", &path, None).await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "h1 {code}");
+    }
+    for code in [204u16, 304] {
+        let path = format!("sys/health?activecode={code}");
+        let (status, body) = h2_send(&mut h2, Method::GET, &path, b"").await;
+        assert_eq!(status.as_u16(), code);
+        assert_eq!(body, Value::Null);
+        let (status, body) = h1.send("GET", &path, None).await.unwrap();
+        assert_eq!(status.as_u16(), code);
+        assert_eq!(body, Value::Null);
+    }
+    // Both connections still serve.
+    let (status, body) = h2_send(&mut h2, Method::GET, "sys/health?activecode=299", b"").await;
+    assert_eq!(status.as_u16(), 299, "{body}");
+    assert_eq!(body["sealed"], false);
+    let (status, body) = h1.send("GET", "sys/health", None).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!h2_connection.is_finished() && !h1.driver.is_finished());
+}
