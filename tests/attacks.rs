@@ -18,7 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
 use serde_json::Value;
 
-use common::server::{ADMIN, Options, TestServer, connect, refused, tls_config};
+use common::server::{
+    ADMIN, Options, TestServer, connect, error_message, principal, refused, tls_config,
+};
 
 /// A request body that sends `first` and then never another byte (nor its end).
 struct Stalled(Option<Bytes>);
@@ -206,4 +208,50 @@ async fn health_status_overrides_cannot_break_the_connection() {
     let (status, body) = h1.send("GET", "sys/health", None).await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(!h2_connection.is_finished() && !h1.driver.is_finished());
+}
+
+/// Tresor's own routes refuse unknown fields and name them. The name is the caller's text, and
+/// it went back whole into the answer and into the audit line's reason: a tenant's custodian
+/// (one grant, `tenant-unlock`) could write megabytes of its own text into the audit trail with
+/// each request. Now a long name is cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_field_names_are_not_echoed_at_length() {
+    let custodian = principal("dev-custodian");
+    let grant = format!(
+        r#"
+[[grant]]
+principals = ["{custodian}"]
+tenant = "dev"
+operations = ["tenant-unlock"]
+"#
+    );
+    let server = TestServer::start(Options::default().policy("dev.toml", &grant)).await;
+    let name = format!("planted{}", "x".repeat(100_000));
+    let body: Value = serde_json::from_str(&format!("{{\"{name}\": 1}}")).unwrap();
+    let client = server.client(&custodian);
+    let (status, answer) = client
+        .raw(Method::POST, "sys/tenants/dev/unlock", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let message = error_message(&answer);
+    assert!(message.contains("unknown field `plantedxxx"), "{message}");
+    assert!(message.len() < 400, "{} bytes", message.len());
+    // Operators' routes too.
+    let admin = server.admin();
+    for path in [
+        "sys/tenants/newt",
+        "sys/unseal",
+        "sys/approvals/abc/approve",
+    ] {
+        let (status, answer) = admin.raw(Method::POST, path, Some(&body)).await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert!(error_message(&answer).len() < 400, "{path}");
+    }
+    let audit = std::fs::read_to_string(server.path("audit.log")).unwrap();
+    assert!(audit.contains("unknown field `plantedxxx"));
+    assert!(
+        !audit.contains(&name[..1000]),
+        "the audit trail holds the caller's text"
+    );
 }
