@@ -16,10 +16,11 @@ use hyper::body::{Body, Frame};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
-use serde_json::Value;
+use serde_json::{Value, json};
+use tresor::KeySpec;
 
 use common::server::{
-    ADMIN, Options, TestServer, connect, error_message, principal, refused, tls_config,
+    ADMIN, Options, TestServer, b64, connect, error_message, list, principal, refused, tls_config,
 };
 
 /// A request body that sends `first` and then never another byte (nor its end).
@@ -254,4 +255,289 @@ operations = ["tenant-unlock"]
         !audit.contains(&name[..1000]),
         "the audit trail holds the caller's text"
     );
+}
+
+/// What held, pinned: names and encodings the router and the policy must read the same way,
+/// odd methods, duplicate and deep JSON, another tenant's ciphertext, and the sealed vault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_policy_and_decoder_attacks_are_refused_and_change_nothing() {
+    let alice = principal("svc/alpha");
+    let grant = format!(
+        r#"
+[[grant]]
+principals = ["{alice}"]
+tenant = "alpha"
+keys = ["pay*"]
+operations = ["encrypt", "decrypt", "list"]
+"#
+    );
+    let server = TestServer::start(
+        Options::default()
+            .tenants(&["alpha", "beta"])
+            .policy("alpha.toml", &grant),
+    )
+    .await;
+    let vault = server.vault();
+    for (tenant, key) in [("alpha", "pay"), ("alpha", "other"), ("beta", "pay")] {
+        vault.create_key(tenant, key, KeySpec::default()).unwrap();
+    }
+    let client = server.client(&alice);
+    let call = |method: Method, path: &str, body: Option<Value>| {
+        let client = &client;
+        let path = path.to_owned();
+        async move { client.raw(method, &path, body.as_ref()).await.unwrap() }
+    };
+    let plaintext = json!({"plaintext": b64("x")});
+
+    // Encodings and look-alikes never reach another key, tenant or mount: the router takes the
+    // raw path, and the policy decides on what the router decided.
+    for path in [
+        "alpha/encrypt/pay%2F..%2Fother",
+        "alpha/encrypt/pay%00",
+        "alpha/encrypt/%6F%74%68%65%72",
+        "alpha/encrypt/pay/../other",
+        "alpha/encrypt/..",
+        "alpha/encrypt/.",
+        "alpha/encrypt/pаy", // Cyrillic а
+        "alpha/encrypt/ⓟay",
+        "alpha%2Fencrypt/pay",
+        "%61lpha/encrypt/pay",
+        "Alpha/encrypt/pay",
+        "beta%00/encrypt/pay",
+        "./alpha/encrypt/pay",
+        "../beta/encrypt/pay",
+        "sys/../beta/encrypt/pay",
+        "pins/../beta/encrypt/pay",
+        "sys/encrypt/pay",
+        "pins/encrypt/pay",
+        "SYS/health",
+        "alpha//encrypt/pay",
+    ] {
+        let (status, body) = call(Method::POST, path, Some(plaintext.clone())).await;
+        assert!(
+            [400, 403, 404, 405].contains(&status.as_u16()),
+            "{path}: {status} {body}"
+        );
+    }
+    let long_key = format!("pay{}", "a".repeat(200));
+    let (status, body) = call(
+        Method::POST,
+        &format!("alpha/encrypt/{long_key}"),
+        Some(plaintext.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = call(
+        Method::POST,
+        &format!("{}/encrypt/pay", "a".repeat(64)),
+        Some(plaintext.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Globs: `pay*` covers payroll (a key it may create? no: no `create`), not PAY or xpay.
+    for key in ["PAY", "xpay", "other"] {
+        let (status, body) = call(
+            Method::POST,
+            &format!("alpha/encrypt/{key}"),
+            Some(plaintext.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{key}: {body}");
+    }
+    let (status, body) = call(
+        Method::POST,
+        "alpha/encrypt/payroll",
+        Some(plaintext.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // LIST and GET ?list=true decide alike; GET without it is a read, which is not granted.
+    assert_eq!(call(list(), "alpha/keys", None).await.0, StatusCode::OK);
+    assert_eq!(
+        call(Method::GET, "alpha/keys?list=true", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(Method::GET, "alpha/keys/pay", None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(list(), "beta/keys", None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(Method::GET, "beta/keys?list=true", None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Odd methods: 405, never a different operation.
+    for method in ["HEAD", "OPTIONS", "PATCH", "TRACE", "list", "FOO"] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, _) = call(method.clone(), "alpha/encrypt/pay", Some(plaintext.clone())).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+    }
+    // A query string does not turn a POST into a LIST.
+    let (status, body) = call(Method::POST, "alpha/keys?list=true", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+
+    // Duplicate keys are refused, not resolved one way here and another way there.
+    let mut conn = server.http1_as(&alice).await;
+    for body in [
+        r#"{"plaintext":"YQ==","plaintext":"Yg=="}"#,
+        r#"{"batch_input":[{"plaintext":"YQ==","plaintext":"Yg=="}]}"#,
+        r#"{"plaintext":"YQ==","key_version":1,"key_version":2}"#,
+    ] {
+        let (status, answer) = conn
+            .send_bytes("POST", "alpha/encrypt/pay", body.as_bytes().to_vec())
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            error_message(&answer).contains("duplicate field"),
+            "{answer}"
+        );
+    }
+    // Deep nesting, huge and negative numbers, wrong item types: refused or ignored, no crash.
+    let deep = format!(
+        "{{\"plaintext\":\"YQ==\",\"x\":{}{}}}",
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    let (status, _) = conn
+        .send_bytes("POST", "alpha/encrypt/pay", deep.into_bytes())
+        .await
+        .unwrap();
+    assert!(
+        status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+        "{status}"
+    );
+    let deep = format!(
+        "{{\"batch_input\":{}{}}}",
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    let (status, _) = conn
+        .send_bytes("POST", "alpha/encrypt/pay", deep.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    for body in [
+        json!({"plaintext": b64("x"), "key_version": 4_294_967_296u64}),
+        json!({"plaintext": b64("x"), "key_version": -1}),
+        json!({"plaintext": b64("x"), "key_version": 1e300}),
+        json!({"plaintext": b64("x"), "key_version": "99999999999999999999999"}),
+        json!({"batch_input": []}),
+        json!({"batch_input": [1, "a", null]}),
+        json!({"batch_input": {"plaintext": b64("x")}}),
+    ] {
+        let (status, answer) = call(Method::POST, "alpha/encrypt/pay", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    }
+    assert_eq!(vault.key_info("alpha", "pay").unwrap().latest_version, 1);
+
+    // Another tenant's ciphertext under the same key name does not decrypt (the AAD binds the
+    // tenant), and the refusal says nothing about the plaintext.
+    let admin = server.admin();
+    let secret = "the-beta-secret-4111111111111111";
+    let (_, body) = admin
+        .raw(
+            Method::POST,
+            "beta/encrypt/pay",
+            Some(&json!({"plaintext": b64(secret)})),
+        )
+        .await
+        .unwrap();
+    let ciphertext = body["data"]["ciphertext"].as_str().unwrap().to_owned();
+    for path in ["alpha/decrypt/pay"] {
+        let (status, answer) =
+            call(Method::POST, path, Some(json!({"ciphertext": ciphertext}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(
+            error_message(&answer).contains("authentication failed"),
+            "{answer}"
+        );
+        assert!(!answer.to_string().contains(&b64(secret)[..16]));
+    }
+
+    // Sealed: every route but health, seal-status, init status and unseal answers 503 (or is
+    // refused before it could do anything) and nothing changes.
+    let before = (
+        vault.list_tenants().unwrap(),
+        vault.list_keys("alpha").unwrap(),
+    );
+    vault.seal();
+    let sealed_routes: Vec<(Method, &str, Option<Value>)> = vec![
+        (Method::POST, "alpha/encrypt/pay", Some(plaintext.clone())),
+        (Method::POST, "alpha/encrypt/new", Some(plaintext.clone())),
+        (Method::POST, "alpha/keys/new", None),
+        (Method::POST, "alpha/keys/pay/rotate", None),
+        (
+            Method::POST,
+            "alpha/decrypt/pay",
+            Some(json!({"ciphertext": ciphertext})),
+        ),
+        (list(), "alpha/keys", None),
+        (list(), "sys/tenants", None),
+        (Method::POST, "sys/tenants/gamma", Some(json!({}))),
+        (Method::GET, "sys/tenants/alpha", None),
+        (Method::DELETE, "sys/tenants/alpha", None),
+        (list(), "sys/approvals", None),
+        (
+            Method::POST,
+            "sys/audit/hash",
+            Some(json!({"input": b64("x")})),
+        ),
+        (list(), "pins", None),
+        (Method::POST, "sys/rotate-root", None),
+    ];
+    for (method, path, body) in sealed_routes {
+        let (status, answer) = admin
+            .raw(method.clone(), path, body.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}: {answer}"
+        );
+    }
+    let (status, _) = admin.raw(Method::GET, "sys/health", None).await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = admin
+        .raw(Method::GET, "sys/seal-status", None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["sealed"], true);
+    // Health and seal status say nothing more to a stranger than to the admin.
+    let stranger = server.client(&principal("nobody"));
+    assert_eq!(
+        stranger
+            .raw(Method::GET, "sys/seal-status", None)
+            .await
+            .unwrap()
+            .1,
+        body
+    );
+    assert_eq!(
+        stranger
+            .raw(Method::GET, "sys/metrics", None)
+            .await
+            .unwrap()
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = admin
+        .raw(Method::GET, "sys/unseal-share/api-test-custodian", None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    server.unseal();
+    assert_eq!(
+        before,
+        (
+            vault.list_tenants().unwrap(),
+            vault.list_keys("alpha").unwrap()
+        )
+    );
+    assert_eq!(vault.key_info("alpha", "pay").unwrap().latest_version, 1);
 }
