@@ -427,9 +427,17 @@ async fn serve_connection(
                     tracing::info!(peer = %peer, limit = limits.header_read_timeout, "request headers not received in time (limits.header_read_timeout); closing");
                     break;
                 }
-                if !closing && activity.idle_for() >= idle_timeout {
+                let idle = activity.idle_for();
+                if !closing && idle >= idle_timeout {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
+                } else if closing && idle >= idle_timeout + header_timeout {
+                    // A graceful close needs the client: HTTP/2 waits for the acknowledgement
+                    // of its GOAWAY's ping, and for any header block the client has begun. An
+                    // idle client that withholds them would keep the connection (and its slot
+                    // of max_connections) for good; it gets header_read_timeout, then is dropped.
+                    tracing::info!(peer = %peer, "idle connection did not close when asked; dropping it");
+                    break;
                 }
             }
         }

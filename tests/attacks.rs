@@ -541,3 +541,85 @@ operations = ["encrypt", "decrypt", "list"]
     );
     assert_eq!(vault.key_info("alpha", "pay").unwrap().latest_version, 1);
 }
+
+/// Slow-loris over HTTP/2. Only a connection's first request head is timed
+/// (`header_read_timeout`); after it, an idle connection is closed gracefully at `idle_timeout`.
+/// A client that leaves a header block unfinished (HEADERS without END_HEADERS, no CONTINUATION)
+/// kept that graceful close from ever completing: the connection, and its slot of
+/// `max_connections`, was held for good. An idle connection asked to close now gets
+/// `header_read_timeout` more, then is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_http2_header_block_does_not_hold_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(
+        Options::default()
+            .limit("idle_timeout = 2")
+            .limit("header_read_timeout = 1"),
+    )
+    .await;
+    // GET /v1/sys/health in HPACK: :method GET, :scheme https (static table), :path and
+    // :authority as literals with indexed names.
+    let mut block = vec![0x82, 0x87, 0x44, 14];
+    block.extend_from_slice(b"/v1/sys/health");
+    block.extend_from_slice(&[0x41, 9]);
+    block.extend_from_slice(b"localhost");
+    for unfinished in [false, true] {
+        let mut stream = connect(server.addr(), h2_config(&server, ADMIN))
+            .await
+            .unwrap();
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        out.extend(frame(FRAME_SETTINGS, 0, 0, b""));
+        // A complete request first: after it, request heads are no longer timed.
+        out.extend(frame(FRAME_HEADERS, END_STREAM | END_HEADERS, 1, &block));
+        stream.write_all(&out).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stream
+            .write_all(&frame(FRAME_SETTINGS, ACK, 0, b""))
+            .await
+            .unwrap();
+        if unfinished {
+            // The start of a header block that never ends.
+            stream
+                .write_all(&frame(FRAME_HEADERS, END_STREAM, 3, &block[..2]))
+                .await
+                .unwrap();
+        }
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 4096];
+        let mut answered = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(8), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answered += n,
+                Err(_) => panic!(
+                    "unfinished={unfinished}: the connection is still open {:?} after its last request (idle_timeout 2 s)",
+                    started.elapsed()
+                ),
+            }
+        }
+        assert!(answered > 0, "the first request was not answered");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "unfinished={unfinished}: closed only after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(!server.vault().is_sealed());
+}
+
+const FRAME_HEADERS: u8 = 0x1;
+const FRAME_SETTINGS: u8 = 0x4;
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+/// One raw HTTP/2 frame.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
