@@ -193,7 +193,7 @@ async fn health_status_overrides_cannot_break_the_connection() {
         let (status, _) = h1.send("GET", &path, None).await.unwrap();
         assert_eq!(status, StatusCode::BAD_REQUEST, "h1 {code}");
     }
-    for code in [204u16, 304] {
+    for code in [204u16, 205, 304] {
         let path = format!("sys/health?activecode={code}");
         let (status, body) = h2_send(&mut h2, Method::GET, &path, b"").await;
         assert_eq!(status.as_u16(), code);
@@ -208,6 +208,50 @@ async fn health_status_overrides_cannot_break_the_connection() {
     assert_eq!(body["sealed"], false);
     let (status, body) = h1.send("GET", "sys/health", None).await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!h2_connection.is_finished() && !h1.driver.is_finished());
+}
+
+/// `partial_failure_response_code` picks the status of a batch that failed in part. It took
+/// 1xx codes, which made the server send a non-final response (over HTTP/2 a protocol error
+/// that tore the whole connection down), and 204, 205 and 304, which cannot carry the batch
+/// results they were sent with. Now the code must be a status that carries a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_failure_codes_cannot_break_the_connection() {
+    let server = TestServer::new().await;
+    server
+        .vault()
+        .create_key("dev", "k", KeySpec::default())
+        .unwrap();
+    let (mut h2, h2_connection) = h2_as(&server, ADMIN).await;
+    let mut h1 = server.http1_as(ADMIN).await;
+    let batch = |code: &str| {
+        json!({
+            "batch_input": [{"plaintext": b64("x")}, {"plaintext": "!"}],
+            "partial_failure_response_code": code,
+        })
+    };
+    for code in ["100", "101", "150", "199", "204", "205", "304"] {
+        let body = batch(code).to_string();
+        let (status, answer) =
+            h2_send(&mut h2, Method::POST, "dev/encrypt/k", body.as_bytes()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "h2 {code}: {answer}");
+        assert!(
+            error_message(&answer).contains("partial_failure_response_code"),
+            "{answer}"
+        );
+        let (status, _) = h1
+            .send("POST", "dev/decrypt/k", Some(&batch(code)))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "h1 {code}");
+    }
+    // A code with a body still works, and both connections still serve.
+    let body = batch("207").to_string();
+    let (status, answer) = h2_send(&mut h2, Method::POST, "dev/encrypt/k", body.as_bytes()).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{answer}");
+    assert!(answer["data"]["batch_results"][0]["ciphertext"].is_string());
+    let (status, _) = h1.send("GET", "sys/health", None).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
     assert!(!h2_connection.is_finished() && !h1.driver.is_finished());
 }
 

@@ -945,12 +945,16 @@ fn refuse_nonce(nonce: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// The caller's status for a batch that failed in part: one that can carry the batch results,
+/// so not a 1xx (not a final answer: it breaks the connection) nor 204, 205 or 304 (no body).
 fn partial_failure_code(code: Option<params::Int>) -> Result<Option<u16>, ApiError> {
     match code {
         None => Ok(None),
-        Some(params::Int(c)) if (1..=599).contains(&c) => Ok(Some(c as u16)),
+        Some(params::Int(c)) if (200..=599).contains(&c) && !matches!(c, 204 | 205 | 304) => {
+            Ok(Some(c as u16))
+        }
         Some(params::Int(c)) => Err(ApiError::bad_request(format!(
-            "invalid partial_failure_response_code {c}: use 1 to 599"
+            "invalid partial_failure_response_code {c}: use 200 to 599 (not 204, 205 or 304, which carry no body)"
         ))),
     }
 }

@@ -90,7 +90,10 @@ pub(crate) fn health(vault: &Vault, query: Option<&str>, now: u64) -> Result<Rep
         cluster_id: (!status.sealed).then_some(status.vault_id.as_str()),
         environment: &status.environment,
     };
-    if matches!(code, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+    if matches!(
+        code,
+        StatusCode::NO_CONTENT | StatusCode::RESET_CONTENT | StatusCode::NOT_MODIFIED
+    ) {
         // These statuses carry no body; sending one breaks the connection's framing.
         let mut reply = Reply::no_content();
         reply.status = code;
