@@ -352,12 +352,31 @@ async fn serve_connection(
     let service = {
         let api = shared.api.clone();
         let activity = activity.clone();
+        let slots = shared.connections.clone();
         service_fn(move |request| {
             let api = api.clone();
             let caller = caller.clone();
-            let busy = activity.begin();
+            let (busy, others) = activity.begin();
+            // HTTP/2 carries many requests on one connection. The first in flight rides on the
+            // connection's slot of `max_connections`; each further one takes a slot of its own,
+            // so streams cannot multiply what a connection may hold. (HTTP/1.1 has one at a time.)
+            let slot = if others == 0 {
+                Ok(None)
+            } else {
+                slots.clone().try_acquire_owned().map(Some)
+            };
             async move {
-                let response = crate::api::handle(api, caller, request).await;
+                let response = match slot {
+                    Ok(slot) => {
+                        let response = crate::api::handle(api, caller, request).await;
+                        drop(slot);
+                        response
+                    }
+                    Err(_) => {
+                        tracing::warn!(peer = %caller.address, limit = api.limits.max_connections, "request refused: limits.max_connections reached by connections and HTTP/2 streams");
+                        Ok(crate::api::refuse_over_capacity(&api, &caller, &request))
+                    }
+                };
                 drop(busy);
                 response
             }
@@ -408,9 +427,17 @@ async fn serve_connection(
                     tracing::info!(peer = %peer, limit = limits.header_read_timeout, "request headers not received in time (limits.header_read_timeout); closing");
                     break;
                 }
-                if !closing && activity.idle_for() >= idle_timeout {
+                let idle = activity.idle_for();
+                if !closing && idle >= idle_timeout {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
+                } else if closing && idle >= idle_timeout + header_timeout {
+                    // A graceful close needs the client: HTTP/2 waits for the acknowledgement
+                    // of its GOAWAY's ping, and for any header block the client has begun. An
+                    // idle client that withholds them would keep the connection (and its slot
+                    // of max_connections) for good; it gets header_read_timeout, then is dropped.
+                    tracing::info!(peer = %peer, "idle connection did not close when asked; dropping it");
+                    break;
                 }
             }
         }
@@ -444,11 +471,13 @@ impl Activity {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn begin(self: &Arc<Self>) -> Busy {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    /// A request's head is complete and it is being served; also how many other requests of
+    /// this connection are in flight (HTTP/2 streams).
+    fn begin(self: &Arc<Self>) -> (Busy, usize) {
+        let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
         // The service is called once the head is complete.
         self.head_since.store(0, Ordering::Relaxed);
-        Busy(self.clone())
+        (Busy(self.clone()), others)
     }
 
     /// Bytes arrived. Between requests, they start the next request's head. (Bytes of a body

@@ -364,6 +364,58 @@ pub(crate) async fn handle(
     Ok(respond(result, &request_id, mount_type, head))
 }
 
+/// Refuses a request the server has no room for: an HTTP/2 stream beyond its connection's
+/// first while every slot of `limits.max_connections` is taken (see `server.rs`). Routed only to
+/// name it in the audit line; nothing runs. Audited, counted as a refused connection, answered
+/// 503 with `Retry-After`.
+pub(crate) fn refuse_over_capacity(
+    state: &ApiState,
+    caller: &Caller,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let routed = route(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    );
+    let endpoint = routed.as_ref().ok();
+    let mut error = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "server busy: the connections and requests in flight have reached limits.max_connections ({}); retry later",
+            state.limits.max_connections
+        ),
+    );
+    error.retry_after = Some(1);
+    let result = Err(error);
+    // Nothing was done, so the answer is the same whether or not its line is written.
+    let _ = audit(
+        state,
+        caller,
+        &request_id,
+        endpoint,
+        Some(&result),
+        started,
+        Vec::new(),
+    );
+    state.metrics.record_refused_connection();
+    let route = endpoint.map_or(Route::Unrouted, Endpoint::route);
+    state.metrics.record_request(
+        route,
+        StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        started.elapsed(),
+        0,
+    );
+    respond(
+        result,
+        &request_id,
+        endpoint.map_or("", Endpoint::mount_type),
+        request.method() == Method::HEAD,
+    )
+}
+
 /// Writes one audit line: the attempt (`result` is `None`, before a change is made) or the
 /// outcome. An error means the line is not in the log and the request must fail (503).
 fn audit(
@@ -893,12 +945,16 @@ fn refuse_nonce(nonce: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// The caller's status for a batch that failed in part: one that can carry the batch results,
+/// so not a 1xx (not a final answer: it breaks the connection) nor 204, 205 or 304 (no body).
 fn partial_failure_code(code: Option<params::Int>) -> Result<Option<u16>, ApiError> {
     match code {
         None => Ok(None),
-        Some(params::Int(c)) if (1..=599).contains(&c) => Ok(Some(c as u16)),
+        Some(params::Int(c)) if (200..=599).contains(&c) && !matches!(c, 204 | 205 | 304) => {
+            Ok(Some(c as u16))
+        }
         Some(params::Int(c)) => Err(ApiError::bad_request(format!(
-            "invalid partial_failure_response_code {c}: use 1 to 599"
+            "invalid partial_failure_response_code {c}: use 200 to 599 (not 204, 205 or 304, which carry no body)"
         ))),
     }
 }

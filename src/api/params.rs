@@ -44,6 +44,9 @@ pub(crate) fn json_error(e: serde_json::Error) -> ApiError {
     ApiError::bad_request(message)
 }
 
+/// Characters of a field name an error message repeats.
+const MAX_FIELD_NAME_SHOWN: usize = 64;
+
 /// serde's data errors quote the offending value: strings in `"…"`, numbers, booleans and
 /// variants in backticks (e.g. ``invalid type: integer `4111111111111111` ``). A card number sent
 /// as a JSON number is as secret as one sent as text, so every quoted value is blanked; only field
@@ -70,7 +73,14 @@ fn redact_values(text: &str) -> String {
         let inner = &inner_and_after[..close];
         out.push(quote);
         if quote == '`' && before.ends_with("field ") {
-            out.push_str(inner);
+            // The caller's own text: named, but not at any length (it goes into the audit line).
+            match inner.char_indices().nth(MAX_FIELD_NAME_SHOWN) {
+                Some((cut, _)) => {
+                    out.push_str(&inner[..cut]);
+                    out.push('…');
+                }
+                None => out.push_str(inner),
+            }
         } else {
             out.push('…');
         }
@@ -291,6 +301,16 @@ mod tests {
         assert!(
             err.message
                 .contains("unknown field `nmae`, expected `name`"),
+            "{}",
+            err.message
+        );
+        let long = format!("{{\"{}\":\"x\"}}", "n".repeat(10_000));
+        let err = body::<Strict>(long.as_bytes()).err().unwrap();
+        assert!(
+            err.message.contains(&format!(
+                "unknown field `{}…`, expected `name`",
+                "n".repeat(64)
+            )),
             "{}",
             err.message
         );

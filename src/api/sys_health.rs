@@ -61,9 +61,12 @@ pub(crate) fn health(vault: &Vault, query: Option<&str>, now: u64) -> Result<Rep
             }
             _ => continue,
         };
+        // Only final answers: a 1xx is not a response (HTTP/1.1 loses the connection's framing,
+        // HTTP/2 tears the whole connection down with a protocol error).
         *target = value
             .parse::<u16>()
             .ok()
+            .filter(|c| (200..=599).contains(c))
             .and_then(|c| StatusCode::from_u16(c).ok())
             .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, ""))?;
     }
@@ -87,6 +90,15 @@ pub(crate) fn health(vault: &Vault, query: Option<&str>, now: u64) -> Result<Rep
         cluster_id: (!status.sealed).then_some(status.vault_id.as_str()),
         environment: &status.environment,
     };
+    if matches!(
+        code,
+        StatusCode::NO_CONTENT | StatusCode::RESET_CONTENT | StatusCode::NOT_MODIFIED
+    ) {
+        // These statuses carry no body; sending one breaks the connection's framing.
+        let mut reply = Reply::no_content();
+        reply.status = code;
+        return Ok(reply);
+    }
     Ok(Reply::bare(code, &body))
 }
 
