@@ -151,7 +151,7 @@ impl std::fmt::Debug for DataKeyResponse {
 pub enum Configured {
     /// Applied: the key's description afterwards.
     Applied(Value),
-    /// Weakens protection: waits for custodian approval.
+    /// Weakens protection or destroys key material: waits for custodian approval.
     PendingApproval(Box<Approval>),
 }
 
@@ -396,13 +396,17 @@ impl Client {
         update: &KeyConfigUpdate,
     ) -> Result<Configured, ClientError> {
         let body = serde_json::to_value(update).expect("serializes");
-        let value = self
-            .call(
-                Method::POST,
-                &format!("{tenant}/keys/{key}/config"),
-                Some(&body),
-            )
-            .await?;
+        self.applied_or_pending(&format!("{tenant}/keys/{key}/config"), &body)
+            .await
+    }
+
+    /// POSTs a change that runs at once or, when it is dual-controlled, waits for approval.
+    async fn applied_or_pending(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<Configured, ClientError> {
+        let value = self.call(Method::POST, path, Some(body)).await?;
         let data = value
             .get("data")
             .cloned()
@@ -416,20 +420,17 @@ impl Client {
         }
     }
 
-    /// Destroys versions below `min_available_version`.
+    /// Destroys versions below `min_available_version`. Destroying a version waits for
+    /// custodian approval; a trim that destroys none is applied at once.
     pub async fn trim_key(
         &self,
         tenant: &str,
         key: &str,
         min_available_version: u32,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Configured, ClientError> {
         let body = json!({ "min_available_version": min_available_version });
-        self.data(
-            Method::POST,
-            &format!("{tenant}/keys/{key}/trim"),
-            Some(&body),
-        )
-        .await
+        self.applied_or_pending(&format!("{tenant}/keys/{key}/trim"), &body)
+            .await
     }
 
     /// Asks for a key to be deleted: needs custodian approval, so this returns the pending

@@ -106,13 +106,17 @@ async fn key_management_routes_round_trip() {
     assert_eq!(configured["min_decryption_version"], 2);
     assert_eq!(configured["min_encryption_version"], 2);
     assert_eq!(versions(&configured), ["2", "3"]);
-    let trimmed = ok(
+    // Trimming destroys version 1: a pending approval (202) until the custodian signs.
+    let (status, pending) = post(
         &admin,
         "dev/keys/card-pan/trim",
         json!({"min_available_version": 2}),
     )
     .await;
-    assert_eq!(trimmed["min_available_version"], 2);
+    assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
+    let key = read_key(&admin, "dev/keys/card-pan").await;
+    assert_eq!(key["min_available_version"], 0, "trimmed before approval");
+    server.approve_pending().await;
     let key = read_key(&admin, "dev/keys/card-pan").await;
     assert_eq!(key["min_available_version"], 2);
     assert_eq!(versions(&key), ["2", "3"]);

@@ -67,6 +67,7 @@ async fn sign(
 #[derive(Debug, Clone, Copy)]
 enum Op {
     DeleteKey,
+    TrimKey,
     ShredTenant,
     LowerMinDecryption,
     MakeExportable,
@@ -91,6 +92,15 @@ impl Ctx {
         match op {
             Op::DeleteKey => call(&admin, Method::DELETE, "ops/keys/doomed", None).await,
             Op::ShredTenant => call(&admin, Method::DELETE, "sys/tenants/doomed", None).await,
+            Op::TrimKey => {
+                call(
+                    &admin,
+                    Method::POST,
+                    "ops/keys/trimmed/trim",
+                    Some(json!({"min_available_version": 2})),
+                )
+                .await
+            }
             Op::LowerMinDecryption => {
                 call(
                     &admin,
@@ -144,6 +154,10 @@ impl Ctx {
                     .0
                     .as_u16()
             ),
+            Op::TrimKey => {
+                let key = admin.read_key("ops", "trimmed").await.unwrap();
+                json!([key["min_available_version"], key["keys"]])
+            }
             Op::LowerMinDecryption => {
                 admin.read_key("ops", "k").await.unwrap()["min_decryption_version"].clone()
             }
@@ -344,6 +358,24 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
         )
         .await
         .unwrap();
+    admin
+        .create_key("ops", "trimmed", &Default::default())
+        .await
+        .unwrap();
+    admin.rotate_key("ops", "trimmed").await.unwrap();
+    admin.rotate_key("ops", "trimmed").await.unwrap();
+    admin
+        .configure_key(
+            "ops",
+            "trimmed",
+            &tresor::KeyConfigUpdate {
+                min_decryption_version: Some(3),
+                min_encryption_version: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     admin.create_tenant("doomed", 2, &[]).await.unwrap();
     admin
         .create_tenant("level3", 3, &[tenant_custodian.public().clone()])
@@ -396,6 +428,7 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
     };
     for op in [
         Op::DeleteKey,
+        Op::TrimKey,
         Op::ShredTenant,
         Op::LowerMinDecryption,
         Op::MakeExportable,

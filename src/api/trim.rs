@@ -1,4 +1,6 @@
-//! POST `keys/:name/trim`: destroy versions below `min_available_version`.
+//! POST `keys/:name/trim`: destroy versions below `min_available_version`. Destroying key
+//! material is dual-controlled (DESIGN §4): a trim that would destroy a version answers 202 with
+//! a pending approval and runs once custodians sign it; one that destroys no version runs at once.
 
 use serde::Deserialize;
 
@@ -6,6 +8,7 @@ use super::keys::key_reply;
 use super::params::{self, Int};
 use super::reply::{ApiError, Reply};
 use super::{KeyCtx, blocking};
+use crate::custody::Dangerous;
 
 #[derive(Deserialize, Default)]
 struct Body {
@@ -23,10 +26,22 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
         }
         Some(v) => v.to_u32("min_available_version")?,
     };
-    let info =
-        blocking(|| ctx.vault.trim_key(ctx.tenant, ctx.key, version)).map_err(|e| match e {
-            crate::Error::KeyNotFound { .. } => ApiError::bad_request("invalid key name"),
-            other => other.into(),
-        })?;
-    Ok(key_reply(&info))
+    let not_found = |e| match e {
+        crate::Error::KeyNotFound { .. } => ApiError::bad_request("invalid key name"),
+        other => other.into(),
+    };
+    let current = blocking(|| ctx.vault.key_info(ctx.tenant, ctx.key)).map_err(not_found)?;
+    // Refuse what cannot be done now rather than after custodians have signed it.
+    crate::keys::config::trim(&current.config, version).map_err(ApiError::from)?;
+    if current.versions.keys().all(|v| *v >= version) {
+        let info =
+            blocking(|| ctx.vault.trim_key(ctx.tenant, ctx.key, version)).map_err(not_found)?;
+        return Ok(key_reply(&info));
+    }
+    let request = Dangerous::TrimKey {
+        tenant: ctx.tenant.to_owned(),
+        key: ctx.key.to_owned(),
+        min_available_version: version,
+    };
+    super::sys_custody::propose(ctx.vault, ctx.caller, request)
 }

@@ -75,7 +75,7 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Destroy versions below a minimum.
+    /// Destroy versions below a minimum (destroying one waits for custodian approval).
     Trim {
         /// TENANT/KEY
         path: String,
@@ -171,12 +171,17 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
             common,
         } => {
             let (tenant, key) = tenant_key(&path)?;
-            let data = common
+            match common
                 .connection
                 .client()?
                 .trim_key(tenant, key, min_available_version)
-                .await?;
-            output::print(common.format, &data, describe)
+                .await?
+            {
+                Configured::Applied(data) => output::print(common.format, &data, describe),
+                Configured::PendingApproval(approval) => {
+                    output::print(common.format, approval.as_ref(), super::operator::pending)
+                }
+            }
         }
         KeyCommand::Delete { path, common } => {
             let (tenant, key) = tenant_key(&path)?;

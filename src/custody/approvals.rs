@@ -41,6 +41,16 @@ pub enum Dangerous {
         /// Key.
         key: String,
     },
+    /// Destroy a key's versions below `min_available_version` (Vault's trim): ciphertexts
+    /// under them can never be decrypted again.
+    TrimKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// The lowest version that stays.
+        min_available_version: u32,
+    },
     /// Shred a tenant and every key in it.
     ShredTenant {
         /// Tenant.
@@ -89,6 +99,13 @@ impl Dangerous {
             Dangerous::DeleteKey { tenant, key } => {
                 format!("delete key {tenant}/{key}: its ciphertexts can never be decrypted again")
             }
+            Dangerous::TrimKey {
+                tenant,
+                key,
+                min_available_version,
+            } => format!(
+                "trim key {tenant}/{key}: versions below {min_available_version} are destroyed and their ciphertexts can never be decrypted again"
+            ),
             Dangerous::ShredTenant { tenant } => {
                 format!(
                     "shred tenant {tenant}: every key in it and every ciphertext under them is lost"
@@ -442,6 +459,18 @@ impl Vault {
             Dangerous::DeleteKey { tenant, key } => self
                 .delete_key(tenant, key)
                 .map(|()| format!("key {tenant}/{key} deleted")),
+            Dangerous::TrimKey {
+                tenant,
+                key,
+                min_available_version,
+            } => self
+                .trim_key(tenant, key, *min_available_version)
+                .map(|info| {
+                    format!(
+                        "key {tenant}/{key} trimmed below version {}",
+                        info.config.min_available_version
+                    )
+                }),
             Dangerous::ShredTenant { tenant } => self
                 .shred_tenant(tenant)
                 .map(|()| format!("tenant {tenant} shredded")),
