@@ -681,6 +681,18 @@ async fn a_level_3_tenant_opens_only_for_its_own_custodians() {
     let (code, body) = call(&admin, Method::POST, "vault3/keys/k", Some(json!({}))).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(locked(&body), "{body}");
+    // Its custodians cannot be changed while it is locked: refused at once, nothing to sign.
+    let body = json!({ "custodians": [other.public()] });
+    let (code, reply) = call(
+        &admin,
+        Method::POST,
+        "sys/tenants/vault3/custodians",
+        Some(body),
+    )
+    .await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
+    assert!(locked(&reply), "{reply}");
+    assert!(admin.approvals().await.unwrap().is_empty());
 
     // Neither another tenant's custodian nor a vault custodian unlocks it.
     let error = admin

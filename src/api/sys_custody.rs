@@ -155,6 +155,11 @@ pub(crate) fn change_custodians(
             "`{tenant}` is not a level-3 tenant: it has no custodians of its own"
         )));
     }
+    // The change re-wraps the tenant's KEK, which only an unlocked tenant has: refuse now
+    // rather than after custodians have signed something that cannot run.
+    if info.locked {
+        return Err(crate::Error::TenantLocked(tenant.to_owned()).into());
+    }
     propose(
         vault,
         caller,
