@@ -648,14 +648,11 @@ fn reissue_due_pin_manifests(api: &ApiState) -> Result<(), Error> {
     for (app, version) in api.vault.reissue_due_pin_manifests()? {
         tracing::info!(app = %app, version, "pin manifest re-issued before it expires");
         let event = AuditEvent {
-            principal: AUTO_ROTATE_PRINCIPAL.to_owned(),
-            source: "-".to_owned(),
-            operation: crate::policy::Operation::ManagePins.name().to_owned(),
             key: Some(app),
             key_version: u32::try_from(version).ok(),
             outcome: Some(Outcome::Ok),
             reason: "manifest re-issued before it expires".to_owned(),
-            ..AuditEvent::default()
+            ..background_event(crate::policy::Operation::ManagePins)
         };
         if let Some(audit) = &api.audit {
             if let Err(e) = audit.record(&event) {
@@ -669,6 +666,16 @@ fn reissue_due_pin_manifests(api: &ApiState) -> Result<(), Error> {
 /// The principal audit lines name for what the server does by itself.
 pub const AUTO_ROTATE_PRINCIPAL: &str = "tresor:auto-rotate";
 
+/// An audit line for `operation` done by the server itself (no caller, no source address).
+fn background_event(operation: crate::policy::Operation) -> AuditEvent {
+    AuditEvent {
+        principal: AUTO_ROTATE_PRINCIPAL.to_owned(),
+        source: "-".to_owned(),
+        operation: operation.name().to_owned(),
+        ..AuditEvent::default()
+    }
+}
+
 /// Rotates every due key, each like an audited request: a `started` line before the change
 /// (if it cannot be written the key is not rotated) and an outcome line after.
 fn rotate_due_keys(api: &ApiState) -> Result<Vec<crate::KeyInfo>, Error> {
@@ -676,14 +683,11 @@ fn rotate_due_keys(api: &ApiState) -> Result<Vec<crate::KeyInfo>, Error> {
     for (tenant, key) in api.vault.due_keys()? {
         let started = Instant::now();
         let mut event = AuditEvent {
-            principal: AUTO_ROTATE_PRINCIPAL.to_owned(),
-            source: "-".to_owned(),
-            operation: crate::policy::Operation::RotateKey.name().to_owned(),
             tenant: Some(tenant.clone()),
             key: Some(key.clone()),
             outcome: Some(Outcome::Started),
             reason: "auto_rotate_period has passed".to_owned(),
-            ..AuditEvent::default()
+            ..background_event(crate::policy::Operation::RotateKey)
         };
         if let Some(audit) = &api.audit {
             if let Err(e) = audit.record(&event) {

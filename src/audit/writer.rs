@@ -270,19 +270,23 @@ impl AuditLog {
     /// continues there.
     fn follow_path(&self, state: &mut State) -> Result<(), AuditWriteError> {
         if let Some(file) = &state.file {
-            if is_at(file, &self.config.path) {
-                // Cut short in place (logrotate's copytruncate): the lines continue at its real
-                // end, and a failed write must be rolled back to there, not to the old length.
-                if let Ok(meta) = file.metadata() {
-                    if meta.is_file() && meta.len() < state.len {
-                        state.len = meta.len();
+            // Two `stat`s per line: the path's and the open file's (reused below).
+            let open = file.metadata();
+            let at_path = fs::metadata(&self.config.path);
+            if let (Ok(open), Ok(at_path)) = (&open, &at_path) {
+                if open.dev() == at_path.dev() && open.ino() == at_path.ino() {
+                    // Cut short in place (logrotate's copytruncate): the lines continue at its
+                    // real end, and a failed write must be rolled back to there, not to the old
+                    // length.
+                    if open.is_file() && open.len() < state.len {
+                        state.len = open.len();
                     }
+                    return Ok(());
                 }
-                return Ok(());
             }
             tracing::info!(path = %self.config.path.display(), "audit log was moved away; reopening the path");
             // A device (say /dev/full, rehearsing a full disk) has no file to close.
-            let regular = file.metadata().is_ok_and(|m| m.is_file());
+            let regular = open.is_ok_and(|m| m.is_file());
             if regular
                 && self
                     .write_checkpoint(state, CheckpointReason::Rotate)
@@ -344,14 +348,6 @@ impl AuditLog {
             path: self.config.path.clone(),
             cause,
         }
-    }
-}
-
-/// Whether `file` is the file now at `path` (same device and inode, following symlinks).
-fn is_at(file: &File, path: &Path) -> bool {
-    match (fs::metadata(path), file.metadata()) {
-        (Ok(at_path), Ok(open)) => at_path.dev() == open.dev() && at_path.ino() == open.ino(),
-        _ => false,
     }
 }
 
