@@ -25,8 +25,8 @@ pub(crate) fn body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiErro
     serde_json::from_slice(bytes).map_err(json_error)
 }
 
-/// A JSON error without echoing the caller's values (they may be plaintext): string values in
-/// serde's message are replaced by `"…"`; field names (in backticks) stay.
+/// A JSON error without echoing the caller's values (they may be plaintext): see
+/// [`redact_values`].
 pub(crate) fn json_error(e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     let message = match e.classify() {
