@@ -365,12 +365,10 @@ impl Vault {
         let signer = self.custodian(custodian)?.ok_or_else(|| {
             Error::NotPermitted(format!("`{custodian}` is not a custodian of this vault"))
         })?;
-        let signature = STANDARD
-            .decode(signature_b64)
-            .ok()
-            .and_then(|b| Signature::from_slice(&b).ok())
+        let signature = decode_signature(signature_b64)
             .ok_or_else(|| Error::invalid("signature", "not a base64 Ed25519 signature"))?;
-        signer.ed25519().verify_strict(&approval.signed_message(), &signature).map_err(|_| {
+        let message = approval.signed_message();
+        signer.ed25519().verify_strict(&message, &signature).map_err(|_| {
             Error::NotPermitted(format!(
                 "the signature is not `{custodian}`'s over approval `{id}` as recorded (wrong identity, or a different or altered request)"
             ))
@@ -378,7 +376,6 @@ impl Vault {
         // Only current custodians count, under their current keys and threshold: a custodian a
         // rekey removed (a lost or compromised one, say) no longer counts towards k, and a new
         // custodian who reuses an old name is a different signer.
-        let message = approval.signed_message();
         let mut current = Vec::with_capacity(approval.signatures.len());
         for earlier in std::mem::take(&mut approval.signatures) {
             if self
@@ -513,18 +510,22 @@ impl Vault {
     }
 }
 
-/// True if `signature_b64` is `custodian`'s Ed25519 signature over `message`.
-fn verifies(custodian: &CustodianPublicKey, message: &[u8], signature_b64: &str) -> bool {
+/// An Ed25519 signature from its base64 text.
+fn decode_signature(signature_b64: &str) -> Option<Signature> {
     STANDARD
         .decode(signature_b64)
         .ok()
         .and_then(|b| Signature::from_slice(&b).ok())
-        .is_some_and(|signature| {
-            custodian
-                .ed25519()
-                .verify_strict(message, &signature)
-                .is_ok()
-        })
+}
+
+/// True if `signature_b64` is `custodian`'s Ed25519 signature over `message`.
+fn verifies(custodian: &CustodianPublicKey, message: &[u8], signature_b64: &str) -> bool {
+    decode_signature(signature_b64).is_some_and(|signature| {
+        custodian
+            .ed25519()
+            .verify_strict(message, &signature)
+            .is_ok()
+    })
 }
 
 fn check_id(id: &str) -> Result<(), Error> {
