@@ -10,41 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tresor::client::{Client, CryptoOptions};
+use tresor::client::CryptoOptions;
 use tresor::custody::{Approval, Dangerous};
 use tresor::{CustodianIdentity, Store};
 
-use common::custody::{CustodyOptions, CustodyServer, PausingStore, StoreWrapper};
+use common::custody::{
+    CustodyOptions, CustodyServer, PausingStore, StoreWrapper, assert_all_decrypt, encrypt_some,
+};
 use common::server::{b64, call, error_message, unb64};
-
-/// Tenant `t` (level 2) with key `k` and a few ciphertexts.
-async fn data(admin: &Client, tenant: &str) -> Vec<(Vec<u8>, String)> {
-    admin.create_tenant(tenant, 2, &[]).await.unwrap();
-    admin
-        .create_key(tenant, "k", &Default::default())
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for i in 0..4 {
-        let plaintext = format!("{tenant} record {i}").into_bytes();
-        let sealed = admin
-            .encrypt(tenant, "k", &plaintext, &CryptoOptions::default())
-            .await
-            .unwrap();
-        out.push((plaintext, sealed.ciphertext));
-    }
-    out
-}
-
-async fn assert_decrypts(admin: &Client, tenant: &str, data: &[(Vec<u8>, String)]) {
-    for (plaintext, ciphertext) in data {
-        let opened = admin
-            .decrypt(tenant, "k", ciphertext, &CryptoOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("{ciphertext} does not decrypt: {e}"));
-        assert_eq!(opened.as_slice(), plaintext.as_slice());
-    }
-}
 
 /// Signs `approval` with `identity` and submits the signature for approval `id`.
 async fn sign(
@@ -324,7 +297,7 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
         CustodianIdentity::generate("d2").unwrap(),
     ];
     // What the operations act on.
-    let ops_data = data(&admin, "ops").await;
+    let ops_data = encrypt_some(&admin, "ops", 4).await;
     admin
         .create_key("ops", "doomed", &Default::default())
         .await
@@ -463,7 +436,7 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
         3,
         "rotate-root and rekey ran once each"
     );
-    assert_decrypts(&admin, "ops", &ops_data).await;
+    assert_all_decrypt(&admin, "ops", &ops_data).await;
     // The level-3 tenant's old custodian is out, the new one in.
     admin.lock_tenant("level3").await.unwrap();
     assert!(
@@ -507,7 +480,7 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
 async fn rotate_root_and_rekey_keep_data_and_retire_old_shares() {
     let mut server = CustodyServer::start(CustodyOptions::k_of_n(2, 3).unsealed()).await;
     let admin = server.admin();
-    let before = data(&admin, "payments").await;
+    let before = encrypt_some(&admin, "payments", 4).await;
     let old_share: tresor::SealedShare = admin
         .data(Method::GET, "sys/unseal-share/c1", None)
         .await
@@ -517,7 +490,7 @@ async fn rotate_root_and_rekey_keep_data_and_retire_old_shares() {
     let approval = admin.rotate_root().await.unwrap();
     server.approve_by(&approval.id, &[0, 2]).await;
     assert_eq!(server.seal_status().await["root_generation"], 2);
-    assert_decrypts(&admin, "payments", &before).await;
+    assert_all_decrypt(&admin, "payments", &before).await;
     server.restart().await;
     let status = server.seal_status().await;
     let key: [u8; 32] = unb64(status["unseal_key"].as_str().unwrap())
@@ -537,7 +510,7 @@ async fn rotate_root_and_rekey_keep_data_and_retire_old_shares() {
     assert!(server.submitted().await.is_empty());
     server.unseal_all().await;
     let admin = server.admin();
-    assert_decrypts(&admin, "payments", &before).await;
+    assert_all_decrypt(&admin, "payments", &before).await;
 
     // Rekey to a new set (2-of-2): data stays; after a restart the old identities cannot
     // unseal, the new ones can.
@@ -565,7 +538,7 @@ async fn rotate_root_and_rekey_keep_data_and_retire_old_shares() {
         server.seal_status().await["custodians"],
         json!(["n1", "n2"])
     );
-    assert_decrypts(&admin, "payments", &before).await;
+    assert_all_decrypt(&admin, "payments", &before).await;
     server.restart().await;
     let admin = server.admin();
     for old in &server.custodians {
@@ -575,7 +548,7 @@ async fn rotate_root_and_rekey_keep_data_and_retire_old_shares() {
     assert!(server.submitted().await.is_empty());
     assert!(admin.unseal_with(&new_set[0]).await.unwrap().sealed);
     assert!(!admin.unseal_with(&new_set[1]).await.unwrap().sealed);
-    assert_decrypts(&admin, "payments", &before).await;
+    assert_all_decrypt(&admin, "payments", &before).await;
     server.shutdown().await;
 }
 
@@ -594,7 +567,7 @@ async fn a_seal_during_rotate_root_is_not_undone() {
         CustodyServer::start_wrapped(CustodyOptions::k_of_n(2, 3).unsealed(), Some(wrapper)).await;
     let pausing = slot.lock().unwrap().clone().unwrap();
     let admin = server.admin();
-    let before = data(&admin, "payments").await;
+    let before = encrypt_some(&admin, "payments", 4).await;
     let approval = admin.rotate_root().await.unwrap();
     server.approve_by(&approval.id, &[0]).await;
 
@@ -655,7 +628,7 @@ async fn a_seal_during_rotate_root_is_not_undone() {
     // The rotation itself was committed: the custodians unseal the new generation.
     assert_eq!(server.seal_status().await["root_generation"], 2);
     server.unseal_all().await;
-    assert_decrypts(&admin, "payments", &before).await;
+    assert_all_decrypt(&admin, "payments", &before).await;
     server.shutdown().await;
 }
 
@@ -997,14 +970,14 @@ async fn after_rotate_root_no_record_sealed_under_the_old_root_is_left_on_disk()
         CustodyServer::start_wrapped(CustodyOptions::k_of_n(2, 3).unsealed(), Some(wrapper)).await;
     let store = slot.lock().unwrap().clone().unwrap();
     let admin = server.admin();
-    let before = data(&admin, "payments").await;
+    let before = encrypt_some(&admin, "payments", 4).await;
     // Every record as stored under the old root (the seal configuration included: its sealed
     // shares are the old generation's).
     let old_records = store.scan_prefix("").unwrap();
     assert!(old_records.len() >= 4, "{}", old_records.len());
     let approval = admin.rotate_root().await.unwrap();
     server.approve_by(&approval.id, &[0, 1]).await;
-    assert_decrypts(&admin, "payments", &before).await;
+    assert_all_decrypt(&admin, "payments", &before).await;
     let data_dir = server.path("data");
     for (path, raw) in &old_records {
         if path == "core/seal" {

@@ -9,46 +9,17 @@ use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tresor::client::{Client, CryptoOptions};
+use tresor::client::Client;
 use tresor::{CustodianIdentity, IdentityError, SledStore, Vault, VaultOptions};
 
 use common::custody::{
-    CustodyOptions, CustodyServer, contains, open_custody_key_independently,
-    open_share_independently, readable_forms,
+    CustodyOptions, CustodyServer, assert_all_decrypt, contains, encrypt_some,
+    open_custody_key_independently, open_share_independently, readable_forms,
 };
 use common::recording::RecordingProxy;
 use common::server::{ADMIN, b64, error_message};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-/// Creates tenant `t` (level 2) and key `k`, encrypts `n` plaintexts; (plaintext, ciphertext).
-async fn encrypt_some(admin: &Client, tenant: &str, n: usize) -> Vec<(Vec<u8>, String)> {
-    admin.create_tenant(tenant, 2, &[]).await.unwrap();
-    admin
-        .create_key(tenant, "k", &Default::default())
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for i in 0..n {
-        let plaintext = format!("secret number {i} of tenant {tenant}").into_bytes();
-        let sealed = admin
-            .encrypt(tenant, "k", &plaintext, &CryptoOptions::default())
-            .await
-            .unwrap();
-        out.push((plaintext, sealed.ciphertext));
-    }
-    out
-}
-
-async fn assert_all_decrypt(admin: &Client, tenant: &str, data: &[(Vec<u8>, String)]) {
-    for (plaintext, ciphertext) in data {
-        let opened = admin
-            .decrypt(tenant, "k", ciphertext, &CryptoOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("{ciphertext} no longer decrypts: {e}"));
-        assert_eq!(opened.as_slice(), plaintext.as_slice());
-    }
-}
 
 /// A decrypt attempt's status (503 while sealed).
 async fn decrypt_status(admin: &Client, tenant: &str, ciphertext: &str) -> StatusCode {

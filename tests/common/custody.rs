@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tresor::client::{Client, ClientSettings};
+use tresor::client::{Client, ClientSettings, CryptoOptions};
 use tresor::config::Config;
 use tresor::custody::{Approval, ApprovalOutcome};
 use tresor::server::ServerHandle;
@@ -548,4 +548,35 @@ pub fn readable_forms(secret: &[u8]) -> Vec<Vec<u8>> {
 /// True if `haystack` contains `needle`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Creates tenant `tenant` (level 2) with key `k` and encrypts `n` distinct plaintexts under
+/// it: (plaintext, ciphertext) pairs to check after a restart, rotation or rekey.
+pub async fn encrypt_some(admin: &Client, tenant: &str, n: usize) -> Vec<(Vec<u8>, String)> {
+    admin.create_tenant(tenant, 2, &[]).await.unwrap();
+    admin
+        .create_key(tenant, "k", &Default::default())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let plaintext = format!("secret number {i} of tenant {tenant}").into_bytes();
+        let sealed = admin
+            .encrypt(tenant, "k", &plaintext, &CryptoOptions::default())
+            .await
+            .unwrap();
+        out.push((plaintext, sealed.ciphertext));
+    }
+    out
+}
+
+/// Every pair from [`encrypt_some`] still decrypts to its plaintext.
+pub async fn assert_all_decrypt(admin: &Client, tenant: &str, data: &[(Vec<u8>, String)]) {
+    for (plaintext, ciphertext) in data {
+        let opened = admin
+            .decrypt(tenant, "k", ciphertext, &CryptoOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{ciphertext} no longer decrypts: {e}"));
+        assert_eq!(opened.as_slice(), plaintext.as_slice());
+    }
 }
