@@ -21,7 +21,7 @@ use tresor::{
     CustodianIdentity, ManualClock, SledStore, Store, UnsealProgress, Vault, VaultOptions,
 };
 
-use super::server::{ADMIN, ADMIN_POLICY, ClientFiles, b64, unb64, write};
+use super::server::{ADMIN, ADMIN_POLICY, ClientFiles, b64, unb64, write, write_client_files};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Where every manual clock starts (2026-01-01T00:00:00Z).
@@ -221,16 +221,7 @@ impl CustodyServer {
     /// A client for `principal` (a fresh certificate from the test CA).
     pub fn client(&self, principal: &str) -> Client {
         let cert = self.ca.issue_client(principal, DAY).unwrap();
-        let stem: String = principal
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let files = ClientFiles {
-            cert: self.path(&format!("client-{stem}.pem")),
-            key: self.path(&format!("client-{stem}-key.pem")),
-        };
-        write(&files.cert, &cert.cert_pem);
-        write(&files.key, &cert.key_pem);
+        let files = write_client_files(self.dir.path(), principal, &cert);
         self.client_at(&self.url, &files)
     }
 

@@ -259,17 +259,7 @@ impl TestServer {
 
     /// Writes `cert` as the files of identity `label`.
     pub fn write_identity(&self, label: &str, cert: &IssuedCert) -> ClientFiles {
-        let stem: String = label
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let files = ClientFiles {
-            cert: self.path(&format!("client-{stem}.pem")),
-            key: self.path(&format!("client-{stem}-key.pem")),
-        };
-        write(&files.cert, &cert.cert_pem);
-        write(&files.key, &cert.key_pem);
-        files
+        write_client_files(self.dir.path(), label, cert)
     }
 
     /// A Tresor client for `principal` (a fresh certificate from the test CA).
@@ -579,6 +569,21 @@ pub fn client_cert_between(
 }
 
 /// `LIST`.
+/// Writes `cert` into `dir` as the client files of identity `label`.
+pub fn write_client_files(dir: &Path, label: &str, cert: &IssuedCert) -> ClientFiles {
+    let stem: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let files = ClientFiles {
+        cert: dir.join(format!("client-{stem}.pem")),
+        key: dir.join(format!("client-{stem}-key.pem")),
+    };
+    write(&files.cert, &cert.cert_pem);
+    write(&files.key, &cert.key_pem);
+    files
+}
+
 /// One request through `client`: its status and JSON body.
 pub async fn call(
     client: &Client,
