@@ -53,7 +53,13 @@ impl Recorder {
         self.items += items;
         self.bytes += bytes;
         if item_errors > 0 {
-            *self.errors.entry("batch item".to_owned()).or_default() += item_errors;
+            // Not `entry`: it would allocate the key on every such request of the load loop.
+            match self.errors.get_mut("batch item") {
+                Some(total) => *total += item_errors,
+                None => {
+                    self.errors.insert("batch item".to_owned(), item_errors);
+                }
+            }
         }
     }
 
