@@ -241,7 +241,7 @@ async fn short_runs_against_the_server_and_the_ceiling() {
     assert_eq!(report.errors, 0, "{:?}", report.errors_by_kind);
     assert_eq!((report.requests, report.items), (300, 300));
     assert!(report.latency.p50_us > 0.0 && report.latency.max_us >= report.latency.p99_us);
-    // Every request made an audit line (and two more runs reuse the tenant and key).
+    // A second setup reuses the tenant and key instead of creating them again.
     let again = Workload::prepare(&settings, &plan, None, None)
         .await
         .unwrap();
@@ -307,7 +307,8 @@ async fn short_runs_against_the_server_and_the_ceiling() {
     assert!(report.errors > 0);
     assert!(report.error_examples["not sent"].contains("did not keep up with --rate"));
 
-    // A refusal is found before the load: a key that does not exist (decrypt does not create).
+    // A refusal is found before the load: HMAC with a key that does not exist (setup does not
+    // create a key the caller named).
     let plan = Plan {
         operation: Operation::Hmac,
         stop: Stop::Requests(10),

@@ -212,22 +212,22 @@ pub fn verify_files(
                         parsed.seq
                     )));
                 }
-                if parsed.seq > expected
-                    && entries[index + 1..]
-                        .iter()
-                        .any(|later| seq_of(later.text) == Some(expected))
-                {
-                    return Err(here(&format!(
-                        "sequence number {} where {expected} was expected, and {expected} comes later: lines were reordered here",
-                        parsed.seq
-                    )));
-                }
                 if parsed.seq > expected {
-                    return Err(here(&format!(
-                        "sequence number {} where {expected} was expected: {} line(s) before this one were removed",
-                        parsed.seq,
-                        parsed.seq - expected
-                    )));
+                    let comes_later = entries[index + 1..]
+                        .iter()
+                        .any(|later| seq_of(later.text) == Some(expected));
+                    return Err(here(&if comes_later {
+                        format!(
+                            "sequence number {} where {expected} was expected, and {expected} comes later: lines were reordered here",
+                            parsed.seq
+                        )
+                    } else {
+                        format!(
+                            "sequence number {} where {expected} was expected: {} line(s) before this one were removed",
+                            parsed.seq,
+                            parsed.seq - expected
+                        )
+                    }));
                 }
                 if parsed.seq < expected {
                     return Err(here(&format!(

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -29,7 +28,8 @@ const VALIDITY: Duration = Duration::from_secs(86_400);
 /// A request id of the length the vault sends, so headers are the same size too.
 const REQUEST_ID: &str = "00000000-0000-4000-8000-000000000000";
 
-/// A running baseline server; stopped, and its temporary files removed, when dropped.
+/// A running baseline server; stopped when dropped. (The TLS files it starts from are removed
+/// as soon as they are loaded.)
 ///
 /// It runs on its own tokio runtime (threads of its own, as many workers as the vault's
 /// default), not on the caller's: sharing the load generator's worker threads would let a
@@ -38,7 +38,6 @@ const REQUEST_ID: &str = "00000000-0000-4000-8000-000000000000";
 pub struct Ceiling {
     target: Target,
     addr: SocketAddr,
-    dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -118,7 +117,6 @@ impl Ceiling {
         Ok(Ceiling {
             target,
             addr,
-            dir,
             stop: Some(stop),
         })
     }
@@ -134,7 +132,6 @@ impl Drop for Ceiling {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

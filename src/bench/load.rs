@@ -123,21 +123,36 @@ enum Outcome {
     Broken(String),
 }
 
+/// The URI of each template, parsed once so the load loop does not parse (and allocate) a
+/// path per request.
+fn uris(templates: &[Template]) -> Vec<Uri> {
+    templates
+        .iter()
+        .map(|t| Uri::try_from(t.path.as_str()).expect("template paths are valid"))
+        .collect()
+}
+
+/// The POST of `template` to `target`.
+fn request(target: &Target, template: &Template, uri: &Uri) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(template.body.clone()));
+    *request.method_mut() = hyper::Method::POST;
+    *request.uri_mut() = uri.clone();
+    let headers = request.headers_mut();
+    headers.insert(HOST, target.host_header.clone());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    request
+}
+
 async fn send(
     sender: &mut SendRequest<Full<Bytes>>,
     target: &Target,
     template: &Template,
+    uri: &Uri,
 ) -> Outcome {
     if let Err(e) = sender.ready().await {
         return Outcome::Broken(e.to_string());
     }
-    let mut request = Request::new(Full::new(template.body.clone()));
-    *request.method_mut() = hyper::Method::POST;
-    *request.uri_mut() = Uri::try_from(template.path.as_str()).expect("template paths are valid");
-    let headers = request.headers_mut();
-    headers.insert(HOST, target.host_header.clone());
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let response = match sender.send_request(request).await {
+    let response = match sender.send_request(request(target, template, uri)).await {
         Ok(response) => response,
         Err(e) => return Outcome::Broken(e.to_string()),
     };
@@ -191,24 +206,16 @@ pub async fn probe(
             message,
         })?;
     let mut answers = Vec::new();
-    for template in workload.templates() {
+    let templates = workload.templates();
+    for (template, uri) in templates.iter().zip(uris(templates)) {
         if let Err(e) = sender.ready().await {
             return Err(BenchError::Connect {
                 addr: target.addr.clone(),
                 message: e.to_string(),
             });
         }
-        let mut request = Request::new(Full::new(template.body.clone()));
-        *request.method_mut() = hyper::Method::POST;
-        *request.uri_mut() = Uri::try_from(template.path.as_str()).expect("valid path");
-        request
-            .headers_mut()
-            .insert(HOST, target.host_header.clone());
-        request
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let response = sender
-            .send_request(request)
+            .send_request(request(target, template, &uri))
             .await
             .map_err(|e| BenchError::Connect {
                 addr: target.addr.clone(),
@@ -426,6 +433,7 @@ async fn connection(
 ) -> (Option<SendRequest<Full<Bytes>>>, Recorder) {
     let mut sender = Some(sender);
     let mut recorder = Recorder::new();
+    let uris = uris(&templates);
     // When this connection's previous request ended.
     let mut idle_since = phase.start;
     loop {
@@ -460,7 +468,8 @@ async fn connection(
                 (g, Instant::now())
             }
         };
-        let template = &templates[(g % templates.len() as u64) as usize];
+        let index = (g % templates.len() as u64) as usize;
+        let template = &templates[index];
         let conn = match &mut sender {
             Some(s) => s,
             None => match target.connect().await {
@@ -474,7 +483,7 @@ async fn connection(
                 }
             },
         };
-        let outcome = send(conn, &target, template).await;
+        let outcome = send(conn, &target, template, &uris[index]).await;
         idle_since = Instant::now();
         let latency = idle_since - from;
         phase.live.done.fetch_add(1, Ordering::Relaxed);

@@ -17,7 +17,6 @@ pub struct Recorder {
     requests: u64,
     items: u64,
     bytes: u64,
-    item_errors: u64,
     errors: BTreeMap<String, u64>,
     examples: BTreeMap<String, String>,
     elapsed: Duration,
@@ -38,7 +37,6 @@ impl Recorder {
             requests: 0,
             items: 0,
             bytes: 0,
-            item_errors: 0,
             errors: BTreeMap::new(),
             examples: BTreeMap::new(),
             elapsed: Duration::ZERO,
@@ -55,8 +53,13 @@ impl Recorder {
         self.items += items;
         self.bytes += bytes;
         if item_errors > 0 {
-            self.item_errors += item_errors;
-            *self.errors.entry("batch item".to_owned()).or_default() += item_errors;
+            // Not `entry`: it would allocate the key on every such request of the load loop.
+            match self.errors.get_mut("batch item") {
+                Some(total) => *total += item_errors,
+                None => {
+                    self.errors.insert("batch item".to_owned(), item_errors);
+                }
+            }
         }
     }
 
@@ -91,7 +94,6 @@ impl Recorder {
         self.requests += other.requests;
         self.items += other.items;
         self.bytes += other.bytes;
-        self.item_errors += other.item_errors;
         for (kind, count) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += count;
             if let Some(example) = other.examples.get(kind) {

@@ -185,11 +185,7 @@ fn template(
     let (route, field, values): (&str, &str, Vec<&str>) = match operation {
         Operation::Encrypt => ("encrypt", "plaintext", vec![plaintext_b64; batch]),
         Operation::Decrypt | Operation::Rewrap => (
-            if operation == Operation::Decrypt {
-                "decrypt"
-            } else {
-                "rewrap"
-            },
+            operation.name(),
             "ciphertext",
             ciphertexts.iter().map(String::as_str).collect(),
         ),
