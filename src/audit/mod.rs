@@ -19,4 +19,5 @@ pub use hasher::AuditHasher;
 pub use line::{AuditEvent, Outcome};
 pub use signing_key::AuditSigningKey;
 pub use verify::{VerifyError, VerifyOptions, VerifyReport, verify_files};
+pub(crate) use writer::rfc3339;
 pub use writer::{AuditConfig, AuditLog, AuditWriteError};
