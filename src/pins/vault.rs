@@ -19,6 +19,7 @@ use super::manifest::{
 };
 use super::spki::{self, KeySource};
 use super::{AppSpec, ExportFormat, PinError, Rule, validate_app_name, validate_host};
+use crate::audit::hex;
 use crate::crypto::{LengthPrefixed, sealed_box};
 use crate::keys::records::StoredBytes;
 use crate::store::Batch;
@@ -166,10 +167,7 @@ impl LogEntry {
         );
         rest.extend_from_slice(&self.issued_at.to_be_bytes());
         encoded.extend_from_slice(&rest);
-        format!(
-            "sha256:{}",
-            manifest::hex(&crate::crypto::kdf::sha256(&[&encoded]))
-        )
+        format!("sha256:{}", hex(&crate::crypto::kdf::sha256(&[&encoded])))
     }
 }
 
@@ -395,7 +393,7 @@ impl AppRecord {
         }
         let kid = format!(
             "k-{}",
-            &manifest::hex(&crate::crypto::kdf::sha256(&[&info.spki_der]))[..12]
+            &hex(&crate::crypto::kdf::sha256(&[&info.spki_der]))[..12]
         );
         self.keys.push(KeyRecord {
             kid: kid.clone(),
