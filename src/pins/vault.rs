@@ -415,18 +415,17 @@ impl AppRecord {
     /// The invariants a manifest of this state must meet (DESIGN.md §6).
     fn check(&self, now: u64) -> Result<(), PinError> {
         let accepted: Vec<&KeyRecord> = self.keys.iter().filter(|k| k.state.accepted()).collect();
-        for host in &self.spec.hosts {
-            if accepted.len() < 2 {
-                return Err(PinError::rule(
-                    Rule::TwoPinsPerHost,
-                    format!(
-                        "host {} would have {} accepted pin(s){}; it needs at least 2",
-                        host.name,
-                        accepted.len(),
-                        list(accepted.iter().map(|k| k.kid.as_str()))
-                    ),
-                ));
-            }
+        // Every pin applies to every host, so the count is the same for all of them.
+        if let Some(host) = self.spec.hosts.first().filter(|_| accepted.len() < 2) {
+            return Err(PinError::rule(
+                Rule::TwoPinsPerHost,
+                format!(
+                    "host {} would have {} accepted pin(s){}; it needs at least 2",
+                    host.name,
+                    accepted.len(),
+                    list(accepted.iter().map(|k| k.kid.as_str()))
+                ),
+            ));
         }
         if !accepted.iter().any(|k| k.state == PinState::Staged) {
             return Err(PinError::rule(
