@@ -1089,11 +1089,9 @@ impl Vault {
             seq,
             hash: entry.hash.clone(),
         };
-        let taken = std::mem::take(batch);
-        *batch = taken
-            .expect(LOG_HEAD, head.map(|(_, raw)| raw))
-            .expect(path, None)
-            .expect(entry_path.clone(), None);
+        batch.push_expect(LOG_HEAD, head.map(|(_, raw)| raw));
+        batch.push_expect(path, None);
+        batch.push_expect(entry_path.clone(), None);
         batch.push_put(entry_path.clone(), records.seal(&entry_path, &entry));
         batch.push_put(LOG_HEAD, records.seal(LOG_HEAD, &new_head));
         record.manifest = Some(LastManifest {
@@ -1231,8 +1229,7 @@ fn manifest_key_chain(
         link: link.clone(),
         created_at: now,
     };
-    let taken = std::mem::take(batch);
-    *batch = taken.expect(path.clone(), None);
+    batch.push_expect(path.clone(), None);
     batch.push_put(path.clone(), records.seal(&path, &record));
     Ok((vec![link], signer))
 }
