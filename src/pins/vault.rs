@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -863,28 +863,17 @@ impl Vault {
             let mut batch = Batch::new();
             let (chain, current) = manifest_key_chain(&records, &mut batch, now)?;
             let next = SigningKey::generate(&mut rand::rng());
-            let public = next.verifying_key();
+            let sig = current.sign(&pae(KEY_PAYLOAD_TYPE, next.verifying_key().as_bytes()));
             let generation = chain.len() as u32 + 1;
-            let link = ChainLink {
-                keyid: key_id(&public),
-                key: STANDARD.encode(public.as_bytes()),
-                sig: Some(
-                    STANDARD.encode(
-                        current
-                            .sign(&pae(KEY_PAYLOAD_TYPE, public.as_bytes()))
-                            .to_bytes(),
-                    ),
-                ),
-            };
-            let path = format!("{MANIFEST_KEY_PREFIX}{generation:06}");
-            let record = ManifestKeyRecord {
+            put_manifest_key(
+                &records,
+                &mut batch,
                 generation,
-                secret: StoredBytes::new(Zeroizing::new(next.to_bytes()).to_vec()),
-                link,
-                created_at: now,
-            };
-            batch.push_put(path.clone(), records.seal(&path, &record));
-            records.commit(batch.expect(path, None))?;
+                &next,
+                Some(STANDARD.encode(sig.to_bytes())),
+                now,
+            );
+            records.commit(batch)?;
         }
         for app in self.list_pin_apps()? {
             if self.pin_app(&app)?.manifest_version.is_some() {
@@ -1216,22 +1205,36 @@ fn manifest_key_chain(
         return Ok((chain, signer));
     }
     let signer = SigningKey::generate(&mut rand::rng());
-    let public: VerifyingKey = signer.verifying_key();
+    let link = put_manifest_key(records, batch, 1, &signer, None, now);
+    Ok((vec![link], signer))
+}
+
+/// Seals manifest key `generation` (linked to its predecessor by `sig`, none for the first)
+/// into `batch`, which then expects it not to exist yet; returns its chain link.
+fn put_manifest_key(
+    records: &SealedRecords,
+    batch: &mut Batch,
+    generation: u32,
+    key: &SigningKey,
+    sig: Option<String>,
+    now: u64,
+) -> ChainLink {
+    let public = key.verifying_key();
     let link = ChainLink {
         keyid: key_id(&public),
         key: STANDARD.encode(public.as_bytes()),
-        sig: None,
+        sig,
     };
-    let path = format!("{MANIFEST_KEY_PREFIX}{:06}", 1);
+    let path = format!("{MANIFEST_KEY_PREFIX}{generation:06}");
     let record = ManifestKeyRecord {
-        generation: 1,
-        secret: StoredBytes::new(Zeroizing::new(signer.to_bytes()).to_vec()),
+        generation,
+        secret: StoredBytes::new(Zeroizing::new(key.to_bytes()).to_vec()),
         link: link.clone(),
         created_at: now,
     };
     batch.push_expect(path.clone(), None);
     batch.push_put(path.clone(), records.seal(&path, &record));
-    Ok((vec![link], signer))
+    link
 }
 
 fn validate_spec(spec: &AppSpec) -> Result<(), PinError> {
