@@ -583,11 +583,7 @@ impl Vault {
         input: &[u8],
     ) -> Result<PinChange, Error> {
         let info = spki::public_key_from(source, input)?;
-        let origin = match source {
-            KeySource::Certificate => "certificate",
-            KeySource::Csr => "csr",
-            KeySource::PublicKey => "public-key",
-        };
+        let origin = source.name();
         self.change_app(app, |record, _, now| {
             let kid = record.add_key(&info, origin, false, now)?;
             Ok((kid, Vec::new()))
