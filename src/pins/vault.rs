@@ -153,21 +153,18 @@ pub struct LogEntry {
 impl LogEntry {
     /// The hash this entry must carry, computed from its other fields.
     pub fn compute_hash(&self) -> String {
-        let mut encoded = LengthPrefixed::new()
+        let encoded = LengthPrefixed::new()
             .bytes(LOG_LABEL)
             .bytes(self.prev.as_bytes())
-            .into_vec();
-        encoded.extend_from_slice(&self.seq.to_be_bytes());
-        let mut rest = LengthPrefixed::new().bytes(self.app.as_bytes()).into_vec();
-        rest.extend_from_slice(&self.version.to_be_bytes());
-        rest.extend_from_slice(
-            LengthPrefixed::new()
-                .bytes(self.manifest_hash.as_bytes())
-                .as_slice(),
-        );
-        rest.extend_from_slice(&self.issued_at.to_be_bytes());
-        encoded.extend_from_slice(&rest);
-        format!("sha256:{}", hex(&crate::crypto::kdf::sha256(&[&encoded])))
+            .u64(self.seq)
+            .bytes(self.app.as_bytes())
+            .u64(self.version)
+            .bytes(self.manifest_hash.as_bytes())
+            .u64(self.issued_at);
+        format!(
+            "sha256:{}",
+            hex(&crate::crypto::kdf::sha256(&[encoded.as_slice()]))
+        )
     }
 }
 
