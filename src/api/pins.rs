@@ -281,16 +281,9 @@ pub(crate) fn handle(
         }
         PinsAction::ImportKey(app) => {
             let body: ImportBody = params::body(body)?;
-            let source = match body.kind.as_str() {
-                "certificate" => KeySource::Certificate,
-                "csr" => KeySource::Csr,
-                "public-key" => KeySource::PublicKey,
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "invalid kind: use certificate, csr or public-key",
-                    ));
-                }
-            };
+            let source = KeySource::from_name(&body.kind).ok_or_else(|| {
+                ApiError::bad_request("invalid kind: use certificate, csr or public-key")
+            })?;
             let change = blocking(|| vault.import_pin_key(app, source, body.pem.as_bytes()))
                 .map_err(native)?;
             Ok(Reply::data(&change))

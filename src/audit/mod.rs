@@ -16,7 +16,9 @@ mod verify;
 mod writer;
 
 pub use hasher::AuditHasher;
+pub(crate) use line::hex;
 pub use line::{AuditEvent, Outcome};
 pub use signing_key::AuditSigningKey;
 pub use verify::{VerifyError, VerifyOptions, VerifyReport, verify_files};
+pub(crate) use writer::rfc3339;
 pub use writer::{AuditConfig, AuditLog, AuditWriteError};

@@ -93,7 +93,8 @@ pub(crate) enum KeyCommand {
     },
 }
 
-fn duration(text: &str) -> Result<u64, String> {
+/// A `--…` duration option: seconds, or a number with a unit (`90m`, `12h`, `30d`).
+pub(crate) fn duration(text: &str) -> Result<u64, String> {
     parse_seconds(text)
         .ok_or_else(|| format!("`{text}` is not a duration (e.g. 3600, 90m, 12h, 30d)"))
 }

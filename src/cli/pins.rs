@@ -10,11 +10,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use tresor::client::PinActivation;
-use tresor::duration::parse_seconds;
 use tresor::pins::{self, AppSpec, ClientState, DeliveredKey, KeyAlgorithm, PinApp, PinChange};
 
 use super::connection::ConnectionArgs;
 use super::identity::{IdentityArgs, read_public_keys};
+use super::key::duration;
 use super::output::{self, Format};
 
 #[derive(Args)]
@@ -220,11 +220,6 @@ pub(crate) enum ManifestKeyCommand {
         #[command(flatten)]
         common: Common,
     },
-}
-
-fn duration(text: &str) -> Result<u64, String> {
-    parse_seconds(text)
-        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 3600, 90m, 12h, 30d)"))
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -96,6 +96,11 @@ impl LengthPrefixed {
         self
     }
 
+    pub(crate) fn u64(mut self, value: u64) -> Self {
+        self.0.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
     pub(crate) fn push_bytes(&mut self, field: &[u8]) {
         let len = u32::try_from(field.len()).expect("field longer than 4 GiB");
         self.0.extend_from_slice(&len.to_be_bytes());

@@ -89,21 +89,11 @@ fn refuse_scope_one(format: ExportFormat, manifest: &Manifest) -> Result<(), Pin
     Ok(())
 }
 
-/// `YYYY-MM-DD` (UTC) of a Unix time.
+/// `YYYY-MM-DD` (UTC) of a Unix time: the date part of the audit log's RFC 3339 time.
 pub(crate) fn date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}")
+    let mut stamp = crate::audit::rfc3339(unix, 0);
+    stamp.truncate(stamp.find('T').unwrap_or(stamp.len()));
+    stamp
 }
 
 /// Renders `envelope` (whose payload is `manifest`) in `format`.

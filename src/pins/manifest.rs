@@ -18,6 +18,8 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::hex;
+
 /// The DSSE payload type of a manifest.
 pub const PAYLOAD_TYPE: &str = "application/vnd.tresor.pin-manifest+json";
 /// The DSSE payload type a manifest key signs its successor under.
@@ -205,10 +207,6 @@ pub fn key_id(key: &VerifyingKey) -> String {
 /// `sha256:<hex>` of manifest payload bytes.
 pub fn manifest_hash(payload: &[u8]) -> String {
     format!("sha256:{}", hex(&crate::crypto::kdf::sha256(&[payload])))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a client remembers of the last manifest it accepted.

@@ -71,6 +71,22 @@ pub enum KeySource {
 }
 
 impl KeySource {
+    /// `certificate`, `csr` or `public-key`: the API's import `kind` and the key's `origin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeySource::Certificate => "certificate",
+            KeySource::Csr => "csr",
+            KeySource::PublicKey => "public-key",
+        }
+    }
+
+    /// The source called `name`, if any.
+    pub fn from_name(name: &str) -> Option<KeySource> {
+        [KeySource::Certificate, KeySource::Csr, KeySource::PublicKey]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
     fn label(self) -> &'static str {
         match self {
             KeySource::Certificate => "certificate",

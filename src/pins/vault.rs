@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -19,6 +19,7 @@ use super::manifest::{
 };
 use super::spki::{self, KeySource};
 use super::{AppSpec, ExportFormat, PinError, Rule, validate_app_name, validate_host};
+use crate::audit::hex;
 use crate::crypto::{LengthPrefixed, sealed_box};
 use crate::keys::records::StoredBytes;
 use crate::store::Batch;
@@ -152,23 +153,17 @@ pub struct LogEntry {
 impl LogEntry {
     /// The hash this entry must carry, computed from its other fields.
     pub fn compute_hash(&self) -> String {
-        let mut encoded = LengthPrefixed::new()
+        let encoded = LengthPrefixed::new()
             .bytes(LOG_LABEL)
             .bytes(self.prev.as_bytes())
-            .into_vec();
-        encoded.extend_from_slice(&self.seq.to_be_bytes());
-        let mut rest = LengthPrefixed::new().bytes(self.app.as_bytes()).into_vec();
-        rest.extend_from_slice(&self.version.to_be_bytes());
-        rest.extend_from_slice(
-            LengthPrefixed::new()
-                .bytes(self.manifest_hash.as_bytes())
-                .as_slice(),
-        );
-        rest.extend_from_slice(&self.issued_at.to_be_bytes());
-        encoded.extend_from_slice(&rest);
+            .u64(self.seq)
+            .bytes(self.app.as_bytes())
+            .u64(self.version)
+            .bytes(self.manifest_hash.as_bytes())
+            .u64(self.issued_at);
         format!(
             "sha256:{}",
-            manifest::hex(&crate::crypto::kdf::sha256(&[&encoded]))
+            hex(&crate::crypto::kdf::sha256(&[encoded.as_slice()]))
         )
     }
 }
@@ -395,7 +390,7 @@ impl AppRecord {
         }
         let kid = format!(
             "k-{}",
-            &manifest::hex(&crate::crypto::kdf::sha256(&[&info.spki_der]))[..12]
+            &hex(&crate::crypto::kdf::sha256(&[&info.spki_der]))[..12]
         );
         self.keys.push(KeyRecord {
             kid: kid.clone(),
@@ -417,18 +412,17 @@ impl AppRecord {
     /// The invariants a manifest of this state must meet (DESIGN.md §6).
     fn check(&self, now: u64) -> Result<(), PinError> {
         let accepted: Vec<&KeyRecord> = self.keys.iter().filter(|k| k.state.accepted()).collect();
-        for host in &self.spec.hosts {
-            if accepted.len() < 2 {
-                return Err(PinError::rule(
-                    Rule::TwoPinsPerHost,
-                    format!(
-                        "host {} would have {} accepted pin(s){}; it needs at least 2",
-                        host.name,
-                        accepted.len(),
-                        list(accepted.iter().map(|k| k.kid.as_str()))
-                    ),
-                ));
-            }
+        // Every pin applies to every host, so the count is the same for all of them.
+        if let Some(host) = self.spec.hosts.first().filter(|_| accepted.len() < 2) {
+            return Err(PinError::rule(
+                Rule::TwoPinsPerHost,
+                format!(
+                    "host {} would have {} accepted pin(s){}; it needs at least 2",
+                    host.name,
+                    accepted.len(),
+                    list(accepted.iter().map(|k| k.kid.as_str()))
+                ),
+            ));
         }
         if !accepted.iter().any(|k| k.state == PinState::Staged) {
             return Err(PinError::rule(
@@ -586,11 +580,7 @@ impl Vault {
         input: &[u8],
     ) -> Result<PinChange, Error> {
         let info = spki::public_key_from(source, input)?;
-        let origin = match source {
-            KeySource::Certificate => "certificate",
-            KeySource::Csr => "csr",
-            KeySource::PublicKey => "public-key",
-        };
+        let origin = source.name();
         self.change_app(app, |record, _, now| {
             let kid = record.add_key(&info, origin, false, now)?;
             Ok((kid, Vec::new()))
@@ -866,28 +856,17 @@ impl Vault {
             let mut batch = Batch::new();
             let (chain, current) = manifest_key_chain(&records, &mut batch, now)?;
             let next = SigningKey::generate(&mut rand::rng());
-            let public = next.verifying_key();
+            let sig = current.sign(&pae(KEY_PAYLOAD_TYPE, next.verifying_key().as_bytes()));
             let generation = chain.len() as u32 + 1;
-            let link = ChainLink {
-                keyid: key_id(&public),
-                key: STANDARD.encode(public.as_bytes()),
-                sig: Some(
-                    STANDARD.encode(
-                        current
-                            .sign(&pae(KEY_PAYLOAD_TYPE, public.as_bytes()))
-                            .to_bytes(),
-                    ),
-                ),
-            };
-            let path = format!("{MANIFEST_KEY_PREFIX}{generation:06}");
-            let record = ManifestKeyRecord {
+            put_manifest_key(
+                &records,
+                &mut batch,
                 generation,
-                secret: StoredBytes::new(Zeroizing::new(next.to_bytes()).to_vec()),
-                link,
-                created_at: now,
-            };
-            batch.push_put(path.clone(), records.seal(&path, &record));
-            records.commit(batch.expect(path, None))?;
+                &next,
+                Some(STANDARD.encode(sig.to_bytes())),
+                now,
+            );
+            records.commit(batch)?;
         }
         for app in self.list_pin_apps()? {
             if self.pin_app(&app)?.manifest_version.is_some() {
@@ -1092,11 +1071,9 @@ impl Vault {
             seq,
             hash: entry.hash.clone(),
         };
-        let taken = std::mem::take(batch);
-        *batch = taken
-            .expect(LOG_HEAD, head.map(|(_, raw)| raw))
-            .expect(path, None)
-            .expect(entry_path.clone(), None);
+        batch.push_expect(LOG_HEAD, head.map(|(_, raw)| raw));
+        batch.push_expect(path, None);
+        batch.push_expect(entry_path.clone(), None);
         batch.push_put(entry_path.clone(), records.seal(&entry_path, &entry));
         batch.push_put(LOG_HEAD, records.seal(LOG_HEAD, &new_head));
         record.manifest = Some(LastManifest {
@@ -1221,23 +1198,36 @@ fn manifest_key_chain(
         return Ok((chain, signer));
     }
     let signer = SigningKey::generate(&mut rand::rng());
-    let public: VerifyingKey = signer.verifying_key();
+    let link = put_manifest_key(records, batch, 1, &signer, None, now);
+    Ok((vec![link], signer))
+}
+
+/// Seals manifest key `generation` (linked to its predecessor by `sig`, none for the first)
+/// into `batch`, which then expects it not to exist yet; returns its chain link.
+fn put_manifest_key(
+    records: &SealedRecords,
+    batch: &mut Batch,
+    generation: u32,
+    key: &SigningKey,
+    sig: Option<String>,
+    now: u64,
+) -> ChainLink {
+    let public = key.verifying_key();
     let link = ChainLink {
         keyid: key_id(&public),
         key: STANDARD.encode(public.as_bytes()),
-        sig: None,
+        sig,
     };
-    let path = format!("{MANIFEST_KEY_PREFIX}{:06}", 1);
+    let path = format!("{MANIFEST_KEY_PREFIX}{generation:06}");
     let record = ManifestKeyRecord {
-        generation: 1,
-        secret: StoredBytes::new(Zeroizing::new(signer.to_bytes()).to_vec()),
+        generation,
+        secret: StoredBytes::new(Zeroizing::new(key.to_bytes()).to_vec()),
         link: link.clone(),
         created_at: now,
     };
-    let taken = std::mem::take(batch);
-    *batch = taken.expect(path.clone(), None);
+    batch.push_expect(path.clone(), None);
     batch.push_put(path.clone(), records.seal(&path, &record));
-    Ok((vec![link], signer))
+    link
 }
 
 fn validate_spec(spec: &AppSpec) -> Result<(), PinError> {

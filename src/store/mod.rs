@@ -71,6 +71,11 @@ impl Batch {
         self
     }
 
+    /// Adds an expectation in place (see [`Batch::expect`]).
+    pub(crate) fn push_expect(&mut self, key: impl Into<String>, value: Option<Vec<u8>>) {
+        self.expectations.push((key.into(), value));
+    }
+
     /// Adds a write in place.
     pub(crate) fn push_put(&mut self, key: impl Into<String>, value: Vec<u8>) {
         self.writes.push((key.into(), Some(value)));
