@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -159,16 +159,16 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 fn write_dev_files(dir: &Path) -> anyhow::Result<()> {
     let ca = DevCa::generate("Tresor dev CA")?;
     write_public(&dir.join("ca.pem"), ca.cert_pem().as_bytes())?;
-    write_private(&dir.join("ca-key.pem"), ca.key_pem().as_bytes())?;
+    super::write_private(&dir.join("ca-key.pem"), ca.key_pem().as_bytes())?;
     let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"], VALIDITY)?;
     write_public(&dir.join("server.pem"), server.cert_pem.as_bytes())?;
-    write_private(&dir.join("server-key.pem"), server.key_pem.as_bytes())?;
+    super::write_private(&dir.join("server-key.pem"), server.key_pem.as_bytes())?;
     let client = ca.issue_client(DEV_PRINCIPAL, VALIDITY)?;
     write_public(&dir.join("client.pem"), client.cert_pem.as_bytes())?;
-    write_private(&dir.join("client-key.pem"), client.key_pem.as_bytes())?;
+    super::write_private(&dir.join("client-key.pem"), client.key_pem.as_bytes())?;
 
     let custodian = CustodianIdentity::generate("dev-custodian")?;
-    write_private(
+    super::write_private(
         &dir.join("custodian.key"),
         custodian
             .to_encrypted_json(DEV_PASSPHRASE.as_bytes())?
@@ -195,16 +195,4 @@ fn write_dev_files(dir: &Path) -> anyhow::Result<()> {
 
 fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
 }

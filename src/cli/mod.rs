@@ -162,6 +162,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Writes a private key or other secret as a file only its owner can read. The mode is set on
+/// the open file too: `O_CREAT`'s mode applies only to a new file, and an existing
+/// world-readable one must not receive a private key.
+pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let context = || format!("writing {}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(context)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(context)?;
+    file.write_all(bytes).with_context(context)
+}
+
 #[cfg(test)]
 mod tests {
     /// Clap checks its definitions only when a command is parsed; this checks every command
@@ -170,5 +190,18 @@ mod tests {
     fn every_command_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_secret_written_over_a_readable_file_becomes_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_private(&path, b"secret").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
     }
 }

@@ -2,8 +2,7 @@
 //! manifests (docs/pinning.md).
 
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -232,16 +231,10 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn write_file(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
     if secret {
-        options.mode(0o600);
+        return super::write_private(path, contents);
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(contents)
-        .with_context(|| format!("writing {}", path.display()))
+    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
 fn show_app(app: &PinApp) -> String {
