@@ -119,16 +119,7 @@ pub(crate) fn split_signature(line: &str) -> Option<(String, &str)> {
     }
     Some((format!("{}}}", &line[..at]), signature))
 }
-/// Lowercase hex. (One allocation: every audit line hexes its chain hash and each input HMAC.)
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
+pub(crate) use crate::crypto::hex;
 
 /// Parses 64 hex digits.
 pub(crate) fn unhex32(text: &str) -> Option<[u8; 32]> {

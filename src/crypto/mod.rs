@@ -17,6 +17,17 @@ pub(crate) use kdf::{derive_key, hmac_sha256};
 use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroize;
 
+/// Lowercase hex, with one allocation (every audit line hexes its chain hash and input HMACs).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 /// Random bytes from the thread-local CSPRNG (identifiers and nonces, not keys).
 pub(crate) fn random_array<const N: usize>() -> [u8; N] {
     random::array()

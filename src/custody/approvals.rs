@@ -274,10 +274,7 @@ impl Vault {
         let records = self.sealed_records()?;
         let status = self.seal_status()?;
         let now = self.clock().now();
-        let id: String = random_array::<12>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = crate::crypto::hex(&random_array::<12>());
         let approval = Approval {
             id: id.clone(),
             vault_id: records.vault_id().to_owned(),

@@ -334,10 +334,7 @@ impl Vault {
         if SealConfig::load(self.store())?.is_some() {
             return Err(Error::AlreadyInitialized);
         }
-        let vault_id: String = random::array::<16>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let vault_id = crate::crypto::hex(&random::array::<16>());
         let root = SecretKey::random();
         let config = SealConfig::new(&vault_id, self.environment(), 1, self.now(), &root, request)?;
         let barrier = Barrier::new(&root, &vault_id);
