@@ -6,10 +6,16 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tresor::{
-    CustodianIdentity, DecryptRequest, EncryptRequest, HmacAlgorithm, InitRequest, KeySpec,
-    SledStore, TenantSpec, Vault, VaultOptions,
-};
+use tresor_core::DecryptRequest;
+use tresor_core::EncryptRequest;
+use tresor_core::HmacAlgorithm;
+use tresor_core::KeySpec;
+use tresor_core::SledStore;
+use tresor_core::TenantSpec;
+use tresor_core::Vault;
+use tresor_core::VaultOptions;
+use tresor_crypto::identity::CustodianIdentity;
+use tresor_wire::custody::InitRequest;
 
 const TENANT: &str = "bench";
 const PLAIN: &str = "plain";
@@ -31,8 +37,10 @@ fn vault() -> (tempfile::TempDir, Vault) {
             threshold: 1,
         })
         .unwrap();
-    let share = custodian
-        .open_root_share(&vault.sealed_share("custodian").unwrap())
+    let share = vault
+        .sealed_share("custodian")
+        .unwrap()
+        .open(&custodian)
         .unwrap();
     vault.unseal(vec![share]).unwrap();
     vault.create_tenant(TENANT, &TenantSpec::default()).unwrap();
@@ -91,7 +99,7 @@ fn encrypt_decrypt(c: &mut Criterion) {
                     TENANT,
                     PLAIN,
                     &DecryptRequest {
-                        ciphertext: black_box(ct),
+                        ciphertext: black_box(&ct.text),
                         ..Default::default()
                     },
                 )
@@ -134,7 +142,7 @@ fn encrypt_decrypt(c: &mut Criterion) {
                 TENANT,
                 DERIVED,
                 &DecryptRequest {
-                    ciphertext: black_box(&ciphertext),
+                    ciphertext: black_box(&ciphertext.text),
                     context: Some(CONTEXT),
                     ..Default::default()
                 },

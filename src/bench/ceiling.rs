@@ -19,8 +19,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::{BenchError, Target};
-use crate::tls::pki::DevCa;
-use crate::tls::{self, ServerTls, ServerTlsFiles};
+use tresor_server::tls::pki::DevCa;
+use tresor_server::tls::{ServerTls, ServerTlsFiles};
 
 /// The principal of the ceiling's client certificate.
 const PRINCIPAL: &str = "spiffe://bench.tresor.local/client";
@@ -83,7 +83,7 @@ impl Ceiling {
         });
         let _ = std::fs::remove_dir_all(&dir);
         let server_tls = loaded?;
-        let client_config = tls::client_config(
+        let client_config = tresor_client::tls::client_config(
             ca.cert_pem().as_bytes(),
             client.cert_pem.as_bytes(),
             client.key_pem.as_bytes(),

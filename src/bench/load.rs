@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::{BenchError, Plan, Recorder, Stop, Template, Workload};
-use crate::client::ClientSettings;
-use crate::tls;
+use tresor_client::ClientSettings;
+use tresor_client::tls;
 
 /// Where the load goes: an address and the TLS configuration to reach it (HTTP/1.1 only).
 #[derive(Clone)]

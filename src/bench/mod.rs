@@ -28,7 +28,7 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use tresor::bench::{Live, Operation, Plan, Stop, Target, Workload, run};
-//! use tresor::client::ClientSettings;
+//! use tresor_client::ClientSettings;
 //!
 //! let settings = ClientSettings {
 //!     addr: "https://127.0.0.1:8200".into(),
@@ -76,10 +76,10 @@ pub enum BenchError {
     Invalid(String),
     /// Setting up the tenant, key or sample ciphertexts failed.
     #[error("setting up the benchmark: {0}")]
-    Setup(#[from] crate::client::ClientError),
+    Setup(#[from] tresor_client::ClientError),
     /// TLS files are unusable.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] tresor_client::tls::TlsError),
     /// No connection could be opened to the target.
     #[error("cannot connect to {addr}: {message}")]
     Connect {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::{BenchError, Operation, Plan};
-use crate::client::{Client, ClientError, ClientSettings, CreateKeyOptions, CryptoOptions};
+use tresor_client::{Client, ClientError, ClientSettings, CreateKeyOptions, CryptoOptions};
 
 /// The tenant a run creates (and reuses) when none is named.
 pub const DEFAULT_TENANT: &str = "bench";

@@ -54,11 +54,11 @@ pub(crate) async fn run(command: AuditCommand) -> anyhow::Result<()> {
             allow_open,
             allow_partial_start,
         } => {
-            let options = tresor::audit::VerifyOptions {
+            let options = tresor_server::audit::VerifyOptions {
                 allow_open_end: allow_open,
                 allow_partial_start,
             };
-            let report = tresor::audit::verify_files(&files, &key, options)?;
+            let report = tresor_server::audit::verify_files(&files, &key, options)?;
             output::line(&report.to_string())
         }
         AuditCommand::Hash {

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::bench::{
+    self, BenchError, Ceiling, Live, Operation, Plan, Recorder, Report, Stop, Target, Workload,
+};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tresor::bench::{
-    self, BenchError, Ceiling, Live, Operation, Plan, Recorder, Report, Stop, Target, Workload,
-};
 
 use super::connection::ConnectionArgs;
 use super::output::{self, Format};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use tresor::client::{Client, ClientSettings};
+use tresor_client::{Client, ClientSettings};
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ConnectionArgs {

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::Args;
 use serde_json::json;
-use tresor::client::CryptoOptions;
+use tresor_client::CryptoOptions;
 
 use super::connection::{ConnectionArgs, tenant_key};
 use super::output::{self, Format};

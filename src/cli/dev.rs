@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tresor::client::{Client, ClientSettings};
-use tresor::config::Config;
-use tresor::tls::pki::DevCa;
-use tresor::{CustodianIdentity, server};
+use tresor_client::{Client, ClientSettings};
+use tresor_crypto::identity::CustodianIdentity;
+use tresor_server::config::Config;
+use tresor_server::server;
+use tresor_server::tls::pki::DevCa;
 
 /// The dev custodian's passphrase. Printed at start: a dev vault holds nothing secret.
 const DEV_PASSPHRASE: &str = "tresor-dev";

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use tresor::CustodianIdentity;
+use tresor_crypto::identity::CustodianIdentity;
 use zeroize::Zeroizing;
 
 #[derive(Args, Debug, Clone)]
@@ -115,13 +115,13 @@ pub(crate) fn keygen(
 /// Reads `.pub` files.
 pub(crate) fn read_public_keys(
     paths: &[PathBuf],
-) -> anyhow::Result<Vec<tresor::CustodianPublicKey>> {
+) -> anyhow::Result<Vec<tresor_crypto::identity::CustodianPublicKey>> {
     paths
         .iter()
         .map(|path| {
             let text =
                 fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            tresor::CustodianPublicKey::from_json(&text)
+            tresor_crypto::identity::CustodianPublicKey::from_json(&text)
                 .with_context(|| format!("{}", path.display()))
         })
         .collect()

@@ -2,9 +2,9 @@
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use tresor::KeyConfigUpdate;
-use tresor::client::{Configured, CreateKeyOptions};
-use tresor::duration::parse_seconds;
+use tresor_client::{Configured, CreateKeyOptions};
+use tresor_wire::duration::parse_seconds;
+use tresor_wire::keys::KeyConfigUpdate;
 
 use super::connection::{ConnectionArgs, tenant_key};
 use super::output::{self, Format};
@@ -210,6 +210,6 @@ fn describe(key: &Value) -> String {
         key["convergent_encryption"].as_bool().unwrap_or(false),
         key["exportable"],
         key["deletion_allowed"],
-        tresor::duration::format_seconds(key["auto_rotate_period"].as_u64().unwrap_or(0)),
+        tresor_wire::duration::format_seconds(key["auto_rotate_period"].as_u64().unwrap_or(0)),
     )
 }

@@ -1,4 +1,4 @@
-//! Command-line interface (DESIGN.md §10). One binary: `tresor server` and `tresor dev` run the
+//! Command-line interface (README.md, docs/custody.md, docs/pinning.md). One binary: `tresor server` and `tresor dev` run the
 //! vault; every other command is a client of a running vault (or, for `policy`, a local tool).
 //! Errors print one line on stderr and exit non-zero; `--format json` gives scripts JSON.
 
@@ -86,7 +86,8 @@ enum Command {
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
-pub(crate) fn main() -> ExitCode {
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -124,9 +125,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => dev::run(args).await,
         Command::Server { config } => {
-            let config = tresor::config::Config::load(&config)?;
+            let config = tresor_server::config::Config::load(&config)?;
             output::init_logging(&config.log.level, config.log.format);
-            tresor::server::run(config).await?;
+            tresor_server::server::run(config).await?;
             Ok(())
         }
         Command::Status { connection, format } => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Subcommand;
-use tresor::custody::Approval;
+use tresor_wire::approvals::Approval;
 
 use super::connection::ConnectionArgs;
 use super::identity::{IdentityArgs, PassphraseArgs, keygen, read_public_keys};
@@ -200,7 +200,7 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
             let client = connection.client()?;
             let approval = client.approval(&id).await?;
             eprintln!("{}", describe(&approval));
-            if approval.state != tresor::custody::ApprovalState::Pending {
+            if approval.state != tresor_wire::approvals::ApprovalState::Pending {
                 bail!(
                     "approval {} cannot be signed: it is no longer pending (see above)",
                     approval.id
@@ -233,20 +233,20 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
                     "you had signed already (a custodian counts once)"
                 };
                 match &a.state {
-                    tresor::custody::ApprovalState::Pending => {
+                    tresor_wire::approvals::ApprovalState::Pending => {
                         format!(
                             "{counted}: {} of {} signatures",
                             a.signatures.len(),
                             a.required
                         )
                     }
-                    tresor::custody::ApprovalState::Executed { outcome, .. } => {
+                    tresor_wire::approvals::ApprovalState::Executed { outcome, .. } => {
                         format!("{counted}: done: {outcome}")
                     }
-                    tresor::custody::ApprovalState::Failed { error, .. } => {
+                    tresor_wire::approvals::ApprovalState::Failed { error, .. } => {
                         format!("{counted}: the operation failed: {error}")
                     }
-                    tresor::custody::ApprovalState::Expired { .. } => {
+                    tresor_wire::approvals::ApprovalState::Expired { .. } => {
                         format!("{counted}: but the approval has expired; ask again")
                     }
                 }
@@ -271,12 +271,14 @@ fn describe(approval: &Approval) -> String {
         .map(|s| s.custodian.as_str())
         .collect();
     let state = match &approval.state {
-        tresor::custody::ApprovalState::Pending => "pending".to_owned(),
-        tresor::custody::ApprovalState::Expired { .. } => {
+        tresor_wire::approvals::ApprovalState::Pending => "pending".to_owned(),
+        tresor_wire::approvals::ApprovalState::Expired { .. } => {
             "EXPIRED: it can no longer be signed; ask again".to_owned()
         }
-        tresor::custody::ApprovalState::Executed { outcome, .. } => format!("done: {outcome}"),
-        tresor::custody::ApprovalState::Failed { error, .. } => format!("failed: {error}"),
+        tresor_wire::approvals::ApprovalState::Executed { outcome, .. } => {
+            format!("done: {outcome}")
+        }
+        tresor_wire::approvals::ApprovalState::Failed { error, .. } => format!("failed: {error}"),
     };
     format!(
         "approval {} ({state})\n  what: {}\n  asked by: {}\n  signatures: {} of {} ({})\n  expires: {} (Unix time)",

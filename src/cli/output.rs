@@ -32,7 +32,7 @@ pub(crate) fn line(text: &str) -> anyhow::Result<()> {
 }
 
 /// Logs to stderr at `level`, as text or JSON lines. `RUST_LOG` overrides the level.
-pub(crate) fn init_logging(level: &str, format: tresor::config::LogFormat) {
+pub(crate) fn init_logging(level: &str, format: tresor_server::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,rustls=warn,sled=warn"))
     });
@@ -40,7 +40,7 @@ pub(crate) fn init_logging(level: &str, format: tresor::config::LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match format {
-        tresor::config::LogFormat::Json => builder.json().try_init(),
-        tresor::config::LogFormat::Text => builder.try_init(),
+        tresor_server::config::LogFormat::Json => builder.json().try_init(),
+        tresor_server::config::LogFormat::Text => builder.try_init(),
     };
 }

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tresor::client::PinActivation;
-use tresor::pins::{self, AppSpec, ClientState, DeliveredKey, KeyAlgorithm, PinApp, PinChange};
+use tresor_client::PinActivation;
+use tresor_wire::pins::{
+    self, AppSpec, ClientState, DeliveredKey, KeyAlgorithm, PinApp, PinChange,
+};
 
 use super::connection::ConnectionArgs;
 use super::identity::{IdentityArgs, read_public_keys};
@@ -247,9 +249,9 @@ fn show_app(app: &PinApp) -> String {
             .map(|h| format!("{}:{}", h.name, h.subdomains.name()))
             .collect::<Vec<_>>()
             .join(", "),
-        tresor::duration::format_seconds(app.spec.max_update_lag),
-        tresor::duration::format_seconds(app.spec.expires),
-        tresor::duration::format_seconds(app.spec.enforce_until),
+        tresor_wire::duration::format_seconds(app.spec.max_update_lag),
+        tresor_wire::duration::format_seconds(app.spec.expires),
+        tresor_wire::duration::format_seconds(app.spec.enforce_until),
         app.manifest_version
             .map_or("none yet (needs 2 pins)".to_owned(), |v| v.to_string()),
     );

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use tresor::policy::{self, AccessRequest, Operation, PolicySet};
+use tresor_server::policy::{self, AccessRequest, Operation, PolicySet};
 
 use super::output::{self, Format};
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use tresor::TenantInfo;
+use tresor_wire::tenants::TenantInfo;
 
 use super::connection::ConnectionArgs;
 use super::identity::{IdentityArgs, read_public_keys};

@@ -11,15 +11,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tresor::client::{Client, ClientSettings, CryptoOptions};
-use tresor::config::Config;
-use tresor::custody::{Approval, ApprovalOutcome};
-use tresor::server::ServerHandle;
-use tresor::store::{Batch, StoreError};
-use tresor::tls::pki::DevCa;
-use tresor::{
-    CustodianIdentity, ManualClock, SledStore, Store, UnsealProgress, Vault, VaultOptions,
-};
+use tresor_client::{Client, ClientSettings, CryptoOptions};
+use tresor_core::ManualClock;
+use tresor_core::SledStore;
+use tresor_core::Store;
+use tresor_core::Vault;
+use tresor_core::VaultOptions;
+use tresor_core::store::{Batch, StoreError};
+use tresor_crypto::identity::CustodianIdentity;
+use tresor_server::config::Config;
+use tresor_server::server::ServerHandle;
+use tresor_server::tls::pki::DevCa;
+use tresor_wire::approvals::{Approval, ApprovalOutcome};
+use tresor_wire::custody::UnsealProgress;
 
 use super::server::{ADMIN, ADMIN_POLICY, ClientFiles, b64, unb64, write, write_client_files};
 
@@ -185,9 +189,8 @@ impl CustodyServer {
         };
         let mut options = VaultOptions::new("test").with_clock(self.clock.clone());
         options.unseal_timeout = self.options.unseal_timeout;
-        options.approval_ttl = self.options.approval_ttl;
         let vault = Vault::open(store, options).unwrap();
-        let handle = tresor::server::start(config, vault).await.unwrap();
+        let handle = tresor_server::server::start(config, vault).await.unwrap();
         self.url = format!("https://127.0.0.1:{}", handle.local_addr().port());
         self.handle = Some(handle);
     }
@@ -271,7 +274,7 @@ impl CustodyServer {
         let admin = self.admin();
         let status = admin.seal_status().await.unwrap();
         let identity = &self.custodians[i];
-        let sealed: tresor::SealedShare = admin
+        let sealed: tresor_wire::custody::SealedShare = admin
             .data(
                 hyper::Method::GET,
                 &format!("sys/unseal-share/{}", identity.name()),
@@ -279,7 +282,7 @@ impl CustodyServer {
             )
             .await
             .unwrap();
-        let share = identity.open_root_share(&sealed).unwrap();
+        let share = sealed.open(identity).unwrap();
         let key: [u8; 32] = unb64(status["unseal_key"].as_str().unwrap())
             .try_into()
             .unwrap();

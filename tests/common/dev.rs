@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tresor::client::{Client, ClientSettings};
+use tresor_client::{Client, ClientSettings};
 
 /// The binary under test.
 pub const TRESOR: &str = env!("CARGO_BIN_EXE_tresor");

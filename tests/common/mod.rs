@@ -12,10 +12,20 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tresor::{
-    CiphertextError, CustodianIdentity, DecryptRequest, EncryptRequest, Error, InitRequest,
-    KeySpec, ProtectionLevel, RootShare, SledStore, Store, TenantSpec, Vault, VaultOptions,
-};
+use tresor_core::CiphertextError;
+use tresor_core::DecryptRequest;
+use tresor_core::EncryptRequest;
+use tresor_core::Error;
+use tresor_core::KeySpec;
+use tresor_core::ProtectionLevel;
+use tresor_core::SledStore;
+use tresor_core::Store;
+use tresor_core::TenantSpec;
+use tresor_core::Vault;
+use tresor_core::VaultOptions;
+use tresor_crypto::identity::CustodianIdentity;
+use tresor_wire::custody::InitRequest;
+use tresor_wire::custody::RootShare;
 
 /// True if any file under `dir` (recursively) contains `needle`.
 pub fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
@@ -131,8 +141,10 @@ impl TestVault {
     /// Custodian `i`'s share, opened with their identity.
     pub fn share(&self, i: usize) -> RootShare {
         let custodian = &self.custodians[i];
-        custodian
-            .open_root_share(&self.vault.sealed_share(custodian.name()).unwrap())
+        self.vault
+            .sealed_share(custodian.name())
+            .unwrap()
+            .open(custodian)
             .unwrap()
     }
 
@@ -196,9 +208,13 @@ impl TestVault {
             .vault
             .tenant_custody_box(name, custodian.name())
             .unwrap();
-        let key = custodian
-            .open_custody_key(&self.vault.vault_id().unwrap(), name, &sealed)
-            .unwrap();
+        let key = tresor_wire::custody::TenantCustodyKey::open(
+            custodian,
+            &self.vault.vault_id().unwrap(),
+            name,
+            &sealed,
+        )
+        .unwrap();
         let info = self.vault.unlock_tenant(name, &key).unwrap();
         assert!(!info.locked);
     }
@@ -220,6 +236,7 @@ impl TestVault {
                 },
             )
             .unwrap()
+            .text
     }
 
     /// Decrypts without context or associated data.

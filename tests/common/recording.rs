@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tresor::tls::pki::{DevCa, IssuedCert};
+use tresor_server::tls::pki::{DevCa, IssuedCert};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -29,8 +29,8 @@ impl RecordingProxy {
     /// Listens on loopback; forwards to `upstream` presenting `client_cert`.
     pub async fn start(ca: &DevCa, upstream: SocketAddr, client_cert: &IssuedCert) -> Self {
         let cert = ca.issue_server(&["localhost", "127.0.0.1"], DAY).unwrap();
-        let mut config = ServerConfig::builder_with_provider(tresor::tls::provider())
-            .with_protocol_versions(tresor::tls::PROTOCOL_VERSIONS)
+        let mut config = ServerConfig::builder_with_provider(tresor_server::tls::provider())
+            .with_protocol_versions(tresor_server::tls::PROTOCOL_VERSIONS)
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(

@@ -22,11 +22,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tresor::client::{Client, ClientSettings};
-use tresor::config::Config;
-use tresor::server::{ReloadReport, ServerHandle};
-use tresor::tls::pki::{ClientCertSpec, DevCa, IssuedCert};
-use tresor::{CustodianIdentity, InitRequest, TenantSpec, Vault};
+use tresor_client::{Client, ClientSettings};
+use tresor_core::TenantSpec;
+use tresor_core::Vault;
+use tresor_crypto::identity::CustodianIdentity;
+use tresor_server::config::Config;
+use tresor_server::server::{ReloadReport, ServerHandle};
+use tresor_server::tls::pki::{ClientCertSpec, DevCa, IssuedCert};
+use tresor_wire::custody::InitRequest;
 
 /// The trust domain of every test principal.
 pub const TRUST_DOMAIN: &str = "spiffe://test.tresor.local";
@@ -72,7 +75,7 @@ pub struct Options {
     /// Lines added to the `[audit]` table (after `path = "audit.log"`), e.g. `checkpoint_every = 5`.
     pub audit: Vec<String>,
     /// A clock the test moves, for the vault (the system clock when `None`).
-    pub clock: Option<Arc<tresor::ManualClock>>,
+    pub clock: Option<Arc<tresor_core::ManualClock>>,
 }
 
 impl Default for Options {
@@ -125,7 +128,7 @@ impl Options {
     }
 
     /// Gives the vault a clock the test moves.
-    pub fn clock(mut self, clock: Arc<tresor::ManualClock>) -> Self {
+    pub fn clock(mut self, clock: Arc<tresor_core::ManualClock>) -> Self {
         self.clock = Some(clock);
         self
     }
@@ -190,11 +193,11 @@ impl TestServer {
         let config = Config::parse(&text, dir.path())
             .unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"));
         let vault = match &options.clock {
-            None => tresor::server::open_vault(&config).unwrap(),
+            None => tresor_server::server::open_vault(&config).unwrap(),
             Some(clock) => {
-                let store = tresor::SledStore::open(&config.storage.path).unwrap();
-                let vault_options =
-                    tresor::VaultOptions::new(config.environment.clone()).with_clock(clock.clone());
+                let store = tresor_core::SledStore::open(&config.storage.path).unwrap();
+                let vault_options = tresor_core::VaultOptions::new(config.environment.clone())
+                    .with_clock(clock.clone());
                 Vault::open(Arc::new(store), vault_options).unwrap()
             }
         };
@@ -207,7 +210,7 @@ impl TestServer {
                 })
                 .unwrap();
         }
-        let handle = tresor::server::start(config, vault).await.unwrap();
+        let handle = tresor_server::server::start(config, vault).await.unwrap();
         let url = format!("https://127.0.0.1:{}", handle.local_addr().port());
         let server = TestServer {
             dir,
@@ -244,9 +247,10 @@ impl TestServer {
     /// Unseals with the custodian's share.
     pub fn unseal(&self) {
         let vault = self.vault();
-        let share = self
-            .custodian
-            .open_root_share(&vault.sealed_share(self.custodian.name()).unwrap())
+        let share = vault
+            .sealed_share(self.custodian.name())
+            .unwrap()
+            .open(&self.custodian)
             .unwrap();
         assert!(!vault.unseal(vec![share]).unwrap().sealed);
     }
@@ -282,7 +286,7 @@ impl TestServer {
     /// A client for [`ADMIN`].
     /// Signs pending approval `id` with the vault's only custodian (threshold 1), so the
     /// dangerous operation runs; returns the outcome.
-    pub async fn approve(&self, id: &str) -> tresor::custody::ApprovalOutcome {
+    pub async fn approve(&self, id: &str) -> tresor_wire::approvals::ApprovalOutcome {
         let admin = self.admin();
         let approval = admin.approval(id).await.unwrap();
         admin
@@ -371,8 +375,8 @@ impl TestServer {
 pub fn tls_config(ca: &DevCa, cert: Option<&IssuedCert>) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.cert_der().clone()).unwrap();
-    let builder = ClientConfig::builder_with_provider(tresor::tls::provider())
-        .with_protocol_versions(tresor::tls::PROTOCOL_VERSIONS)
+    let builder = ClientConfig::builder_with_provider(tresor_server::tls::provider())
+        .with_protocol_versions(tresor_server::tls::PROTOCOL_VERSIONS)
         .unwrap()
         .with_root_certificates(roots);
     let mut config = match cert {

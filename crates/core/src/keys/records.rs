@@ -1,0 +1,137 @@
+//! What the vault stores for tenants and keys, as JSON inside barrier-sealed records.
+//!
+//! Byte fields are base64 strings. Decoding borrows the string from the (zeroizing) plaintext
+//! buffer and decodes straight into a zeroizing buffer, so no stray copy of key material is left
+//! in freed memory.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+use super::{KeyConfig, ProtectionLevel};
+use crate::Error;
+
+/// Storage path of a tenant record.
+pub(crate) fn tenant_path(tenant: &str) -> String {
+    format!("tenants/{tenant}")
+}
+
+/// Prefix under which all tenant records live.
+pub(crate) const TENANTS_PREFIX: &str = "tenants/";
+
+/// Storage path of a key record.
+pub(crate) fn key_path(tenant: &str, key: &str) -> String {
+    format!("keys/{tenant}/{key}")
+}
+
+/// Prefix under which a tenant's key records live.
+pub(crate) fn keys_prefix(tenant: &str) -> String {
+    format!("keys/{tenant}/")
+}
+
+/// A tenant: its protection level and, from level 2, its key-encryption key.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TenantRecord {
+    pub(crate) level: ProtectionLevel,
+    pub(crate) created_at: u64,
+    /// Absent at level 1.
+    pub(crate) kek: Option<KekRecord>,
+    /// Level 3 only: the custody key sealed to each of the tenant's own custodians.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) custodians: Vec<TenantCustodianRecord>,
+}
+
+/// The tenant key-encryption key.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KekRecord {
+    pub(crate) version: u32,
+    pub(crate) created_at: u64,
+    /// Level 2: the KEK itself (the barrier protects it). Level 3: the KEK encrypted under the
+    /// tenant custody key, which is never stored in the clear.
+    pub(crate) material: StoredBytes,
+}
+
+/// One of a level-3 tenant's custodians and the custody key sealed to them.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TenantCustodianRecord {
+    pub(crate) custodian: tresor_crypto::identity::CustodianPublicKey,
+    pub(crate) sealed_custody_key: StoredBytes,
+}
+
+/// A named data key: configuration and every version still held.
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyRecord {
+    pub(crate) created_at: u64,
+    pub(crate) config: KeyConfig,
+    pub(crate) latest_version: u32,
+    /// When the latest version was created; drives `auto_rotate_period`.
+    pub(crate) rotated_at: u64,
+    /// The KEK version the materials are wrapped under (absent at level 1).
+    pub(crate) kek_version: Option<u32>,
+    pub(crate) versions: BTreeMap<u32, VersionRecord>,
+}
+
+/// One version of a data key.
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VersionRecord {
+    pub(crate) created_at: u64,
+    /// Level 1: the key material. Level ≥ 2: the material wrapped under the tenant KEK.
+    pub(crate) material: StoredBytes,
+}
+
+/// Bytes held in a record (base64 in its JSON), zeroized on drop.
+#[derive(Clone)]
+pub struct StoredBytes(pub Zeroizing<Vec<u8>>);
+
+impl StoredBytes {
+    /// Wraps `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        StoredBytes(Zeroizing::new(bytes))
+    }
+}
+
+impl Serialize for StoredBytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(STANDARD.encode(self.0.as_slice()));
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <&'de str>::deserialize(deserializer)?;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() / 4 * 3));
+        STANDARD
+            .decode_vec(text, &mut bytes)
+            .map_err(serde::de::Error::custom)?;
+        Ok(StoredBytes(bytes))
+    }
+}
+
+/// Serializes a record into a zeroizing buffer.
+pub(crate) fn encode<T: Serialize>(record: &T) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(serde_json::to_vec(record).expect("records serialize"))
+}
+
+/// Deserializes a record read from `path`.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(path: &str, bytes: &'a [u8]) -> Result<T, Error> {
+    // serde_json's own message can quote the offending value, which may be key material: report
+    // only the category and position.
+    serde_json::from_slice(bytes).map_err(|e| Error::RecordFormat {
+        path: path.to_owned(),
+        reason: format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    })
+}

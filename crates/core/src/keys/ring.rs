@@ -1,0 +1,650 @@
+//! A data key's unwrapped versions and the operations on them (DESIGN.md §3).
+//!
+//! ```text
+//! ciphertext = "tresor:v" N ":" base64(nonce ‖ AES-256-GCM-SIV ciphertext ‖ tag)
+//! aad        = LP("tresor-ct-v1") ‖ LP(environment) ‖ LP(tenant) ‖ LP(key) ‖ u32(N)
+//!              ‖ LP(context) ‖ LP(associated_data)
+//! key        = HKDF(material_N, LP("tresor-encrypt-v1"))                     not derived
+//!            = HKDF(material_N, LP("tresor-derive-v1") ‖ LP(context))        derived
+//! nonce      = random                                                        not convergent
+//!            = HMAC(HKDF(material_N, LP("tresor-convergent-nonce-v1") ‖ LP(context)),
+//!                   aad ‖ plaintext)[..12]                                   convergent
+//! hmac token = "tresor:v" N ":" base64(HMAC-SHA2(HKDF(material_N, LP("tresor-hmac-v1")), input))
+//! ```
+//! docs/format.md walks through an example byte by byte.
+
+use std::collections::BTreeMap;
+
+use tresor_crypto::aead::OVERHEAD;
+use tresor_crypto::mac::{self, Sha2};
+use tresor_crypto::{AeadKey, LengthPrefixed, NONCE_LEN, SecretKey, derive_key, hmac_sha256};
+use zeroize::Zeroizing;
+
+use super::ciphertext;
+use super::config::{HmacAlgorithm, KeyConfig};
+use crate::{CiphertextError, Error};
+
+const CIPHERTEXT_LABEL: &[u8] = b"tresor-ct-v1";
+const ENCRYPT_LABEL: &[u8] = b"tresor-encrypt-v1";
+const DERIVE_LABEL: &[u8] = b"tresor-derive-v1";
+const CONVERGENT_NONCE_LABEL: &[u8] = b"tresor-convergent-nonce-v1";
+const HMAC_LABEL: &[u8] = b"tresor-hmac-v1";
+
+/// A plaintext to encrypt.
+#[derive(Clone, Copy, Default)]
+pub struct EncryptRequest<'a> {
+    /// The bytes to encrypt.
+    pub plaintext: &'a [u8],
+    /// Derivation context; required for derived keys, refused for others.
+    pub context: Option<&'a [u8]>,
+    /// Bound to the ciphertext but not encrypted; the same value is needed to decrypt.
+    pub associated_data: Option<&'a [u8]>,
+    /// Encrypt with this version instead of the latest.
+    pub key_version: Option<u32>,
+}
+
+/// A `tresor:v<N>:…` text (a ciphertext or an HMAC token) and the key version N that made it,
+/// so that no caller has to parse the text again to learn it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The key version.
+    pub version: u32,
+    /// `tresor:v<N>:<base64>`.
+    pub text: String,
+}
+
+impl std::fmt::Display for Versioned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Versioned {
+    fn new(version: u32, payload: &[u8]) -> Self {
+        Versioned {
+            version,
+            text: ciphertext::format(version, payload),
+        }
+    }
+}
+
+/// A ciphertext to decrypt.
+#[derive(Clone, Copy, Default)]
+pub struct DecryptRequest<'a> {
+    /// `tresor:v<N>:<base64>`.
+    pub ciphertext: &'a str,
+    /// The context given at encryption.
+    pub context: Option<&'a [u8]>,
+    /// The associated data given at encryption.
+    pub associated_data: Option<&'a [u8]>,
+}
+
+/// One version's keys, derived once when the ring is loaded.
+struct VersionKeys {
+    material: SecretKey,
+    /// The encryption key of a non-derived key; derived keys make one per context.
+    cipher: Option<AeadKey>,
+    hmac_key: SecretKey,
+}
+
+/// The tenant, key and environment a ring belongs to: bound into every ciphertext.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeyIdentity {
+    pub(crate) environment: String,
+    pub(crate) tenant: String,
+    pub(crate) name: String,
+}
+
+/// A data key with its versions unwrapped, ready to serve.
+pub(crate) struct KeyRing {
+    pub(crate) identity: KeyIdentity,
+    pub(crate) config: KeyConfig,
+    pub(crate) latest_version: u32,
+    versions: BTreeMap<u32, VersionKeys>,
+    /// LP(label) ‖ LP(environment) ‖ LP(tenant) ‖ LP(key): the fixed start of every AAD.
+    aad_prefix: Vec<u8>,
+}
+
+impl KeyRing {
+    /// Builds a ring from unwrapped version materials.
+    pub(crate) fn new(
+        identity: KeyIdentity,
+        config: KeyConfig,
+        latest_version: u32,
+        materials: impl IntoIterator<Item = (u32, SecretKey)>,
+    ) -> Self {
+        let versions = materials
+            .into_iter()
+            .map(|(version, material)| {
+                let cipher = (!config.derived).then(|| {
+                    AeadKey::new(&derive_key(
+                        &material,
+                        LengthPrefixed::new().bytes(ENCRYPT_LABEL).as_slice(),
+                    ))
+                });
+                let hmac_key = derive_key(
+                    &material,
+                    LengthPrefixed::new().bytes(HMAC_LABEL).as_slice(),
+                );
+                (
+                    version,
+                    VersionKeys {
+                        material,
+                        cipher,
+                        hmac_key,
+                    },
+                )
+            })
+            .collect();
+        let aad_prefix = LengthPrefixed::new()
+            .bytes(CIPHERTEXT_LABEL)
+            .bytes(identity.environment.as_bytes())
+            .bytes(identity.tenant.as_bytes())
+            .bytes(identity.name.as_bytes())
+            .into_vec();
+        KeyRing {
+            identity,
+            config,
+            latest_version,
+            versions,
+            aad_prefix,
+        }
+    }
+
+    pub(crate) fn encrypt(&self, request: &EncryptRequest<'_>) -> Result<Versioned, Error> {
+        let version = self.encryption_version(request.key_version)?;
+        let context = self.context(request.context)?;
+        let keys = &self.versions[&version];
+        let aad = self.aad(
+            version,
+            context,
+            request.associated_data.unwrap_or_default(),
+        );
+        let mut payload = Vec::with_capacity(OVERHEAD + request.plaintext.len());
+        match (&keys.cipher, self.config.convergent_encryption) {
+            (Some(cipher), _) => cipher.seal_into(aad.as_slice(), request.plaintext, &mut payload),
+            (None, false) => derived_cipher(keys, context).seal_into(
+                aad.as_slice(),
+                request.plaintext,
+                &mut payload,
+            ),
+            (None, true) => {
+                let nonce_key = derive_key(
+                    &keys.material,
+                    LengthPrefixed::new()
+                        .bytes(CONVERGENT_NONCE_LABEL)
+                        .bytes(context)
+                        .as_slice(),
+                );
+                let digest = hmac_sha256(nonce_key.expose(), &[aad.as_slice(), request.plaintext]);
+                let nonce: [u8; NONCE_LEN] = digest[..NONCE_LEN].try_into().expect("12 bytes");
+                derived_cipher(keys, context).seal_with_nonce_into(
+                    &nonce,
+                    aad.as_slice(),
+                    request.plaintext,
+                    &mut payload,
+                )
+            }
+        }
+        Ok(Versioned::new(version, &payload))
+    }
+
+    pub(crate) fn decrypt(
+        &self,
+        request: &DecryptRequest<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let (version, payload) = ciphertext::parse(request.ciphertext)?;
+        let context = self.context(request.context)?;
+        let keys = self.decryption_version(version)?;
+        if payload.len() < OVERHEAD {
+            return Err(CiphertextError::TooShort(payload.len()).into());
+        }
+        let aad = self.aad(
+            version,
+            context,
+            request.associated_data.unwrap_or_default(),
+        );
+        let opened = match &keys.cipher {
+            Some(cipher) => cipher.open(aad.as_slice(), &payload),
+            None => derived_cipher(keys, context).open(aad.as_slice(), &payload),
+        };
+        opened.map_err(|_| CiphertextError::Authentication.into())
+    }
+
+    /// Decrypts and encrypts again with `key_version` (default: the latest).
+    pub(crate) fn rewrap(
+        &self,
+        request: &DecryptRequest<'_>,
+        key_version: Option<u32>,
+    ) -> Result<Versioned, Error> {
+        let plaintext = self.decrypt(request)?;
+        self.encrypt(&EncryptRequest {
+            plaintext: &plaintext,
+            context: request.context,
+            associated_data: request.associated_data,
+            key_version,
+        })
+    }
+
+    /// A fresh random key of `bits` bits and its ciphertext under this key.
+    pub(crate) fn datakey(
+        &self,
+        bits: u32,
+        context: Option<&[u8]>,
+        associated_data: Option<&[u8]>,
+    ) -> Result<(Zeroizing<Vec<u8>>, Versioned), Error> {
+        if !matches!(bits, 128 | 256 | 512) {
+            return Err(Error::invalid(
+                "bits",
+                format!("{bits} is not supported: use 128, 256 or 512"),
+            ));
+        }
+        let mut key = Zeroizing::new(vec![0u8; bits as usize / 8]);
+        tresor_crypto::random::fill(&mut key);
+        let ciphertext = self.encrypt(&EncryptRequest {
+            plaintext: &key,
+            context,
+            associated_data,
+            key_version: None,
+        })?;
+        Ok((key, ciphertext))
+    }
+
+    pub(crate) fn hmac(
+        &self,
+        input: &[u8],
+        algorithm: HmacAlgorithm,
+        key_version: Option<u32>,
+    ) -> Result<Versioned, Error> {
+        let version = self.encryption_version(key_version)?;
+        let tag = compute_hmac(self.versions[&version].hmac_key.expose(), algorithm, input);
+        Ok(Versioned::new(version, &tag))
+    }
+
+    /// True if `token` is the HMAC of `input`. A malformed token or an unusable version is an error.
+    pub(crate) fn verify_hmac(
+        &self,
+        input: &[u8],
+        token: &str,
+        algorithm: HmacAlgorithm,
+    ) -> Result<bool, Error> {
+        let (version, tag) = ciphertext::parse(token)?;
+        let keys = self.decryption_version(version)?;
+        let expected = compute_hmac(keys.hmac_key.expose(), algorithm, input);
+        Ok(mac::ct_eq(&expected, &tag))
+    }
+
+    /// For export, each version at or above `min_decryption_version` (as in Vault, a retired
+    /// version is not handed out): its material (`EncryptionKey`, the input of every derivation
+    /// above) or its derived HMAC key (`HmacKey`).
+    pub(crate) fn export(&self, kind: ExportKind) -> impl Iterator<Item = (u32, &SecretKey)> + '_ {
+        let retired_below = self.config.min_decryption_version;
+        self.versions.range(retired_below..).map(move |(v, keys)| {
+            let key = match kind {
+                ExportKind::EncryptionKey => &keys.material,
+                ExportKind::HmacKey => &keys.hmac_key,
+            };
+            (*v, key)
+        })
+    }
+
+    fn encryption_version(&self, requested: Option<u32>) -> Result<u32, Error> {
+        let version = requested.filter(|v| *v != 0).unwrap_or(self.latest_version);
+        let field = "key_version";
+        if version > self.latest_version {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "version {version} does not exist (latest is {})",
+                    self.latest_version
+                ),
+            ));
+        }
+        if version < self.config.min_encryption_version {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "version {version} is below min_encryption_version {}",
+                    self.config.min_encryption_version
+                ),
+            ));
+        }
+        if version < self.config.min_decryption_version {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "version {version} is below min_decryption_version {}: its ciphertexts could not be decrypted",
+                    self.config.min_decryption_version
+                ),
+            ));
+        }
+        if !self.versions.contains_key(&version) {
+            return Err(Error::invalid(
+                field,
+                format!("version {version} has been destroyed"),
+            ));
+        }
+        Ok(version)
+    }
+
+    fn decryption_version(&self, version: u32) -> Result<&VersionKeys, Error> {
+        if version > self.latest_version {
+            return Err(CiphertextError::UnknownVersion {
+                version,
+                latest: self.latest_version,
+            }
+            .into());
+        }
+        if version < self.config.min_decryption_version {
+            return Err(CiphertextError::BelowMinDecryption {
+                version,
+                min_decryption: self.config.min_decryption_version,
+            }
+            .into());
+        }
+        self.versions.get(&version).ok_or_else(|| {
+            CiphertextError::Trimmed {
+                version,
+                min_available: self.config.min_available_version,
+            }
+            .into()
+        })
+    }
+
+    /// The effective context: empty for non-derived keys. Giving a context to a non-derived key
+    /// is refused: silently ignoring it would let a caller believe the ciphertext is bound to it.
+    fn context<'a>(&self, context: Option<&'a [u8]>) -> Result<&'a [u8], Error> {
+        let context = context.filter(|c| !c.is_empty());
+        match (self.config.derived, context) {
+            (true, None) => Err(Error::invalid(
+                "context",
+                format!(
+                    "missing: key `{}` is derived, so every operation needs a context",
+                    self.identity.name
+                ),
+            )),
+            (false, Some(_)) => Err(Error::invalid(
+                "context",
+                format!(
+                    "given, but key `{}` is not derived; it would have no effect",
+                    self.identity.name
+                ),
+            )),
+            (_, context) => Ok(context.unwrap_or_default()),
+        }
+    }
+
+    fn aad(&self, version: u32, context: &[u8], associated_data: &[u8]) -> LengthPrefixed {
+        let mut aad = LengthPrefixed::with_capacity(
+            self.aad_prefix.len() + 12 + context.len() + associated_data.len(),
+        );
+        aad.extend_raw(&self.aad_prefix);
+        let mut aad = aad.u32(version);
+        aad.push_bytes(context);
+        aad.push_bytes(associated_data);
+        aad
+    }
+}
+
+/// What `export` hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// Each version's key material (the input of every derivation above).
+    EncryptionKey,
+    /// Each version's HMAC key.
+    HmacKey,
+}
+
+fn derived_cipher(keys: &VersionKeys, context: &[u8]) -> AeadKey {
+    AeadKey::new(&derive_key(
+        &keys.material,
+        LengthPrefixed::new()
+            .bytes(DERIVE_LABEL)
+            .bytes(context)
+            .as_slice(),
+    ))
+}
+
+fn compute_hmac(key: &[u8], algorithm: HmacAlgorithm, input: &[u8]) -> Vec<u8> {
+    let hash = match algorithm {
+        HmacAlgorithm::Sha2_224 => Sha2::Sha224,
+        HmacAlgorithm::Sha2_256 => Sha2::Sha256,
+        HmacAlgorithm::Sha2_384 => Sha2::Sha384,
+        HmacAlgorithm::Sha2_512 => Sha2::Sha512,
+    };
+    mac::hmac(hash, key, input)
+}
+
+/// The worked examples of docs/format.md, byte for byte: every value asserted here must appear
+/// verbatim in that file (docs/format_example.py recomputes the same values independently).
+#[cfg(test)]
+mod format_vectors {
+    use super::*;
+    use crate::keys::KeySpec;
+
+    const FORMAT_MD: &str = include_str!("../../../../docs/format.md");
+
+    /// Asserts that `value` is what the code computes and that docs/format.md shows it.
+    fn documented(computed: &str, value: &str) {
+        assert_eq!(computed, value);
+        assert!(
+            FORMAT_MD.contains(value),
+            "docs/format.md does not show `{value}`"
+        );
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn to_hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn ring(key: &str, spec: KeySpec, version: u32, material: &str) -> KeyRing {
+        KeyRing::new(
+            KeyIdentity {
+                environment: "production".into(),
+                tenant: "payments".into(),
+                name: key.into(),
+            },
+            spec.into_config().unwrap(),
+            version,
+            [(version, SecretKey::from_slice(&hex(material)).unwrap())],
+        )
+    }
+
+    /// [`KeyRing::encrypt`] for a non-derived key, with the nonce given instead of drawn at
+    /// random: the same version choice, AAD and cipher, so the output is reproducible.
+    fn encrypt_with_nonce(
+        ring: &KeyRing,
+        request: &EncryptRequest<'_>,
+        nonce: &[u8; NONCE_LEN],
+    ) -> String {
+        let version = ring.encryption_version(request.key_version).unwrap();
+        let context = ring.context(request.context).unwrap();
+        let aad = ring.aad(
+            version,
+            context,
+            request.associated_data.unwrap_or_default(),
+        );
+        let cipher = ring.versions[&version]
+            .cipher
+            .as_ref()
+            .expect("not derived");
+        let mut payload = Vec::new();
+        cipher.seal_with_nonce_into(nonce, aad.as_slice(), request.plaintext, &mut payload);
+        ciphertext::format(version, &payload)
+    }
+
+    const MATERIAL_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const MATERIAL_B: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+
+    #[test]
+    fn example_a_plain_key_with_associated_data() {
+        let ring = ring("card-pan", KeySpec::default(), 2, MATERIAL_A);
+        let material = SecretKey::from_slice(&hex(MATERIAL_A)).unwrap();
+        documented(
+            &to_hex(&hmac_sha256(&[0; 32], &[material.expose()])),
+            "46bd320605c5a6b6163ab70bc6345b92a5f908e79fe58979c23ebb47d1a5e307",
+        );
+        let info = LengthPrefixed::new().bytes(ENCRYPT_LABEL);
+        documented(
+            &to_hex(info.as_slice()),
+            "00000011747265736f722d656e63727970742d7631",
+        );
+        documented(
+            &to_hex(derive_key(&material, info.as_slice()).expose()),
+            "f24e1997d5da933810cf2221d045e4abef89974d961054680f80e76dacc57b97",
+        );
+        documented(
+            &to_hex(ring.aad(2, b"", b"order-4711").as_slice()),
+            "0000000c747265736f722d63742d76310000000a70726f64756374696f6e000000087061796d656e747300000008636172642d70616e00000002000000000000000a6f726465722d34373131",
+        );
+        let request = EncryptRequest {
+            plaintext: b"4111 1111 1111 1111",
+            associated_data: Some(b"order-4711"),
+            ..Default::default()
+        };
+        let text = encrypt_with_nonce(
+            &ring,
+            &request,
+            &hex("a0a1a2a3a4a5a6a7a8a9aaab").try_into().unwrap(),
+        );
+        documented(
+            &to_hex(&ciphertext::parse(&text).unwrap().1),
+            "a0a1a2a3a4a5a6a7a8a9aaab3a1158c83561a96072d88c717e5c8ab54f2c7ef517d4e5d7dc25d29a822321100e44f0",
+        );
+        documented(
+            &text,
+            "tresor:v2:oKGio6SlpqeoqaqrOhFYyDVhqWBy2IxxflyKtU8sfvUX1OXX3CXSmoIjIRAORPA=",
+        );
+        // The real decryption path accepts the documented ciphertext, and only with its
+        // associated data.
+        let decrypt = |associated_data: Option<&'static [u8]>| {
+            ring.decrypt(&DecryptRequest {
+                ciphertext: &text,
+                context: None,
+                associated_data,
+            })
+        };
+        assert_eq!(
+            decrypt(Some(b"order-4711")).unwrap().as_slice(),
+            b"4111 1111 1111 1111"
+        );
+        assert!(decrypt(None).is_err());
+        // The real encryption path differs only in its random nonce.
+        let random = ring.encrypt(&request).unwrap();
+        assert_eq!(random.version, 2);
+        assert_eq!(random.text.len(), text.len());
+        assert!(random.text.starts_with("tresor:v2:"));
+    }
+
+    #[test]
+    fn hmac_token() {
+        let ring = ring("card-pan", KeySpec::default(), 2, MATERIAL_A);
+        documented(
+            &to_hex(LengthPrefixed::new().bytes(HMAC_LABEL).as_slice()),
+            "0000000e747265736f722d686d61632d7631",
+        );
+        let (_, hmac_key) = ring.export(ExportKind::HmacKey).next().unwrap();
+        documented(
+            &to_hex(hmac_key.expose()),
+            "b998390496453ac5511a3babb66103ddc3b71dea4d6d9c17fb7a01ae45a7eadd",
+        );
+        documented(
+            &to_hex(&hmac_sha256(hmac_key.expose(), &[b"4111 1111 1111 1111"])),
+            "336b599436086f96cdcc2c3e9b5bc6a61256c99d207ba69c3bfed5be49bcb0bc",
+        );
+        let token = ring
+            .hmac(b"4111 1111 1111 1111", HmacAlgorithm::Sha2_256, None)
+            .unwrap()
+            .text;
+        documented(
+            &token,
+            "tresor:v2:M2tZlDYIb5bNzCw+m1vGphJWyZ0ge6acO/7Vvkm8sLw=",
+        );
+        assert!(
+            ring.verify_hmac(b"4111 1111 1111 1111", &token, HmacAlgorithm::Sha2_256)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn example_b_derived_convergent_key() {
+        let spec = KeySpec {
+            derived: true,
+            convergent_encryption: true,
+            ..Default::default()
+        };
+        let ring = ring("customer-email", spec, 1, MATERIAL_B);
+        let material = SecretKey::from_slice(&hex(MATERIAL_B)).unwrap();
+        documented(
+            &to_hex(&hmac_sha256(&[0; 32], &[material.expose()])),
+            "9724f70a32773a1840904e49bb789f73e0023efea2db9f987f43fc932319b1cb",
+        );
+        let context: &[u8] = b"customers.email";
+        let plaintext: &[u8] = b"alice@example.com";
+
+        let derive_info = LengthPrefixed::new().bytes(DERIVE_LABEL).bytes(context);
+        documented(
+            &to_hex(derive_info.as_slice()),
+            "00000010747265736f722d6465726976652d76310000000f637573746f6d6572732e656d61696c",
+        );
+        documented(
+            &to_hex(derive_key(&material, derive_info.as_slice()).expose()),
+            "47e835fe6b01450660b3bb6ea2e4825f5e19b07b91571aae4566b07a17eec93e",
+        );
+        let nonce_info = LengthPrefixed::new()
+            .bytes(CONVERGENT_NONCE_LABEL)
+            .bytes(context);
+        documented(
+            &to_hex(nonce_info.as_slice()),
+            "0000001a747265736f722d636f6e76657267656e742d6e6f6e63652d76310000000f637573746f6d6572732e656d61696c",
+        );
+        let nonce_key = derive_key(&material, nonce_info.as_slice());
+        documented(
+            &to_hex(nonce_key.expose()),
+            "ca2fb132d94e6ef1d7eb15c767cd9cfa9b02efebc64783877da3546773658504",
+        );
+        let aad = ring.aad(1, context, b"");
+        documented(
+            &to_hex(aad.as_slice()),
+            "0000000c747265736f722d63742d76310000000a70726f64756374696f6e000000087061796d656e74730000000e637573746f6d65722d656d61696c000000010000000f637573746f6d6572732e656d61696c00000000",
+        );
+        documented(
+            &to_hex(&hmac_sha256(
+                nonce_key.expose(),
+                &[aad.as_slice(), plaintext],
+            )),
+            "3791640e762fa2d69fc14c0b36c655d3017c3568f17d237d133d1c9fbdd0cda0",
+        );
+
+        let request = EncryptRequest {
+            plaintext,
+            context: Some(context),
+            ..Default::default()
+        };
+        let text = ring.encrypt(&request).unwrap().text;
+        documented(
+            &to_hex(&ciphertext::parse(&text).unwrap().1),
+            "3791640e762fa2d69fc14c0bfef8174c9360420d3ba8e9fa4d0a585d86eed5cace13773a1a168bbdaec1af4f7c",
+        );
+        documented(
+            &text,
+            "tresor:v1:N5FkDnYvotafwUwL/vgXTJNgQg07qOn6TQpYXYbu1crOE3c6GhaLva7Br098",
+        );
+        assert_eq!(ring.encrypt(&request).unwrap().text, text, "deterministic");
+        let opened = ring
+            .decrypt(&DecryptRequest {
+                ciphertext: &text,
+                context: Some(context),
+                associated_data: None,
+            })
+            .unwrap();
+        assert_eq!(opened.as_slice(), plaintext);
+    }
+}

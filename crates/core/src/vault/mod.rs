@@ -1,0 +1,312 @@
+//! The vault: its state (sealed or unsealed) and the facade every caller uses.
+//!
+//! Unwrapped keys live only inside [`Unsealed`], which is reachable only while the vault is
+//! unsealed. Sealing drops it; the last in-flight request holding it drops the keys, which
+//! zeroize themselves.
+
+mod keys;
+mod ops;
+mod seal;
+mod sealed_records;
+mod tenants;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+pub use keys::KeyInfo;
+pub use ops::{BatchResult, DataKey};
+pub use seal::validate_custody;
+pub use sealed_records::{Custodians, SealedRecords, SealedStore};
+pub use tenants::TenantSpec;
+
+use crate::Error;
+use crate::barrier::Barrier;
+use crate::clock::{Clock, SystemClock};
+use crate::keys::kek::Kek;
+use crate::keys::records::{self, KeyRecord, TenantRecord};
+use crate::keys::ring::KeyRing;
+use crate::keys::{ProtectionLevel, validate_environment_name};
+use crate::store::{Batch, Store};
+use tresor_crypto::SecretKey;
+
+/// How to open a vault.
+#[derive(Clone)]
+pub struct VaultOptions {
+    /// The environment name bound into every ciphertext (`production`, `test`, …). A data
+    /// directory initialised for one environment refuses to open as another.
+    pub environment: String,
+    /// The clock for creation times, rotation schedules and expiries.
+    pub clock: Arc<dyn Clock>,
+    /// Unseal progress older than this many seconds is discarded.
+    pub unseal_timeout: u64,
+}
+
+impl VaultOptions {
+    /// Options for `environment` with the system clock and a ten-minute unseal timeout.
+    pub fn new(environment: impl Into<String>) -> Self {
+        VaultOptions {
+            environment: environment.into(),
+            clock: Arc::new(SystemClock),
+            unseal_timeout: 600,
+        }
+    }
+
+    /// The same options with another clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// A key vault over a [`Store`]. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    options: VaultOptions,
+    state: RwLock<Option<Arc<Unsealed>>>,
+    /// Serialises changes to storage within this process (the store's compare-and-swap guards
+    /// against other processes).
+    writer: Mutex<()>,
+    unseal_round: Mutex<seal::UnsealRound>,
+    /// The X25519 key custodians seal submissions to (shares, tenant custody keys). Made at
+    /// open and replaced after every unseal, seal, tenant unlock and lock, so a captured
+    /// submission cannot be replayed into a later round.
+    unseal_key: Mutex<seal::UnsealKey>,
+    /// Key ring lookups served from memory, and those that loaded from storage.
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+/// Everything that exists only while unsealed.
+pub(crate) struct Unsealed {
+    vault_id: String,
+    barrier: Barrier,
+    tenants: RwLock<HashMap<String, Arc<TenantState>>>,
+    /// Bumped under the `tenants` write lock whenever the map changes; see [`Generation`].
+    tenants_generation: AtomicU64,
+    /// State that services keep for as long as this unseal lasts (see
+    /// [`SealedRecords::session`]); dropped with the keys on seal.
+    session: sealed_records::Session,
+}
+
+/// A loaded tenant: its KEK (if unwrapped) and the key rings used so far.
+pub(crate) struct TenantState {
+    name: String,
+    level: ProtectionLevel,
+    /// The current KEK; `None` at level 1 and while a level-3 tenant is locked.
+    kek: RwLock<Option<Arc<Kek>>>,
+    /// Level 3 while unlocked: the custody key its custodian gave, needed to rotate the KEK.
+    custody: RwLock<Option<Arc<SecretKey>>>,
+    rings: RwLock<HashMap<String, Arc<KeyRing>>>,
+    rings_generation: AtomicU64,
+}
+
+impl Vault {
+    /// Opens the vault stored in `store`. It starts sealed.
+    pub fn open(store: Arc<dyn Store>, options: VaultOptions) -> Result<Vault, Error> {
+        validate_environment_name(&options.environment)?;
+        if let Some(config) = seal::SealConfig::load(store.as_ref())? {
+            if config.environment != options.environment {
+                return Err(Error::invalid(
+                    "environment",
+                    format!(
+                        "this data belongs to environment `{}`, not `{}`: test and production data never mix",
+                        config.environment, options.environment
+                    ),
+                ));
+            }
+        }
+        Ok(Vault {
+            inner: Arc::new(Inner {
+                store,
+                options,
+                state: RwLock::new(None),
+                writer: Mutex::new(()),
+                unseal_round: Mutex::new(seal::UnsealRound::default()),
+                unseal_key: Mutex::new(seal::UnsealKey::generate()),
+                cache_hits: AtomicU64::new(0),
+                cache_misses: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The environment this vault serves.
+    pub fn environment(&self) -> &str {
+        &self.inner.options.environment
+    }
+
+    /// Key ring lookups served from memory and those that loaded from storage, since open.
+    pub fn key_cache_stats(&self) -> (u64, u64) {
+        (
+            self.inner.cache_hits.load(Ordering::Relaxed),
+            self.inner.cache_misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// True while the root key is not in memory.
+    pub fn is_sealed(&self) -> bool {
+        read(&self.inner.state).is_none()
+    }
+
+    /// Drops every unwrapped key from memory. Requests already running finish with the keys
+    /// they hold; nothing new starts.
+    pub fn seal(&self) {
+        *write(&self.inner.state) = None;
+        lock(&self.inner.unseal_round).reset();
+        self.renew_unseal_key();
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.options.clock.now()
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    fn unsealed(&self) -> Result<Arc<Unsealed>, Error> {
+        read(&self.inner.state).clone().ok_or(Error::Sealed)
+    }
+
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        lock(&self.inner.writer)
+    }
+}
+
+impl Unsealed {
+    /// Reads and opens a barrier record.
+    fn read_record<T: for<'a> serde::Deserialize<'a>>(
+        &self,
+        store: &dyn Store,
+        path: &str,
+    ) -> Result<Option<(T, Vec<u8>)>, Error> {
+        let Some(raw) = store.get(path)? else {
+            return Ok(None);
+        };
+        let plain = self.barrier.open(path, &raw)?;
+        Ok(Some((records::decode(path, &plain)?, raw)))
+    }
+
+    fn seal_record<T: serde::Serialize>(&self, path: &str, record: &T) -> Vec<u8> {
+        self.barrier.seal(path, &records::encode(record))
+    }
+
+    /// The loaded state of `tenant`, loading it on first use.
+    fn tenant(&self, store: &dyn Store, tenant: &str) -> Result<Arc<TenantState>, Error> {
+        if let Some(state) = read(&self.tenants).get(tenant) {
+            return Ok(state.clone());
+        }
+        let generation = Generation::start(&self.tenants_generation);
+        let path = records::tenant_path(tenant);
+        let (record, _) = self
+            .read_record::<TenantRecord>(store, &path)?
+            .ok_or_else(|| Error::TenantNotFound(tenant.to_owned()))?;
+        let kek = match (record.level, &record.kek) {
+            (ProtectionLevel::Two, Some(kek)) => Some(Arc::new(Kek::new(
+                kek.version,
+                SecretKey::from_slice(&kek.material.0)
+                    .ok_or_else(|| Error::Integrity { path: path.clone() })?,
+            ))),
+            (ProtectionLevel::Two, None) => return Err(Error::Integrity { path }),
+            // Level 3 starts locked; level 1 has no KEK.
+            _ => None,
+        };
+        let state = Arc::new(TenantState {
+            name: tenant.to_owned(),
+            level: record.level,
+            kek: RwLock::new(kek),
+            custody: RwLock::new(None),
+            rings: RwLock::new(HashMap::new()),
+            rings_generation: AtomicU64::new(0),
+        });
+        let mut tenants = write(&self.tenants);
+        if let Some(existing) = tenants.get(tenant) {
+            return Ok(existing.clone());
+        }
+        if generation.unchanged(&self.tenants_generation) {
+            tenants.insert(tenant.to_owned(), state.clone());
+        }
+        Ok(state)
+    }
+
+    /// Replaces or removes a tenant's cached state after a committed change.
+    fn set_tenant(&self, tenant: &str, state: Option<Arc<TenantState>>) {
+        let mut tenants = write(&self.tenants);
+        match state {
+            Some(state) => tenants.insert(tenant.to_owned(), state),
+            None => tenants.remove(tenant),
+        };
+        self.tenants_generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl TenantState {
+    /// The KEK, or why there is none to use.
+    fn kek(&self) -> Result<Option<Arc<Kek>>, Error> {
+        let kek = read(&self.kek).clone();
+        match (self.level, &kek) {
+            (ProtectionLevel::One, _) => Ok(None),
+            (_, Some(_)) => Ok(kek),
+            (ProtectionLevel::Three, None) => Err(Error::TenantLocked(self.name.clone())),
+            (ProtectionLevel::Two, None) => {
+                unreachable!("level-2 tenants are loaded with their KEK")
+            }
+        }
+    }
+
+    fn set_ring(&self, key: &str, ring: Option<Arc<KeyRing>>) {
+        let mut rings = write(&self.rings);
+        match ring {
+            Some(ring) => rings.insert(key.to_owned(), ring),
+            None => rings.remove(key),
+        };
+        self.rings_generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Guards a cache fill against a concurrent change: read the generation, load from storage
+/// without locks, then insert only if no change was published meanwhile (changes bump the
+/// generation under the same write lock the insert takes).
+struct Generation(u64);
+
+impl Generation {
+    fn start(counter: &AtomicU64) -> Self {
+        Generation(counter.load(Ordering::SeqCst))
+    }
+
+    fn unchanged(&self, counter: &AtomicU64) -> bool {
+        counter.load(Ordering::SeqCst) == self.0
+    }
+}
+
+/// A commit that must not be lost: storage errors pass through, conflicts name the object.
+fn commit(store: &dyn Store, batch: Batch) -> Result<(), Error> {
+    store.commit(batch).map_err(Error::from)
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[allow(unused)]
+fn _assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Vault>();
+    check::<KeyRecord>();
+}

@@ -1,0 +1,354 @@
+//! Request parameters the way Vault clients send them: an empty body means no fields, no
+//! Content-Type is needed, booleans and integers may arrive as strings, durations as `"1h"`.
+//! Unknown fields are ignored on Vault-compatible routes (as Vault does) and refused on
+//! Tresor's own routes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use zeroize::Zeroizing;
+
+use super::reply::ApiError;
+use tresor_wire::duration::parse_seconds;
+
+/// Parses a JSON object body; an empty body is `{}`.
+pub(crate) fn body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(json_error)
+}
+
+/// A JSON error without echoing the caller's values (they may be plaintext): see
+/// [`redact_values`].
+pub(crate) fn json_error(e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let message = match e.classify() {
+        Category::Syntax | Category::Eof => {
+            format!(
+                "malformed JSON request body at line {} column {}",
+                e.line(),
+                e.column()
+            )
+        }
+        Category::Data | Category::Io => {
+            format!("invalid request body: {}", redact_values(&e.to_string()))
+        }
+    };
+    ApiError::bad_request(message)
+}
+
+/// Characters of a field name an error message repeats.
+const MAX_FIELD_NAME_SHOWN: usize = 64;
+
+/// serde's data errors quote the offending value: strings in `"…"`, numbers, booleans and
+/// variants in backticks (e.g. ``invalid type: integer `4111111111111111` ``). A card number sent
+/// as a JSON number is as secret as one sent as text, so every quoted value is blanked; only field
+/// names (``missing field `plaintext` ``) and what serde expected (our own vocabulary) remain.
+fn redact_values(text: &str) -> String {
+    let (told, expected) = match text.find(", expected") {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = told;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        let before = &rest[..open];
+        out.push_str(before);
+        let inner_and_after = &rest[open + 1..];
+        let Some(close) = inner_and_after.find(quote) else {
+            // An unterminated quote: drop the remainder rather than risk echoing a value.
+            out.push(quote);
+            out.push('…');
+            rest = "";
+            break;
+        };
+        let inner = &inner_and_after[..close];
+        out.push(quote);
+        if quote == '`' && before.ends_with("field ") {
+            // The caller's own text: named, but not at any length (it goes into the audit line).
+            match inner.char_indices().nth(MAX_FIELD_NAME_SHOWN) {
+                Some((cut, _)) => {
+                    out.push_str(&inner[..cut]);
+                    out.push('…');
+                }
+                None => out.push_str(inner),
+            }
+        } else {
+            out.push('…');
+        }
+        out.push(quote);
+        rest = &inner_and_after[close + 1..];
+    }
+    out.push_str(rest);
+    out.push_str(expected);
+    out
+}
+
+/// Decodes a standard, padded base64 field (Go's `StdEncoding`, which skips CR and LF) into a
+/// zeroizing buffer.
+pub(crate) fn base64_field(field: &str, text: &str) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    let mut out = Zeroizing::new(Vec::with_capacity(text.len() / 4 * 3 + 3));
+    let result = if text.contains(['\r', '\n']) {
+        let cleaned: Zeroizing<String> =
+            Zeroizing::new(text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect());
+        STANDARD.decode_vec(cleaned.as_bytes(), &mut out)
+    } else {
+        STANDARD.decode_vec(text, &mut out)
+    };
+    result.map_err(|e| {
+        let detail = match e {
+            base64::DecodeError::InvalidByte(offset, _) => {
+                format!("illegal base64 data at input byte {offset}")
+            }
+            base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidLastSymbol(..) => {
+                "illegal base64 data: wrong length or padding".to_owned()
+            }
+            base64::DecodeError::InvalidPadding => "illegal base64 data: bad padding".to_owned(),
+        };
+        ApiError::bad_request(format!("invalid {field}: {detail}"))
+    })?;
+    Ok(out)
+}
+
+/// An optional base64 field: absent or empty means none.
+pub(crate) fn optional_base64(
+    field: &str,
+    text: Option<&str>,
+) -> Result<Option<Zeroizing<Vec<u8>>>, ApiError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => base64_field(field, text).map(Some),
+    }
+}
+
+/// A borrowed-when-possible string field.
+pub(crate) type Text<'a> = Option<Cow<'a, str>>;
+
+/// Vault's weakly typed boolean: `true`, `"true"`, `"1"`, `"t"`, `1` and their negatives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Flag(pub(crate) bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Flag;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Flag, E> {
+                Ok(Flag(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Flag, E> {
+                match v {
+                    0 => Ok(Flag(false)),
+                    1 => Ok(Flag(true)),
+                    _ => Err(E::custom("a boolean must be true, false, 1 or 0")),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Flag, E> {
+                match v {
+                    "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(Flag(true)),
+                    "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(Flag(false)),
+                    _ => Err(E::custom("a boolean must be true, false, 1 or 0")),
+                }
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// Vault's weakly typed integer: `2` or `"2"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Int(pub(crate) i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
+                i64::try_from(v)
+                    .map(Int)
+                    .map_err(|_| E::custom("integer too large"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Int, E> {
+                v.trim()
+                    .parse()
+                    .map(Int)
+                    .map_err(|_| E::custom("not an integer"))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl Int {
+    /// The value as a u32 in `0..=u32::MAX`, naming `field` if it is out of range.
+    pub(crate) fn to_u32(self, field: &str) -> Result<u32, ApiError> {
+        u32::try_from(self.0).map_err(|_| {
+            ApiError::bad_request(format!("invalid {field}: {} is out of range", self.0))
+        })
+    }
+}
+
+/// A duration in seconds: `3600`, `"3600"`, `"1h"`, `"90m"`, `"1d"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Seconds(pub(crate) u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
+                Ok(Seconds(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
+                u64::try_from(v)
+                    .map(Seconds)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
+                parse_seconds(v)
+                    .map(Seconds)
+                    .ok_or_else(|| E::custom("not a duration (e.g. 3600, \"1h\", \"30m\", \"7d\")"))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Default)]
+    struct Fields<'a> {
+        #[serde(borrow)]
+        text: Text<'a>,
+        flag: Option<Flag>,
+        int: Option<Int>,
+        secs: Option<Seconds>,
+    }
+
+    #[test]
+    fn lenient_types_like_vault() {
+        let f: Fields =
+            body(br#"{"text":"x","flag":"true","int":"7","secs":"1h","other":1}"#).unwrap();
+        assert_eq!(
+            (f.text.as_deref(), f.flag, f.int, f.secs),
+            (
+                Some("x"),
+                Some(Flag(true)),
+                Some(Int(7)),
+                Some(Seconds(3600))
+            )
+        );
+        let f: Fields = body(b"").unwrap();
+        assert!(f.text.is_none() && f.flag.is_none());
+        let f: Fields = body(br#"{"flag":false,"int":3,"secs":90}"#).unwrap();
+        assert_eq!(
+            (f.flag, f.int, f.secs),
+            (Some(Flag(false)), Some(Int(3)), Some(Seconds(90)))
+        );
+    }
+
+    #[test]
+    fn errors_do_not_echo_values() {
+        let err = body::<Fields>(br#"{"flag":"my-secret-value"}"#)
+            .err()
+            .unwrap();
+        assert!(!err.message.contains("my-secret-value"), "{}", err.message);
+        let err = body::<Fields>(br#"{"text": 4111111111111111}"#)
+            .err()
+            .unwrap();
+        assert!(
+            err.message.contains("invalid type: integer `…`, expected")
+                && !err.message.contains("4111"),
+            "{}",
+            err.message
+        );
+        let err = body::<Fields>(br#"{"text": 41.5}"#).err().unwrap();
+        assert!(!err.message.contains("41.5"), "{}", err.message);
+        let err = body::<Fields>(br#"{"flag":[true]}"#).err().unwrap();
+        assert!(err.message.contains("invalid type"), "{}", err.message);
+        // Field names are the caller's own vocabulary and help them fix the request.
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Strict {
+            name: String,
+        }
+        let err = body::<Strict>(br#"{"nmae":"x"}"#).err().unwrap();
+        assert!(
+            err.message
+                .contains("unknown field `nmae`, expected `name`"),
+            "{}",
+            err.message
+        );
+        let long = format!("{{\"{}\":\"x\"}}", "n".repeat(10_000));
+        let err = body::<Strict>(long.as_bytes()).err().unwrap();
+        assert!(
+            err.message.contains(&format!(
+                "unknown field `{}…`, expected `name`",
+                "n".repeat(64)
+            )),
+            "{}",
+            err.message
+        );
+        let err = body::<Strict>(b"{}").err().unwrap();
+        assert!(
+            err.message.contains("missing field `name`"),
+            "{}",
+            err.message
+        );
+        let err = body::<Fields>(b"{\"text\": \"abc").err().unwrap();
+        assert!(
+            err.message.contains("malformed JSON") && !err.message.contains("abc"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn base64_like_go_std_encoding() {
+        assert_eq!(
+            base64_field("plaintext", "aGVsbG8=").unwrap().as_slice(),
+            b"hello"
+        );
+        assert_eq!(
+            base64_field("plaintext", "aGVs\r\nbG8=")
+                .unwrap()
+                .as_slice(),
+            b"hello"
+        );
+        let err = base64_field("plaintext", "aGV*bG8=").err().unwrap();
+        assert_eq!(
+            err.message,
+            "invalid plaintext: illegal base64 data at input byte 3"
+        );
+        assert!(
+            base64_field("plaintext", "aGVsbG8").is_err(),
+            "padding is required"
+        );
+        assert_eq!(optional_base64("context", Some("")).unwrap(), None);
+    }
+}

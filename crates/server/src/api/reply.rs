@@ -1,0 +1,294 @@
+//! What handlers return, and how it goes on the wire: Vault's `{"data": …}` envelope, its
+//! `{"errors": [...]}` body, and its status codes.
+
+use hyper::StatusCode;
+use serde::Serialize;
+
+use tresor_core::{Error, ErrorKind};
+
+/// A handler's successful answer.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: ReplyBody,
+    pub(crate) warnings: Vec<String>,
+    /// What the audit trail records about the outcome.
+    pub(crate) summary: Summary,
+}
+
+#[derive(Debug)]
+pub(crate) enum ReplyBody {
+    /// The JSON of the `data` object, to be wrapped in the envelope.
+    Data(Vec<u8>),
+    /// No body (204).
+    Empty,
+    /// A JSON body sent as is (sys/health, sys/seal-status are not enveloped in Vault).
+    Bare(Vec<u8>),
+    /// A body of another type (Prometheus text).
+    Text {
+        content_type: &'static str,
+        body: String,
+    },
+}
+
+/// Facts about a request's outcome that are safe to record (no inputs, no outputs).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Summary {
+    /// The key version used or produced, when there is one.
+    pub(crate) key_version: Option<u32>,
+    /// Items in a batch, 0 when not a batch.
+    pub(crate) batch_items: usize,
+    /// Items that failed in a batch.
+    pub(crate) batch_errors: usize,
+}
+
+impl Reply {
+    /// 200 with `data`.
+    pub(crate) fn data<T: Serialize>(data: &T) -> Reply {
+        Reply::with_status(StatusCode::OK, data)
+    }
+
+    /// `data` with a chosen status (batch partial failure).
+    pub(crate) fn with_status<T: Serialize>(status: StatusCode, data: &T) -> Reply {
+        Reply {
+            status,
+            body: ReplyBody::Data(serde_json::to_vec(data).expect("response data serializes")),
+            warnings: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// 204.
+    pub(crate) fn no_content() -> Reply {
+        Reply {
+            status: StatusCode::NO_CONTENT,
+            body: ReplyBody::Empty,
+            warnings: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// A bare JSON body.
+    pub(crate) fn bare<T: Serialize>(status: StatusCode, body: &T) -> Reply {
+        Reply {
+            status,
+            body: ReplyBody::Bare(serde_json::to_vec(body).expect("response serializes")),
+            warnings: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// A non-JSON body.
+    pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String) -> Reply {
+        Reply {
+            status,
+            body: ReplyBody::Text { content_type, body },
+            warnings: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// The content type of the body.
+    pub(crate) fn content_type(&self) -> &'static str {
+        match &self.body {
+            ReplyBody::Text { content_type, .. } => content_type,
+            _ => "application/json",
+        }
+    }
+
+    pub(crate) fn warn(mut self, warning: impl Into<String>) -> Reply {
+        self.warnings.push(warning.into());
+        self
+    }
+
+    pub(crate) fn version(mut self, version: u32) -> Reply {
+        self.summary.key_version = Some(version);
+        self
+    }
+
+    pub(crate) fn batch(mut self, items: usize, errors: usize) -> Reply {
+        self.summary.batch_items = items;
+        self.summary.batch_errors = errors;
+        self
+    }
+
+    /// The full response body for `request_id`.
+    pub(crate) fn into_bytes(self, request_id: &str, mount_type: &str) -> Vec<u8> {
+        match self.body {
+            ReplyBody::Empty => Vec::new(),
+            ReplyBody::Bare(bytes) => bytes,
+            ReplyBody::Text { body, .. } => body.into_bytes(),
+            ReplyBody::Data(data) => {
+                let warnings = if self.warnings.is_empty() {
+                    "null".to_owned()
+                } else {
+                    serde_json::to_string(&self.warnings).expect("strings serialize")
+                };
+                let mut out = Vec::with_capacity(data.len() + 200);
+                out.extend_from_slice(br#"{"request_id":""#);
+                out.extend_from_slice(request_id.as_bytes());
+                out.extend_from_slice(
+                    br#"","lease_id":"","renewable":false,"lease_duration":0,"data":"#,
+                );
+                out.extend_from_slice(&data);
+                out.extend_from_slice(br#","wrap_info":null,"warnings":"#);
+                out.extend_from_slice(warnings.as_bytes());
+                out.extend_from_slice(br#","auth":null,"mount_type":""#);
+                out.extend_from_slice(mount_type.as_bytes());
+                out.extend_from_slice(br#""}"#);
+                out
+            }
+        }
+    }
+}
+
+/// A refusal: status and `{"errors": [message]}` (or `{"errors": []}` for a bare 404).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+    /// Seconds to put in `Retry-After` (429).
+    pub(crate) retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// Vault's answer to reading something that does not exist: 404 with no message.
+    pub(crate) fn not_found_empty() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "")
+    }
+
+    pub(crate) fn unsupported_path() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "unsupported path")
+    }
+
+    pub(crate) fn unsupported_operation() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
+    }
+
+    pub(crate) fn sealed() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "Vault is sealed")
+    }
+
+    pub(crate) fn body(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Errors<'a> {
+            errors: &'a [&'a str],
+        }
+        let errors: &[&str] = if self.message.is_empty() {
+            &[]
+        } else {
+            &[self.message.as_str()]
+        };
+        serde_json::to_vec(&Errors { errors }).expect("serializes")
+    }
+}
+
+impl From<Error> for ApiError {
+    /// The default mapping. Vault answers most transit refusals with 400, including a missing
+    /// key on an operation (only reads answer 404); handlers that read use
+    /// [`ApiError::from_read`].
+    fn from(error: Error) -> Self {
+        let status = match (&error, error.kind()) {
+            (Error::Sealed, _) => return ApiError::sealed(),
+            (Error::TenantNotFound(_), _) => StatusCode::NOT_FOUND,
+            (_, ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::Conflict) => {
+                StatusCode::BAD_REQUEST
+            }
+            (_, ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl ApiError {
+    /// For reads: a missing key is Vault's bare 404.
+    pub(crate) fn from_read(error: Error) -> Self {
+        match error {
+            Error::KeyNotFound { .. } => ApiError::not_found_empty(),
+            other => other.into(),
+        }
+    }
+
+    /// For Tresor's own routes: conflicts are 409 and missing things 404.
+    pub(crate) fn from_native(error: Error) -> Self {
+        match error.kind() {
+            ErrorKind::Conflict => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            ErrorKind::NotFound => ApiError::new(StatusCode::NOT_FOUND, error.to_string()),
+            _ => error.into(),
+        }
+    }
+}
+
+/// The status of a batch whose items failed in part: Vault's rules for encrypt and decrypt.
+/// All good → 200; any failure → 400, or the caller's `partial_failure_response_code` if at
+/// least one item succeeded.
+pub(crate) fn batch_status(
+    items: usize,
+    errors: usize,
+    partial_failure_code: Option<u16>,
+) -> StatusCode {
+    match (errors, partial_failure_code) {
+        (0, _) => StatusCode::OK,
+        (e, Some(code)) if e < items => {
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_every_field_vault_clients_require() {
+        let reply = Reply::data(&serde_json::json!({"ciphertext": "tresor:v1:x"})).warn("careful");
+        let body: serde_json::Value =
+            serde_json::from_slice(&reply.into_bytes("rid", "transit")).unwrap();
+        assert_eq!(body["request_id"], "rid");
+        assert_eq!(body["lease_id"], "");
+        assert_eq!(body["lease_duration"], 0);
+        assert_eq!(body["renewable"], false);
+        assert_eq!(body["data"]["ciphertext"], "tresor:v1:x");
+        assert_eq!(body["warnings"][0], "careful");
+        assert!(body["auth"].is_null());
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(ApiError::not_found_empty().body(), br#"{"errors":[]}"#);
+        assert_eq!(ApiError::bad_request("x").body(), br#"{"errors":["x"]}"#);
+        assert_eq!(
+            ApiError::from(Error::Sealed).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::from_read(Error::KeyNotFound {
+                tenant: "t".into(),
+                key: "k".into()
+            }),
+            ApiError::not_found_empty()
+        );
+    }
+
+    #[test]
+    fn batch_status_follows_vault() {
+        assert_eq!(batch_status(3, 0, None), StatusCode::OK);
+        assert_eq!(batch_status(3, 1, None), StatusCode::BAD_REQUEST);
+        assert_eq!(batch_status(3, 1, Some(207)), StatusCode::MULTI_STATUS);
+        assert_eq!(batch_status(3, 3, Some(207)), StatusCode::BAD_REQUEST);
+    }
+}

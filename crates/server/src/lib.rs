@@ -1,0 +1,25 @@
+//! The Tresor server: mutual TLS in front, the Vault-compatible HTTP API, policy, audit and
+//! metrics on every request, and the services that live beside the vault core (pins,
+//! approvals). docs/architecture.md draws how they fit together.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = tresor_server::config::Config::load("tresor.toml".as_ref())?;
+//! let vault = tresor_server::server::open_vault(&config)?;
+//! let handle = tresor_server::server::start(config, vault).await?;
+//! tresor_server::server::wait_for_signals(&handle).await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod api;
+pub mod approvals;
+pub mod audit;
+pub mod config;
+pub mod metrics;
+pub mod pins;
+pub mod policy;
+pub mod server;
+pub mod services;
+pub mod tls;

@@ -1,0 +1,120 @@
+//! The vault core and the services beside it, composed: what the API serves and the background
+//! jobs run. The one place that knows every service, so that none of them knows another: the
+//! approval workflow runs an approved operation through [`Runner`], implemented here.
+
+use tresor_core::{Error, Vault};
+use tresor_wire::approvals::{ApprovalOutcome, Dangerous};
+use tresor_wire::custody::InitRequest;
+use tresor_wire::pins::ActivationMode;
+
+use crate::approvals::{Approvals, Runner};
+use crate::audit::AuditKey;
+use crate::pins::{Pins, PinsError};
+
+/// The vault and its services.
+#[derive(Clone)]
+pub struct Services {
+    /// The vault core.
+    pub vault: Vault,
+    /// Pinning apps, keys and manifests.
+    pub pins: Pins,
+    /// Dual control.
+    pub approvals: Approvals,
+    /// The audit HMAC key.
+    pub audit_key: AuditKey,
+}
+
+impl Services {
+    /// The services of `vault`; approvals wait `approval_ttl` seconds for signatures.
+    pub fn new(vault: Vault, approval_ttl: u64) -> Self {
+        let store = vault.sealed_store();
+        Services {
+            pins: Pins::new(store.clone()),
+            approvals: Approvals::new(store.clone(), approval_ttl),
+            audit_key: AuditKey::new(store),
+            vault,
+        }
+    }
+
+    /// Adds a custodian's signature to an approval; the last one needed runs the operation.
+    pub fn approve(
+        &self,
+        id: &str,
+        custodian: &str,
+        signature_b64: &str,
+    ) -> Result<ApprovalOutcome, Error> {
+        self.approvals.approve(id, custodian, signature_b64, self)
+    }
+}
+
+impl Runner for Services {
+    fn run(&self, request: &Dangerous) -> Result<String, Error> {
+        match request {
+            Dangerous::DeleteKey { tenant, key } => self
+                .vault
+                .delete_key(tenant, key)
+                .map(|()| format!("key {tenant}/{key} deleted")),
+            Dangerous::TrimKey {
+                tenant,
+                key,
+                min_available_version,
+            } => self
+                .vault
+                .trim_key(tenant, key, *min_available_version)
+                .map(|info| {
+                    format!(
+                        "key {tenant}/{key} trimmed below version {}",
+                        info.config.min_available_version
+                    )
+                }),
+            Dangerous::ShredTenant { tenant } => self
+                .vault
+                .shred_tenant(tenant)
+                .map(|()| format!("tenant {tenant} shredded")),
+            Dangerous::ConfigureKey {
+                tenant,
+                key,
+                update,
+            } => self
+                .vault
+                .configure_key(tenant, key, update)
+                .map(|_| format!("key {tenant}/{key} reconfigured")),
+            Dangerous::RotateRoot => self
+                .vault
+                .rotate_root(None)
+                .map(|s| format!("root key rotated (generation {})", s.root_generation)),
+            Dangerous::Rekey {
+                custodians,
+                threshold,
+            } => self
+                .vault
+                .rotate_root(Some(&InitRequest {
+                    custodians: custodians.clone(),
+                    threshold: *threshold,
+                }))
+                .map(|s| {
+                    format!(
+                        "rekeyed: {}-of-{}, generation {}",
+                        s.threshold, s.shares, s.root_generation
+                    )
+                }),
+            Dangerous::ChangeTenantCustodians { tenant, custodians } => self
+                .vault
+                .change_tenant_custodians(tenant, custodians)
+                .map(|t| format!("tenant {tenant} custodians: {}", t.custodians.join(", "))),
+            Dangerous::ActivatePinEarly { app, kid } => self
+                .pins
+                .activate_pin_key(app, kid, ActivationMode::Override)
+                .map_err(|e| match e {
+                    PinsError::Vault(e) => e,
+                    PinsError::Pin(e) => Error::NotPermitted(e.to_string()),
+                })
+                .map(|c| {
+                    format!(
+                        "pinned key {kid} of app {app} active early (manifest version {})",
+                        c.manifest_version.map_or("none".into(), |v| v.to_string())
+                    )
+                }),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Dual control (docs/custody.md): a dangerous operation does not run when asked; it becomes a
+//! pending approval that k of the vault's custodians must sign, like a bank's TAN. A stolen
+//! client certificate alone cannot delete keys, shred tenants, weaken a key, export keys,
+//! rotate the root key, rekey or change a tenant's custodians.
+//!
+//! Each custodian signs, with their Ed25519 identity key, the exact canonical request and its
+//! expiry (see [`Approval::signed_message`]). A signature counts once per custodian, only for
+//! that approval (the approval id is in the message, so it cannot be replayed onto another),
+//! only before it expires, and only while the signer is a custodian. When the threshold is
+//! met the operation runs exactly once: the approval is marked executed in the same
+//! compare-and-swap that records the last signature, before the operation starts.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use tresor_crypto::LengthPrefixed;
+use tresor_crypto::identity::{CustodianIdentity, CustodianPublicKey};
+
+use crate::keys::KeyConfigUpdate;
+
+const SIGNATURE_LABEL: &[u8] = b"tresor-approval-v1";
+
+/// An operation that needs custodian approval, with every parameter that decides what it does.
+/// Its JSON is the canonical form custodians sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "operation", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Dangerous {
+    /// Delete a key and with it every ciphertext it protects.
+    DeleteKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+    },
+    /// Destroy a key's versions below `min_available_version` (Vault's trim): ciphertexts
+    /// under them can never be decrypted again.
+    TrimKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// The lowest version that stays.
+        min_available_version: u32,
+    },
+    /// Shred a tenant and every key in it.
+    ShredTenant {
+        /// Tenant.
+        tenant: String,
+    },
+    /// A key configuration change that weakens protection (lowers `min_decryption_version`
+    /// or makes the key exportable).
+    ConfigureKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// The whole change, applied as one.
+        update: KeyConfigUpdate,
+    },
+    /// Replace the root key, keeping custodians and threshold.
+    RotateRoot,
+    /// Replace the root key and hand its shares to a new custodian set and/or threshold.
+    Rekey {
+        /// The new custodians.
+        custodians: Vec<CustodianPublicKey>,
+        /// The new threshold.
+        threshold: u8,
+    },
+    /// Replace a level-3 tenant's own custodians.
+    ChangeTenantCustodians {
+        /// Tenant.
+        tenant: String,
+        /// The new custodians.
+        custodians: Vec<CustodianPublicKey>,
+    },
+    /// Activate a pinned key before it has been published for the app's `max_update_lag`:
+    /// apps that have not updated since may not know its pin yet and would refuse the server.
+    ActivatePinEarly {
+        /// Pinning app.
+        app: String,
+        /// Key id.
+        kid: String,
+    },
+}
+
+impl Dangerous {
+    /// One line saying what will happen, for the custodian deciding whether to sign.
+    pub fn describe(&self) -> String {
+        match self {
+            Dangerous::DeleteKey { tenant, key } => {
+                format!("delete key {tenant}/{key}: its ciphertexts can never be decrypted again")
+            }
+            Dangerous::TrimKey {
+                tenant,
+                key,
+                min_available_version,
+            } => format!(
+                "trim key {tenant}/{key}: versions below {min_available_version} are destroyed and their ciphertexts can never be decrypted again"
+            ),
+            Dangerous::ShredTenant { tenant } => {
+                format!(
+                    "shred tenant {tenant}: every key in it and every ciphertext under them is lost"
+                )
+            }
+            Dangerous::ConfigureKey {
+                tenant,
+                key,
+                update,
+            } => {
+                format!(
+                    "change key {tenant}/{key}: {}",
+                    serde_json::to_string(update).unwrap_or_default()
+                )
+            }
+            Dangerous::RotateRoot => {
+                "rotate the root key (custodians and threshold stay)".to_owned()
+            }
+            Dangerous::Rekey {
+                custodians,
+                threshold,
+            } => format!(
+                "rekey: new root key shared {threshold}-of-{} among {}; the current shares stop working",
+                custodians.len(),
+                custodians
+                    .iter()
+                    .map(|c| format!("{} ({})", c.name(), c.fingerprint()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Dangerous::ChangeTenantCustodians { tenant, custodians } => format!(
+                "tenant {tenant}: custodians become {}",
+                custodians
+                    .iter()
+                    .map(|c| format!("{} ({})", c.name(), c.fingerprint()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Dangerous::ActivatePinEarly { app, kid } => format!(
+                "activate pinned key {kid} of app {app} before max_update_lag has passed: app installs that have not updated since its pin was published will fail to connect"
+            ),
+        }
+    }
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum ApprovalState {
+    /// Waiting for signatures.
+    Pending,
+    /// The threshold was met and the operation ran.
+    Executed {
+        /// When.
+        at: u64,
+        /// What it did.
+        outcome: String,
+    },
+    /// Not enough signatures before `expires_at`; it can no longer be signed or run. Never
+    /// stored: a pending approval reads as expired once its time has passed.
+    Expired {
+        /// When it expired (its `expires_at`).
+        at: u64,
+    },
+    /// The threshold was met but the operation failed (it will not be retried).
+    Failed {
+        /// When.
+        at: u64,
+        /// Why.
+        error: String,
+    },
+}
+
+/// One custodian's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSignature {
+    /// The custodian.
+    pub custodian: String,
+    /// When it was accepted.
+    pub at: u64,
+    /// Ed25519 signature, base64.
+    pub signature: String,
+}
+
+/// A pending (or finished) dangerous operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Random identifier.
+    pub id: String,
+    /// The vault it belongs to.
+    pub vault_id: String,
+    /// What will run.
+    pub request: Dangerous,
+    /// The principal that asked.
+    pub requested_by: String,
+    /// When it was asked (Unix seconds).
+    pub created_at: u64,
+    /// Signatures after this time are refused (Unix seconds).
+    pub expires_at: u64,
+    /// Signatures needed (the vault's threshold when asked).
+    pub required: u8,
+    /// Signatures accepted so far.
+    pub signatures: Vec<ApprovalSignature>,
+    /// Pending, executed or failed.
+    pub state: ApprovalState,
+}
+
+impl Approval {
+    /// The exact bytes a custodian signs: LP("tresor-approval-v1") ‖ LP(vault id) ‖
+    /// LP(approval id) ‖ LP(canonical request JSON) ‖ LP(requested by) ‖ u64 expires_at.
+    pub fn signed_message(&self) -> Vec<u8> {
+        let canonical = serde_json::to_vec(&self.request).expect("serializes");
+        let mut message = LengthPrefixed::new()
+            .bytes(SIGNATURE_LABEL)
+            .bytes(self.vault_id.as_bytes())
+            .bytes(self.id.as_bytes())
+            .bytes(&canonical)
+            .bytes(self.requested_by.as_bytes())
+            .into_vec();
+        message.extend_from_slice(&self.expires_at.to_be_bytes());
+        message
+    }
+}
+
+impl Approval {
+    /// The approval as it stands at `now`: a pending one whose time has passed is expired.
+    pub fn seen_at(mut self, now: u64) -> Approval {
+        if self.state == ApprovalState::Pending && now >= self.expires_at {
+            self.state = ApprovalState::Expired {
+                at: self.expires_at,
+            };
+        }
+        self
+    }
+}
+
+impl Approval {
+    /// `identity`'s signature of this approval (base64 Ed25519 over
+    /// [`Approval::signed_message`]), for a custodian to submit.
+    pub fn sign(&self, identity: &CustodianIdentity) -> String {
+        STANDARD.encode(identity.sign(&self.signed_message()))
+    }
+
+    /// True if `signature_b64` is `custodian`'s signature of this approval.
+    pub fn signed_by(&self, custodian: &CustodianPublicKey, signature_b64: &str) -> bool {
+        STANDARD
+            .decode(signature_b64)
+            .is_ok_and(|signature| custodian.verifies(&self.signed_message(), &signature))
+    }
+}
+
+/// What an approval call did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalOutcome {
+    /// The approval after this signature.
+    pub approval: Approval,
+    /// False if this custodian had signed already (a custodian counts once).
+    pub counted: bool,
+}

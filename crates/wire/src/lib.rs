@@ -1,0 +1,43 @@
+//! What crosses Tresor's wire: the types a server and its clients exchange, and the message
+//! formats custodians sign and seal. The server serialises these types and the client
+//! deserialises the same ones, so the two cannot drift apart.
+//!
+//! Nothing here does I/O; the HTTP client is `tresor-client`, the server `tresor-server`.
+//!
+//! - [`custody`]: seal status, root-key shares, tenant custody keys (docs/custody.md).
+//! - [`approvals`]: dangerous operations waiting for custodians, and what they sign.
+//! - [`pins`]: pin manifests and their verification, exports, delivered keys (docs/pinning.md).
+//! - [`keys`], [`tenants`]: key configuration changes and tenant descriptions.
+//! - [`duration`], [`time`]: durations and times as people write them.
+//!
+//! ```
+//! use tresor_crypto::identity::CustodianIdentity;
+//! use tresor_wire::approvals::{Approval, ApprovalState, Dangerous};
+//!
+//! // A custodian signs exactly what the vault recorded; the vault checks it against the
+//! // custodian's public key.
+//! let alice = CustodianIdentity::generate("alice").unwrap();
+//! let approval = Approval {
+//!     id: "0123456789abcdef01234567".into(),
+//!     vault_id: "v".into(),
+//!     request: Dangerous::RotateRoot,
+//!     requested_by: "spiffe://example.org/ops".into(),
+//!     created_at: 0,
+//!     expires_at: 3600,
+//!     required: 1,
+//!     signatures: vec![],
+//!     state: ApprovalState::Pending,
+//! };
+//! let signature = approval.sign(&alice);
+//! assert!(approval.signed_by(alice.public(), &signature));
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod approvals;
+pub mod custody;
+pub mod duration;
+pub mod keys;
+pub mod pins;
+pub mod tenants;
+pub mod time;

@@ -1,0 +1,22 @@
+//! Tenants as the vault describes them.
+
+use serde::{Deserialize, Serialize};
+
+/// What the vault tells about a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantInfo {
+    /// Name.
+    pub name: String,
+    /// Protection level, 1–3.
+    pub level: u8,
+    /// Creation time (Unix seconds).
+    pub created_at: u64,
+    /// Current KEK version (0 at level 1).
+    pub kek_version: u32,
+    /// Level 3: waiting for one of its custodians.
+    pub locked: bool,
+    /// Level 3: the tenant's custodians.
+    pub custodians: Vec<String>,
+    /// Number of keys.
+    pub keys: usize,
+}

@@ -1,0 +1,10 @@
+//! The `tresor` command as users run it: the README walkthrough and the load tool.
+//!
+//! One test binary per concern (docs/architecture.md, "Tests"); each module was once its own
+//! binary. Helpers shared by every binary live in `tests/common`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bench;
+mod readme;

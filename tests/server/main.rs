@@ -1,0 +1,15 @@
+//! The server over real mutual TLS on loopback: access control, limits, routing, third-party Vault clients, attacks, the TLS handshake, and the audit trail.
+//!
+//! One test binary per concern (docs/architecture.md, "Tests"); each module was once its own
+//! binary. Helpers shared by every binary live in `tests/common`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod attacks;
+mod audit;
+mod limits;
+mod routes;
+mod tls_handshake;
+mod vault_clients;

@@ -1,0 +1,15 @@
+//! The vault core through its library API: ciphertext formats, the life cycle of keys and tenants, every operation, properties, refusals, storage, and crash drills.
+//!
+//! One test binary per concern (docs/architecture.md, "Tests"); each module was once its own
+//! binary. Helpers shared by every binary live in `tests/common`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod crash;
+mod format;
+mod lifecycle;
+mod operations;
+mod properties;
+mod rejections;
+mod store;
