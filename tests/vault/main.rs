@@ -13,3 +13,4 @@ mod operations;
 mod properties;
 mod rejections;
 mod store;
+mod upgrade;
