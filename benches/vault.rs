@@ -35,6 +35,7 @@ fn vault() -> (tempfile::TempDir, Vault) {
         .init(&InitRequest {
             custodians: vec![custodian.public().clone()],
             threshold: 1,
+            four_eyes: None,
         })
         .unwrap();
     let share = vault

@@ -80,12 +80,19 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     })?;
     if !vault.seal_status()?.initialized {
         client
-            .init(&[identity.public().clone()], 1)
+            .init(&[identity.public().clone()], 1, None)
             .await
             .context("initialising the dev vault")?;
     }
+    // The dev custodian trusts the node this command runs (its identity key is in DIR).
+    let node = tresor_server::node::load_or_create(&dir.join("node-identity.key"))?;
+    let fingerprint = node.verifying_key().fingerprint();
+    super::identity::pin_node(&dir.join("custodian.nodes"), &fingerprint, "tresor dev")?;
     client
-        .unseal_with(&identity)
+        .unseal_with(
+            &identity,
+            &super::identity::read_pins(&dir.join("custodian.nodes"))?,
+        )
         .await
         .context("unsealing the dev vault")?;
     if client.tenant("dev").await.is_err() {
@@ -168,7 +175,7 @@ fn write_dev_files(dir: &Path) -> anyhow::Result<()> {
     write_public(&dir.join("client.pem"), client.cert_pem.as_bytes())?;
     super::write_private(&dir.join("client-key.pem"), client.key_pem.as_bytes())?;
 
-    let custodian = CustodianIdentity::generate("dev-custodian")?;
+    let custodian = CustodianIdentity::generate_for("dev-custodian", DEV_PRINCIPAL)?;
     super::write_private(
         &dir.join("custodian.key"),
         custodian

@@ -16,9 +16,13 @@ use zeroize::Zeroizing;
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct IdentityArgs {
-    /// The custodian's identity file (NAME.key).
+    /// The custodian's identity file (NAME.key). The vault nodes this custodian trusts are
+    /// pinned beside it in NAME.nodes (written by `tresor operator init`).
     #[arg(long, value_name = "FILE.key")]
     pub(crate) identity: PathBuf,
+    /// Trust this node fingerprint too (repeatable), in addition to NAME.nodes.
+    #[arg(long = "node", value_name = "FINGERPRINT")]
+    pub(crate) nodes: Vec<String>,
     #[command(flatten)]
     pub(crate) passphrase: PassphraseArgs,
 }
@@ -81,12 +85,80 @@ impl IdentityArgs {
     }
 }
 
-/// `tresor custodian keygen --name NAME --out PREFIX`.
+impl IdentityArgs {
+    /// The node fingerprints this custodian trusts: NAME.nodes beside the identity, and `--node`.
+    /// None at all is refused here, before anything is fetched or sent.
+    pub(crate) fn pinned_nodes(&self) -> anyhow::Result<Vec<String>> {
+        let path = nodes_file(&self.identity);
+        let mut pinned = read_pins(&path)?;
+        pinned.extend(self.nodes.iter().map(|n| n.trim().to_ascii_lowercase()));
+        if pinned.is_empty() {
+            bail!(
+                "no vault node is pinned for this custodian: {} does not exist and no --node was given. \
+                 `tresor operator init` writes it beside each custodian's .pub; give it to the custodian with their .key, \
+                 or pin a fingerprint you checked with the operators: tresor operator trust-node FINGERPRINT --identity {}",
+                path.display(),
+                self.identity.display()
+            );
+        }
+        Ok(pinned)
+    }
+}
+
+/// Where the trusted node fingerprints of the custodian whose identity (or public) file is
+/// `path` are kept: beside it, as NAME.nodes.
+pub(crate) fn nodes_file(path: &Path) -> PathBuf {
+    path.with_extension("nodes")
+}
+
+/// The fingerprints in a .nodes file (one per line; `#` starts a comment); none if it is absent.
+pub(crate) fn read_pins(path: &Path) -> anyhow::Result<Vec<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .lines()
+            .map(|line| line.split('#').next().unwrap_or_default().trim())
+            .filter(|line| !line.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Adds `fingerprint` to the .nodes file at `path` (creating it) unless it is there already.
+/// Returns whether it was added.
+pub(crate) fn pin_node(path: &Path, fingerprint: &str, note: &str) -> anyhow::Result<bool> {
+    let fingerprint = fingerprint.trim().to_ascii_lowercase();
+    let valid = fingerprint.len() == 47
+        && fingerprint
+            .split(':')
+            .all(|pair| pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !valid {
+        bail!(
+            "`{fingerprint}` is not a node fingerprint: 16 colon-separated hex pairs, as `tresor operator init` and `tresor status` print it"
+        );
+    }
+    if read_pins(path)?.contains(&fingerprint) {
+        return Ok(false);
+    }
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{fingerprint}  # {note}")
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(true)
+}
+
+/// `tresor custodian keygen --name NAME --out PREFIX [--principal SPIFFE-ID]`.
 pub(crate) fn keygen(
     name: &str,
+    principal: Option<&str>,
     out: &Path,
     passphrase: &PassphraseArgs,
-) -> anyhow::Result<(PathBuf, PathBuf)> {
+) -> anyhow::Result<(PathBuf, PathBuf, String)> {
     let public_path = out.with_extension("pub");
     let secret_path = out.with_extension("key");
     for path in [&public_path, &secret_path] {
@@ -97,7 +169,17 @@ pub(crate) fn keygen(
             );
         }
     }
-    let identity = CustodianIdentity::generate(name)?;
+    let identity = match principal {
+        Some(principal) => {
+            tresor_server::tls::validate_spiffe_id(principal).with_context(|| {
+                format!(
+                    "--principal `{principal}`: the SPIFFE ID of the custodian's client certificate"
+                )
+            })?;
+            CustodianIdentity::generate_for(name, principal)?
+        }
+        None => CustodianIdentity::generate(name)?,
+    };
     let phrase = passphrase.read(&format!("New passphrase for custodian {name}: "), true)?;
     let encrypted = identity.to_encrypted_json(phrase.as_bytes())?;
     let mut file = fs::OpenOptions::new()
@@ -109,7 +191,7 @@ pub(crate) fn keygen(
     file.write_all(encrypted.as_bytes())?;
     fs::write(&public_path, identity.public().to_json())
         .with_context(|| format!("writing {}", public_path.display()))?;
-    Ok((public_path, secret_path))
+    Ok((public_path, secret_path, identity.public().fingerprint()))
 }
 
 /// Reads `.pub` files.

@@ -9,7 +9,9 @@ use clap::Subcommand;
 use tresor_wire::approvals::Approval;
 
 use super::connection::ConnectionArgs;
-use super::identity::{IdentityArgs, PassphraseArgs, keygen, read_public_keys};
+use super::identity::{
+    IdentityArgs, PassphraseArgs, keygen, nodes_file, pin_node, read_public_keys,
+};
 use super::output::{self, Format};
 
 #[derive(Subcommand)]
@@ -19,6 +21,10 @@ pub(crate) enum CustodianCommand {
         /// The custodian's name (as the vault will call them).
         #[arg(long)]
         name: String,
+        /// The SPIFFE ID of the custodian's own client certificate: the vault then accepts this
+        /// custodian's shares, unlocks and signatures only from that certificate.
+        #[arg(long, value_name = "SPIFFE-ID")]
+        principal: Option<String>,
         /// Output prefix: writes PREFIX.pub and PREFIX.key.
         #[arg(long, value_name = "PREFIX")]
         out: PathBuf,
@@ -37,10 +43,24 @@ pub(crate) enum OperatorCommand {
         /// Shares needed to unseal.
         #[arg(long)]
         threshold: u8,
+        /// Four eyes: the custodian who asks for a dangerous operation does not count among its
+        /// approvers (default: on wherever there are more custodians than the threshold).
+        #[arg(long, value_name = "true|false")]
+        four_eyes: Option<bool>,
         #[command(flatten)]
         connection: ConnectionArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Pin a vault node's fingerprint for a custodian (NAME.nodes beside NAME.key): unseal and
+    /// tenant unlock seal nothing to a node that is not pinned.
+    TrustNode {
+        /// The node's fingerprint, as `tresor operator init` or `tresor status` prints it
+        /// (check it with the operators over another channel).
+        fingerprint: String,
+        /// The custodian's identity file (only its location is used).
+        #[arg(long, value_name = "FILE.key")]
+        identity: PathBuf,
     },
     /// Submit this custodian's unseal share.
     Unseal {
@@ -85,6 +105,25 @@ pub(crate) enum ApprovalCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Show an approval and reject it with your identity: once so many custodians reject that
+    /// the threshold can no longer be met, it ends and never runs.
+    Reject {
+        id: String,
+        #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Withdraw an approval you asked for.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Show an approval and sign it with your identity.
     Approve {
         id: String,
@@ -104,12 +143,14 @@ pub(crate) fn custodian(command: CustodianCommand) -> anyhow::Result<()> {
     match command {
         CustodianCommand::Keygen {
             name,
+            principal,
             out,
             passphrase,
         } => {
-            let (public, secret) = keygen(&name, &out, &passphrase)?;
+            let (public, secret, fingerprint) =
+                keygen(&name, principal.as_deref(), &out, &passphrase)?;
             output::line(&format!(
-                "wrote {} (give it to the operators) and {} (keep it, with its passphrase)",
+                "wrote {} (give it to the operators) and {} (keep it, with its passphrase)\nfingerprint of {name}: {fingerprint} (compare it with what the operators see)",
                 public.display(),
                 secret.display()
             ))
@@ -120,22 +161,55 @@ pub(crate) fn custodian(command: CustodianCommand) -> anyhow::Result<()> {
 pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
     match command {
         OperatorCommand::Init {
-            custodians,
+            custodians: files,
             threshold,
+            four_eyes,
             connection,
             format,
         } => {
-            let custodians = read_public_keys(&custodians)?;
-            let status = connection.client()?.init(&custodians, threshold).await?;
+            let custodians = read_public_keys(&files)?;
+            let status = connection
+                .client()?
+                .init(&custodians, threshold, four_eyes)
+                .await?;
+            // Pin the node that answered beside each custodian's .pub: custodians seal their
+            // shares only to an unseal key this node signs.
+            let fingerprint = node_fingerprint(&status)?;
+            let mut pinned = Vec::new();
+            for file in &files {
+                let nodes = nodes_file(file);
+                pin_node(&nodes, &fingerprint, &format!("vault {}", status.vault_id))?;
+                pinned.push(nodes.display().to_string());
+            }
             output::print(format, &status, |s| {
                 format!(
-                    "initialised vault {}: {}-of-{} among {}; it is sealed until {} custodian(s) run `tresor operator unseal`",
+                    "initialised vault {}: {}-of-{} among {}; it is sealed until {} custodian(s) run `tresor operator unseal`\n\
+                     node fingerprint: {fingerprint}\n\
+                     pinned in {}: give each custodian their .nodes file with their .key",
                     s.vault_id,
                     s.threshold,
                     s.shares,
-                    s.custodians.join(", "),
-                    s.threshold
+                    s.custodians
+                        .iter()
+                        .zip(&s.custodian_fingerprints)
+                        .map(|(name, fingerprint)| format!("{name} ({fingerprint})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    s.threshold,
+                    pinned.join(", ")
                 )
+            })
+        }
+        OperatorCommand::TrustNode {
+            fingerprint,
+            identity,
+        } => {
+            let nodes = nodes_file(&identity);
+            let added = pin_node(&nodes, &fingerprint, "pinned with trust-node")?;
+            output::line(&if added {
+                format!("pinned {fingerprint} in {}", nodes.display())
+            } else {
+                format!("{fingerprint} was pinned in {} already", nodes.display())
             })
         }
         OperatorCommand::Unseal {
@@ -143,8 +217,9 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             connection,
             format,
         } => {
+            let pinned = identity.pinned_nodes()?;
             let identity = identity.open()?;
-            let progress = connection.client()?.unseal_with(&identity).await?;
+            let progress = connection.client()?.unseal_with(&identity, &pinned).await?;
             output::print(format, &progress, |p| {
                 if p.sealed {
                     format!(
@@ -188,6 +263,44 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
                     return "no pending or expired approvals".to_owned();
                 }
                 list.iter().map(describe).collect::<Vec<_>>().join("\n\n")
+            })
+        }
+        ApprovalCommand::Reject {
+            id,
+            identity,
+            connection,
+            format,
+        } => {
+            let client = connection.client()?;
+            let approval = client.approval(&id).await?;
+            eprintln!("{}", describe(&approval));
+            let identity = identity.open()?;
+            let outcome = client.reject_with(&approval, &identity).await?;
+            output::print(format, &outcome, |o| {
+                let counted = if o.counted {
+                    "rejection recorded"
+                } else {
+                    "your rejection does not count (you decided already, or the operation removes you)"
+                };
+                match &o.approval.state {
+                    tresor_wire::approvals::ApprovalState::Rejected { .. } => {
+                        format!("{counted}: the approval is rejected and will not run")
+                    }
+                    _ => format!(
+                        "{counted}: {} rejection(s) so far",
+                        o.approval.rejections.len()
+                    ),
+                }
+            })
+        }
+        ApprovalCommand::Cancel {
+            id,
+            connection,
+            format,
+        } => {
+            let approval = connection.client()?.cancel_approval(&id).await?;
+            output::print(format, &approval, |a| {
+                format!("approval {} cancelled: it will not run", a.id)
             })
         }
         ApprovalCommand::Approve {
@@ -249,9 +362,31 @@ pub(crate) async fn approval(command: ApprovalCommand) -> anyhow::Result<()> {
                     tresor_wire::approvals::ApprovalState::Expired { .. } => {
                         format!("{counted}: but the approval has expired; ask again")
                     }
+                    tresor_wire::approvals::ApprovalState::Rejected { .. } => {
+                        format!("{counted}: the custodians rejected it; it will not run")
+                    }
+                    tresor_wire::approvals::ApprovalState::Cancelled { by, .. } => {
+                        format!("{counted}: {by} cancelled it; it will not run")
+                    }
                 }
             })
         }
+    }
+}
+
+/// The fingerprint of the node that signed `status`'s unseal key.
+fn node_fingerprint(status: &tresor_wire::custody::SealStatus) -> anyhow::Result<String> {
+    use base64::Engine;
+    let key = status
+        .node_key
+        .as_deref()
+        .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
+        .and_then(|k| tresor_crypto::sign::VerifyingKey::from_slice(&k));
+    match key {
+        Some(key) => Ok(key.fingerprint()),
+        None => bail!(
+            "the vault answered without a node identity key, so custodians could not tell it from an impostor: give the server a [node] identity_key (docs/custody.md)"
+        ),
     }
 }
 
@@ -265,11 +400,16 @@ pub(crate) fn pending(approval: &Approval) -> String {
 }
 
 fn describe(approval: &Approval) -> String {
-    let signed: Vec<&str> = approval
-        .signatures
-        .iter()
-        .map(|s| s.custodian.as_str())
-        .collect();
+    let names = |list: &[tresor_wire::approvals::ApprovalSignature]| {
+        if list.is_empty() {
+            "none yet".to_owned()
+        } else {
+            list.iter()
+                .map(|s| format!("{} ({})", s.custodian, s.fingerprint))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
     let state = match &approval.state {
         tresor_wire::approvals::ApprovalState::Pending => "pending".to_owned(),
         tresor_wire::approvals::ApprovalState::Expired { .. } => {
@@ -279,19 +419,27 @@ fn describe(approval: &Approval) -> String {
             format!("done: {outcome}")
         }
         tresor_wire::approvals::ApprovalState::Failed { error, .. } => format!("failed: {error}"),
+        tresor_wire::approvals::ApprovalState::Rejected { .. } => {
+            "REJECTED by its custodians: it will not run".to_owned()
+        }
+        tresor_wire::approvals::ApprovalState::Cancelled { by, .. } => {
+            format!("CANCELLED by {by}: it will not run")
+        }
     };
     format!(
-        "approval {} ({state})\n  what: {}\n  asked by: {}\n  signatures: {} of {} ({})\n  expires: {} (Unix time)",
+        "approval {} ({state})\n  what: {}\n  asked by: {}{}\n  signatures: {} of {} ({})\n  rejections: {}\n  expires: {}",
         approval.id,
         approval.request.describe(),
         approval.requested_by,
+        if approval.four_eyes {
+            " (four eyes: its custodian's own approval does not count)"
+        } else {
+            ""
+        },
         approval.signatures.len(),
         approval.required,
-        if signed.is_empty() {
-            "none yet".to_owned()
-        } else {
-            signed.join(", ")
-        },
-        approval.expires_at
+        names(&approval.signatures),
+        names(&approval.rejections),
+        tresor_wire::time::rfc3339(approval.expires_at, 0)
     )
 }

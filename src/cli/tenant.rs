@@ -93,11 +93,32 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
             connection,
             format,
         } => {
-            let custodians = read_public_keys(&custodians)?;
-            let info = connection
-                .client()?
-                .create_tenant(&name, level, &custodians)
-                .await?;
+            let files = custodians;
+            let custodians = read_public_keys(&files)?;
+            let client = connection.client()?;
+            let info = client.create_tenant(&name, level, &custodians).await?;
+            // As at init: the tenant's custodians pin the node that answered, beside their .pub.
+            if !files.is_empty() {
+                let status = client.seal_status().await?;
+                let fingerprint = status
+                    .get("node_key")
+                    .and_then(|k| k.as_str())
+                    .and_then(|k| {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD.decode(k).ok()
+                    })
+                    .and_then(|k| tresor_crypto::sign::VerifyingKey::from_slice(&k))
+                    .map(|k| k.fingerprint());
+                if let Some(fingerprint) = fingerprint {
+                    for file in &files {
+                        super::identity::pin_node(
+                            &super::identity::nodes_file(file),
+                            &fingerprint,
+                            &format!("tenant {name}"),
+                        )?;
+                    }
+                }
+            }
             output::print(format, &info, describe)
         }
         TenantCommand::List { connection, format } => {
@@ -134,10 +155,11 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
             connection,
             format,
         } => {
+            let pinned = identity.pinned_nodes()?;
             let identity = identity.open()?;
             let info = connection
                 .client()?
-                .unlock_tenant_with(&name, &identity)
+                .unlock_tenant_with(&name, &identity, &pinned)
                 .await?;
             output::print(format, &info, describe)
         }

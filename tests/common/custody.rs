@@ -97,6 +97,8 @@ pub struct CustodyServer {
     pub options: CustodyOptions,
     handle: Option<ServerHandle>,
     wrapper: Option<StoreWrapper>,
+    /// The store the current run's vault is on (under any wrapper).
+    store: Option<Arc<dyn Store>>,
     /// `https://127.0.0.1:<port>` of the current run.
     pub url: String,
     pub admin_files: ClientFiles,
@@ -143,6 +145,7 @@ impl CustodyServer {
             options,
             handle: None,
             wrapper,
+            store: None,
             url: String::new(),
             admin_files,
         };
@@ -157,7 +160,7 @@ impl CustodyServer {
             .collect();
         let status = server
             .admin()
-            .init(&publics, server.options.threshold)
+            .init(&publics, server.options.threshold, None)
             .await
             .unwrap();
         assert!(status.sealed, "init leaves the vault sealed");
@@ -183,11 +186,15 @@ impl CustodyServer {
     async fn run(&mut self) {
         let config = self.config();
         let store: Arc<dyn Store> = Arc::new(open_sled(&config.storage.path));
+        self.store = Some(store.clone());
         let store = match &self.wrapper {
             Some(wrap) => wrap(store),
             None => store,
         };
-        let mut options = VaultOptions::new("test").with_clock(self.clock.clone());
+        let node = tresor_server::node::load_or_create(&self.path("node-identity.key")).unwrap();
+        let mut options = VaultOptions::new("test")
+            .with_clock(self.clock.clone())
+            .with_node_identity(Arc::new(node));
         options.unseal_timeout = self.options.unseal_timeout;
         let vault = Vault::open(store, options).unwrap();
         let handle = tresor_server::server::start(config, vault).await.unwrap();
@@ -195,10 +202,37 @@ impl CustodyServer {
         self.handle = Some(handle);
     }
 
+    /// The store of the current run, for a test that plays someone who can write it.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone().expect("running")
+    }
+
+    /// The raw stored value at `path`.
+    pub fn vault_store_raw(&self, path: &str) -> Option<Vec<u8>> {
+        self.store().get(path).unwrap()
+    }
+
+    /// Custodian `i` signs `approval` over the API as the admin; the status and body.
+    pub async fn sign_raw(&self, approval: &Approval, i: usize) -> (hyper::StatusCode, Value) {
+        let identity = &self.custodians[i];
+        self.admin()
+            .raw(
+                hyper::Method::POST,
+                &format!("sys/approvals/{}/approve", approval.id),
+                Some(&serde_json::json!({
+                    "custodian": identity.name(),
+                    "signature": approval.sign(identity),
+                })),
+            )
+            .await
+            .unwrap()
+    }
+
     /// Stops the server (which seals the vault and drops the store) and starts a new one on
     /// the same data directory, as a process restart would.
     pub async fn restart(&mut self) {
         self.handle.take().expect("running").shutdown().await;
+        self.store = None;
         self.run().await;
     }
 
@@ -243,6 +277,16 @@ impl CustodyServer {
         self.client_at(&self.url, &self.admin_files)
     }
 
+    /// The node fingerprints a custodian of this server pins: this server's own node key.
+    pub fn pinned(&self) -> Vec<String> {
+        vec![
+            tresor_server::node::load_or_create(&self.path("node-identity.key"))
+                .unwrap()
+                .verifying_key()
+                .fingerprint(),
+        ]
+    }
+
     /// Custodian `i` (0-based).
     pub fn custodian(&self, i: usize) -> &CustodianIdentity {
         &self.custodians[i]
@@ -251,7 +295,7 @@ impl CustodyServer {
     /// Custodian `i` submits their share over the API.
     pub async fn unseal_by(&self, i: usize) -> UnsealProgress {
         self.admin()
-            .unseal_with(&self.custodians[i])
+            .unseal_with(&self.custodians[i], &self.pinned())
             .await
             .unwrap_or_else(|e| panic!("custodian {i} could not unseal: {e}"))
     }

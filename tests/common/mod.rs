@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod custody;
 pub mod dev;
+pub mod impostor;
 pub mod recording;
 pub mod server;
 
@@ -115,6 +116,7 @@ impl TestVault {
             .init(&InitRequest {
                 custodians: test.custodians.iter().map(|c| c.public().clone()).collect(),
                 threshold: k,
+                four_eyes: None,
             })
             .unwrap();
         test.unseal();

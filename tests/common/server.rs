@@ -207,6 +207,7 @@ impl TestServer {
                 .init(&InitRequest {
                     custodians: vec![custodian.public().clone()],
                     threshold: 1,
+                    four_eyes: None,
                 })
                 .unwrap();
         }

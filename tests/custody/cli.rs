@@ -170,7 +170,21 @@ async fn custodian_ceremonies_through_the_cli() {
         &[],
     )
     .await;
-    assert!(out.contains("2-of-3 among alice, bob, carol"), "{out}");
+    assert!(out.contains("2-of-3 among alice ("), "{out}");
+    assert!(
+        out.contains(", bob (") && out.contains(", carol ("),
+        "{out}"
+    );
+    // The node's fingerprint is printed and pinned beside each custodian's files.
+    let fingerprint = server.pinned().remove(0);
+    assert!(
+        out.contains(&format!("node fingerprint: {fingerprint}")),
+        "{out}"
+    );
+    for name in ["alice", "bob", "carol"] {
+        let pins = std::fs::read_to_string(server.path(&format!("{name}.nodes"))).unwrap();
+        assert!(pins.starts_with(&fingerprint), "{pins}");
+    }
 
     // A wrong passphrase: one clear line, non-zero exit, no progress.
     let error = fails(
@@ -389,6 +403,29 @@ async fn custodian_ceremonies_through_the_cli() {
         WITH_PASSPHRASE,
     )
     .await;
+    // dave joined by the rekey: nothing pinned for him yet, so his CLI refuses before sending
+    // anything; he pins the node (its fingerprint checked with the operators) and unseals.
+    let error = fails(
+        &server,
+        &["operator", "unseal", "--identity", "dave.key"],
+        WITH_PASSPHRASE,
+    )
+    .await;
+    assert!(error.contains("no vault node is pinned"), "{error}");
+    let fingerprint = server.pinned().remove(0);
+    let out = ok(
+        &server,
+        &[
+            "operator",
+            "trust-node",
+            &fingerprint,
+            "--identity",
+            "dave.key",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.contains("pinned"), "{out}");
     let out = ok(
         &server,
         &[

@@ -353,7 +353,7 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
         .await
         .unwrap();
     admin
-        .unlock_tenant_with("level3", &tenant_custodian)
+        .unlock_tenant_with("level3", &tenant_custodian, &server.pinned())
         .await
         .unwrap();
     // The old custodian's custody key, as they could keep a copy of it.
@@ -439,7 +439,7 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
     admin.lock_tenant("level3").await.unwrap();
     assert!(
         admin
-            .unlock_tenant_with("level3", &ctx.tenant_custodian)
+            .unlock_tenant_with("level3", &ctx.tenant_custodian, &ctx.server.pinned())
             .await
             .is_err()
     );
@@ -467,7 +467,7 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
     assert!(admin.tenant("level3").await.unwrap().locked);
     assert!(
         admin
-            .unlock_tenant_with("level3", &ctx.new_tenant_custodian)
+            .unlock_tenant_with("level3", &ctx.new_tenant_custodian, &ctx.server.pinned())
             .await
             .is_ok()
     );
@@ -539,12 +539,28 @@ async fn rotate_root_and_rekey_keep_data_and_retire_old_shares() {
     server.restart().await;
     let admin = server.admin();
     for old in &server.custodians {
-        let error = admin.unseal_with(old).await.unwrap_err().to_string();
+        let error = admin
+            .unseal_with(old, &server.pinned())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not a custodian"), "{error}");
     }
     assert!(server.submitted().await.is_empty());
-    assert!(admin.unseal_with(&new_set[0]).await.unwrap().sealed);
-    assert!(!admin.unseal_with(&new_set[1]).await.unwrap().sealed);
+    assert!(
+        admin
+            .unseal_with(&new_set[0], &server.pinned())
+            .await
+            .unwrap()
+            .sealed
+    );
+    assert!(
+        !admin
+            .unseal_with(&new_set[1], &server.pinned())
+            .await
+            .unwrap()
+            .sealed
+    );
     assert_all_decrypt(&admin, "payments", &before).await;
     server.shutdown().await;
 }
@@ -666,7 +682,7 @@ async fn a_level_3_tenant_opens_only_for_its_own_custodians() {
 
     // Neither another tenant's custodian nor a vault custodian unlocks it.
     let error = admin
-        .unlock_tenant_with("vault3", &other)
+        .unlock_tenant_with("vault3", &other, &server.pinned())
         .await
         .unwrap_err()
         .to_string();
@@ -675,7 +691,7 @@ async fn a_level_3_tenant_opens_only_for_its_own_custodians() {
         "{error}"
     );
     let error = admin
-        .unlock_tenant_with("vault3", server.custodian(0))
+        .unlock_tenant_with("vault3", server.custodian(0), &server.pinned())
         .await
         .unwrap_err()
         .to_string();
@@ -684,7 +700,10 @@ async fn a_level_3_tenant_opens_only_for_its_own_custodians() {
         "{error}"
     );
     // Nor does the other custodian's own custody key, submitted in `own`'s name.
-    admin.unlock_tenant_with("other3", &other).await.unwrap();
+    admin
+        .unlock_tenant_with("other3", &other, &server.pinned())
+        .await
+        .unwrap();
     let custody: Value = admin
         .data(Method::GET, "sys/tenants/other3/custody/other", None)
         .await
@@ -720,7 +739,7 @@ async fn a_level_3_tenant_opens_only_for_its_own_custodians() {
     // Its own custodian unlocks it; it serves.
     assert!(
         !admin
-            .unlock_tenant_with("vault3", &own)
+            .unlock_tenant_with("vault3", &own, &server.pinned())
             .await
             .unwrap()
             .locked
@@ -785,14 +804,20 @@ async fn a_level_3_tenant_opens_only_for_its_own_custodians() {
     assert!(admin.tenant("vault3").await.unwrap().locked);
 
     // Seal and unseal: locked again until its custodian comes.
-    admin.unlock_tenant_with("vault3", &own).await.unwrap();
+    admin
+        .unlock_tenant_with("vault3", &own, &server.pinned())
+        .await
+        .unwrap();
     assert_eq!(decrypt().await.0, StatusCode::OK);
     admin.seal().await.unwrap();
     server.unseal_all().await;
     let (code, body) = decrypt().await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(locked(&body), "{body}");
-    admin.unlock_tenant_with("vault3", &own).await.unwrap();
+    admin
+        .unlock_tenant_with("vault3", &own, &server.pinned())
+        .await
+        .unwrap();
     assert_eq!(decrypt().await.0, StatusCode::OK);
 
     // And after a restart.
@@ -810,11 +835,14 @@ async fn a_level_3_tenant_opens_only_for_its_own_custodians() {
     assert!(locked(&body), "{body}");
     assert!(
         admin
-            .unlock_tenant_with("vault3", server.custodian(0))
+            .unlock_tenant_with("vault3", server.custodian(0), &server.pinned())
             .await
             .is_err()
     );
-    admin.unlock_tenant_with("vault3", &own).await.unwrap();
+    admin
+        .unlock_tenant_with("vault3", &own, &server.pinned())
+        .await
+        .unwrap();
     let opened = admin
         .decrypt("vault3", "k", &sealed.ciphertext, &CryptoOptions::default())
         .await
@@ -863,21 +891,26 @@ async fn a_custodian_removed_by_a_rekey_no_longer_counts_towards_approvals() {
     server.approve_by(&rekey.id, &[0, 1]).await;
 
     // One current custodian's signature is now one of two: c3's no longer counts.
+    // The approval was asked of the old set, and every signature binds that set: it cannot
+    // complete under the new one, whoever signs.
+    for signer in [server.custodian(0), &newcomer] {
+        let (status, body) = sign(&server, &deletion.id, &deletion, signer).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            error_message(&body).contains("asked of another custodian set"),
+            "{body}"
+        );
+    }
+    assert_eq!(key_status().await, StatusCode::OK, "not deleted");
+    // Asked again, c3 is no custodian at all, and two current custodians are needed.
+    let deletion = admin.delete_key("ops", "doomed").await.unwrap();
+    let (status, body) = sign(&server, &deletion.id, &deletion, server.custodian(2)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(error_message(&body).contains("not a custodian"), "{body}");
     let (status, body) = sign(&server, &deletion.id, &deletion, server.custodian(0)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        body["data"]["approval"]["state"]["state"], "pending",
-        "a removed custodian's signature counted: {body}"
-    );
-    assert_eq!(
-        body["data"]["approval"]["signatures"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(body["data"]["approval"]["state"]["state"], "pending");
     assert_eq!(key_status().await, StatusCode::OK, "not deleted");
-    // A second current custodian completes it.
     let (status, body) = sign(&server, &deletion.id, &deletion, &newcomer).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["approval"]["state"]["state"], "executed");
@@ -900,7 +933,10 @@ operations = ["unseal", "approval-list", "approval-approve"]
     let stranger = server.client("spiffe://test.tresor.local/ops/jane");
 
     // The identity without a certificate the policies accept: 403, nothing counted.
-    let error = stranger.unseal_with(server.custodian(0)).await.unwrap_err();
+    let error = stranger
+        .unseal_with(server.custodian(0), &server.pinned())
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("403"), "{error}");
     assert!(server.submitted().await.is_empty());
     // The certificate without the identity cannot make a share: garbage is refused.
@@ -916,12 +952,12 @@ operations = ["unseal", "approval-list", "approval-approve"]
     assert!(server.submitted().await.is_empty());
     // Both: counted.
     let progress = custodian_cert
-        .unseal_with(server.custodian(0))
+        .unseal_with(server.custodian(0), &server.pinned())
         .await
         .unwrap();
     assert_eq!(progress.submitted, vec!["c1"]);
     let progress = custodian_cert
-        .unseal_with(server.custodian(1))
+        .unseal_with(server.custodian(1), &server.pinned())
         .await
         .unwrap();
     assert!(!progress.sealed);

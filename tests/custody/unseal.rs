@@ -223,6 +223,7 @@ async fn refused_shares_do_not_consume_progress() {
                 .map(|c| c.public().clone())
                 .collect(),
             threshold: 2,
+            four_eyes: None,
         })
         .unwrap();
     let foreign = other
@@ -304,6 +305,8 @@ async fn a_share_never_crosses_the_wire_readable() {
         let json = identity.to_encrypted_json(passphrase.as_bytes()).unwrap();
         let path = server.path(&format!("{}.key", identity.name()));
         std::fs::write(&path, &json).unwrap();
+        // The node each custodian pinned at init, beside their identity.
+        std::fs::write(path.with_extension("nodes"), server.pinned().join("\n")).unwrap();
         files.push((json, path));
     }
     // The share bytes, found independently of the library from the identity files.
@@ -341,7 +344,7 @@ async fn a_share_never_crosses_the_wire_readable() {
     // One custodian through the library's client, the other through the tresor binary.
     let through_proxy = server.client_at(&proxy.url, &server.admin_files);
     let progress = through_proxy
-        .unseal_with(server.custodian(0))
+        .unseal_with(server.custodian(0), &server.pinned())
         .await
         .unwrap();
     assert_eq!(
@@ -462,7 +465,7 @@ async fn shares_stay_out_of_debug_output_and_error_messages() {
     texts.push(body.to_string());
     let error = server
         .vault()
-        .submit_sealed_share("c2", &stale)
+        .submit_sealed_share("c2", "spiffe://test.tresor.local/admin", &stale)
         .unwrap_err();
     texts.push(error.to_string());
     texts.push(format!("{error:?}"));

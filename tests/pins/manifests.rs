@@ -52,6 +52,7 @@ fn setup() -> Fixture {
         .init(&InitRequest {
             custodians: vec![custodian.public().clone()],
             threshold: 1,
+            four_eyes: None,
         })
         .unwrap();
     let share = vault
@@ -422,7 +423,15 @@ fn early_activation_needs_custodian_approval() {
     assert_eq!(f.state_of(&a), PinState::Staged);
     let outcome = f
         .services
-        .approve(&approval.id, "alice", &approval.sign(&f.custodian))
+        .decide(
+            &approval.id,
+            tresor_wire::approvals::Decision::Approve,
+            tresor_server::approvals::Signer {
+                custodian: "alice",
+                signature: &approval.sign(&f.custodian),
+                principal: "spiffe://test/custodian",
+            },
+        )
         .unwrap();
     assert!(
         matches!(&outcome.approval.state, tresor_wire::approvals::ApprovalState::Executed { outcome, .. } if outcome.contains("active early")),
@@ -1073,7 +1082,15 @@ fn pins_survive_root_rotation_and_restart() {
         .propose(Dangerous::RotateRoot, "ops")
         .unwrap();
     f.services
-        .approve(&approval.id, "alice", &approval.sign(&f.custodian))
+        .decide(
+            &approval.id,
+            tresor_wire::approvals::Decision::Approve,
+            tresor_server::approvals::Signer {
+                custodian: "alice",
+                signature: &approval.sign(&f.custodian),
+                principal: "spiffe://test/custodian",
+            },
+        )
         .unwrap();
     // Everything was re-sealed under the new root: the same manifest, the same signing key.
     assert_eq!(f.latest(), before);

@@ -797,6 +797,7 @@ async fn health_and_seal_status_follow_vault_and_a_sealed_vault_answers_503() {
         .init(&tresor_wire::custody::InitRequest {
             custodians: vec![server.custodian.public().clone()],
             threshold: 1,
+            four_eyes: None,
         })
         .unwrap();
     let (status, body) = health("").await;

@@ -97,6 +97,7 @@ fn kill_9_never_loses_an_acknowledged_key_version() {
             .init(&InitRequest {
                 custodians: vec![custodian.public().clone()],
                 threshold: 1,
+                four_eyes: None,
             })
             .unwrap();
         unseal(&vault, &custodian);

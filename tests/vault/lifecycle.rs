@@ -970,6 +970,7 @@ fn init_validates_custodians_and_threshold() {
         let request = InitRequest {
             custodians: publics(n),
             threshold: k,
+            four_eyes: None,
         };
         assert_eq!(invalid_field(vault.init(&request)), field, "{k} of {n}");
     }
@@ -977,6 +978,7 @@ fn init_validates_custodians_and_threshold() {
     let request = InitRequest {
         custodians: vec![ids[0].public().clone(), twice_named.public().clone()],
         threshold: 1,
+        four_eyes: None,
     };
     assert_eq!(invalid_field(vault.init(&request)), "custodians");
     // One person under two names would hold two shares.
@@ -988,6 +990,7 @@ fn init_validates_custodians_and_threshold() {
     let request = InitRequest {
         custodians: vec![ids[1].public().clone(), alias],
         threshold: 1,
+        four_eyes: None,
     };
     assert_eq!(invalid_field(vault.init(&request)), "custodians");
     assert!(!vault.seal_status().unwrap().initialized, "nothing stored");
@@ -996,13 +999,15 @@ fn init_validates_custodians_and_threshold() {
         .init(&InitRequest {
             custodians: publics(16),
             threshold: 16,
+            four_eyes: None,
         })
         .unwrap();
     assert_eq!((status.threshold, status.shares), (16, 16));
     assert!(matches!(
         vault.init(&InitRequest {
             custodians: publics(1),
-            threshold: 1
+            threshold: 1,
+            four_eyes: None,
         }),
         Err(Error::AlreadyInitialized)
     ));
@@ -1057,6 +1062,7 @@ fn unseal_progress_expires() {
         .init(&InitRequest {
             custodians: ids.iter().map(|c| c.public().clone()).collect(),
             threshold: 2,
+            four_eyes: None,
         })
         .unwrap();
     let share = |i: usize| {

@@ -625,6 +625,7 @@ fn auto_rotation_rotates_only_keys_that_are_due() {
         .init(&InitRequest {
             custodians: vec![alice.public().clone()],
             threshold: 1,
+            four_eyes: None,
         })
         .unwrap();
     vault

@@ -71,6 +71,7 @@ fn make_store_v1_fixture() {
         .init(&InitRequest {
             custodians: vec![alice.public().clone()],
             threshold: 1,
+            four_eyes: None,
         })
         .unwrap();
     let share = vault.sealed_share("alice").unwrap().open(&alice).unwrap();
@@ -256,4 +257,42 @@ fn a_release_0_1_data_directory_and_custodian_files_open_and_decrypt() {
         )
         .unwrap();
     assert_eq!(fresh.version, 3);
+}
+
+#[test]
+fn data_moved_to_another_environment_by_editing_the_seal_configuration_does_not_unseal() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = CustodianIdentity::generate("alice").unwrap();
+    {
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let vault = Vault::open(store, VaultOptions::new("test")).unwrap();
+        vault
+            .init(&InitRequest {
+                custodians: vec![alice.public().clone()],
+                threshold: 1,
+                four_eyes: None,
+            })
+            .unwrap();
+    }
+    // Someone who can write the store relabels test data as production.
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let raw = tresor_core::Store::get(store.as_ref(), "core/seal")
+        .unwrap()
+        .unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    config["environment"] = "production".into();
+    tresor_core::Store::put(
+        store.as_ref(),
+        "core/seal",
+        &serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let vault = Vault::open(store, VaultOptions::new("production")).unwrap();
+    let share = vault.sealed_share("alice").unwrap().open(&alice).unwrap();
+    let error = vault.unseal(vec![share]).unwrap_err();
+    assert!(
+        matches!(error, tresor_core::Error::SealConfigTampered),
+        "{error}"
+    );
+    assert!(vault.is_sealed());
 }

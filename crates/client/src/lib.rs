@@ -85,6 +85,9 @@ pub enum ClientError {
         /// The server's messages.
         errors: Vec<String>,
     },
+    /// The server's unseal key is not vouched for by a pinned node: nothing was sent.
+    #[error(transparent)]
+    Untrusted(#[from] tresor_wire::custody::NodeTrustError),
     /// The server's answer is not what this client expects.
     #[error("unexpected response from the server: {0}")]
     Decode(String),
@@ -609,24 +612,32 @@ impl Client {
 
     /// Initialises the vault: the root key is split among `custodians`, `threshold` of whom
     /// unseal it. The vault stays sealed.
+    ///
+    /// `four_eyes`: whether the custodian who asks for a dangerous operation does not count
+    /// among its approvers (`None`: the vault's default, on wherever n − 1 ≥ k).
     pub async fn init(
         &self,
         custodians: &[CustodianPublicKey],
         threshold: u8,
+        four_eyes: Option<bool>,
     ) -> Result<SealStatus, ClientError> {
-        let body = json!({ "custodians": custodians, "threshold": threshold });
+        let mut body = json!({ "custodians": custodians, "threshold": threshold });
+        if let Some(four_eyes) = four_eyes {
+            body["four_eyes"] = json!(four_eyes);
+        }
         self.data(Method::POST, "sys/init", Some(&body)).await
     }
 
     /// Submits `identity`'s unseal share: fetches it (sealed to the identity), opens it here,
     /// and sends it sealed to the vault's current unseal key, so it is never readable on the
-    /// wire.
+    /// wire. The unseal key must be signed by a node whose fingerprint is in `pinned_nodes`
+    /// (pinned by the custodian at init): otherwise nothing is sent.
     pub async fn unseal_with(
         &self,
         identity: &CustodianIdentity,
+        pinned_nodes: &[String],
     ) -> Result<UnsealProgress, ClientError> {
-        let status = self.seal_status().await?;
-        let (vault_id, unseal_key) = vault_keys(&status)?;
+        let (vault_id, unseal_key) = self.trusted_unseal_key(pinned_nodes).await?;
         let sealed: SealedShare = self
             .data(
                 Method::GET,
@@ -657,11 +668,15 @@ impl Client {
 
     /// Unlocks level-3 tenant `tenant` with one of its custodians' identity (the custody key
     /// travels sealed both ways, like an unseal share).
+    ///
+    /// As for [`Client::unseal_with`], the vault's unseal key must be signed by a pinned node.
     pub async fn unlock_tenant_with(
         &self,
         tenant: &str,
         identity: &CustodianIdentity,
+        pinned_nodes: &[String],
     ) -> Result<TenantInfo, ClientError> {
+        let (trusted_vault, trusted_key) = self.trusted_unseal_key(pinned_nodes).await?;
         let data: Value = self
             .data(
                 Method::GET,
@@ -672,6 +687,13 @@ impl Client {
         let field = |name: &str| text_field(&data, name);
         let vault_id = field("vault_id")?;
         let unseal_key = decode_key(&field("unseal_key")?)?;
+        if vault_id != trusted_vault || unseal_key != trusted_key {
+            return Err(ClientError::Untrusted(
+                tresor_wire::custody::NodeTrustError::Malformed(
+                    "the custody answer names another vault or unseal key than the signed seal status",
+                ),
+            ));
+        }
         let custody =
             TenantCustodyKey::open(identity, &vault_id, tenant, &field("sealed_custody_key")?)
                 .map_err(|e| ClientError::Settings(e.to_string()))?;
@@ -686,6 +708,28 @@ impl Client {
             Some(&body),
         )
         .await
+    }
+
+    /// The vault id and unseal key of the seal status, once a node in `pinned_nodes` vouches
+    /// for the key.
+    async fn trusted_unseal_key(
+        &self,
+        pinned_nodes: &[String],
+    ) -> Result<(String, [u8; 32]), ClientError> {
+        let status = self.seal_status().await?;
+        let (vault_id, _) = vault_keys(&status)?;
+        let text = |name: &str| status.get(name).and_then(Value::as_str);
+        let key = tresor_wire::custody::verify_unseal_key(
+            &tresor_wire::custody::SignedUnsealKey {
+                vault_id: &vault_id,
+                environment: text("environment").unwrap_or_default(),
+                unseal_key: text("unseal_key").unwrap_or_default(),
+                node_key: text("node_key"),
+                signature: text("unseal_key_signature"),
+            },
+            pinned_nodes,
+        )?;
+        Ok((vault_id, key))
     }
 
     /// Locks level-3 tenant `tenant` at once.
@@ -755,6 +799,28 @@ impl Client {
             Some(&body),
         )
         .await
+    }
+
+    /// Signs a rejection of `approval` with `identity` and submits it.
+    pub async fn reject_with(
+        &self,
+        approval: &Approval,
+        identity: &CustodianIdentity,
+    ) -> Result<ApprovalOutcome, ClientError> {
+        let signature = approval.sign_decision(identity, tresor_wire::approvals::Decision::Reject);
+        let body = json!({ "custodian": identity.name(), "signature": signature });
+        self.data(
+            Method::POST,
+            &format!("sys/approvals/{}/reject", approval.id),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Withdraws approval `id` (only the principal that asked may).
+    pub async fn cancel_approval(&self, id: &str) -> Result<Approval, ClientError> {
+        self.data(Method::POST, &format!("sys/approvals/{id}/cancel"), None)
+            .await
     }
 
     /// Creates a pinning app.

@@ -69,6 +69,23 @@ pub enum Error {
         /// The storage path of the record.
         path: String,
     },
+    /// The stored seal configuration is not the one the root key vouched for.
+    #[error(
+        "the seal configuration (custodians, threshold, environment in `core/seal`) was changed outside the vault: it no longer matches what the root key vouched for, so nothing is unsealed, approved or sealed to it; restore it from a backup or investigate who wrote the store"
+    )]
+    SealConfigTampered,
+    /// A custodian's act came from a connection authenticated as another principal.
+    #[error(
+        "custodian `{custodian}` acts only as {bound}; this request is authenticated as {caller}: each custodian uses their own client certificate"
+    )]
+    WrongPrincipal {
+        /// The custodian named.
+        custodian: String,
+        /// The principal it is bound to.
+        bound: String,
+        /// The caller's principal.
+        caller: String,
+    },
     /// A stored record authenticates but cannot be decoded: written by an incompatible version.
     #[error("storage record `{path}` cannot be decoded: {reason}")]
     RecordFormat {
@@ -153,6 +170,11 @@ pub enum UnsealError {
     /// A share is not 33 bytes.
     #[error("a share must be 33 bytes (index and value)")]
     Malformed,
+    /// The shares combine into a key that is not this vault's root key.
+    #[error(
+        "the shares given do not make this vault's root key: fewer were given than its real threshold, or the seal configuration was altered (its threshold, shares or check values); the vault stays sealed"
+    )]
+    RootMismatch,
 }
 
 /// What kind of failure an [`Error`] is: how an API maps it to a status code.
@@ -169,6 +191,8 @@ pub enum ErrorKind {
     Unavailable,
     /// Storage is damaged or failing (HTTP 500).
     Internal,
+    /// The caller is not the one allowed to do it (HTTP 403).
+    Forbidden,
 }
 
 impl Error {
@@ -189,9 +213,11 @@ impl Error {
             | Error::InvalidInput { .. }
             | Error::Ciphertext(_)
             | Error::NotPermitted(_) => ErrorKind::InvalidInput,
-            Error::Integrity { .. } | Error::RecordFormat { .. } | Error::Store(_) => {
-                ErrorKind::Internal
-            }
+            Error::Integrity { .. }
+            | Error::RecordFormat { .. }
+            | Error::Store(_)
+            | Error::SealConfigTampered => ErrorKind::Internal,
+            Error::WrongPrincipal { .. } => ErrorKind::Forbidden,
         }
     }
 

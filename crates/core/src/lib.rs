@@ -20,7 +20,11 @@
 //!
 //! // One custodian, threshold 1: the root key's only share is sealed to Alice.
 //! let alice = CustodianIdentity::generate("alice")?;
-//! vault.init(&InitRequest { custodians: vec![alice.public().clone()], threshold: 1 })?;
+//! vault.init(&InitRequest {
+//!     custodians: vec![alice.public().clone()],
+//!     threshold: 1,
+//!     four_eyes: None,
+//! })?;
 //! let share = vault.sealed_share("alice")?.open(&alice)?;
 //! vault.unseal(vec![share])?;
 //!
@@ -56,5 +60,5 @@ pub use keys::{HmacAlgorithm, KeyConfig, KeySpec, ProtectionLevel};
 pub use store::{SledStore, Store};
 pub use vault::{
     BatchResult, Custodians, DataKey, KeyInfo, SealedRecords, SealedStore, TenantSpec, Vault,
-    VaultOptions, validate_custody,
+    VaultOptions, check_principal, validate_custody,
 };

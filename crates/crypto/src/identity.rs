@@ -41,6 +41,11 @@ pub enum IdentityError {
     /// A custodian name is invalid.
     #[error("invalid custodian name `{0}`: use 1–64 of A-Z a-z 0-9 . _ - @")]
     BadName(String),
+    /// A custodian's principal is not a SPIFFE ID.
+    #[error(
+        "invalid custodian principal `{0}`: use the spiffe:// URI of the custodian's client certificate"
+    )]
+    BadPrincipal(String),
 }
 
 /// A custodian's public identity.
@@ -49,6 +54,7 @@ pub struct CustodianPublicKey {
     name: String,
     x25519: BoxPublicKey,
     ed25519: VerifyingKey,
+    principal: Option<String>,
 }
 
 impl std::fmt::Debug for CustodianPublicKey {
@@ -70,6 +76,8 @@ struct PublicFile {
     name: String,
     x25519: String,
     ed25519: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    principal: Option<String>,
 }
 
 impl CustodianPublicKey {
@@ -78,14 +86,16 @@ impl CustodianPublicKey {
         &self.name
     }
 
-    /// A short, stable fingerprint of both public keys, for people to compare out of band.
+    /// A stable fingerprint of both public keys (128 bits), for people to compare out of band.
     pub fn fingerprint(&self) -> String {
-        let digest = crate::kdf::sha256(&[self.x25519.as_bytes(), self.ed25519.as_bytes()]);
-        digest[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        crate::fingerprint(&[self.x25519.as_bytes(), self.ed25519.as_bytes()])
+    }
+
+    /// The principal (SPIFFE ID of the client certificate) this custodian acts as, if bound:
+    /// the vault then accepts this custodian's shares, unlocks and signatures only from a
+    /// connection authenticated as that principal.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
     }
 
     /// The X25519 key that shares and custody keys are sealed to.
@@ -135,6 +145,9 @@ impl CustodianPublicKey {
             )));
         }
         validate_name(&file.name)?;
+        if let Some(principal) = &file.principal {
+            validate_principal(principal)?;
+        }
         let x25519 = BoxPublicKey::from_bytes(
             decode_32(&file.x25519).ok_or_else(|| bad("x25519 is not 32 base64 bytes".into()))?,
         )
@@ -146,6 +159,7 @@ impl CustodianPublicKey {
             name: file.name,
             x25519,
             ed25519,
+            principal: file.principal,
         })
     }
 
@@ -160,6 +174,7 @@ impl CustodianPublicKey {
             name: self.name.clone(),
             x25519: STANDARD.encode(self.x25519.as_bytes()),
             ed25519: STANDARD.encode(self.ed25519.as_bytes()),
+            principal: self.principal.clone(),
         }
     }
 }
@@ -210,8 +225,19 @@ struct KdfFile {
 }
 
 impl CustodianIdentity {
-    /// A new identity with fresh keys.
+    /// A new identity with fresh keys, not bound to a principal.
     pub fn generate(name: &str) -> Result<Self, IdentityError> {
+        Self::make(name, None)
+    }
+
+    /// A new identity with fresh keys, bound to `principal` (the SPIFFE ID of the client
+    /// certificate its custodian uses): the vault accepts its acts only from that principal.
+    pub fn generate_for(name: &str, principal: &str) -> Result<Self, IdentityError> {
+        validate_principal(principal)?;
+        Self::make(name, Some(principal.to_owned()))
+    }
+
+    fn make(name: &str, principal: Option<String>) -> Result<Self, IdentityError> {
         validate_name(name)?;
         let x25519 = BoxSecretKey::generate();
         let ed25519 = SigningKey::generate();
@@ -219,6 +245,7 @@ impl CustodianIdentity {
             name: name.to_owned(),
             x25519: *x25519.public(),
             ed25519: ed25519.verifying_key(),
+            principal,
         };
         Ok(CustodianIdentity {
             public,
@@ -332,12 +359,34 @@ impl CustodianIdentity {
     }
 }
 
+/// Binds the public half into the secret half: name, both keys and, when bound, the principal
+/// (appended only then, so files written before principals existed still open).
 fn identity_aad(public: &CustodianPublicKey) -> LengthPrefixed {
-    LengthPrefixed::new()
+    let aad = LengthPrefixed::new()
         .bytes(IDENTITY_AAD_LABEL)
         .bytes(public.name.as_bytes())
         .bytes(public.x25519.as_bytes())
-        .bytes(public.ed25519.as_bytes())
+        .bytes(public.ed25519.as_bytes());
+    match &public.principal {
+        Some(principal) => aad.bytes(principal.as_bytes()),
+        None => aad,
+    }
+}
+
+/// A principal a custodian can be bound to: a `spiffe://` URI of printable ASCII (the server
+/// checks the full SPIFFE rules when it compares it with a certificate).
+fn validate_principal(principal: &str) -> Result<(), IdentityError> {
+    let ok = principal.len() <= 2048
+        && principal.starts_with("spiffe://")
+        && principal.len() > "spiffe://".len()
+        && principal.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(IdentityError::BadPrincipal(
+            principal.chars().take(64).collect(),
+        ))
+    }
 }
 
 fn validate_name(name: &str) -> Result<(), IdentityError> {
@@ -398,6 +447,53 @@ mod tests {
             CustodianIdentity::from_encrypted_json(&file, b"pass phrasf"),
             Err(IdentityError::WrongPassphrase)
         ));
+    }
+
+    #[test]
+    fn fingerprints_are_128_bits() {
+        let id = CustodianIdentity::generate("alice").unwrap();
+        let fingerprint = id.public().fingerprint();
+        assert_eq!(fingerprint.len(), 16 * 3 - 1, "{fingerprint}");
+        assert_eq!(fingerprint.split(':').count(), 16);
+    }
+
+    #[test]
+    fn a_bound_principal_is_part_of_both_halves() {
+        let principal = "spiffe://example.org/custodian/alice";
+        let id = CustodianIdentity::generate_for("alice", principal).unwrap();
+        assert_eq!(id.public().principal(), Some(principal));
+        let parsed = CustodianPublicKey::from_json(&id.public().to_json()).unwrap();
+        assert_eq!(parsed.principal(), Some(principal));
+        let file = id.to_encrypted_json_with(b"pw", FAST).unwrap();
+        let opened = CustodianIdentity::from_encrypted_json(&file, b"pw").unwrap();
+        assert_eq!(opened.public().principal(), Some(principal));
+        // Rebinding the file to another principal breaks the AAD.
+        let moved = file.replace(principal, "spiffe://example.org/custodian/mallory");
+        assert!(matches!(
+            CustodianIdentity::from_encrypted_json(&moved, b"pw"),
+            Err(IdentityError::WrongPassphrase)
+        ));
+        // Dropping the binding too.
+        let mut value: serde_json::Value = serde_json::from_str(&file).unwrap();
+        value["public"].as_object_mut().unwrap().remove("principal");
+        assert!(matches!(
+            CustodianIdentity::from_encrypted_json(&value.to_string(), b"pw"),
+            Err(IdentityError::WrongPassphrase)
+        ));
+        for bad in [
+            "alice",
+            "https://example.org/x",
+            "spiffe://",
+            "spiffe://a b",
+        ] {
+            assert!(
+                matches!(
+                    CustodianIdentity::generate_for("alice", bad),
+                    Err(IdentityError::BadPrincipal(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

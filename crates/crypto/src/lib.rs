@@ -53,6 +53,20 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// A fingerprint people compare out of band: the first 128 bits of SHA-256 over `parts`, as
+/// sixteen colon-separated hex pairs.
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    let digest = sha256(parts);
+    let mut out = String::with_capacity(47);
+    for (i, pair) in hex(&digest[..16]).as_bytes().chunks(2).enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(std::str::from_utf8(pair).expect("hex is ASCII"));
+    }
+    out
+}
+
 /// Random bytes from the thread-local CSPRNG (identifiers and nonces, not keys).
 pub fn random_array<const N: usize>() -> [u8; N] {
     random::array()

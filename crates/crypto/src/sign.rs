@@ -83,6 +83,11 @@ impl VerifyingKey {
         self.0.as_bytes()
     }
 
+    /// The key's fingerprint (128 bits of SHA-256, see [`crate::fingerprint`]).
+    pub fn fingerprint(&self) -> String {
+        crate::fingerprint(&[self.0.as_bytes()])
+    }
+
     /// True if `signature` is this key's strict signature over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {

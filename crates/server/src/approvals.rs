@@ -16,10 +16,10 @@
 use std::sync::Mutex;
 
 use tresor_core::store::Batch;
-use tresor_core::{Error, SealedStore};
+use tresor_core::{Custodians, Error, SealedStore};
 use tresor_crypto::random_array;
 use tresor_wire::approvals::{
-    Approval, ApprovalOutcome, ApprovalSignature, ApprovalState, Dangerous,
+    Approval, ApprovalOutcome, ApprovalSignature, ApprovalState, Dangerous, Decision,
 };
 
 const PREFIX: &str = "approvals/";
@@ -56,7 +56,7 @@ impl Approvals {
     /// Records `request` as pending approval by the vault's custodians.
     pub fn propose(&self, request: Dangerous, requested_by: &str) -> Result<Approval, Error> {
         let records = self.store.records()?;
-        let threshold = self.store.custodians()?.threshold;
+        let custodians = self.store.custodians()?;
         let now = self.store.clock().now();
         let id = tresor_crypto::hex(&random_array::<12>());
         let approval = Approval {
@@ -66,8 +66,11 @@ impl Approvals {
             requested_by: requested_by.to_owned(),
             created_at: now,
             expires_at: now + self.ttl,
-            required: threshold,
+            required: custodians.threshold,
             signatures: Vec::new(),
+            rejections: Vec::new(),
+            custodian_set: custodians.set_hash,
+            four_eyes: custodians.four_eyes,
             state: ApprovalState::Pending,
         };
         let path = path(&id);
@@ -119,13 +122,21 @@ impl Approvals {
             .ok_or_else(|| Error::ApprovalNotFound(id.to_owned()))
     }
 
-    /// Adds custodian `custodian`'s signature to approval `id`; when the threshold is met, runs
-    /// the operation once.
-    pub fn approve(
+    /// Adds custodian `custodian`'s signed `decision` to approval `id`, sent by `caller` (the
+    /// principal of the request's client certificate). When the approvals counted reach the
+    /// threshold the operation runs, once; when the rejections counted make the threshold
+    /// unreachable the approval ends as rejected.
+    ///
+    /// What counts: signatures by the current custodians (re-verified against the custodian set
+    /// the root key vouches for, which must be the set the approval was asked of), each
+    /// custodian once, from that custodian's own principal when it is bound to one; under four
+    /// eyes not the approval of the custodian who asked; not the rejection of a custodian the
+    /// operation removes (so a custodian cannot veto its own removal).
+    pub fn decide(
         &self,
         id: &str,
-        custodian: &str,
-        signature_b64: &str,
+        decision: Decision,
+        signer: Signer<'_>,
         runner: &dyn Runner,
     ) -> Result<ApprovalOutcome, Error> {
         check_id(id)?;
@@ -136,61 +147,90 @@ impl Approvals {
             .get::<Approval>(&path)?
             .ok_or_else(|| Error::ApprovalNotFound(id.to_owned()))?;
         let now = self.store.clock().now();
-        if approval.state != ApprovalState::Pending {
-            return Err(Error::NotPermitted(format!(
-                "approval `{id}` has already run; it cannot run twice"
-            )));
-        }
-        if now >= approval.expires_at {
-            return Err(Error::NotPermitted(format!(
-                "approval `{id}` expired; ask again"
-            )));
-        }
+        check_pending(&approval, now)?;
         let custodians = self.store.custodians()?;
-        let signer = custodians.get(custodian).ok_or_else(|| {
+        if approval.custodian_set != custodians.set_hash {
+            return Err(Error::NotPermitted(format!(
+                "approval `{id}` was asked of another custodian set (a rekey happened since, or it predates this release): ask again"
+            )));
+        }
+        let custodian = signer.custodian;
+        let key = custodians.get(custodian).ok_or_else(|| {
             Error::NotPermitted(format!("`{custodian}` is not a custodian of this vault"))
         })?;
-        if !is_signature(signature_b64) {
+        tresor_core::check_principal(key, signer.principal)?;
+        if !is_signature(signer.signature) {
             return Err(Error::invalid(
                 "signature",
                 "not a base64 Ed25519 signature",
             ));
         }
-        if !approval.signed_by(signer, signature_b64) {
+        if !approval.signed_by(key, signer.signature, decision) {
             return Err(Error::NotPermitted(format!(
-                "the signature is not `{custodian}`'s over approval `{id}` as recorded (wrong identity, or a different or altered request)"
+                "the signature is not `{custodian}`'s {} of approval `{id}` as recorded (wrong identity, or a different or altered request)",
+                match decision {
+                    Decision::Approve => "approval",
+                    Decision::Reject => "rejection",
+                }
             )));
         }
-        // Only current custodians count, under their current keys and threshold: a custodian a
-        // rekey removed (a lost or compromised one, say) no longer counts towards k, and a new
-        // custodian who reuses an old name is a different signer.
-        let earlier = std::mem::take(&mut approval.signatures);
-        approval.signatures = earlier
-            .into_iter()
-            .filter(|s| {
-                custodians
-                    .get(&s.custodian)
-                    .is_some_and(|c| approval.signed_by(c, &s.signature))
-            })
-            .collect();
+        // Only current custodians count, under their current keys: a custodian a rekey removed
+        // no longer counts, and a new custodian who reuses an old name is a different signer.
+        let signatures = std::mem::take(&mut approval.signatures);
+        let rejections = std::mem::take(&mut approval.rejections);
+        let current = |list: Vec<ApprovalSignature>, decision| {
+            list.into_iter()
+                .filter(|s| {
+                    custodians
+                        .get(&s.custodian)
+                        .is_some_and(|c| approval.signed_by(c, &s.signature, decision))
+                })
+                .collect::<Vec<_>>()
+        };
+        let (signatures, rejections) = (
+            current(signatures, Decision::Approve),
+            current(rejections, Decision::Reject),
+        );
+        approval.signatures = signatures;
+        approval.rejections = rejections;
         approval.required = approval.required.max(custodians.threshold);
-        if approval.signatures.iter().any(|s| s.custodian == custodian) {
+        let decided = approval
+            .signatures
+            .iter()
+            .chain(&approval.rejections)
+            .any(|s| s.custodian == custodian);
+        if decided {
             return Ok(ApprovalOutcome {
                 approval,
                 counted: false,
             });
         }
-        approval.signatures.push(ApprovalSignature {
+        let requester = custodians
+            .bound_to(&approval.requested_by)
+            .map(|c| c.name().to_owned());
+        let counts = match decision {
+            Decision::Approve => !(approval.four_eyes && requester.as_deref() == Some(custodian)),
+            Decision::Reject => !approval.request.removes(key),
+        };
+        let entry = ApprovalSignature {
             custodian: custodian.to_owned(),
+            fingerprint: key.fingerprint(),
             at: now,
-            signature: signature_b64.to_owned(),
-        });
-        let ready = approval.signatures.len() >= usize::from(approval.required);
+            signature: signer.signature.to_owned(),
+        };
+        match decision {
+            Decision::Approve => approval.signatures.push(entry),
+            Decision::Reject => approval.rejections.push(entry),
+        }
+        let tally = Tally::of(&approval, &custodians, requester.as_deref());
+        let ready = tally.approvals >= usize::from(approval.required);
         if ready {
             approval.state = ApprovalState::Executed {
                 at: now,
                 outcome: "running".to_owned(),
             };
+        } else if tally.reachable < usize::from(approval.required) {
+            approval.state = ApprovalState::Rejected { at: now };
         }
         records.commit(
             Batch::new()
@@ -200,7 +240,7 @@ impl Approvals {
         if !ready {
             return Ok(ApprovalOutcome {
                 approval,
-                counted: true,
+                counted: counts,
             });
         }
         // Marked executed before running: a crash here leaves it not run rather than run twice.
@@ -236,6 +276,101 @@ impl Approvals {
             approval,
             counted: true,
         })
+    }
+
+    /// Withdraws pending approval `id`; only the principal that asked for it may.
+    pub fn cancel(&self, id: &str, caller: &str) -> Result<Approval, Error> {
+        check_id(id)?;
+        let _serial = APPROVALS.lock().unwrap_or_else(|p| p.into_inner());
+        let records = self.store.records()?;
+        let path = path(id);
+        let (mut approval, raw) = records
+            .get::<Approval>(&path)?
+            .ok_or_else(|| Error::ApprovalNotFound(id.to_owned()))?;
+        let now = self.store.clock().now();
+        check_pending(&approval, now)?;
+        if approval.requested_by != caller {
+            return Err(Error::NotPermitted(format!(
+                "only {} asked for approval `{id}`, so only it may cancel it",
+                approval.requested_by
+            )));
+        }
+        approval.state = ApprovalState::Cancelled {
+            at: now,
+            by: caller.to_owned(),
+        };
+        records.commit(
+            Batch::new()
+                .expect(path.clone(), Some(raw))
+                .put(path.clone(), records.seal(&path, &approval)),
+        )?;
+        Ok(approval)
+    }
+}
+
+/// Who signs a decision: the custodian named, its base64 signature, and the principal the
+/// request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Signer<'a> {
+    /// The custodian's name.
+    pub custodian: &'a str,
+    /// The base64 Ed25519 signature over [`Approval::signed_message`].
+    pub signature: &'a str,
+    /// The principal of the caller's client certificate.
+    pub principal: &'a str,
+}
+
+/// Approvals that count, and how many approvals could still come.
+struct Tally {
+    approvals: usize,
+    reachable: usize,
+}
+
+impl Tally {
+    fn of(approval: &Approval, custodians: &Custodians, requester: Option<&str>) -> Tally {
+        let excluded = |name: &str| approval.four_eyes && requester == Some(name);
+        let approvals = approval
+            .signatures
+            .iter()
+            .filter(|s| !excluded(&s.custodian))
+            .count();
+        let rejected_by = |name: &str| {
+            approval.rejections.iter().any(|r| {
+                r.custodian == name
+                    && custodians
+                        .get(name)
+                        .is_some_and(|c| !approval.request.removes(c))
+            })
+        };
+        // Every eligible custodian who has not counted-rejected could still approve.
+        let reachable = custodians
+            .members
+            .iter()
+            .filter(|c| !excluded(c.name()) && !rejected_by(c.name()))
+            .count();
+        Tally {
+            approvals,
+            reachable,
+        }
+    }
+}
+
+fn check_pending(approval: &Approval, now: u64) -> Result<(), Error> {
+    let id = &approval.id;
+    match &approval.state {
+        ApprovalState::Pending if now >= approval.expires_at => Err(Error::NotPermitted(format!(
+            "approval `{id}` expired; ask again"
+        ))),
+        ApprovalState::Pending => Ok(()),
+        ApprovalState::Rejected { .. } => Err(Error::NotPermitted(format!(
+            "approval `{id}` was rejected by its custodians; it cannot run"
+        ))),
+        ApprovalState::Cancelled { by, .. } => Err(Error::NotPermitted(format!(
+            "approval `{id}` was cancelled by {by}; it cannot run"
+        ))),
+        _ => Err(Error::NotPermitted(format!(
+            "approval `{id}` has already run; it cannot run twice"
+        ))),
     }
 }
 

@@ -39,6 +39,31 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// The audit trail: required; `audit = "disabled"` turns it off explicitly.
     pub audit: AuditSetting,
+    /// This node.
+    #[serde(default)]
+    pub node: NodeConfig,
+}
+
+/// `[node]`: this server node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node identity key (created owner-only on first start, its `.pub` beside it): keep it
+    /// outside the data directory. Default `node-identity.key` beside the configuration file.
+    #[serde(default = "default_identity_key")]
+    pub identity_key: PathBuf,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            identity_key: default_identity_key(),
+        }
+    }
+}
+
+fn default_identity_key() -> PathBuf {
+    PathBuf::from("node-identity.key")
 }
 
 /// `[audit]`, or `audit = "disabled"`.
@@ -364,6 +389,7 @@ impl Config {
         resolve(&mut self.tls.client_ca);
         self.tls.crls.iter_mut().for_each(resolve);
         resolve(&mut self.storage.path);
+        resolve(&mut self.node.identity_key);
         resolve(&mut self.policies.dir);
         if let AuditSetting::File(audit) = &mut self.audit {
             resolve(&mut audit.path);

@@ -18,6 +18,7 @@ pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod metrics;
+pub mod node;
 pub mod pins;
 pub mod policy;
 pub mod server;

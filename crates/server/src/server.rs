@@ -48,6 +48,9 @@ pub enum ServerError {
     /// The audit log cannot be written: the server does not start without it.
     #[error(transparent)]
     Audit(#[from] AuditWriteError),
+    /// The node identity key cannot be used.
+    #[error(transparent)]
+    NodeIdentity(#[from] crate::node::NodeIdentityError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -205,7 +208,9 @@ impl ServerHandle {
 /// Opens the configured store and vault (sealed).
 pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
     let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
-    let mut options = VaultOptions::new(config.environment.clone());
+    let node = crate::node::load_or_create(&config.node.identity_key)?;
+    let mut options =
+        VaultOptions::new(config.environment.clone()).with_node_identity(Arc::new(node));
     options.unseal_timeout = config.unseal.timeout;
     Ok(Vault::open(Arc::new(store), options)?)
 }

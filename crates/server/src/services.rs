@@ -3,11 +3,11 @@
 //! approval workflow runs an approved operation through [`Runner`], implemented here.
 
 use tresor_core::{Error, Vault};
-use tresor_wire::approvals::{ApprovalOutcome, Dangerous};
+use tresor_wire::approvals::{ApprovalOutcome, Dangerous, Decision};
 use tresor_wire::custody::InitRequest;
 use tresor_wire::pins::ActivationMode;
 
-use crate::approvals::{Approvals, Runner};
+use crate::approvals::{Approvals, Runner, Signer};
 use crate::audit::AuditKey;
 use crate::pins::{Pins, PinsError};
 
@@ -36,14 +36,15 @@ impl Services {
         }
     }
 
-    /// Adds a custodian's signature to an approval; the last one needed runs the operation.
-    pub fn approve(
+    /// Adds a custodian's signed decision to an approval; the last approval needed runs the
+    /// operation (see [`Approvals::decide`]).
+    pub fn decide(
         &self,
         id: &str,
-        custodian: &str,
-        signature_b64: &str,
+        decision: Decision,
+        signer: Signer<'_>,
     ) -> Result<ApprovalOutcome, Error> {
-        self.approvals.approve(id, custodian, signature_b64, self)
+        self.approvals.decide(id, decision, signer, self)
     }
 }
 
@@ -86,11 +87,13 @@ impl Runner for Services {
             Dangerous::Rekey {
                 custodians,
                 threshold,
+                four_eyes,
             } => self
                 .vault
                 .rotate_root(Some(&InitRequest {
                     custodians: custodians.clone(),
                     threshold: *threshold,
+                    four_eyes: *four_eyes,
                 }))
                 .map(|s| {
                     format!(

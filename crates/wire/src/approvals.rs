@@ -18,7 +18,27 @@ use tresor_crypto::identity::{CustodianIdentity, CustodianPublicKey};
 
 use crate::keys::KeyConfigUpdate;
 
-const SIGNATURE_LABEL: &[u8] = b"tresor-approval-v1";
+/// Version 2 binds the signer (name, fingerprint, principal), the decision and the custodian set;
+/// signatures made under version 1 no longer count.
+const SIGNATURE_LABEL: &[u8] = b"tresor-approval-v2";
+
+/// What a custodian's signature says about an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Let it run.
+    Approve,
+    /// Do not let it run.
+    Reject,
+}
+
+impl Decision {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Decision::Approve => b"approve",
+            Decision::Reject => b"reject",
+        }
+    }
+}
 
 /// An operation that needs custodian approval, with every parameter that decides what it does.
 /// Its JSON is the canonical form custodians sign.
@@ -65,6 +85,9 @@ pub enum Dangerous {
         custodians: Vec<CustodianPublicKey>,
         /// The new threshold.
         threshold: u8,
+        /// Four eyes for the new set (absent: on wherever the new set allows it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        four_eyes: Option<bool>,
     },
     /// Replace a level-3 tenant's own custodians.
     ChangeTenantCustodians {
@@ -84,6 +107,17 @@ pub enum Dangerous {
 }
 
 impl Dangerous {
+    /// True if this operation removes `custodian` from the vault's custodians (a rekey without
+    /// them): their rejection does not count, so no one can veto their own removal.
+    pub fn removes(&self, custodian: &CustodianPublicKey) -> bool {
+        match self {
+            Dangerous::Rekey { custodians, .. } => !custodians.iter().any(|c| {
+                c.name() == custodian.name() && c.fingerprint() == custodian.fingerprint()
+            }),
+            _ => false,
+        }
+    }
+
     /// One line saying what will happen, for the custodian deciding whether to sign.
     pub fn describe(&self) -> String {
         match self {
@@ -118,20 +152,35 @@ impl Dangerous {
             Dangerous::Rekey {
                 custodians,
                 threshold,
+                four_eyes,
             } => format!(
-                "rekey: new root key shared {threshold}-of-{} among {}; the current shares stop working",
+                "rekey: new root key shared {threshold}-of-{} among {}, four eyes {}; the current shares stop working",
                 custodians.len(),
                 custodians
                     .iter()
-                    .map(|c| format!("{} ({})", c.name(), c.fingerprint()))
+                    .map(|c| format!(
+                        "{} ({}{})",
+                        c.name(),
+                        c.fingerprint(),
+                        c.principal().map(|p| format!(", {p}")).unwrap_or_default()
+                    ))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                match four_eyes.unwrap_or(custodians.len() > usize::from(*threshold)) {
+                    true => "on",
+                    false => "off",
+                }
             ),
             Dangerous::ChangeTenantCustodians { tenant, custodians } => format!(
                 "tenant {tenant}: custodians become {}",
                 custodians
                     .iter()
-                    .map(|c| format!("{} ({})", c.name(), c.fingerprint()))
+                    .map(|c| format!(
+                        "{} ({}{})",
+                        c.name(),
+                        c.fingerprint(),
+                        c.principal().map(|p| format!(", {p}")).unwrap_or_default()
+                    ))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -168,14 +217,29 @@ pub enum ApprovalState {
         /// Why.
         error: String,
     },
+    /// Enough custodians rejected it that the threshold can no longer be met.
+    Rejected {
+        /// When the deciding rejection came.
+        at: u64,
+    },
+    /// The principal that asked withdrew it.
+    Cancelled {
+        /// When.
+        at: u64,
+        /// Who (the requester's principal).
+        by: String,
+    },
 }
 
-/// One custodian's signature.
+/// One custodian's signature (an approval or a rejection).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalSignature {
     /// The custodian.
     pub custodian: String,
+    /// The custodian's fingerprint when it signed.
+    #[serde(default)]
+    pub fingerprint: String,
     /// When it was accepted.
     pub at: u64,
     /// Ed25519 signature, base64.
@@ -202,24 +266,40 @@ pub struct Approval {
     pub required: u8,
     /// Signatures accepted so far.
     pub signatures: Vec<ApprovalSignature>,
+    /// Rejections accepted so far.
+    #[serde(default)]
+    pub rejections: Vec<ApprovalSignature>,
+    /// Hash of the custodian set (custodians, keys, principals, threshold) the approval was
+    /// asked of; part of every signature, so a signature never counts under another set.
+    #[serde(default)]
+    pub custodian_set: String,
+    /// Four eyes: the custodian who asked does not count among the approvers.
+    #[serde(default)]
+    pub four_eyes: bool,
     /// Pending, executed or failed.
     pub state: ApprovalState,
 }
 
 impl Approval {
-    /// The exact bytes a custodian signs: LP("tresor-approval-v1") ‖ LP(vault id) ‖
-    /// LP(approval id) ‖ LP(canonical request JSON) ‖ LP(requested by) ‖ u64 expires_at.
-    pub fn signed_message(&self) -> Vec<u8> {
+    /// The exact bytes `custodian` signs to take `decision`: LP("tresor-approval-v2") ‖
+    /// LP(vault id) ‖ LP(approval id) ‖ LP(canonical request JSON) ‖ LP(requested by) ‖
+    /// u64 expires_at ‖ LP(custodian set) ‖ LP(decision) ‖ LP(custodian name) ‖
+    /// LP(custodian fingerprint) ‖ LP(custodian principal, empty if unbound).
+    pub fn signed_message(&self, custodian: &CustodianPublicKey, decision: Decision) -> Vec<u8> {
         let canonical = serde_json::to_vec(&self.request).expect("serializes");
-        let mut message = LengthPrefixed::new()
+        LengthPrefixed::new()
             .bytes(SIGNATURE_LABEL)
             .bytes(self.vault_id.as_bytes())
             .bytes(self.id.as_bytes())
             .bytes(&canonical)
             .bytes(self.requested_by.as_bytes())
-            .into_vec();
-        message.extend_from_slice(&self.expires_at.to_be_bytes());
-        message
+            .u64(self.expires_at)
+            .bytes(self.custodian_set.as_bytes())
+            .bytes(decision.label())
+            .bytes(custodian.name().as_bytes())
+            .bytes(custodian.fingerprint().as_bytes())
+            .bytes(custodian.principal().unwrap_or_default().as_bytes())
+            .into_vec()
     }
 }
 
@@ -236,25 +316,36 @@ impl Approval {
 }
 
 impl Approval {
-    /// `identity`'s signature of this approval (base64 Ed25519 over
+    /// `identity`'s approval of this operation (base64 Ed25519 over
     /// [`Approval::signed_message`]), for a custodian to submit.
     pub fn sign(&self, identity: &CustodianIdentity) -> String {
-        STANDARD.encode(identity.sign(&self.signed_message()))
+        self.sign_decision(identity, Decision::Approve)
     }
 
-    /// True if `signature_b64` is `custodian`'s signature of this approval.
-    pub fn signed_by(&self, custodian: &CustodianPublicKey, signature_b64: &str) -> bool {
-        STANDARD
-            .decode(signature_b64)
-            .is_ok_and(|signature| custodian.verifies(&self.signed_message(), &signature))
+    /// `identity`'s signature of `decision`.
+    pub fn sign_decision(&self, identity: &CustodianIdentity, decision: Decision) -> String {
+        STANDARD.encode(identity.sign(&self.signed_message(identity.public(), decision)))
+    }
+
+    /// True if `signature_b64` is `custodian`'s signature of `decision` on this approval.
+    pub fn signed_by(
+        &self,
+        custodian: &CustodianPublicKey,
+        signature_b64: &str,
+        decision: Decision,
+    ) -> bool {
+        STANDARD.decode(signature_b64).is_ok_and(|signature| {
+            custodian.verifies(&self.signed_message(custodian, decision), &signature)
+        })
     }
 }
 
-/// What an approval call did.
+/// What an approval or rejection call did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalOutcome {
     /// The approval after this signature.
     pub approval: Approval,
-    /// False if this custodian had signed already (a custodian counts once).
+    /// False if this custodian had decided already (a custodian counts once), or does not count
+    /// (the requester under four eyes, or a custodian the operation removes rejecting it).
     pub counted: bool,
 }

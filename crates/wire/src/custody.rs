@@ -269,6 +269,125 @@ pub struct SealStatus {
     pub submitted: Vec<String>,
     /// The X25519 key (base64) to seal share submissions and tenant custody keys to.
     pub unseal_key: String,
+    /// The node identity key (base64 Ed25519) that signed `unseal_key`; custodians pin its
+    /// fingerprint at init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_key: Option<String>,
+    /// The node identity key's signature (base64) over [`unseal_key_message`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseal_key_signature: Option<String>,
+    /// Each custodian's fingerprint, in the order of `custodians`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custodian_fingerprints: Vec<String>,
+}
+
+/// The bytes a node identity key signs to vouch for its current unseal key:
+/// LP("tresor-unseal-key-v1") ‖ LP(vault id) ‖ LP(environment) ‖ LP(unseal key).
+pub fn unseal_key_message(vault_id: &str, environment: &str, unseal_key: &[u8; 32]) -> Vec<u8> {
+    LengthPrefixed::new()
+        .bytes(b"tresor-unseal-key-v1")
+        .bytes(vault_id.as_bytes())
+        .bytes(environment.as_bytes())
+        .bytes(unseal_key)
+        .into_vec()
+}
+
+/// Why a seal status's unseal key is not trusted: nothing is sealed to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeTrustError {
+    /// No node fingerprint is pinned for this custodian.
+    #[error(
+        "no vault node is pinned for this custodian: pin the fingerprint `tresor operator init` printed (tresor operator trust-node FINGERPRINT --identity …)"
+    )]
+    NothingPinned,
+    /// The answer carries no node signature.
+    #[error(
+        "the server's seal status is not signed by a node identity key: it may not be the vault (a machine in the path, or a server without [node] identity_key); nothing was sent"
+    )]
+    Unsigned,
+    /// Signed by a key whose fingerprint is not pinned.
+    #[error(
+        "the server's unseal key is signed by node {0}, which is not one of the nodes pinned for this custodian: nothing was sent (if this is a new node of your vault, check its fingerprint with the operators and pin it)"
+    )]
+    UnknownNode(String),
+    /// The signature does not verify.
+    #[error(
+        "the server's unseal key signature does not verify under node {0}: the answer was altered or comes from someone else; nothing was sent"
+    )]
+    BadSignature(String),
+    /// A field is not what it should be.
+    #[error("the server's seal status is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+impl SealStatus {
+    /// The unseal key, once its node signature verifies under a node whose fingerprint is in
+    /// `pinned`: the only key a custodian may seal a share or custody key to.
+    pub fn verified_unseal_key(&self, pinned: &[String]) -> Result<[u8; 32], NodeTrustError> {
+        verify_unseal_key(
+            &SignedUnsealKey {
+                vault_id: &self.vault_id,
+                environment: &self.environment,
+                unseal_key: &self.unseal_key,
+                node_key: self.node_key.as_deref(),
+                signature: self.unseal_key_signature.as_deref(),
+            },
+            pinned,
+        )
+    }
+}
+
+/// The fields of a seal status that vouch for its unseal key (all base64 but the names).
+#[derive(Debug, Clone, Copy)]
+pub struct SignedUnsealKey<'a> {
+    /// The vault id.
+    pub vault_id: &'a str,
+    /// The environment.
+    pub environment: &'a str,
+    /// The unseal key.
+    pub unseal_key: &'a str,
+    /// The node identity key.
+    pub node_key: Option<&'a str>,
+    /// Its signature over [`unseal_key_message`].
+    pub signature: Option<&'a str>,
+}
+
+/// The unseal key of `status`, once its node signature verifies under a node whose fingerprint
+/// is in `pinned`. Custodians call this before sealing anything to the key.
+pub fn verify_unseal_key(
+    status: &SignedUnsealKey<'_>,
+    pinned: &[String],
+) -> Result<[u8; 32], NodeTrustError> {
+    {
+        if pinned.is_empty() {
+            return Err(NodeTrustError::NothingPinned);
+        }
+        let (Some(node_key), Some(signature)) = (status.node_key, status.signature) else {
+            return Err(NodeTrustError::Unsigned);
+        };
+        let node = STANDARD
+            .decode(node_key)
+            .ok()
+            .and_then(|b| tresor_crypto::sign::VerifyingKey::from_slice(&b))
+            .ok_or(NodeTrustError::Malformed("node_key"))?;
+        let fingerprint = node.fingerprint();
+        if !pinned.iter().any(|p| p.eq_ignore_ascii_case(&fingerprint)) {
+            return Err(NodeTrustError::UnknownNode(fingerprint));
+        }
+        let unseal_key: [u8; 32] = STANDARD
+            .decode(status.unseal_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(NodeTrustError::Malformed("unseal_key"))?;
+        let signature = STANDARD
+            .decode(signature)
+            .map_err(|_| NodeTrustError::Malformed("unseal_key_signature"))?;
+        let message = unseal_key_message(status.vault_id, status.environment, &unseal_key);
+        if !node.verify(&message, &signature) {
+            return Err(NodeTrustError::BadSignature(fingerprint));
+        }
+        Ok(unseal_key)
+    }
 }
 
 /// Who holds the root key, and how many of them are needed.
@@ -278,4 +397,7 @@ pub struct InitRequest {
     pub custodians: Vec<tresor_crypto::identity::CustodianPublicKey>,
     /// How many shares unseal (k of n).
     pub threshold: u8,
+    /// Four eyes: the custodian who asks for a dangerous operation does not count among its
+    /// approvers. `None`: on wherever it can be (n − 1 ≥ k).
+    pub four_eyes: Option<bool>,
 }

@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use tresor_crypto::identity::CustodianIdentity;
-//! use tresor_wire::approvals::{Approval, ApprovalState, Dangerous};
+//! use tresor_wire::approvals::{Approval, ApprovalState, Dangerous, Decision};
 //!
 //! // A custodian signs exactly what the vault recorded; the vault checks it against the
 //! // custodian's public key.
@@ -26,10 +26,14 @@
 //!     expires_at: 3600,
 //!     required: 1,
 //!     signatures: vec![],
+//!     rejections: vec![],
+//!     custodian_set: "set-hash".into(),
+//!     four_eyes: false,
 //!     state: ApprovalState::Pending,
 //! };
 //! let signature = approval.sign(&alice);
-//! assert!(approval.signed_by(alice.public(), &signature));
+//! assert!(approval.signed_by(alice.public(), &signature, Decision::Approve));
+//! assert!(!approval.signed_by(alice.public(), &signature, Decision::Reject));
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

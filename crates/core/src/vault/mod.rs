@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use keys::KeyInfo;
 pub use ops::{BatchResult, DataKey};
-pub use seal::validate_custody;
+pub use seal::{check_principal, validate_custody};
 pub use sealed_records::{Custodians, SealedRecords, SealedStore};
 pub use tenants::TenantSpec;
 
@@ -40,6 +40,10 @@ pub struct VaultOptions {
     pub clock: Arc<dyn Clock>,
     /// Unseal progress older than this many seconds is discarded.
     pub unseal_timeout: u64,
+    /// This node's identity key: it signs the per-boot unseal key in the seal status, so
+    /// custodians seal their shares only to this vault (see `SealStatus::verified_unseal_key`).
+    /// It lives outside the store (the server keeps it in an owner-only file).
+    pub node_identity: Option<Arc<tresor_crypto::sign::SigningKey>>,
 }
 
 impl VaultOptions {
@@ -49,7 +53,14 @@ impl VaultOptions {
             environment: environment.into(),
             clock: Arc::new(SystemClock),
             unseal_timeout: 600,
+            node_identity: None,
         }
+    }
+
+    /// The same options with this node's identity key.
+    pub fn with_node_identity(mut self, key: Arc<tresor_crypto::sign::SigningKey>) -> Self {
+        self.node_identity = Some(key);
+        self
     }
 
     /// The same options with another clock.

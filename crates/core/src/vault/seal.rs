@@ -32,8 +32,12 @@ use crate::{Error, UnsealError};
 pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal";
 pub(crate) const ROOT_CHECK_PATH: &str = "core/root-check";
 const SHARE_CHECK_LABEL: &[u8] = b"tresor-share-check-v1";
+/// The seal configuration format this release writes (1: release 0.1, no four-eyes setting).
+const SEAL_FORMAT: u32 = 2;
 
-/// The seal configuration: public data only, stored in the clear.
+/// The seal configuration: public data only, stored in the clear, and authenticated by the
+/// root check (see [`RootCheck`]): whoever can write the store can change it, but the vault then
+/// refuses to unseal, to count approvals or to seal shares to it.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SealConfig {
@@ -45,6 +49,70 @@ pub(crate) struct SealConfig {
     pub(crate) root_generation: u32,
     pub(crate) created_at: u64,
     pub(crate) custodians: Vec<CustodianShare>,
+    /// Four eyes: a custodian's approval of an operation it asked for does not count. Absent in
+    /// format 1 (then on wherever possible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) four_eyes: Option<bool>,
+}
+
+/// What the root check (the one record every root key must open) says, format 2: the vault id
+/// and the SHA-256 of the seal configuration's stored bytes. Only the root key can make it, so
+/// an edited configuration (swapped custodian keys, a lowered threshold, another environment)
+/// no longer matches. Format 1 (release 0.1) held the vault id alone.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RootCheck {
+    format: u32,
+    vault_id: String,
+    /// Lowercase hex SHA-256 of the `core/seal` value.
+    seal_config: String,
+}
+
+impl RootCheck {
+    fn for_config(vault_id: &str, raw_config: &[u8]) -> Vec<u8> {
+        serde_json::to_vec(&RootCheck {
+            format: 2,
+            vault_id: vault_id.to_owned(),
+            seal_config: tresor_crypto::hex(&sha256(&[raw_config])),
+        })
+        .expect("serializes")
+    }
+}
+
+/// How the root check that `barrier` opened relates to the stored seal configuration.
+enum ConfigCheck {
+    /// The configuration is the one the root key vouched for.
+    Authentic,
+    /// A release 0.1 root check: it proves the root key but says nothing of the configuration.
+    Legacy,
+}
+
+/// Checks the stored configuration `raw_config` against the root check under `barrier`.
+fn check_config(
+    store: &dyn Store,
+    barrier: &Barrier,
+    vault_id: &str,
+    raw_config: &[u8],
+) -> Result<ConfigCheck, Error> {
+    let integrity = || Error::Integrity {
+        path: ROOT_CHECK_PATH.into(),
+    };
+    let sealed = store.get(ROOT_CHECK_PATH)?.ok_or_else(integrity)?;
+    let opened = barrier
+        .open(ROOT_CHECK_PATH, &sealed)
+        .map_err(|_| Error::Unseal(UnsealError::RootMismatch))?;
+    if opened.as_slice() == vault_id.as_bytes() {
+        return Ok(ConfigCheck::Legacy);
+    }
+    let check: RootCheck = serde_json::from_slice(&opened).map_err(|_| integrity())?;
+    if check.format != 2 || check.vault_id != vault_id {
+        return Err(integrity());
+    }
+    let actual = tresor_crypto::hex(&sha256(&[raw_config]));
+    if !tresor_crypto::mac::ct_eq(actual.as_bytes(), check.seal_config.as_bytes()) {
+        return Err(Error::SealConfigTampered);
+    }
+    Ok(ConfigCheck::Authentic)
 }
 
 /// One custodian's sealed share and its check value.
@@ -106,14 +174,21 @@ impl SealConfig {
             })
             .collect::<Result<_, Error>>()?;
         Ok(SealConfig {
-            format: 1,
+            format: SEAL_FORMAT,
             vault_id: vault_id.to_owned(),
             environment: environment.to_owned(),
             threshold: request.threshold,
             root_generation,
             created_at,
             custodians,
+            four_eyes: Some(four_eyes(request)),
         })
+    }
+
+    /// Whether four eyes applies.
+    pub(crate) fn four_eyes(&self) -> bool {
+        self.four_eyes
+            .unwrap_or(self.custodians.len() > usize::from(self.threshold))
     }
 
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
@@ -125,6 +200,15 @@ impl SealConfig {
 pub fn validate_custody(request: &InitRequest) -> Result<(), Error> {
     {
         let n = request.custodians.len();
+        if request.four_eyes == Some(true) && n <= usize::from(request.threshold) {
+            return Err(Error::invalid(
+                "four_eyes",
+                format!(
+                    "four eyes needs more custodians than the threshold ({} of {n}): the requester's own approval does not count, so {n} − 1 others could never reach {}; add custodians or set four_eyes false",
+                    request.threshold, request.threshold
+                ),
+            ));
+        }
         if n == 0 || n > usize::from(shamir::MAX_SHARES) {
             return Err(Error::invalid(
                 "custodians",
@@ -148,6 +232,16 @@ pub fn validate_custody(request: &InitRequest) -> Result<(), Error> {
                         format!("name `{}` appears twice", c.name()),
                     ));
                 }
+                if other.principal().is_some() && other.principal() == c.principal() {
+                    return Err(Error::invalid(
+                        "custodians",
+                        format!(
+                            "`{}` and `{}` are bound to the same principal: one person would act as two custodians",
+                            other.name(),
+                            c.name()
+                        ),
+                    ));
+                }
                 if other.box_key() == c.box_key() || other.verifying_key() == c.verifying_key() {
                     return Err(Error::invalid(
                         "custodians",
@@ -162,6 +256,13 @@ pub fn validate_custody(request: &InitRequest) -> Result<(), Error> {
         }
         Ok(())
     }
+}
+
+/// Whether `request` asks for four eyes (by default: wherever n − 1 ≥ k).
+fn four_eyes(request: &InitRequest) -> bool {
+    request
+        .four_eyes
+        .unwrap_or(request.custodians.len() > usize::from(request.threshold))
 }
 
 /// The vault's current unseal key: the secret never leaves memory.
@@ -193,13 +294,17 @@ impl Vault {
         let root = SecretKey::random();
         let config = SealConfig::new(&vault_id, self.environment(), 1, self.now(), &root, request)?;
         let barrier = Barrier::new(&root, &vault_id);
+        let raw_config = config.to_bytes();
         let batch = Batch::new()
             .expect(SEAL_CONFIG_PATH, None)
-            .put(SEAL_CONFIG_PATH, config.to_bytes())
             .put(
                 ROOT_CHECK_PATH,
-                barrier.seal(ROOT_CHECK_PATH, vault_id.as_bytes()),
-            );
+                barrier.seal(
+                    ROOT_CHECK_PATH,
+                    &RootCheck::for_config(&vault_id, &raw_config),
+                ),
+            )
+            .put(SEAL_CONFIG_PATH, raw_config);
         commit(self.store(), batch).map_err(|e| match e {
             Error::Store(crate::store::StoreError::Conflict { .. }) => Error::AlreadyInitialized,
             other => other,
@@ -223,6 +328,9 @@ impl Vault {
                 custodians: Vec::new(),
                 submitted: Vec::new(),
                 unseal_key: STANDARD.encode(self.unseal_public_key()),
+                node_key: None,
+                unseal_key_signature: None,
+                custodian_fingerprints: Vec::new(),
             });
         };
         let submitted = if sealed {
@@ -230,6 +338,8 @@ impl Vault {
         } else {
             Vec::new()
         };
+        let unseal_key = self.unseal_public_key();
+        let (node_key, unseal_key_signature) = self.sign_unseal_key(&config.vault_id, &unseal_key);
         Ok(SealStatus {
             initialized: true,
             sealed,
@@ -244,8 +354,38 @@ impl Vault {
                 .map(|c| c.custodian.name().to_owned())
                 .collect(),
             submitted,
-            unseal_key: STANDARD.encode(self.unseal_public_key()),
+            node_key,
+            unseal_key_signature,
+            custodian_fingerprints: config
+                .custodians
+                .iter()
+                .map(|c| c.custodian.fingerprint())
+                .collect(),
+            unseal_key: STANDARD.encode(unseal_key),
         })
+    }
+
+    /// The node identity key's signature over the current unseal key (see
+    /// [`tresor_wire::custody::unseal_key_message`]), if this node has an identity key.
+    fn sign_unseal_key(
+        &self,
+        vault_id: &str,
+        unseal_key: &[u8; 32],
+    ) -> (Option<String>, Option<String>) {
+        match &self.inner.options.node_identity {
+            Some(node) => {
+                let message = tresor_wire::custody::unseal_key_message(
+                    vault_id,
+                    self.environment(),
+                    unseal_key,
+                );
+                (
+                    Some(STANDARD.encode(node.verifying_key().as_bytes())),
+                    Some(STANDARD.encode(node.sign(&message))),
+                )
+            }
+            None => (None, None),
+        }
     }
 
     /// The share sealed to `custodian`, for that custodian to open.
@@ -348,9 +488,13 @@ impl Vault {
 
     /// Accepts a share sealed with [`RootShare::seal_for_submission`] by custodian `custodian`.
     /// The share must be that custodian's; otherwise as [`Vault::submit_share`].
+    ///
+    /// `principal` is the caller's (from its client certificate): a custodian bound to a
+    /// principal submits only from a connection authenticated as that principal.
     pub fn submit_sealed_share(
         &self,
         custodian: &str,
+        principal: &str,
         sealed: &[u8],
     ) -> Result<UnsealProgress, Error> {
         let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
@@ -364,6 +508,7 @@ impl Vault {
                     format!("`{custodian}` is not a custodian of this vault"),
                 )
             })?;
+        check_principal(&entry.custodian, principal)?;
         // An expired round's unseal key goes before anything is opened with it.
         self.expire_stale_round(&config, &mut lock(&self.inner.unseal_round));
         let context = submission_context(&config.vault_id, &self.unseal_public_key(), custodian);
@@ -422,20 +567,39 @@ impl Vault {
     }
 
     /// Proves `root` against the root check and makes it the live root key.
+    ///
+    /// The seal configuration must be the one the root key vouches for: an edited one (custodian
+    /// keys, threshold, environment) refuses to unseal with [`Error::SealConfigTampered`]. A
+    /// release 0.1 root check vouched for nothing but the vault id; the first unseal after the
+    /// upgrade binds the configuration as it stands (trust on first use, logged).
     pub(crate) fn install_root(&self, config: &SealConfig, root: SecretKey) -> Result<(), Error> {
         let barrier = Barrier::new(&root, &config.vault_id);
-        let check = self.store().get(ROOT_CHECK_PATH)?.ok_or(Error::Integrity {
-            path: ROOT_CHECK_PATH.into(),
-        })?;
-        let opened = barrier
-            .open(ROOT_CHECK_PATH, &check)
-            .map_err(|_| Error::Integrity {
-                path: ROOT_CHECK_PATH.into(),
-            })?;
-        if opened.as_slice() != config.vault_id.as_bytes() {
-            return Err(Error::Integrity {
-                path: ROOT_CHECK_PATH.into(),
-            });
+        let raw_config = self
+            .store()
+            .get(SEAL_CONFIG_PATH)?
+            .ok_or(Error::NotInitialized)?;
+        match check_config(self.store(), &barrier, &config.vault_id, &raw_config)? {
+            ConfigCheck::Authentic => {}
+            ConfigCheck::Legacy => {
+                let old_check = self.store().get(ROOT_CHECK_PATH)?;
+                commit(
+                    self.store(),
+                    Batch::new()
+                        .expect(SEAL_CONFIG_PATH, Some(raw_config.clone()))
+                        .expect(ROOT_CHECK_PATH, old_check)
+                        .put(
+                            ROOT_CHECK_PATH,
+                            barrier.seal(
+                                ROOT_CHECK_PATH,
+                                &RootCheck::for_config(&config.vault_id, &raw_config),
+                            ),
+                        ),
+                )?;
+                tracing::warn!(
+                    vault_id = %config.vault_id,
+                    "release 0.1 root check upgraded: the seal configuration as it stands is now bound to the root key"
+                );
+            }
         }
         *write(&self.inner.state) = Some(Arc::new(Unsealed {
             vault_id: config.vault_id.clone(),
@@ -481,11 +645,14 @@ impl Vault {
             .get(SEAL_CONFIG_PATH)?
             .ok_or(Error::NotInitialized)?;
         let old: SealConfig = crate::keys::records::decode(SEAL_CONFIG_PATH, &raw_config)?;
+        // Nothing is re-sealed to custodians the root key did not vouch for.
+        check_config(self.store(), &unsealed.barrier, &old.vault_id, &raw_config)?;
         let custody = match custody {
             Some(request) => request.clone(),
             None => InitRequest {
                 custodians: old.custodians.iter().map(|c| c.custodian.clone()).collect(),
                 threshold: old.threshold,
+                four_eyes: Some(old.four_eyes()),
             },
         };
         let root = SecretKey::random();
@@ -498,11 +665,23 @@ impl Vault {
             &custody,
         )?;
         let barrier = Barrier::new(&root, &old.vault_id);
+        let new_config = config.to_bytes();
         let mut batch = Batch::new()
             .expect(SEAL_CONFIG_PATH, Some(raw_config))
-            .put(SEAL_CONFIG_PATH, config.to_bytes());
+            .put(
+                ROOT_CHECK_PATH,
+                barrier.seal(
+                    ROOT_CHECK_PATH,
+                    &RootCheck::for_config(&old.vault_id, &new_config),
+                ),
+            )
+            .put(SEAL_CONFIG_PATH, new_config);
         for (path, raw) in self.store().scan_prefix("")? {
             if path == SEAL_CONFIG_PATH {
+                continue;
+            }
+            if path == ROOT_CHECK_PATH {
+                batch.push_expect(path, Some(raw));
                 continue;
             }
             let plain = unsealed.barrier.open(&path, &raw)?;
@@ -570,6 +749,55 @@ fn names_of(config: &SealConfig, round: &UnsealRound) -> Vec<String> {
         .iter()
         .filter_map(|s| by_index.get(&s.index).map(|n| (*n).to_owned()))
         .collect()
+}
+
+/// The current custodians, after checking that the stored configuration is the one the root
+/// key (behind `barrier`) vouched for.
+pub(crate) fn authentic_custodians(
+    store: &dyn Store,
+    barrier: &Barrier,
+) -> Result<super::Custodians, Error> {
+    let raw = store.get(SEAL_CONFIG_PATH)?.ok_or(Error::NotInitialized)?;
+    let config: SealConfig = crate::keys::records::decode(SEAL_CONFIG_PATH, &raw)?;
+    match check_config(store, barrier, &config.vault_id, &raw)? {
+        ConfigCheck::Authentic => {}
+        // Unsealing upgrades a legacy root check before anything can ask for custodians.
+        ConfigCheck::Legacy => return Err(Error::SealConfigTampered),
+    }
+    let four_eyes = config.four_eyes();
+    let members: Vec<CustodianPublicKey> =
+        config.custodians.into_iter().map(|c| c.custodian).collect();
+    let mut set = LengthPrefixed::new()
+        .bytes(b"tresor-custodian-set-v1")
+        .bytes(config.vault_id.as_bytes())
+        .u32(u32::from(config.threshold))
+        .bytes(&[u8::from(four_eyes)]);
+    for member in &members {
+        set.push_bytes(member.name().as_bytes());
+        set.push_bytes(member.box_key().as_bytes());
+        set.push_bytes(member.verifying_key().as_bytes());
+        set.push_bytes(member.principal().unwrap_or_default().as_bytes());
+    }
+    Ok(super::Custodians {
+        threshold: config.threshold,
+        four_eyes,
+        set_hash: tresor_crypto::hex(&sha256(&[set.as_slice()])),
+        members,
+    })
+}
+
+/// Refuses an act of `custodian` from a connection authenticated as someone else. Custodians
+/// not bound to a principal (written by release 0.1, until a rekey binds them) are accepted from
+/// any principal the policy allows.
+pub fn check_principal(custodian: &CustodianPublicKey, principal: &str) -> Result<(), Error> {
+    match custodian.principal() {
+        Some(bound) if bound != principal => Err(Error::WrongPrincipal {
+            custodian: custodian.name().to_owned(),
+            bound: bound.to_owned(),
+            caller: principal.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn share_check(vault_id: &str, root_generation: u32, share: &Share) -> [u8; 32] {

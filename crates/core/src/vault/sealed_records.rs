@@ -47,14 +47,14 @@ impl SealedStore {
         &self.inner.options.environment
     }
 
-    /// The vault's current custodians and threshold (public data, readable while sealed).
+    /// The vault's current custodians and threshold, checked against what the root key vouched
+    /// for (so it needs the vault unsealed): approvals count signatures against these only.
     pub fn custodians(&self) -> Result<Custodians, Error> {
-        let config = super::seal::SealConfig::load(self.inner.store.as_ref())?
-            .ok_or(Error::NotInitialized)?;
-        Ok(Custodians {
-            threshold: config.threshold,
-            members: config.custodians.into_iter().map(|c| c.custodian).collect(),
-        })
+        let vault = Vault {
+            inner: self.inner.clone(),
+        };
+        let unsealed = vault.unsealed()?;
+        super::seal::authentic_custodians(self.inner.store.as_ref(), &unsealed.barrier)
     }
 }
 
@@ -63,6 +63,12 @@ impl SealedStore {
 pub struct Custodians {
     /// Shares needed to unseal, and signatures needed to approve (k).
     pub threshold: u8,
+    /// Four eyes: a custodian's approval of what it asked for does not count.
+    pub four_eyes: bool,
+    /// Hex SHA-256 of the set (vault, threshold, four eyes, and every custodian's name, keys and
+    /// principal): what approvals bind their signatures to. A root rotation keeps it; a rekey
+    /// changes it.
+    pub set_hash: String,
     /// The custodians, in share order.
     pub members: Vec<CustodianPublicKey>,
 }
@@ -71,6 +77,13 @@ impl Custodians {
     /// The custodian called `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<&CustodianPublicKey> {
         self.members.iter().find(|c| c.name() == name)
+    }
+
+    /// The custodian bound to `principal`, if there is one.
+    pub fn bound_to(&self, principal: &str) -> Option<&CustodianPublicKey> {
+        self.members
+            .iter()
+            .find(|c| c.principal() == Some(principal))
     }
 }
 

@@ -217,26 +217,31 @@ impl Vault {
     /// Unlocks a level-3 tenant with a custody key sealed by its custodian `custodian` with
     /// [`TenantCustodyKey::seal_for_unlock`]. The unseal key is renewed afterwards, so the same
     /// submission cannot unlock the tenant again after a lock.
+    ///
+    /// `principal` is the caller's: a tenant custodian bound to a principal unlocks only from a
+    /// connection authenticated as that principal.
     pub fn unlock_tenant_sealed(
         &self,
         tenant: &str,
         custodian: &str,
+        principal: &str,
         sealed: &[u8],
     ) -> Result<TenantInfo, Error> {
         let unsealed = self.unsealed()?;
         let (record, _) = unsealed
             .read_record::<TenantRecord>(self.store(), &records::tenant_path(tenant))?
             .ok_or_else(|| Error::TenantNotFound(tenant.to_owned()))?;
-        if !record
+        let entry = record
             .custodians
             .iter()
-            .any(|c| c.custodian.name() == custodian)
-        {
-            return Err(Error::invalid(
-                "custodian",
-                format!("`{custodian}` is not a custodian of tenant `{tenant}`"),
-            ));
-        }
+            .find(|c| c.custodian.name() == custodian)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "custodian",
+                    format!("`{custodian}` is not a custodian of tenant `{tenant}`"),
+                )
+            })?;
+        super::seal::check_principal(&entry.custodian, principal)?;
         let context = unlock_context(
             &unsealed.vault_id,
             &self.unseal_public_key(),

@@ -802,12 +802,12 @@ fn dispatch(
         Endpoint::RotateTenantKek(name) => sys_tenants::rotate_kek(vault, name),
         Endpoint::Init => sys_custody::init(vault, body),
         Endpoint::UnsealShare(custodian) => sys_custody::unseal_share(vault, custodian),
-        Endpoint::Unseal => sys_custody::unseal(vault, body),
+        Endpoint::Unseal => sys_custody::unseal(vault, caller, body),
         Endpoint::Seal => sys_custody::seal(vault),
         Endpoint::TenantCustodyBox { tenant, custodian } => {
             sys_custody::custody_box(vault, tenant, custodian)
         }
-        Endpoint::UnlockTenant(tenant) => sys_custody::unlock(vault, tenant, body),
+        Endpoint::UnlockTenant(tenant) => sys_custody::unlock(vault, caller, tenant, body),
         Endpoint::LockTenant(tenant) => sys_custody::lock(vault, tenant),
         Endpoint::ChangeTenantCustodians(tenant) => {
             sys_custody::change_custodians(vault, &state.services.approvals, caller, tenant, body)
@@ -816,7 +816,7 @@ fn dispatch(
         Endpoint::Rekey => sys_custody::rekey(&state.services.approvals, caller, body),
         Endpoint::ListApprovals => sys_approvals::list(&state.services.approvals),
         Endpoint::ReadApproval(id) => sys_approvals::read(&state.services.approvals, id),
-        Endpoint::Approve(id) => sys_approvals::approve(&state.services, id, body),
+        Endpoint::Approve(id) => sys_approvals::approve(&state.services, caller, id, body),
         Endpoint::Metrics => sys_metrics::metrics(state),
         Endpoint::AuditHash => sys_metrics::audit_hash(state, body),
         Endpoint::ListKeys { tenant } => keys::list(&TenantCtx { vault, tenant }),

@@ -3,11 +3,13 @@
 
 use serde::Deserialize;
 
+use super::Caller;
 use super::blocking;
 use super::params;
 use super::reply::{ApiError, Reply};
-use crate::approvals::Approvals;
+use crate::approvals::{Approvals, Signer};
 use crate::services::Services;
+use tresor_wire::approvals::Decision;
 
 /// LIST `sys/approvals`: approvals that have not run, pending or expired (marked so).
 pub(crate) fn list(approvals: &Approvals) -> Result<Reply, ApiError> {
@@ -30,9 +32,19 @@ struct ApproveBody {
 }
 
 /// POST `sys/approvals/:id/approve`.
-pub(crate) fn approve(services: &Services, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
+pub(crate) fn approve(
+    services: &Services,
+    caller: &Caller,
+    id: &str,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
     let body: ApproveBody = params::body(body)?;
-    let outcome = blocking(|| services.approve(id, &body.custodian, &body.signature))
+    let signer = Signer {
+        custodian: &body.custodian,
+        signature: &body.signature,
+        principal: &caller.principal,
+    };
+    let outcome = blocking(|| services.decide(id, Decision::Approve, signer))
         .map_err(ApiError::from_native)?;
     Ok(Reply::data(&outcome))
 }

@@ -26,11 +26,15 @@ struct InitBody {
     #[serde(default)]
     custodians: Vec<CustodianPublicKey>,
     threshold: Option<Int>,
+    /// Four eyes (default: on wherever n − 1 ≥ k).
+    #[serde(default)]
+    four_eyes: Option<params::Flag>,
 }
 
 fn custody_request(
     custodians: Vec<CustodianPublicKey>,
     threshold: Option<Int>,
+    four_eyes: Option<params::Flag>,
 ) -> Result<InitRequest, ApiError> {
     let threshold = match threshold {
         None => return Err(ApiError::bad_request("missing threshold")),
@@ -41,6 +45,7 @@ fn custody_request(
     let request = InitRequest {
         custodians,
         threshold,
+        four_eyes: four_eyes.map(|f| f.0),
     };
     tresor_core::validate_custody(&request).map_err(ApiError::from)?;
     Ok(request)
@@ -49,7 +54,7 @@ fn custody_request(
 /// POST `sys/init`: the custodians' public keys and the threshold.
 pub(crate) fn init(vault: &Vault, body: &[u8]) -> Result<Reply, ApiError> {
     let body: InitBody = params::body(body)?;
-    let request = custody_request(body.custodians, body.threshold)?;
+    let request = custody_request(body.custodians, body.threshold, body.four_eyes)?;
     let status = blocking(|| vault.init(&request)).map_err(ApiError::from_native)?;
     Ok(Reply::data(&status))
 }
@@ -69,13 +74,14 @@ struct Submission {
 }
 
 /// POST `sys/unseal`: one custodian's share, sealed to the current unseal key.
-pub(crate) fn unseal(vault: &Vault, body: &[u8]) -> Result<Reply, ApiError> {
+pub(crate) fn unseal(vault: &Vault, caller: &Caller, body: &[u8]) -> Result<Reply, ApiError> {
     let body: Submission = params::body(body)?;
     let sealed = STANDARD
         .decode(&body.sealed_share)
         .map_err(|_| ApiError::bad_request("invalid sealed_share: not base64"))?;
-    let progress = blocking(|| vault.submit_sealed_share(&body.custodian, &sealed))
-        .map_err(ApiError::from_native)?;
+    let progress =
+        blocking(|| vault.submit_sealed_share(&body.custodian, &caller.principal, &sealed))
+            .map_err(ApiError::from_native)?;
     Ok(Reply::data(&progress))
 }
 
@@ -117,13 +123,20 @@ struct UnlockBody {
 }
 
 /// POST `sys/tenants/:name/unlock`.
-pub(crate) fn unlock(vault: &Vault, tenant: &str, body: &[u8]) -> Result<Reply, ApiError> {
+pub(crate) fn unlock(
+    vault: &Vault,
+    caller: &Caller,
+    tenant: &str,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
     let body: UnlockBody = params::body(body)?;
     let sealed = STANDARD
         .decode(&body.sealed_custody_key)
         .map_err(|_| ApiError::bad_request("invalid sealed_custody_key: not base64"))?;
-    let info = blocking(|| vault.unlock_tenant_sealed(tenant, &body.custodian, &sealed))
-        .map_err(ApiError::from_native)?;
+    let info = blocking(|| {
+        vault.unlock_tenant_sealed(tenant, &body.custodian, &caller.principal, &sealed)
+    })
+    .map_err(ApiError::from_native)?;
     Ok(Reply::data(&info))
 }
 
@@ -186,13 +199,14 @@ pub(crate) fn rekey(
     body: &[u8],
 ) -> Result<Reply, ApiError> {
     let body: InitBody = params::body(body)?;
-    let request = custody_request(body.custodians, body.threshold)?;
+    let request = custody_request(body.custodians, body.threshold, body.four_eyes)?;
     propose(
         approvals,
         caller,
         Dangerous::Rekey {
             custodians: request.custodians,
             threshold: request.threshold,
+            four_eyes: request.four_eyes,
         },
     )
 }

@@ -128,6 +128,13 @@ struct SealStatus<'a> {
     /// The Ed25519 key (base64) audit checkpoints are signed with; absent if auditing is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     audit_key: Option<String>,
+    /// This node's identity key (base64 Ed25519) and its signature over the unseal key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unseal_key_signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    custodian_fingerprints: &'a [String],
 }
 
 /// `sys/seal-status`: Vault's fields plus who the custodians are and who has submitted.
@@ -154,6 +161,9 @@ pub(crate) fn seal_status(vault: &Vault, audit: Option<&AuditLog>) -> Result<Rep
         submitted: &status.submitted,
         unseal_key: &status.unseal_key,
         audit_key: audit.map(AuditLog::public_key),
+        node_key: status.node_key.as_deref(),
+        unseal_key_signature: status.unseal_key_signature.as_deref(),
+        custodian_fingerprints: &status.custodian_fingerprints,
     };
     Ok(Reply::bare(StatusCode::OK, &body))
 }
