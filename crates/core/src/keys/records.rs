@@ -1,18 +1,14 @@
-//! What the vault stores for tenants and keys, as JSON inside barrier-sealed records.
-//!
-//! Byte fields are base64 strings. Decoding borrows the string from the (zeroizing) plaintext
-//! buffer and decodes straight into a zeroizing buffer, so no stray copy of key material is left
-//! in freed memory.
+//! What the vault stores for tenants and keys, as JSON inside barrier-sealed records. Byte
+//! fields are [`StoredBytes`].
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{KeyConfig, ProtectionLevel};
 use crate::Error;
+use crate::store::StoredBytes;
 
 /// Storage path of a tenant record.
 pub(crate) fn tenant_path(tenant: &str) -> String {
@@ -85,35 +81,6 @@ pub(crate) struct VersionRecord {
     pub(crate) created_at: u64,
     /// Level 1: the key material. Level ≥ 2: the material wrapped under the tenant KEK.
     pub(crate) material: StoredBytes,
-}
-
-/// Bytes held in a record (base64 in its JSON), zeroized on drop.
-#[derive(Clone)]
-pub struct StoredBytes(pub Zeroizing<Vec<u8>>);
-
-impl StoredBytes {
-    /// Wraps `bytes`.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        StoredBytes(Zeroizing::new(bytes))
-    }
-}
-
-impl Serialize for StoredBytes {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = Zeroizing::new(STANDARD.encode(self.0.as_slice()));
-        serializer.serialize_str(&text)
-    }
-}
-
-impl<'de> Deserialize<'de> for StoredBytes {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <&'de str>::deserialize(deserializer)?;
-        let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() / 4 * 3));
-        STANDARD
-            .decode_vec(text, &mut bytes)
-            .map_err(serde::de::Error::custom)?;
-        Ok(StoredBytes(bytes))
-    }
 }
 
 /// Serializes a record into a zeroizing buffer.

@@ -25,8 +25,7 @@ use tresor_wire::custody::{
 
 use super::{Unsealed, Vault, commit, lock, write};
 use crate::barrier::Barrier;
-use crate::keys::records::StoredBytes;
-use crate::store::{Batch, Store};
+use crate::store::{Batch, Store, StoredBytes};
 use crate::{Error, UnsealError};
 
 pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal";

@@ -8,11 +8,9 @@ use base64::engine::general_purpose::STANDARD;
 use super::{Unsealed, Vault, commit, read, write};
 use crate::Error;
 use crate::keys::kek::{self, Kek};
-use crate::keys::records::{
-    self, KekRecord, KeyRecord, StoredBytes, TenantCustodianRecord, TenantRecord,
-};
+use crate::keys::records::{self, KekRecord, KeyRecord, TenantCustodianRecord, TenantRecord};
 use crate::keys::{ProtectionLevel, validate_tenant_name};
-use crate::store::Batch;
+use crate::store::{Batch, StoredBytes};
 use tresor_crypto::SecretKey;
 use tresor_crypto::identity::CustodianPublicKey;
 use tresor_wire::custody::{
