@@ -1,12 +1,13 @@
-//! What the vault stores for tenants and keys, as JSON inside barrier-sealed records. Byte
-//! fields are [`StoredBytes`].
+//! What the vault stores for keys and tenant KEKs, as JSON inside barrier-sealed records. Byte
+//! fields are [`StoredBytes`]. The tenant record, which names a level-3 tenant's custodians, is
+//! the tenants' own (`vault/tenants.rs`): keys know no custodians.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{KeyConfig, ProtectionLevel};
+use super::KeyConfig;
 use crate::Error;
 use crate::store::StoredBytes;
 
@@ -28,19 +29,6 @@ pub(crate) fn keys_prefix(tenant: &str) -> String {
     format!("keys/{tenant}/")
 }
 
-/// A tenant: its protection level and, from level 2, its key-encryption key.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TenantRecord {
-    pub(crate) level: ProtectionLevel,
-    pub(crate) created_at: u64,
-    /// Absent at level 1.
-    pub(crate) kek: Option<KekRecord>,
-    /// Level 3 only: the custody key sealed to each of the tenant's own custodians.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) custodians: Vec<TenantCustodianRecord>,
-}
-
 /// The tenant key-encryption key.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,14 +38,6 @@ pub(crate) struct KekRecord {
     /// Level 2: the KEK itself (the barrier protects it). Level 3: the KEK encrypted under the
     /// tenant custody key, which is never stored in the clear.
     pub(crate) material: StoredBytes,
-}
-
-/// One of a level-3 tenant's custodians and the custody key sealed to them.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TenantCustodianRecord {
-    pub(crate) custodian: tresor_crypto::identity::CustodianPublicKey,
-    pub(crate) sealed_custody_key: StoredBytes,
 }
 
 /// A named data key: configuration and every version still held.
