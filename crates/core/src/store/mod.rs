@@ -1,4 +1,5 @@
-//! Storage (DESIGN.md §8): a small key/value [`Store`] trait and its backends.
+//! Storage: a small key/value [`Store`] trait and its backends (what they hold: docs/format.md,
+//! section 6).
 //!
 //! The store is untrusted: apart from the seal configuration (which holds only public keys,
 //! sealed shares and check values) every value written through the vault is sealed by the
