@@ -1,7 +1,7 @@
-//! The ciphertext and HMAC token formats of DESIGN.md §3, checked against an independent
-//! implementation written here from the specification (fed with exported key material), and the
-//! environment binding: a ciphertext of one environment never decrypts in another, and a data
-//! directory never opens under another environment's name.
+//! The ciphertext and HMAC token formats of docs/format.md (sections 2 and 3), checked against an
+//! independent implementation written here from the specification (fed with exported key
+//! material), and the environment binding: a ciphertext of one environment never decrypts in
+//! another, and a data directory never opens under another environment's name.
 //!
 //! ```text
 //! ciphertext = "tresor:v" N ":" base64(nonce ‖ AES-256-GCM-SIV ciphertext ‖ tag)

@@ -1,6 +1,7 @@
 //! Sealed boxes: encrypt to a recipient's X25519 public key so that only the holder of the
-//! matching secret can open it (DESIGN.md §3). Used for root-key shares sent to custodians, for
-//! shares submitted back to the vault, and for keys delivered to a caller.
+//! matching secret can open it (docs/format.md, section 7). Used for root-key shares sent to
+//! custodians and submitted back to the vault, for level-3 custody keys, and for pinned private
+//! keys delivered to a TLS terminator.
 //!
 //! ```text
 //! sealed = 0x01 ‖ ephemeral_public (32) ‖ nonce (12) ‖ AES-256-GCM-SIV ciphertext ‖ tag (16)

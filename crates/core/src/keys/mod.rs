@@ -1,6 +1,6 @@
-//! The key hierarchy below the barrier (DESIGN.md §2): tenants with their protection level and
-//! key-encryption key, and named, versioned data keys with their configuration and the
-//! ciphertext format they produce.
+//! The key hierarchy below the barrier (docs/format.md, "The key hierarchy"): tenants with their
+//! protection level and key-encryption key, and named, versioned data keys with their
+//! configuration and the ciphertext format they produce.
 
 pub(crate) mod ciphertext;
 pub mod config;

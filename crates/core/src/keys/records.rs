@@ -1,18 +1,15 @@
-//! What the vault stores for tenants and keys, as JSON inside barrier-sealed records.
-//!
-//! Byte fields are base64 strings. Decoding borrows the string from the (zeroizing) plaintext
-//! buffer and decodes straight into a zeroizing buffer, so no stray copy of key material is left
-//! in freed memory.
+//! What the vault stores for keys and tenant KEKs, as JSON inside barrier-sealed records. Byte
+//! fields are [`StoredBytes`]. The tenant record, which names a level-3 tenant's custodians, is
+//! the tenants' own (`vault/tenants.rs`): keys know no custodians.
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{KeyConfig, ProtectionLevel};
+use super::KeyConfig;
 use crate::Error;
+use crate::store::StoredBytes;
 
 /// Storage path of a tenant record.
 pub(crate) fn tenant_path(tenant: &str) -> String {
@@ -32,19 +29,6 @@ pub(crate) fn keys_prefix(tenant: &str) -> String {
     format!("keys/{tenant}/")
 }
 
-/// A tenant: its protection level and, from level 2, its key-encryption key.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TenantRecord {
-    pub(crate) level: ProtectionLevel,
-    pub(crate) created_at: u64,
-    /// Absent at level 1.
-    pub(crate) kek: Option<KekRecord>,
-    /// Level 3 only: the custody key sealed to each of the tenant's own custodians.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) custodians: Vec<TenantCustodianRecord>,
-}
-
 /// The tenant key-encryption key.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,14 +38,6 @@ pub(crate) struct KekRecord {
     /// Level 2: the KEK itself (the barrier protects it). Level 3: the KEK encrypted under the
     /// tenant custody key, which is never stored in the clear.
     pub(crate) material: StoredBytes,
-}
-
-/// One of a level-3 tenant's custodians and the custody key sealed to them.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TenantCustodianRecord {
-    pub(crate) custodian: tresor_crypto::identity::CustodianPublicKey,
-    pub(crate) sealed_custody_key: StoredBytes,
 }
 
 /// A named data key: configuration and every version still held.
@@ -85,35 +61,6 @@ pub(crate) struct VersionRecord {
     pub(crate) created_at: u64,
     /// Level 1: the key material. Level ≥ 2: the material wrapped under the tenant KEK.
     pub(crate) material: StoredBytes,
-}
-
-/// Bytes held in a record (base64 in its JSON), zeroized on drop.
-#[derive(Clone)]
-pub struct StoredBytes(pub Zeroizing<Vec<u8>>);
-
-impl StoredBytes {
-    /// Wraps `bytes`.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        StoredBytes(Zeroizing::new(bytes))
-    }
-}
-
-impl Serialize for StoredBytes {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = Zeroizing::new(STANDARD.encode(self.0.as_slice()));
-        serializer.serialize_str(&text)
-    }
-}
-
-impl<'de> Deserialize<'de> for StoredBytes {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <&'de str>::deserialize(deserializer)?;
-        let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() / 4 * 3));
-        STANDARD
-            .decode_vec(text, &mut bytes)
-            .map_err(serde::de::Error::custom)?;
-        Ok(StoredBytes(bytes))
-    }
 }
 
 /// Serializes a record into a zeroizing buffer.

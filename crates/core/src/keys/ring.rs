@@ -1,4 +1,4 @@
-//! A data key's unwrapped versions and the operations on them (DESIGN.md §3).
+//! A data key's unwrapped versions and the operations on them (docs/format.md, sections 2 to 4).
 //!
 //! ```text
 //! ciphertext = "tresor:v" N ":" base64(nonce ‖ AES-256-GCM-SIV ciphertext ‖ tag)

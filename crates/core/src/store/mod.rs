@@ -1,4 +1,5 @@
-//! Storage (DESIGN.md §8): a small key/value [`Store`] trait and its backends.
+//! Storage: a small key/value [`Store`] trait and its backends (what they hold: docs/format.md,
+//! section 6).
 //!
 //! The store is untrusted: apart from the seal configuration (which holds only public keys,
 //! sealed shares and check values) every value written through the vault is sealed by the
@@ -6,8 +7,12 @@
 
 mod sled;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
 pub use self::sled::SledStore;
-pub use crate::keys::records::StoredBytes;
 
 /// A key/value store with atomic, durable batches.
 ///
@@ -105,4 +110,36 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption detected by the backend, lock held by another process).
     #[error("storage backend failed: {0}")]
     Backend(String),
+}
+
+/// Bytes held in a record (base64 in its JSON), zeroized on drop.
+///
+/// Decoding borrows the string from the (zeroizing) plaintext buffer and decodes straight into a
+/// zeroizing buffer, so no stray copy of key material is left in freed memory.
+#[derive(Clone)]
+pub struct StoredBytes(pub Zeroizing<Vec<u8>>);
+
+impl StoredBytes {
+    /// Wraps `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        StoredBytes(Zeroizing::new(bytes))
+    }
+}
+
+impl Serialize for StoredBytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(STANDARD.encode(self.0.as_slice()));
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <&'de str>::deserialize(deserializer)?;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() / 4 * 3));
+        STANDARD
+            .decode_vec(text, &mut bytes)
+            .map_err(serde::de::Error::custom)?;
+        Ok(StoredBytes(bytes))
+    }
 }

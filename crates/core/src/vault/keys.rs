@@ -9,10 +9,10 @@ use super::{Generation, TenantState, Unsealed, Vault, commit, read, write};
 use crate::Error;
 use crate::keys::config::trim;
 use crate::keys::kek::Kek;
-use crate::keys::records::{self, KeyRecord, StoredBytes, VersionRecord};
+use crate::keys::records::{self, KeyRecord, VersionRecord};
 use crate::keys::ring::{KeyIdentity, KeyRing};
 use crate::keys::{KeyConfig, KeyConfigUpdate, KeySpec, validate_key_name};
-use crate::store::{Batch, StoreError};
+use crate::store::{Batch, StoreError, StoredBytes};
 use tresor_crypto::SecretKey;
 
 /// What the vault tells about a key (never its material).

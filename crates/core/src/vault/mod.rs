@@ -24,10 +24,11 @@ use crate::Error;
 use crate::barrier::Barrier;
 use crate::clock::{Clock, SystemClock};
 use crate::keys::kek::Kek;
-use crate::keys::records::{self, KeyRecord, TenantRecord};
+use crate::keys::records::{self, KeyRecord};
 use crate::keys::ring::KeyRing;
 use crate::keys::{ProtectionLevel, validate_environment_name};
 use crate::store::{Batch, Store};
+use tenants::TenantRecord;
 use tresor_crypto::SecretKey;
 
 /// How to open a vault.

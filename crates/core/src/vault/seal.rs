@@ -1,4 +1,5 @@
-//! Initialisation, sealing and unsealing (DESIGN.md §2, issue "Seal").
+//! Initialisation, sealing and unsealing: the ceremonies are in docs/custody.md, what is stored
+//! in docs/format.md (section 8).
 //!
 //! The root key is split k-of-n with Shamir; each share is sealed to one custodian's X25519 key
 //! and stored, with a check value, in the one record that sits outside the barrier
@@ -25,8 +26,7 @@ use tresor_wire::custody::{
 
 use super::{Unsealed, Vault, commit, lock, write};
 use crate::barrier::Barrier;
-use crate::keys::records::StoredBytes;
-use crate::store::{Batch, Store};
+use crate::store::{Batch, Store, StoredBytes};
 use crate::{Error, UnsealError};
 
 pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal";

@@ -4,15 +4,14 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
 
 use super::{Unsealed, Vault, commit, read, write};
 use crate::Error;
 use crate::keys::kek::{self, Kek};
-use crate::keys::records::{
-    self, KekRecord, KeyRecord, StoredBytes, TenantCustodianRecord, TenantRecord,
-};
+use crate::keys::records::{self, KekRecord, KeyRecord};
 use crate::keys::{ProtectionLevel, validate_tenant_name};
-use crate::store::Batch;
+use crate::store::{Batch, StoredBytes};
 use tresor_crypto::SecretKey;
 use tresor_crypto::identity::CustodianPublicKey;
 use tresor_wire::custody::{
@@ -27,6 +26,27 @@ pub struct TenantSpec {
     pub level: ProtectionLevel,
     /// Level 3 only: the tenant's own custodians, any one of whom can unlock it.
     pub custodians: Vec<CustodianPublicKey>,
+}
+
+/// A tenant: its protection level and, from level 2, its key-encryption key.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TenantRecord {
+    pub(crate) level: ProtectionLevel,
+    pub(crate) created_at: u64,
+    /// Absent at level 1.
+    pub(crate) kek: Option<KekRecord>,
+    /// Level 3 only: the custody key sealed to each of the tenant's own custodians.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) custodians: Vec<TenantCustodianRecord>,
+}
+
+/// One of a level-3 tenant's custodians and the custody key sealed to them.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TenantCustodianRecord {
+    pub(crate) custodian: CustodianPublicKey,
+    pub(crate) sealed_custody_key: StoredBytes,
 }
 
 impl Vault {

@@ -231,7 +231,8 @@ impl AppRecord {
         Ok(kid)
     }
 
-    /// The invariants a manifest of this state must meet (DESIGN.md §6).
+    /// The invariants a manifest of this state must meet (docs/pinning.md, "Invariants checked
+    /// before anything is signed").
     fn check(&self, now: u64) -> Result<(), PinError> {
         let accepted: Vec<&KeyRecord> = self.keys.iter().filter(|k| k.state.accepted()).collect();
         // Every pin applies to every host, so the count is the same for all of them.

@@ -1,5 +1,5 @@
-//! Access policies (DESIGN.md §4): who may do which [`Operation`] on which tenant and key, from
-//! where, and how often.
+//! Access policies: who may do which [`Operation`] on which tenant and key, from where, and how
+//! often.
 //!
 //! A [`PolicySet`] is loaded from `DIR/*.toml` ([`PolicySet::load_dir`]) and denies everything
 //! no rule allows. Two kinds of rule exist:
@@ -11,7 +11,7 @@
 //!   and the vault itself.
 //!
 //! Either kind may restrict the source address (`allowed_cidrs`) and carry a `rate_limit`.
-//! docs/policies.md documents the file format.
+//! docs/policies.md documents the file format and how a request is decided.
 //!
 //! ```
 //! use tresor_server::policy::{AccessRequest, Decision, DenyReason, Operation, PolicySet};

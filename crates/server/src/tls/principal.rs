@@ -1,5 +1,6 @@
-//! The principal a client certificate speaks for (DESIGN.md §4): its SPIFFE ID, or its subject
-//! CN where the configuration allows it.
+//! The principal a client certificate speaks for, which policies are matched against
+//! (docs/policies.md): its SPIFFE ID, or its subject CN where `[tls] allow_cn_fallback` allows it
+//! (docs/configuration.md).
 
 use rustls::pki_types::CertificateDer;
 use x509_cert::Certificate;

@@ -32,8 +32,8 @@ pub struct DeliveredKey {
     pub pin: String,
     /// The terminator it is sealed to (its identity name).
     pub recipient: String,
-    /// base64 sealed box (DESIGN.md §3) of the PKCS#8 DER private key; the AAD binds the app,
-    /// key id, algorithm and pin.
+    /// base64 sealed box (docs/format.md, section 7) of the PKCS#8 DER private key; the AAD
+    /// binds the app, key id, algorithm and pin.
     pub sealed: String,
 }
 

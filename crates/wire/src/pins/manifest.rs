@@ -1,4 +1,5 @@
-//! The signed manifest (DESIGN.md §6) and its verification, exactly as a client does it.
+//! The signed manifest and its verification, exactly as a client does it (docs/pinning.md, "The
+//! manifest, byte for byte" and "Verifying a manifest in the app").
 //!
 //! ```text
 //! envelope = { "payloadType": "application/vnd.tresor.pin-manifest+json",
