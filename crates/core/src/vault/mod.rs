@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use keys::KeyInfo;
 pub use ops::{BatchResult, DataKey};
+pub use seal::Custodians;
 pub use seal::{check_principal, validate_custody};
-pub use sealed_records::{Custodians, SealedRecords, SealedStore};
+pub use sealed_records::{SealedRecords, SealedStore};
 pub use tenants::TenantSpec;
 
 use crate::Error;

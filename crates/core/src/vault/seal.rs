@@ -751,12 +751,41 @@ fn names_of(config: &SealConfig, round: &UnsealRound) -> Vec<String> {
         .collect()
 }
 
+/// The vault's custodians: who holds a share of the root key, and how many are needed.
+#[derive(Debug, Clone)]
+pub struct Custodians {
+    /// Shares needed to unseal, and signatures needed to approve (k).
+    pub threshold: u8,
+    /// Four eyes: a custodian's approval of what it asked for does not count.
+    pub four_eyes: bool,
+    /// Hex SHA-256 of the set (vault, threshold, four eyes, and every custodian's name, keys and
+    /// principal): what approvals bind their signatures to. A root rotation keeps it; a rekey
+    /// changes it.
+    pub set_hash: String,
+    /// The custodians, in share order.
+    pub members: Vec<CustodianPublicKey>,
+}
+
+impl Custodians {
+    /// The custodian called `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<&CustodianPublicKey> {
+        self.members.iter().find(|c| c.name() == name)
+    }
+
+    /// The custodian bound to `principal`, if there is one.
+    pub fn bound_to(&self, principal: &str) -> Option<&CustodianPublicKey> {
+        self.members
+            .iter()
+            .find(|c| c.principal() == Some(principal))
+    }
+}
+
 /// The current custodians, after checking that the stored configuration is the one the root
 /// key (behind `barrier`) vouched for.
 pub(crate) fn authentic_custodians(
     store: &dyn Store,
     barrier: &Barrier,
-) -> Result<super::Custodians, Error> {
+) -> Result<Custodians, Error> {
     let raw = store.get(SEAL_CONFIG_PATH)?.ok_or(Error::NotInitialized)?;
     let config: SealConfig = crate::keys::records::decode(SEAL_CONFIG_PATH, &raw)?;
     match check_config(store, barrier, &config.vault_id, &raw)? {
@@ -778,7 +807,7 @@ pub(crate) fn authentic_custodians(
         set.push_bytes(member.verifying_key().as_bytes());
         set.push_bytes(member.principal().unwrap_or_default().as_bytes());
     }
-    Ok(super::Custodians {
+    Ok(Custodians {
         threshold: config.threshold,
         four_eyes,
         set_hash: tresor_crypto::hex(&sha256(&[set.as_slice()])),

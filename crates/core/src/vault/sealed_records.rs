@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use tresor_crypto::identity::CustodianPublicKey;
-
 use super::{Inner, Unsealed, Vault};
 use crate::Error;
 use crate::clock::Clock;
@@ -49,41 +47,12 @@ impl SealedStore {
 
     /// The vault's current custodians and threshold, checked against what the root key vouched
     /// for (so it needs the vault unsealed): approvals count signatures against these only.
-    pub fn custodians(&self) -> Result<Custodians, Error> {
+    pub fn custodians(&self) -> Result<super::seal::Custodians, Error> {
         let vault = Vault {
             inner: self.inner.clone(),
         };
         let unsealed = vault.unsealed()?;
         super::seal::authentic_custodians(self.inner.store.as_ref(), &unsealed.barrier)
-    }
-}
-
-/// The vault's custodians: who holds a share of the root key, and how many are needed.
-#[derive(Debug, Clone)]
-pub struct Custodians {
-    /// Shares needed to unseal, and signatures needed to approve (k).
-    pub threshold: u8,
-    /// Four eyes: a custodian's approval of what it asked for does not count.
-    pub four_eyes: bool,
-    /// Hex SHA-256 of the set (vault, threshold, four eyes, and every custodian's name, keys and
-    /// principal): what approvals bind their signatures to. A root rotation keeps it; a rekey
-    /// changes it.
-    pub set_hash: String,
-    /// The custodians, in share order.
-    pub members: Vec<CustodianPublicKey>,
-}
-
-impl Custodians {
-    /// The custodian called `name`, if there is one.
-    pub fn get(&self, name: &str) -> Option<&CustodianPublicKey> {
-        self.members.iter().find(|c| c.name() == name)
-    }
-
-    /// The custodian bound to `principal`, if there is one.
-    pub fn bound_to(&self, principal: &str) -> Option<&CustodianPublicKey> {
-        self.members
-            .iter()
-            .find(|c| c.principal() == Some(principal))
     }
 }
 
