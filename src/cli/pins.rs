@@ -47,6 +47,10 @@ pub(crate) enum PinsCommand {
     Verify {
         /// The manifest file (`-`: stdin).
         manifest: PathBuf,
+        /// The app this client is: a manifest for any other app is refused, even when validly
+        /// signed.
+        #[arg(long)]
+        app: String,
         /// The manifest key built into the app (PEM public key or base64).
         #[arg(long, value_name = "KEY.pub")]
         trust: PathBuf,
@@ -302,10 +306,11 @@ pub(crate) async fn run(command: PinsCommand) -> anyhow::Result<()> {
         }
         PinsCommand::Verify {
             manifest,
+            app,
             trust,
             state,
             format,
-        } => verify(&manifest, &trust, state.as_deref(), format),
+        } => verify(&manifest, &app, &trust, state.as_deref(), format),
         PinsCommand::Manifest {
             app,
             manifest_version,
@@ -592,6 +597,7 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
 
 fn verify(
     manifest: &Path,
+    app: &str,
     trust: &Path,
     state_path: Option<&Path>,
     format: Format,
@@ -614,7 +620,7 @@ fn verify(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let verified = pins::verify(&bytes, &trust_key, state.as_ref(), now)?;
+    let verified = pins::verify(&bytes, &trust_key, app, state.as_ref(), now)?;
     if let Some(path) = state_path {
         write_file(
             path,

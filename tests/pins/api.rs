@@ -66,7 +66,7 @@ async fn manifests_are_served_as_signed_and_verify() {
         .await
         .unwrap();
     assert_eq!(status, StatusCode::OK);
-    let first = pins::verify(&bytes, &trust, None, now()).unwrap();
+    let first = pins::verify(&bytes, &trust, APP, None, now()).unwrap();
     assert_eq!(first.manifest.version, 1);
     let mut served: Vec<String> = first
         .manifest
@@ -87,12 +87,12 @@ async fn manifests_are_served_as_signed_and_verify() {
         .await
         .unwrap();
     let latest = reader.pins_manifest(APP, None).await.unwrap();
-    let second = pins::verify(&latest, &trust, Some(&first.state), now()).unwrap();
+    let second = pins::verify(&latest, &trust, APP, Some(&first.state), now()).unwrap();
     assert_eq!(second.manifest.version, 2);
     assert_eq!(second.manifest.prev.as_deref(), Some(first.hash.as_str()));
     assert_eq!(reader.pins_manifest(APP, Some(1)).await.unwrap(), bytes);
     assert!(matches!(
-        pins::verify(&bytes, &trust, Some(&second.state), now()),
+        pins::verify(&bytes, &trust, APP, Some(&second.state), now()),
         Err(pins::VerifyError::Rollback { .. })
     ));
     let (status, body) = reader
@@ -380,7 +380,8 @@ async fn activation_over_the_api_waits_for_the_update_lag_then_needs_no_approval
     )
     .unwrap();
     let manifest = admin.pins_manifest(APP, None).await.unwrap();
-    let verified = pins::verify(&manifest, &trust, None, start + spec().max_update_lag).unwrap();
+    let verified =
+        pins::verify(&manifest, &trust, APP, None, start + spec().max_update_lag).unwrap();
     assert!(
         verified
             .manifest

@@ -143,6 +143,8 @@ async fn operator_and_terminator_commands() {
             "pins".to_owned(),
             "verify".into(),
             p(&path(file)).into(),
+            "--app".into(),
+            APP.into(),
             "--trust".into(),
             p(&path("manifest.pub")).into(),
             "--state".into(),
@@ -182,6 +184,8 @@ async fn operator_and_terminator_commands() {
             "pins",
             "verify",
             p(&path("m2-tampered.json")),
+            "--app",
+            APP,
             "--trust",
             p(&path("manifest.pub")),
         ])

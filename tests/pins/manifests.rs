@@ -286,6 +286,7 @@ fn rotation_drill_on_a_fake_clock() {
         let verified = pins::verify(
             envelope.as_bytes(),
             &trust,
+            APP,
             state.as_ref(),
             manifest.issued_at,
         )
@@ -325,7 +326,7 @@ fn rotation_drill_on_a_fake_clock() {
     let state = state.unwrap();
     // An old manifest replayed is a rollback.
     assert!(matches!(
-        pins::verify(envelopes[2].as_bytes(), &trust, Some(&state), now),
+        pins::verify(envelopes[2].as_bytes(), &trust, APP, Some(&state), now),
         Err(VerifyError::Rollback {
             version: 3,
             seen_version: 7,
@@ -334,7 +335,7 @@ fn rotation_drill_on_a_fake_clock() {
     ));
     // An expired one is a freeze.
     assert!(matches!(
-        pins::verify(envelopes[6].as_bytes(), &trust, None, last.expires),
+        pins::verify(envelopes[6].as_bytes(), &trust, APP, None, last.expires),
         Err(VerifyError::Freeze { .. })
     ));
     // A flipped byte anywhere in the payload fails the signature.
@@ -347,7 +348,7 @@ fn rotation_drill_on_a_fake_clock() {
         tampered.payload = STANDARD.encode(&flipped);
         let json = serde_json::to_vec(&tampered).unwrap();
         assert_eq!(
-            pins::verify(&json, &trust, None, now),
+            pins::verify(&json, &trust, APP, None, now),
             Err(VerifyError::BadSignature),
             "flip at {i}"
         );
@@ -361,10 +362,12 @@ fn rotation_drill_on_a_fake_clock() {
             version: 6,
             issued_at: v6.issued_at,
             hash: String::new(),
+            key_generation: 0,
+            keyid: String::new(),
         }
     };
     assert!(matches!(
-        pins::verify(envelopes[6].as_bytes(), &trust, Some(&wrong_prev), now),
+        pins::verify(envelopes[6].as_bytes(), &trust, APP, Some(&wrong_prev), now),
         Err(VerifyError::PrevMismatch(_))
     ));
     let same_version = ClientState {
@@ -373,31 +376,37 @@ fn rotation_drill_on_a_fake_clock() {
         ..wrong_prev.clone()
     };
     assert_eq!(
-        pins::verify(envelopes[6].as_bytes(), &trust, Some(&same_version), now),
+        pins::verify(
+            envelopes[6].as_bytes(),
+            &trust,
+            APP,
+            Some(&same_version),
+            now
+        ),
         Err(VerifyError::Fork(7))
     );
     // A client that missed versions still accepts a newer one.
-    let v5_state = pins::verify(envelopes[4].as_bytes(), &trust, None, now - 8 * DAY)
+    let v5_state = pins::verify(envelopes[4].as_bytes(), &trust, APP, None, now - 8 * DAY)
         .unwrap()
         .state;
-    assert!(pins::verify(envelopes[6].as_bytes(), &trust, Some(&v5_state), now).is_ok());
+    assert!(pins::verify(envelopes[6].as_bytes(), &trust, APP, Some(&v5_state), now).is_ok());
     // Another app's state is not this app's.
     let other = ClientState {
         app: "android-banking".into(),
         ..v5_state
     };
     assert!(matches!(
-        pins::verify(envelopes[6].as_bytes(), &trust, Some(&other), now),
+        pins::verify(envelopes[6].as_bytes(), &trust, APP, Some(&other), now),
         Err(VerifyError::WrongApp { .. })
     ));
     // A key the app does not trust.
     let stranger = tresor_crypto::sign::SigningKey::from_bytes(&[9; 32]).verifying_key();
     assert!(matches!(
-        pins::verify(envelopes[6].as_bytes(), &stranger, None, now),
+        pins::verify(envelopes[6].as_bytes(), &stranger, APP, None, now),
         Err(VerifyError::UntrustedKey(_))
     ));
     assert!(matches!(
-        pins::verify(b"{\"payloadType\":1}", &trust, None, now),
+        pins::verify(b"{\"payloadType\":1}", &trust, APP, None, now),
         Err(VerifyError::Malformed(_))
     ));
 }
@@ -522,7 +531,7 @@ fn compromise_promotes_the_published_backup_and_stages_a_new_one() {
     f.pins
         .activate_pin_key(APP, &a, ActivationMode::Lag)
         .unwrap();
-    let state = pins::verify(f.latest().as_bytes(), &trust, None, f.now())
+    let state = pins::verify(f.latest().as_bytes(), &trust, APP, None, f.now())
         .unwrap()
         .state;
     f.clock.advance(60);
@@ -535,7 +544,7 @@ fn compromise_promotes_the_published_backup_and_stages_a_new_one() {
     let fresh = &change.also[1];
     assert_eq!(fresh.state, PinState::Staged);
     assert!(fresh.private_key);
-    let verified = pins::verify(f.latest().as_bytes(), &trust, Some(&state), f.now()).unwrap();
+    let verified = pins::verify(f.latest().as_bytes(), &trust, APP, Some(&state), f.now()).unwrap();
     assert_safe(&verified.manifest);
     assert!(verified.manifest.pins.iter().all(|p| p.kid != a));
     assert!(matches!(
@@ -859,7 +868,7 @@ fn okhttp_and_json_exports() {
     assert!(code.contains("CertificatePinner.Builder()") && code.trim_end().ends_with(".build()"));
 
     let json = f.pins.export_pins(APP, ExportFormat::Json).unwrap();
-    let verified = pins::verify(json.as_bytes(), &f.trust(), None, f.now()).unwrap();
+    let verified = pins::verify(json.as_bytes(), &f.trust(), APP, None, f.now()).unwrap();
     let mut pins: Vec<String> = verified
         .manifest
         .pins
@@ -929,17 +938,18 @@ fn manifest_key_rotates_by_chain() {
     // Rotation re-signed the manifest with the new key; an app with the first key follows.
     let after = f.latest();
     assert_ne!(after, before);
-    let verified = pins::verify(after.as_bytes(), &first, None, f.now()).unwrap();
+    let verified = pins::verify(after.as_bytes(), &first, APP, None, f.now()).unwrap();
     assert_eq!(verified.signed_by, rotated.keyid);
     let newest = pins::parse_manifest_key(rotated.public_key_pem.as_bytes()).unwrap();
-    assert!(pins::verify(after.as_bytes(), &newest, None, f.now()).is_ok());
+    assert!(pins::verify(after.as_bytes(), &newest, APP, None, f.now()).is_ok());
     // A forged successor (signed by nobody in the chain) breaks it.
     let mut envelope: Envelope = serde_json::from_str(&after).unwrap();
-    envelope.key_chain[1].sig = Some(STANDARD.encode([7u8; 64]));
+    envelope.key_chain[1].link_sig = Some(STANDARD.encode([7u8; 64]));
     assert!(matches!(
         pins::verify(
             &serde_json::to_vec(&envelope).unwrap(),
             &first,
+            APP,
             None,
             f.now()
         ),
@@ -953,6 +963,7 @@ fn manifest_key_rotates_by_chain() {
         pins::verify(
             &serde_json::to_vec(&relabelled).unwrap(),
             &first,
+            APP,
             None,
             f.now()
         ),
@@ -1098,10 +1109,10 @@ fn pins_survive_root_rotation_and_restart() {
         .generate_pin_key(APP, KeyAlgorithm::EcdsaP256)
         .unwrap();
     let v2 = f.latest();
-    let state = pins::verify(before.as_bytes(), &trust, None, f.now())
+    let state = pins::verify(before.as_bytes(), &trust, APP, None, f.now())
         .unwrap()
         .state;
-    assert!(pins::verify(v2.as_bytes(), &trust, Some(&state), f.now()).is_ok());
+    assert!(pins::verify(v2.as_bytes(), &trust, APP, Some(&state), f.now()).is_ok());
     assert!(
         f.pins
             .pin_key_csr(APP, &a, "CN=api.example.com", &[])
@@ -1176,4 +1187,143 @@ fn the_log_makes_rewrites_and_equivocation_evident() {
             ..
         })
     ));
+}
+
+/// The secret of manifest key `generation`, read as someone who stole it would have it.
+fn stolen_manifest_key(f: &Fixture, generation: u32) -> tresor_crypto::sign::SigningKey {
+    let record: serde_json::Value = f
+        .vault
+        .sealed_store()
+        .records()
+        .unwrap()
+        .get::<serde_json::Value>(&format!("pins/manifest-key/{generation:06}"))
+        .unwrap()
+        .unwrap()
+        .0;
+    let seed = STANDARD.decode(record["secret"].as_str().unwrap()).unwrap();
+    tresor_crypto::sign::SigningKey::from_slice(&seed).unwrap()
+}
+
+#[test]
+fn a_client_refuses_another_apps_manifest_even_when_validly_signed() {
+    let f = setup();
+    let (_, _) = f.with_two_keys();
+    f.pins
+        .create_pin_app("android-banking", &spec(&["m.example.com"]))
+        .unwrap();
+    for _ in 0..2 {
+        f.pins
+            .generate_pin_key("android-banking", KeyAlgorithm::EcdsaP256)
+            .unwrap();
+    }
+    let other = f.pins.pin_manifest("android-banking", None).unwrap();
+    let trust = f.trust();
+    assert!(pins::verify(other.as_bytes(), &trust, "android-banking", None, f.now()).is_ok());
+    let error = pins::verify(other.as_bytes(), &trust, APP, None, f.now()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            VerifyError::WrongApp { .. } | VerifyError::BadLink { .. }
+        ),
+        "{error}"
+    );
+    // After a key rotation the links are bound to the app: another app's chain is refused
+    // even with this app's payload.
+    f.pins.rotate_manifest_key().unwrap();
+    let other = f.pins.pin_manifest("android-banking", None).unwrap();
+    let error = pins::verify(other.as_bytes(), &trust, APP, None, f.now()).unwrap_err();
+    assert!(error.to_string().contains("bound to app"), "{error}");
+}
+
+#[test]
+fn a_retired_manifest_key_cannot_extend_the_chain() {
+    let f = setup();
+    f.with_two_keys();
+    let trust = f.trust();
+    f.pins.rotate_manifest_key().unwrap();
+    let current = f.latest();
+    let accepted = pins::verify(current.as_bytes(), &trust, APP, None, f.now()).unwrap();
+    assert_eq!(accepted.state.key_generation, 2);
+    // The retired generation-1 key leaks. Its thief mints a generation-2 key of their own and
+    // signs a manifest with it, reusing the real payload.
+    let retired = stolen_manifest_key(&f, 1);
+    let thief = tresor_crypto::sign::SigningKey::generate();
+    let (real, _) = payload(&current);
+    let forge = |generation: u32, issued_at: u64, expires: u64| {
+        let mut envelope = real.clone();
+        let mut link = envelope.key_chain[1].clone();
+        link.key = STANDARD.encode(thief.verifying_key().as_bytes());
+        link.keyid = pins::manifest::key_id(&thief.verifying_key());
+        link.generation = Some(generation);
+        link.issued_at = Some(issued_at);
+        link.expires = Some(expires);
+        let binding = pins::manifest::LinkBinding {
+            app: APP.into(),
+            generation,
+            key: link.key.clone(),
+            issued_at,
+            expires,
+        };
+        link.link_sig = Some(STANDARD.encode(retired.sign(&binding.signed_bytes())));
+        envelope.key_chain = vec![envelope.key_chain[0].clone(), link.clone()];
+        let body = STANDARD.decode(&envelope.payload).unwrap();
+        envelope.signatures = vec![pins::manifest::EnvelopeSignature {
+            keyid: link.keyid.clone(),
+            sig: STANDARD
+                .encode(thief.sign(&pins::manifest::pae(pins::manifest::PAYLOAD_TYPE, &body))),
+        }];
+        serde_json::to_vec(&envelope).unwrap()
+    };
+    let issued = real.key_chain[1].issued_at.unwrap();
+    let first_expires = real.key_chain[0].expires.unwrap();
+    // A client that has seen generation 2: the thief's generation 2 is a fork.
+    let forged = forge(2, issued, issued + 30 * DAY);
+    let error = pins::verify(&forged, &trust, APP, Some(&accepted.state), f.now()).unwrap_err();
+    assert!(matches!(error, VerifyError::ChainFork(_)), "{error}");
+    // Any client: a link issued after its signer expired, a generation skipped, or a key
+    // claiming a life longer than the protocol allows is refused.
+    for (forged, what) in [
+        (
+            forge(2, first_expires + 1, first_expires + 30 * DAY),
+            "issued after the key that signed it expired",
+        ),
+        (forge(3, issued, issued + 30 * DAY), "does not follow"),
+        (forge(2, issued, issued + 5000 * DAY), "valid for more than"),
+    ] {
+        let error = pins::verify(&forged, &trust, APP, None, f.now()).unwrap_err();
+        assert!(error.to_string().contains(what), "{what}: {error}");
+    }
+    // A link in the old format only (signed over the key alone) is no longer enough.
+    let mut old_format: Envelope = serde_json::from_str(&current).unwrap();
+    old_format.key_chain[1].link_sig = None;
+    let error = pins::verify(
+        &serde_json::to_vec(&old_format).unwrap(),
+        &trust,
+        APP,
+        None,
+        f.now(),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("format-2"), "{error}");
+}
+
+#[test]
+fn a_manifest_key_is_replaced_before_it_expires_and_clients_follow() {
+    let f = setup();
+    f.with_two_keys();
+    let trust = f.trust();
+    let first = pins::verify(f.latest().as_bytes(), &trust, APP, None, f.now()).unwrap();
+    assert_eq!(first.state.key_generation, 1);
+    // Ten months on, the next signature comes from a successor the current key linked.
+    f.clock.advance(306 * DAY);
+    f.pins.reissue_pin_manifest(APP).unwrap();
+    let next = pins::verify(
+        f.latest().as_bytes(),
+        &trust,
+        APP,
+        Some(&first.state),
+        f.now(),
+    )
+    .unwrap();
+    assert_eq!(next.state.key_generation, 2);
 }

@@ -92,6 +92,13 @@ impl Batch {
         self.writes.push((key.into(), None));
     }
 
+    /// The writes, in order: each path and its new value (`None`: removed).
+    pub fn writes(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.writes
+            .iter()
+            .map(|(path, value)| (path.as_str(), value.as_deref()))
+    }
+
     /// True when the batch writes nothing.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()

@@ -49,6 +49,11 @@ const LOG_PREFIX: &str = "pins/log/";
 const LOG_HEAD: &str = "pins/log-head";
 const MANIFEST_KEY_PREFIX: &str = "pins/manifest-key/";
 const MIN_FRESHNESS: u64 = 3600;
+/// How long a manifest key signs (its links' `expires`), within the protocol's
+/// `MAX_KEY_LIFETIME`.
+const MANIFEST_KEY_LIFETIME: u64 = 365 * 86_400;
+/// A manifest key this close to its expiry is replaced before it signs again.
+const MANIFEST_KEY_RENEWAL: u64 = 60 * 86_400;
 
 /// Serialises pinning changes within this process; the store's compare-and-swap covers the rest.
 static PINS: Mutex<()> = Mutex::new(());
@@ -666,7 +671,8 @@ impl Pins {
         let _serial = PINS.lock().unwrap_or_else(|p| p.into_inner());
         let records = self.store.records()?;
         let mut batch = Batch::new();
-        let (chain, current) = manifest_key_chain(&records, &mut batch, self.store.clock().now())?;
+        let (chain, current) =
+            manifest_key_chain(&records, &mut batch, self.store.clock().now(), None)?;
         if !batch.is_empty() {
             records.commit(batch)?;
         }
@@ -686,10 +692,10 @@ impl Pins {
             let records = self.store.records()?;
             let now = self.store.clock().now();
             let mut batch = Batch::new();
-            let (chain, current) = manifest_key_chain(&records, &mut batch, now)?;
+            let (chain, current) = manifest_key_chain(&records, &mut batch, now, None)?;
             let next = SigningKey::generate();
             let sig = current.sign(&pae(KEY_PAYLOAD_TYPE, next.verifying_key().as_bytes()));
-            let generation = chain.len() as u32 + 1;
+            let generation = chain.last().and_then(|l| l.generation).unwrap_or(0) + 1;
             put_manifest_key(
                 &records,
                 &mut batch,
@@ -869,7 +875,7 @@ impl Pins {
                 .collect(),
         };
         let payload = serde_json::to_vec(&manifest).expect("manifest serializes");
-        let (chain, signer) = manifest_key_chain(records, batch, now)?;
+        let (chain, signer) = manifest_key_chain(records, batch, now, Some(&record.name))?;
         let signature = signer.sign(&pae(PAYLOAD_TYPE, &payload));
         let envelope = Envelope {
             payload_type: PAYLOAD_TYPE.into(),
@@ -939,23 +945,92 @@ fn manifest_key_chain(
     records: &SealedRecords,
     batch: &mut Batch,
     now: u64,
+    app: Option<&str>,
 ) -> Result<(Vec<ChainLink>, SigningKey), Error> {
-    let stored = records.scan::<ManifestKeyRecord>(MANIFEST_KEY_PREFIX)?;
-    if let Some((path, last)) = stored.last() {
-        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(
-            last.secret
-                .0
-                .as_slice()
-                .try_into()
-                .map_err(|_| tresor_core::Error::Integrity { path: path.clone() })?,
-        );
-        let signer = SigningKey::from_bytes(&secret);
-        let chain = stored.iter().map(|(_, r)| r.link.clone()).collect();
-        return Ok((chain, signer));
+    let mut stored = records.scan::<ManifestKeyRecord>(MANIFEST_KEY_PREFIX)?;
+    if stored.is_empty() {
+        let signer = SigningKey::generate();
+        let link = put_manifest_key(records, batch, 1, &signer, None, now);
+        stored.push((
+            String::new(),
+            ManifestKeyRecord {
+                generation: 1,
+                secret: StoredBytes::new(signer.to_bytes().to_vec()),
+                link,
+                created_at: now,
+            },
+        ));
     }
-    let signer = SigningKey::generate();
-    let link = put_manifest_key(records, batch, 1, &signer, None, now);
-    Ok((vec![link], signer))
+    // A key about to expire is replaced (linked by itself while it is still valid), so a
+    // manifest is never signed by a key clients would refuse.
+    let last = &stored.last().expect("at least one key").1;
+    if now.saturating_add(MANIFEST_KEY_RENEWAL)
+        >= last.created_at.saturating_add(MANIFEST_KEY_LIFETIME)
+        && !batch_has_key(batch, last.generation + 1)
+    {
+        let current = record_key(last)?;
+        let next = SigningKey::generate();
+        let sig = current.sign(&pae(KEY_PAYLOAD_TYPE, next.verifying_key().as_bytes()));
+        let generation = last.generation + 1;
+        let link = put_manifest_key(
+            records,
+            batch,
+            generation,
+            &next,
+            Some(STANDARD.encode(sig)),
+            now,
+        );
+        stored.push((
+            String::new(),
+            ManifestKeyRecord {
+                generation,
+                secret: StoredBytes::new(next.to_bytes().to_vec()),
+                link,
+                created_at: now,
+            },
+        ));
+    }
+    let mut chain = Vec::with_capacity(stored.len());
+    let mut previous: Option<SigningKey> = None;
+    for (_, record) in &stored {
+        let key = record_key(record)?;
+        let mut link = record.link.clone();
+        link.generation = Some(record.generation);
+        link.issued_at = Some(record.created_at);
+        link.expires = Some(record.created_at.saturating_add(MANIFEST_KEY_LIFETIME));
+        if let Some(app) = app {
+            link.app = Some(app.to_owned());
+            if let Some(signer) = &previous {
+                let binding = manifest::LinkBinding {
+                    app: app.to_owned(),
+                    generation: record.generation,
+                    key: link.key.clone(),
+                    issued_at: record.created_at,
+                    expires: record.created_at.saturating_add(MANIFEST_KEY_LIFETIME),
+                };
+                link.link_sig = Some(STANDARD.encode(signer.sign(&binding.signed_bytes())));
+            }
+        }
+        chain.push(link);
+        previous = Some(key);
+    }
+    Ok((chain, previous.expect("at least one key")))
+}
+
+/// The signing key of a stored manifest key record.
+fn record_key(record: &ManifestKeyRecord) -> Result<SigningKey, Error> {
+    SigningKey::from_slice(&record.secret.0).ok_or_else(|| {
+        tresor_core::Error::Integrity {
+            path: format!("{MANIFEST_KEY_PREFIX}{:06}", record.generation),
+        }
+        .into()
+    })
+}
+
+/// True if `batch` already creates manifest key `generation`.
+fn batch_has_key(batch: &Batch, generation: u32) -> bool {
+    let path = format!("{MANIFEST_KEY_PREFIX}{generation:06}");
+    batch.writes().any(|(p, _)| p == path)
 }
 
 /// Seals manifest key `generation` (linked to its predecessor by `sig`, none for the first)
@@ -969,10 +1044,16 @@ fn put_manifest_key(
     now: u64,
 ) -> ChainLink {
     let public = key.verifying_key();
+    // Stored in format 1; the format-2 fields are bound per app when an envelope is made.
     let link = ChainLink {
         keyid: key_id(&public),
         key: STANDARD.encode(public.as_bytes()),
         sig,
+        generation: None,
+        issued_at: None,
+        expires: None,
+        app: None,
+        link_sig: None,
     };
     let path = format!("{MANIFEST_KEY_PREFIX}{generation:06}");
     let record = ManifestKeyRecord {

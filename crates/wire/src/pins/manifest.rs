@@ -22,8 +22,14 @@ use tresor_crypto::{hex, sha256};
 
 /// The DSSE payload type of a manifest.
 pub const PAYLOAD_TYPE: &str = "application/vnd.tresor.pin-manifest+json";
-/// The DSSE payload type a manifest key signs its successor under.
+/// The DSSE payload type a manifest key signs its successor under (link format 1: the key
+/// alone; kept for app builds that verify only that).
 pub const KEY_PAYLOAD_TYPE: &str = "application/vnd.tresor.manifest-key";
+/// The DSSE payload type of a link's binding (link format 2): [`LinkBinding`] as JSON.
+pub const LINK_PAYLOAD_TYPE: &str = "application/vnd.tresor.manifest-key-link+json";
+/// The longest a manifest key may be valid for, from its link's `issued_at` to its `expires`
+/// (a client refuses a link that claims more, so a retired key cannot mint a long-lived one).
+pub const MAX_KEY_LIFETIME: u64 = 400 * 86_400;
 /// The `type` field inside every manifest.
 pub const MANIFEST_TYPE: &str = "tresor-pin-manifest-v1";
 
@@ -166,9 +172,52 @@ pub struct ChainLink {
     pub keyid: String,
     /// base64 of the 32-byte Ed25519 public key.
     pub key: String,
-    /// base64 Ed25519 signature by the previous key over PAE([`KEY_PAYLOAD_TYPE`], key bytes);
-    /// `null` for the first key.
+    /// Link format 1: base64 Ed25519 signature by the previous key over
+    /// PAE([`KEY_PAYLOAD_TYPE`], key bytes); `null` for the first key.
     pub sig: Option<String>,
+    /// Link format 2: the key's generation (1 for the first), counting up by one per link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u32>,
+    /// When the key was made (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
+    /// After this time the key signs nothing (no manifest, no link) a client accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    /// The app this envelope's links are bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// base64 Ed25519 signature by the previous key over PAE([`LINK_PAYLOAD_TYPE`], the JSON
+    /// of [`LinkBinding`]); `null` for the first key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_sig: Option<String>,
+}
+
+/// What a format-2 link binds, signed by the previous key: the key, its app, generation and
+/// validity. Serialised with exactly these fields in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBinding {
+    /// The app.
+    pub app: String,
+    /// The key's generation.
+    pub generation: u32,
+    /// base64 of the key.
+    pub key: String,
+    /// When it was made.
+    pub issued_at: u64,
+    /// When it stops signing.
+    pub expires: u64,
+}
+
+impl LinkBinding {
+    /// The bytes the previous key signs.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        pae(
+            LINK_PAYLOAD_TYPE,
+            &serde_json::to_vec(self).expect("serializes"),
+        )
+    }
 }
 
 /// A signed manifest as served and stored (DSSE-style).
@@ -221,6 +270,12 @@ pub struct ClientState {
     pub issued_at: u64,
     /// Its hash (`sha256:<hex>`).
     pub hash: String,
+    /// The generation of the key that signed it.
+    #[serde(default)]
+    pub key_generation: u32,
+    /// The id of the key that signed it: a later chain must hold this key at that generation.
+    #[serde(default)]
+    pub keyid: String,
 }
 
 /// A manifest that passed verification.
@@ -280,6 +335,19 @@ pub enum VerifyError {
     /// A different manifest with the version already accepted: the signer equivocated.
     #[error("fork: a different manifest with version {0} was accepted before")]
     Fork(u64),
+    /// A link lacks format 2, skips a generation, is bound to another app, claims too long a
+    /// life, or was issued after its signer expired: a retired key tried to extend the chain.
+    #[error("manifest key chain refused at key {key}: {reason}")]
+    BadLink {
+        /// The link's key id.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The chain holds another key than the one accepted before at that generation, or an
+    /// older one: someone with a retired key forked the chain.
+    #[error("manifest key chain fork: {0}")]
+    ChainFork(String),
     /// The manifest is for another app than the stored state.
     #[error("manifest is for app `{found}`, the stored state for `{expected}`")]
     WrongApp {
@@ -336,13 +404,17 @@ fn decode_key(text: &str) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(&bytes)
 }
 
-/// Verifies a signed manifest as a client does: signature and key chain from `trust`, then
-/// against `state` (the last accepted manifest): no rollback of version or issued_at, no second
-/// manifest for one version, and `prev` equal to the stored hash when this is the next version;
-/// then freshness (`expires` after `now`).
+/// Verifies a signed manifest as app `app` does: the key chain from `trust` (every link after
+/// the trusted key in format 2, bound to `app`, generations counting up by one, each issued
+/// while its signer was valid and valid itself for at most [`MAX_KEY_LIFETIME`]), the signature
+/// by the newest key (issued while it was valid), the app, then against `state` (the last
+/// accepted manifest): the same key at the generation seen before, no rollback of version or
+/// issued_at, no second manifest for one version, and `prev` equal to the stored hash when this
+/// is the next version; then freshness (`expires` after `now`).
 pub fn verify(
     envelope_json: &[u8],
     trust: &VerifyingKey,
+    app: &str,
     state: Option<&ClientState>,
     now: u64,
 ) -> Result<Verified, VerifyError> {
@@ -366,15 +438,67 @@ pub fn verify(
         .position(|k| k == trust)
         .ok_or_else(|| VerifyError::UntrustedKey(key_id(trust)))?;
     let mut signer = *trust;
+    let trusted = &envelope.key_chain[start];
+    let mut generation = trusted.generation;
+    let mut signer_expires = trusted.expires;
+    let mut issued = trusted.issued_at.unwrap_or(0);
+    let mut generations = vec![(generation, key_id(trust))];
     for (link, key) in envelope.key_chain.iter().zip(&keys).skip(start + 1) {
-        let sig = link
-            .sig
-            .as_deref()
-            .and_then(decode_sig)
-            .ok_or_else(|| VerifyError::BrokenChain(key_id(key)))?;
-        if !signer.verify(&pae(KEY_PAYLOAD_TYPE, key.as_bytes()), &sig) {
-            return Err(VerifyError::BrokenChain(key_id(key)));
+        let id = key_id(key);
+        let bad = |reason: String| VerifyError::BadLink {
+            key: id.clone(),
+            reason,
+        };
+        let (Some(link_generation), Some(issued_at), Some(expires), Some(link_app), Some(sig)) = (
+            link.generation,
+            link.issued_at,
+            link.expires,
+            link.app.as_deref(),
+            link.link_sig.as_deref().and_then(decode_sig),
+        ) else {
+            return Err(bad(
+                "it is not a format-2 link (generation, issued_at, expires, app, link_sig)".into(),
+            ));
+        };
+        let binding = LinkBinding {
+            app: link_app.to_owned(),
+            generation: link_generation,
+            key: link.key.clone(),
+            issued_at,
+            expires,
+        };
+        if !signer.verify(&binding.signed_bytes(), &sig) {
+            return Err(VerifyError::BrokenChain(id));
         }
+        if link_app != app {
+            return Err(bad(format!("it is bound to app `{link_app}`, not `{app}`")));
+        }
+        if let Some(previous) = generation {
+            if link_generation != previous + 1 {
+                return Err(bad(format!(
+                    "generation {link_generation} does not follow {previous}"
+                )));
+            }
+        }
+        if issued_at < issued {
+            return Err(bad("it was issued before the key that signed it".into()));
+        }
+        if signer_expires.is_some_and(|e| issued_at > e) {
+            return Err(bad(
+                "it was issued after the key that signed it expired (a retired key cannot extend the chain)"
+                    .into(),
+            ));
+        }
+        if expires < issued_at || expires - issued_at > MAX_KEY_LIFETIME {
+            return Err(bad(format!(
+                "it claims to be valid for more than {} days",
+                MAX_KEY_LIFETIME / 86_400
+            )));
+        }
+        generation = Some(link_generation);
+        signer_expires = Some(expires);
+        issued = issued_at;
+        generations.push((generation, id));
         signer = *key;
     }
     // 2. The signature over the exact payload bytes, by the newest key.
@@ -398,6 +522,18 @@ pub fn verify(
         return Err(VerifyError::Malformed(format!(
             "type is not {MANIFEST_TYPE}"
         )));
+    }
+    if manifest.app != app {
+        return Err(VerifyError::WrongApp {
+            expected: app.to_owned(),
+            found: manifest.app.clone(),
+        });
+    }
+    if signer_expires.is_some_and(|e| manifest.issued_at > e) {
+        return Err(VerifyError::BadLink {
+            key: signer_id.clone(),
+            reason: "it signed a manifest issued after it expired".into(),
+        });
     }
     let hash = manifest_hash(&payload);
     // 4. prev form; 5. against what was accepted before.
@@ -433,6 +569,26 @@ pub fn verify(
         if manifest.version == seen.version && hash != seen.hash {
             return Err(VerifyError::Fork(manifest.version));
         }
+        if seen.key_generation > 0 {
+            let newest = generation.unwrap_or(0);
+            if newest < seen.key_generation {
+                return Err(VerifyError::ChainFork(format!(
+                    "the chain ends at key generation {newest}, but generation {} was accepted before",
+                    seen.key_generation
+                )));
+            }
+            let at_seen = generations
+                .iter()
+                .find(|(g, _)| *g == Some(seen.key_generation));
+            if let Some((_, id)) = at_seen {
+                if *id != seen.keyid {
+                    return Err(VerifyError::ChainFork(format!(
+                        "key generation {} is {id} here, but {} was accepted before",
+                        seen.key_generation, seen.keyid
+                    )));
+                }
+            }
+        }
         if manifest.version == seen.version + 1 && manifest.prev.as_deref() != Some(&seen.hash) {
             return Err(VerifyError::PrevMismatch(format!(
                 "version {} names prev {}, but version {} was {}",
@@ -455,6 +611,8 @@ pub fn verify(
         version: manifest.version,
         issued_at: manifest.issued_at,
         hash: hash.clone(),
+        key_generation: generation.unwrap_or(0),
+        keyid: signer_id.clone(),
     };
     Ok(Verified {
         manifest,
@@ -467,6 +625,19 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_binding_is_the_json_docs_pinning_md_shows() {
+        let binding = LinkBinding {
+            app: "ios-banking".into(),
+            generation: 2,
+            key: "ab/+cd==".into(),
+            issued_at: 1826352000,
+            expires: 1857888000,
+        };
+        let expected = br#"{"app":"ios-banking","generation":2,"key":"ab/+cd==","issued_at":1826352000,"expires":1857888000}"#;
+        assert_eq!(binding.signed_bytes(), pae(LINK_PAYLOAD_TYPE, expected));
+    }
 
     #[test]
     fn pae_matches_dsse() {
