@@ -12,6 +12,7 @@ mod key;
 mod operator;
 mod output;
 mod pins;
+mod pki;
 mod policy;
 mod tenant;
 
@@ -83,6 +84,9 @@ enum Command {
     Pins(pins::PinsCommand),
     /// Load test a running vault (and, with --baseline, a bare mTLS server for comparison).
     Bench(Box<bench::BenchArgs>),
+    /// A small CA for teams without a PKI: CA, server and client certificates, CRLs.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -160,6 +164,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Audit(command) => audit::run(command).await,
         Command::Pins(command) => pins::run(command).await,
         Command::Bench(args) => bench::run(*args).await,
+        Command::Pki(command) => pki::run(command),
     }
 }
 
@@ -181,6 +186,34 @@ pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Res
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .with_context(context)?;
     file.write_all(bytes).with_context(context)
+}
+
+/// Writes a new file with `mode`; an existing file is refused, never overwritten.
+pub(crate) fn write_new(path: &std::path::Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let context = || format!("writing {}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(context)?;
+    file.write_all(bytes).with_context(context)?;
+    file.sync_all().with_context(context)
+}
+
+/// Replaces `path` with `bytes` (mode 0644) atomically: readers see the old file or the new
+/// one, never half of it.
+pub(crate) fn replace_public(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let temporary = path.with_file_name(name);
+    let _ = std::fs::remove_file(&temporary);
+    write_new(&temporary, bytes, 0o644)?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))
 }
 
 #[cfg(test)]
