@@ -7,4 +7,5 @@
 mod common;
 
 mod bench;
+mod pki;
 mod readme;
