@@ -7,6 +7,7 @@ mod bench;
 mod connection;
 mod crypto;
 mod dev;
+mod hints;
 mod identity;
 mod key;
 mod operator;
@@ -120,8 +121,7 @@ fn submitted(status: &serde_json::Value) -> String {
 }
 
 fn fail(error: anyhow::Error) -> ExitCode {
-    let message = format!("{error:#}").replace('\n', " ");
-    eprintln!("tresor: error: {message}");
+    eprintln!("tresor: error: {}", hints::message(&error));
     ExitCode::FAILURE
 }
 

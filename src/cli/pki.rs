@@ -22,9 +22,10 @@ pub(crate) enum PkiCommand {
     /// Create a CA: PREFIX.pem (give it to the server as [tls] client_ca and to clients as
     /// --cacert) and PREFIX-key.pem (its private key, 0600: keep it off the server).
     Ca {
-        /// The CA's subject CN.
-        #[arg(long, default_value = "Tresor CA")]
-        name: String,
+        /// The CA's subject CN (default: `Tresor CA` and 8 random hex digits, so that two CAs
+        /// never share a name).
+        #[arg(long)]
+        name: Option<String>,
         /// Validity in days.
         #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
         days: u32,
@@ -181,6 +182,13 @@ pub(crate) fn run(command: PkiCommand) -> anyhow::Result<()> {
         PkiCommand::Ca { name, days, out } => {
             let (cert_path, key_path) = pair(&out);
             refuse_existing(&[&cert_path, &key_path])?;
+            let name = name.unwrap_or_else(|| {
+                let suffix: String = tresor_crypto::random::array::<4>()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!("Tresor CA {suffix}")
+            });
             let ca = DevCa::generate_for(&name, DAY * days)?;
             super::write_new(&key_path, ca.key_pem().as_bytes(), 0o600)?;
             super::write_new(&cert_path, ca.cert_pem().as_bytes(), 0o644)?;

@@ -7,5 +7,6 @@
 mod common;
 
 mod bench;
+mod errors;
 mod pki;
 mod readme;

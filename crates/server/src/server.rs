@@ -212,12 +212,15 @@ pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
 
 /// Binds the listener and starts serving `vault` with `config`.
 pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerError> {
-    let tls = ServerTls::load(&ServerTlsFiles {
-        cert: config.tls.cert.clone(),
-        key: config.tls.key.clone(),
-        client_ca: config.tls.client_ca.clone(),
-        crls: config.tls.crls.clone(),
-    })?;
+    let tls = ServerTls::load_requiring_principal(
+        &ServerTlsFiles {
+            cert: config.tls.cert.clone(),
+            key: config.tls.key.clone(),
+            client_ca: config.tls.client_ca.clone(),
+            crls: config.tls.crls.clone(),
+        },
+        config.tls.allow_cn_fallback,
+    )?;
     let policies = Arc::new(PolicyHandle::load_dir(&config.policies.dir)?);
     let audit = match &config.audit {
         AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
@@ -331,7 +334,7 @@ async fn serve_connection(
             return shared.handshake_failed(
                 peer,
                 tls::classify_handshake_error(&e),
-                &e.to_string(),
+                &tls::describe_handshake_error(&e),
             );
         }
         Err(_) => {
