@@ -103,9 +103,25 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit(code)) => ExitCode::from(*code),
+            None => fail(e),
+        },
     }
 }
+
+/// Ends the process with this status, the command having said everything itself (no
+/// `tresor: error:` line is added).
+#[derive(Debug)]
+pub(crate) struct Exit(pub(crate) u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// "2 (alice, bob)": how many custodians have submitted in this round, and who.
 fn submitted(status: &serde_json::Value) -> String {

@@ -122,9 +122,9 @@ impl Deployment {
         self.run_with(args, &[])
     }
 
-    /// Runs `tresor ARGS` in the directory with extra environment. TRESOR_PASSPHRASE is set to
-    /// [`PASSPHRASE`] unless `env` says otherwise; stdin is empty (no terminal).
-    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    /// `tresor ARGS` in the directory, with no `TRESOR_*` variable set and stdin empty (no
+    /// terminal).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(TRESOR);
         command
             .args(args)
@@ -133,18 +133,42 @@ impl Deployment {
             .env_remove("TRESOR_CACERT")
             .env_remove("TRESOR_CLIENT_CERT")
             .env_remove("TRESOR_CLIENT_KEY")
-            .env("TRESOR_PASSPHRASE", PASSPHRASE)
+            .env_remove("TRESOR_PASSPHRASE")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `tresor ARGS` in the directory with extra environment. TRESOR_PASSPHRASE is set to
+    /// [`PASSPHRASE`] unless `env` says otherwise; stdin is empty (no terminal).
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command(args);
+        command.env("TRESOR_PASSPHRASE", PASSPHRASE);
         for (name, value) in env {
             command.env(name, value);
         }
-        let output = command.output().unwrap();
-        Run {
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        run(command)
+    }
+
+    /// Makes custodians `names`, starts the server, initialises it `threshold`-of-n with them
+    /// (as `ops`) and unseals it with the first `threshold`.
+    pub fn start_unsealed(&self, names: &[&str], threshold: u8) -> ServerProcess {
+        let mut init = vec!["operator".to_owned(), "init".to_owned()];
+        for name in names {
+            self.custodian(name);
+            init.extend(["--custodian".to_owned(), format!("{name}.pub")]);
         }
+        init.extend(["--threshold".to_owned(), threshold.to_string()]);
+        let server = self.start();
+        let init: Vec<&str> = init.iter().map(String::as_str).collect();
+        server.ops(self, &init);
+        for name in &names[..usize::from(threshold)] {
+            server.ops(
+                self,
+                &["operator", "unseal", "--identity", &format!("{name}.key")],
+            );
+        }
+        server
     }
 
     /// Runs and expects success; stdout.
@@ -167,6 +191,16 @@ impl Deployment {
             Ok(server) => panic!("tresor server started: {}", server.stderr()),
             Err(failure) => failure,
         }
+    }
+}
+
+/// Runs `command` to completion.
+pub fn run(mut command: Command) -> Run {
+    let output = command.output().unwrap();
+    Run {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
