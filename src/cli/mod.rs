@@ -3,6 +3,7 @@
 //! Errors print one line on stderr and exit non-zero; `--format json` gives scripts JSON.
 
 mod audit;
+mod batch;
 mod bench;
 mod connection;
 mod crypto;
@@ -10,6 +11,7 @@ mod dev;
 mod hints;
 mod identity;
 mod key;
+mod metrics;
 mod operator;
 mod output;
 mod pins;
@@ -42,13 +44,16 @@ enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: std::path::PathBuf,
     },
-    /// Seal state, version and environment of a running vault.
+    /// Seal state, custodians, version and environment of a running vault. Exits 0 when
+    /// unsealed, 2 when sealed (or not initialised), 1 on error, like `vault status`.
     Status {
         #[command(flatten)]
         connection: ConnectionArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// The server's Prometheus metrics (`/v1/sys/metrics`), or a summary of them.
+    Metrics(metrics::MetricsArgs),
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -136,6 +141,19 @@ fn submitted(status: &serde_json::Value) -> String {
     }
 }
 
+/// The custodians' names, or why there are none yet.
+fn custodians(status: &serde_json::Value) -> String {
+    let names: Vec<&str> = status["custodians"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    if names.is_empty() {
+        "none (not initialised: `tresor operator init`)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn fail(error: anyhow::Error) -> ExitCode {
     eprintln!("tresor: error: {}", hints::message(&error));
     ExitCode::FAILURE
@@ -155,17 +173,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let status = client.seal_status().await?;
             output::print(format, &status, |s| {
                 format!(
-                    "initialized: {}\nsealed: {}\nenvironment: {}\nversion: {}\nshares: {} of {}\nsubmitted: {}",
+                    "initialized: {}\nsealed: {}\nenvironment: {}\nversion: {}\nshares: {} of {}\ncustodians: {}\nsubmitted: {}",
                     s["initialized"],
                     s["sealed"],
                     s["environment"].as_str().unwrap_or(""),
                     s["version"].as_str().unwrap_or(""),
                     s["t"],
                     s["n"],
+                    custodians(s),
                     submitted(s)
                 )
-            })
+            })?;
+            // `vault status`: 0 unsealed, 2 sealed, 1 error (scripts and health checks rely on it).
+            if status["initialized"] == true && status["sealed"] == false {
+                Ok(())
+            } else {
+                Err(Exit(2).into())
+            }
         }
+        Command::Metrics(args) => metrics::run(args).await,
         Command::Tenant(command) => tenant::run(command).await,
         Command::Key(command) => key::run(command).await,
         Command::Encrypt(args) => crypto::encrypt(args).await,

@@ -8,5 +8,6 @@ mod common;
 
 mod bench;
 mod errors;
+mod operations;
 mod pki;
 mod readme;

@@ -202,6 +202,25 @@ impl ServerHandle {
     }
 }
 
+/// Says at start what the vault waits for, so the operator reading the log knows the next step.
+fn log_seal_state(vault: &Vault) {
+    match vault.seal_status() {
+        Ok(status) if !status.initialized => tracing::info!(
+            "not initialised: waiting for `tresor operator init` (policies must grant `init`, then `unseal`)"
+        ),
+        Ok(status) if status.sealed => tracing::info!(
+            threshold = status.threshold,
+            shares = status.shares,
+            "sealed: waiting for {} of {} custodians ({}) to run `tresor operator unseal`",
+            status.threshold,
+            status.shares,
+            status.custodians.join(", ")
+        ),
+        Ok(_) => tracing::info!("unsealed"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the seal state"),
+    }
+}
+
 /// Opens the configured store and vault (sealed).
 pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
     let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
@@ -261,6 +280,7 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
     let (shutdown, shutdown_rx) = watch::channel(false);
     let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
     tracing::info!(address = %local_addr, "listening");
+    log_seal_state(&shared.api.services.vault);
     Ok(ServerHandle {
         local_addr,
         shared,
