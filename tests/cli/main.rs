@@ -11,3 +11,4 @@ mod errors;
 mod operations;
 mod pki;
 mod readme;
+mod start;

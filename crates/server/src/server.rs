@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -229,8 +230,17 @@ pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
     Ok(Vault::open(Arc::new(store), options)?)
 }
 
-/// Binds the listener and starts serving `vault` with `config`.
-pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerError> {
+/// What is checked and acquired before anything is written: the TLS files, the policy set
+/// and the listening socket.
+struct Prepared {
+    tls: ServerTls,
+    policies: Arc<PolicyHandle>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+/// Loads the TLS files and policies and binds the listener. Writes nothing.
+async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     let tls = ServerTls::load_requiring_principal(
         &ServerTlsFiles {
             cert: config.tls.cert.clone(),
@@ -241,15 +251,6 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
         config.tls.allow_cn_fallback,
     )?;
     let policies = Arc::new(PolicyHandle::load_dir(&config.policies.dir)?);
-    let audit = match &config.audit {
-        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
-        AuditSetting::Disabled(_) => {
-            tracing::warn!(
-                "the audit trail is disabled (audit = \"disabled\"): nothing records who used which key"
-            );
-            None
-        }
-    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -260,6 +261,109 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
         address: config.listen,
         source,
     })?;
+    Ok(Prepared {
+        tls,
+        policies,
+        listener,
+        local_addr,
+    })
+}
+
+/// Binds the listener and starts serving `vault` with `config`.
+pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerError> {
+    let prepared = prepare(&config).await?;
+    launch(config, vault, prepared)
+}
+
+/// Checks everything that can be checked without writing (configuration, TLS files, policies,
+/// the listen address), then opens the store and the vault (sealed) and starts serving: what
+/// `tresor server` does. A start that fails leaves no new store behind: if the store was
+/// created by this call and the audit log then cannot be opened, the store is removed again,
+/// so a corrected configuration starts from the same state.
+pub async fn open_and_start(config: Config) -> Result<ServerHandle, ServerError> {
+    let prepared = prepare(&config).await?;
+    let before = StoreDir::note(&config.storage.path);
+    let started = open_vault(&config).and_then(|vault| launch(config, vault, prepared));
+    if started.is_err() {
+        before.undo();
+    }
+    started
+}
+
+/// Whether the store's directory existed before a start, so a failed start can undo creating it.
+enum StoreDir {
+    /// The directory did not exist: remove this, the topmost directory the start created.
+    Absent(PathBuf),
+    /// It existed and was empty: empty it again.
+    Empty(PathBuf),
+    /// It held something already: leave it alone.
+    Used,
+}
+
+impl StoreDir {
+    fn note(path: &Path) -> StoreDir {
+        match std::fs::read_dir(path) {
+            Ok(mut entries) => match entries.next() {
+                None => StoreDir::Empty(path.to_owned()),
+                Some(_) => StoreDir::Used,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let created = path
+                    .ancestors()
+                    .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+                    .last()
+                    .unwrap_or(path);
+                StoreDir::Absent(created.to_owned())
+            }
+            Err(_) => StoreDir::Used,
+        }
+    }
+
+    fn undo(self) {
+        let removed = match &self {
+            StoreDir::Absent(dir) => std::fs::remove_dir_all(dir).map(|()| dir),
+            StoreDir::Empty(dir) => std::fs::read_dir(dir)
+                .and_then(|entries| {
+                    entries.into_iter().try_for_each(|entry| {
+                        let path = entry?.path();
+                        if path.is_dir() {
+                            std::fs::remove_dir_all(path)
+                        } else {
+                            std::fs::remove_file(path)
+                        }
+                    })
+                })
+                .map(|()| dir),
+            StoreDir::Used => return,
+        };
+        match removed {
+            Ok(dir) => {
+                tracing::info!(dir = %dir.display(), "start failed: removed the store it had created")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "start failed, and the store it created could not be removed")
+            }
+        }
+    }
+}
+
+/// Opens the audit log and starts serving.
+fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHandle, ServerError> {
+    let Prepared {
+        tls,
+        policies,
+        listener,
+        local_addr,
+    } = prepared;
+    let audit = match &config.audit {
+        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
+        AuditSetting::Disabled(_) => {
+            tracing::warn!(
+                "the audit trail is disabled (audit = \"disabled\"): nothing records who used which key"
+            );
+            None
+        }
+    };
     let shared = Arc::new(Shared {
         api: Arc::new(ApiState {
             services: Services::new(vault, config.approvals.ttl),
@@ -603,8 +707,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 /// Runs `tresor server`: serves until SIGTERM or ctrl-c, reloading on SIGHUP, rotating keys
 /// whose `auto_rotate_period` has passed and re-issuing pin manifests before they expire.
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    let vault = open_vault(&config)?;
-    let handle = start(config, vault).await?;
+    let handle = open_and_start(config).await?;
     let rotation = handle.spawn_background();
     wait_for_signals(&handle).await;
     rotation.abort();
