@@ -7,6 +7,7 @@
 mod common;
 
 mod bench;
+mod deploy;
 mod errors;
 mod operations;
 mod pki;
