@@ -1,6 +1,8 @@
 //! Command-line interface (README.md, docs/custody.md, docs/pinning.md). One binary: `tresor server` and `tresor dev` run the
-//! vault; every other command is a client of a running vault (or, for `policy`, a local tool).
-//! Errors print one line on stderr and exit non-zero; `--format json` gives scripts JSON.
+//! vault; every other command is a client of a running vault (or, for `policy` and `pki`, a local
+//! tool).
+//! Errors print one line on stderr and exit non-zero (`policy check`: one line per problem;
+//! `status`: 2 while sealed); `--format json` gives scripts JSON.
 
 mod audit;
 mod batch;
