@@ -34,12 +34,14 @@ impl ConnectionArgs {
                 format!("no {flag} given (or set {var}); `tresor dev` prints the values to use")
             })
         };
-        Ok(ClientSettings {
+        let settings = ClientSettings {
             addr: self.addr.clone(),
             ca_cert: need(&self.cacert, "--cacert", "TRESOR_CACERT")?,
             client_cert: need(&self.client_cert, "--client-cert", "TRESOR_CLIENT_CERT")?,
             client_key: need(&self.client_key, "--client-key", "TRESOR_CLIENT_KEY")?,
-        })
+        };
+        super::hints::note_client_cert(&settings.client_cert);
+        Ok(settings)
     }
 }
 

@@ -5,6 +5,7 @@
 //! to stdout as raw bytes in text format, base64 in JSON.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use base64::Engine;
@@ -13,6 +14,7 @@ use clap::Args;
 use serde_json::json;
 use tresor_client::CryptoOptions;
 
+use super::batch;
 use super::connection::{ConnectionArgs, tenant_key};
 use super::output::{self, Format};
 
@@ -46,6 +48,10 @@ pub(crate) struct EncryptArgs {
     path: String,
     /// Plaintext (default: read stdin).
     plaintext: Option<String>,
+    /// JSON Lines, `-` for stdin: one `{"plaintext": BASE64, …}` per line; prints one result or
+    /// `{"error": …}` per line, in order, sent in batched requests.
+    #[arg(long, value_name = "FILE", conflicts_with = "plaintext")]
+    batch: Option<PathBuf>,
     /// Encrypt with this version instead of the latest.
     #[arg(long)]
     key_version: Option<u32>,
@@ -59,6 +65,10 @@ pub(crate) struct DecryptArgs {
     path: String,
     /// Ciphertext (default: read stdin).
     ciphertext: Option<String>,
+    /// JSON Lines, `-` for stdin: one `{"ciphertext": …}` per line (an encrypt's output);
+    /// prints `{"plaintext": BASE64}` or `{"error": …}` per line, in order.
+    #[arg(long, value_name = "FILE", conflicts_with = "ciphertext")]
+    batch: Option<PathBuf>,
     #[command(flatten)]
     options: Options,
 }
@@ -133,8 +143,31 @@ fn text_input(argument: Option<String>) -> anyhow::Result<String> {
         .to_owned())
 }
 
+impl Options {
+    fn batch_defaults(&self, key_version: Option<u32>) -> batch::Defaults {
+        batch::Defaults {
+            context: self.context.clone(),
+            associated_data: self.associated_data.clone(),
+            key_version,
+        }
+    }
+}
+
 pub(crate) async fn encrypt(args: EncryptArgs) -> anyhow::Result<()> {
     let (tenant, key) = tenant_key(&args.path)?;
+    if let Some(file) = &args.batch {
+        let client = args.options.connection.client()?;
+        let defaults = args.options.batch_defaults(args.key_version);
+        return batch::run(
+            &client,
+            tenant,
+            key,
+            batch::Operation::Encrypt,
+            file,
+            &defaults,
+        )
+        .await;
+    }
     let plaintext = zeroize::Zeroizing::new(input(args.plaintext)?);
     let sealed = args
         .options
@@ -152,6 +185,19 @@ pub(crate) async fn encrypt(args: EncryptArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
     let (tenant, key) = tenant_key(&args.path)?;
+    if let Some(file) = &args.batch {
+        let client = args.options.connection.client()?;
+        let defaults = args.options.batch_defaults(None);
+        return batch::run(
+            &client,
+            tenant,
+            key,
+            batch::Operation::Decrypt,
+            file,
+            &defaults,
+        )
+        .await;
+    }
     let ciphertext = text_input(args.ciphertext)?;
     let plaintext = args
         .options

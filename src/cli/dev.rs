@@ -54,8 +54,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         config.listen = listen;
     }
     super::output::init_logging(&config.log.level, config.log.format);
-    let vault = server::open_vault(&config)?;
-    let handle = server::start(config, vault.clone()).await?;
+    let handle = server::open_and_start(config).await?;
+    let vault = handle.vault().clone();
 
     let identity_path = dir.join("custodian.key");
     let identity_text = fs::read_to_string(&identity_path)

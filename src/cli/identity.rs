@@ -5,7 +5,7 @@
 //! without echo. It only ever unlocks the identity file locally; it never leaves this process.
 
 use std::fs;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +48,11 @@ impl PassphraseArgs {
         if let Ok(value) = std::env::var("TRESOR_PASSPHRASE") {
             return non_empty(Zeroizing::new(value));
         }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no passphrase: not asking for it, this is not a terminal; set TRESOR_PASSPHRASE or --passphrase-file"
+            );
+        }
         let first = Zeroizing::new(
             rpassword::prompt_password(prompt)
                 .context("reading the passphrase from the terminal")?,
@@ -76,6 +81,15 @@ impl IdentityArgs {
     pub(crate) fn open(&self) -> anyhow::Result<CustodianIdentity> {
         let text = fs::read_to_string(&self.identity)
             .with_context(|| format!("reading {}", self.identity.display()))?;
+        // Said before the passphrase is asked for: it could not open this file anyway.
+        if let Ok(public) = tresor_crypto::identity::CustodianPublicKey::from_json(&text) {
+            bail!(
+                "{} is the public half of custodian {}'s identity; --identity needs the secret half, {} (written beside it by `tresor custodian keygen`)",
+                self.identity.display(),
+                public.name(),
+                self.identity.with_extension("key").display()
+            );
+        }
         let passphrase = self.passphrase.read(
             &format!("Passphrase for {}: ", self.identity.display()),
             false,
@@ -203,8 +217,21 @@ pub(crate) fn read_public_keys(
         .map(|path| {
             let text =
                 fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            if is_secret_identity(&text) {
+                bail!(
+                    "{} is a custodian's secret identity file; --custodian takes the public half, {} (and the .key file never leaves its custodian)",
+                    path.display(),
+                    path.with_extension("pub").display()
+                );
+            }
             tresor_crypto::identity::CustodianPublicKey::from_json(&text)
                 .with_context(|| format!("{}", path.display()))
         })
         .collect()
+}
+
+/// Whether `text` is an encrypted identity file (`NAME.key`).
+fn is_secret_identity(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .is_ok_and(|v| v["type"] == "tresor-custodian-identity-v1")
 }

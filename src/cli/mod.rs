@@ -1,17 +1,23 @@
 //! Command-line interface (README.md, docs/custody.md, docs/pinning.md). One binary: `tresor server` and `tresor dev` run the
-//! vault; every other command is a client of a running vault (or, for `policy`, a local tool).
-//! Errors print one line on stderr and exit non-zero; `--format json` gives scripts JSON.
+//! vault; every other command is a client of a running vault (or, for `policy` and `pki`, a local
+//! tool).
+//! Errors print one line on stderr and exit non-zero (`policy check`: one line per problem;
+//! `status`: 2 while sealed); `--format json` gives scripts JSON.
 
 mod audit;
+mod batch;
 mod bench;
 mod connection;
 mod crypto;
 mod dev;
+mod hints;
 mod identity;
 mod key;
+mod metrics;
 mod operator;
 mod output;
 mod pins;
+mod pki;
 mod policy;
 mod tenant;
 
@@ -40,13 +46,16 @@ enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: std::path::PathBuf,
     },
-    /// Seal state, version and environment of a running vault.
+    /// Seal state, custodians, version and environment of a running vault. Exits 0 when
+    /// unsealed, 2 when sealed (or not initialised), 1 on error, like `vault status`.
     Status {
         #[command(flatten)]
         connection: ConnectionArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// The server's Prometheus metrics (`/v1/sys/metrics`), or a summary of them.
+    Metrics(metrics::MetricsArgs),
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -83,6 +92,9 @@ enum Command {
     Pins(pins::PinsCommand),
     /// Load test a running vault (and, with --baseline, a bare mTLS server for comparison).
     Bench(Box<bench::BenchArgs>),
+    /// A small CA for teams without a PKI: CA, server and client certificates, CRLs.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -98,9 +110,25 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit(code)) => ExitCode::from(*code),
+            None => fail(e),
+        },
     }
 }
+
+/// Ends the process with this status, the command having said everything itself (no
+/// `tresor: error:` line is added).
+#[derive(Debug)]
+pub(crate) struct Exit(pub(crate) u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// "2 (alice, bob)": how many custodians have submitted in this round, and who.
 fn submitted(status: &serde_json::Value) -> String {
@@ -115,9 +143,21 @@ fn submitted(status: &serde_json::Value) -> String {
     }
 }
 
+/// The custodians' names, or why there are none yet.
+fn custodians(status: &serde_json::Value) -> String {
+    let names: Vec<&str> = status["custodians"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    if names.is_empty() {
+        "none (not initialised: `tresor operator init`)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn fail(error: anyhow::Error) -> ExitCode {
-    let message = format!("{error:#}").replace('\n', " ");
-    eprintln!("tresor: error: {message}");
+    eprintln!("tresor: error: {}", hints::message(&error));
     ExitCode::FAILURE
 }
 
@@ -135,17 +175,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let status = client.seal_status().await?;
             output::print(format, &status, |s| {
                 format!(
-                    "initialized: {}\nsealed: {}\nenvironment: {}\nversion: {}\nshares: {} of {}\nsubmitted: {}",
+                    "initialized: {}\nsealed: {}\nenvironment: {}\nversion: {}\nshares: {} of {}\ncustodians: {}\nsubmitted: {}",
                     s["initialized"],
                     s["sealed"],
                     s["environment"].as_str().unwrap_or(""),
                     s["version"].as_str().unwrap_or(""),
                     s["t"],
                     s["n"],
+                    custodians(s),
                     submitted(s)
                 )
-            })
+            })?;
+            // `vault status`: 0 unsealed, 2 sealed, 1 error (scripts and health checks rely on it).
+            if status["initialized"] == true && status["sealed"] == false {
+                Ok(())
+            } else {
+                Err(Exit(2).into())
+            }
         }
+        Command::Metrics(args) => metrics::run(args).await,
         Command::Tenant(command) => tenant::run(command).await,
         Command::Key(command) => key::run(command).await,
         Command::Encrypt(args) => crypto::encrypt(args).await,
@@ -160,6 +208,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Audit(command) => audit::run(command).await,
         Command::Pins(command) => pins::run(command).await,
         Command::Bench(args) => bench::run(*args).await,
+        Command::Pki(command) => pki::run(command),
     }
 }
 
@@ -181,6 +230,34 @@ pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Res
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .with_context(context)?;
     file.write_all(bytes).with_context(context)
+}
+
+/// Writes a new file with `mode`; an existing file is refused, never overwritten.
+pub(crate) fn write_new(path: &std::path::Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let context = || format!("writing {}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(context)?;
+    file.write_all(bytes).with_context(context)?;
+    file.sync_all().with_context(context)
+}
+
+/// Replaces `path` with `bytes` (mode 0644) atomically: readers see the old file or the new
+/// one, never half of it.
+pub(crate) fn replace_public(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let temporary = path.with_file_name(name);
+    let _ = std::fs::remove_file(&temporary);
+    write_new(&temporary, bytes, 0o644)?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))
 }
 
 #[cfg(test)]

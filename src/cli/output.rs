@@ -36,8 +36,10 @@ pub(crate) fn init_logging(level: &str, format: tresor_server::config::LogFormat
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,rustls=warn,sled=warn"))
     });
+    // Colours only for a person at a terminal: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         tresor_server::config::LogFormat::Json => builder.json().try_init(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use tresor_server::policy::{self, AccessRequest, Operation, PolicySet};
+use tresor_server::policy::{self, AccessRequest, Operation, PolicyError, PolicySet};
 
 use super::output::{self, Format};
 
@@ -35,10 +35,24 @@ pub(crate) enum PolicyCommand {
     },
 }
 
+/// Invalid files: every problem on its own line on stderr, `file:line:column: reason`, as a
+/// compiler prints them (docs/policies.md); the exit status says the check failed.
+fn one_per_line(error: PolicyError) -> anyhow::Error {
+    match error {
+        PolicyError::Invalid(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            super::Exit(1).into()
+        }
+        other => other.into(),
+    }
+}
+
 pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { dir } => {
-            let report = policy::check_dir(&dir)?;
+            let report = policy::check_dir(&dir).map_err(one_per_line)?;
             super::output::line(&report.to_string())
         }
         PolicyCommand::Explain {
@@ -60,7 +74,7 @@ pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
                     None => (Some(path), None),
                 },
             };
-            let set = PolicySet::load_dir(&dir)?;
+            let set = PolicySet::load_dir(&dir).map_err(one_per_line)?;
             let explanation = set.explain(&AccessRequest {
                 principal: &principal,
                 operation,

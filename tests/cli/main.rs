@@ -7,4 +7,9 @@
 mod common;
 
 mod bench;
+mod deploy;
+mod errors;
+mod operations;
+mod pki;
 mod readme;
+mod start;

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod custody;
+pub mod deployment;
 pub mod dev;
 pub mod impostor;
 pub mod recording;

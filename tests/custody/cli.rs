@@ -20,6 +20,7 @@ const PASSPHRASE: &str = "custodian passphrase for the CLI test";
 
 struct Output {
     ok: bool,
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -44,6 +45,7 @@ async fn tresor(server: &CustodyServer, args: &[&str], env: &[(&str, &str)]) -> 
         .unwrap();
     Output {
         ok: output.status.success(),
+        code: output.status.code(),
         stdout: String::from_utf8(output.stdout).unwrap(),
         stderr: String::from_utf8(output.stderr).unwrap(),
     }
@@ -209,7 +211,10 @@ async fn custodian_ceremonies_through_the_cli() {
     )
     .await;
     assert_eq!(out.trim(), "share accepted: 1 of 2 (alice); still sealed");
-    let out = ok(&server, &["status"], &[]).await;
+    // Still sealed: `tresor status` exits 2, like `vault status` (issue 12, point 7).
+    let status = tresor(&server, &["status"], &[]).await;
+    assert_eq!(status.code, Some(2), "{}", status.stderr);
+    let out = status.stdout;
     assert!(out.contains("sealed: true"), "{out}");
     assert!(out.contains("shares: 2 of 3"), "{out}");
     assert!(out.contains("submitted: 1 (alice)"), "{out}");

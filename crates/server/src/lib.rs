@@ -5,8 +5,8 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = tresor_server::config::Config::load("tresor.toml".as_ref())?;
-//! let vault = tresor_server::server::open_vault(&config)?;
-//! let handle = tresor_server::server::start(config, vault).await?;
+//! // Checks TLS files, policies and the listen address before it opens (or creates) the store.
+//! let handle = tresor_server::server::open_and_start(config).await?;
 //! tresor_server::server::wait_for_signals(&handle).await;
 //! # Ok(()) }
 //! ```

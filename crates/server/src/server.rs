@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -205,6 +206,25 @@ impl ServerHandle {
     }
 }
 
+/// Says at start what the vault waits for, so the operator reading the log knows the next step.
+fn log_seal_state(vault: &Vault) {
+    match vault.seal_status() {
+        Ok(status) if !status.initialized => tracing::info!(
+            "not initialised: waiting for `tresor operator init` (policies must grant `init`, then `unseal`)"
+        ),
+        Ok(status) if status.sealed => tracing::info!(
+            threshold = status.threshold,
+            shares = status.shares,
+            "sealed: waiting for {} of {} custodians ({}) to run `tresor operator unseal`",
+            status.threshold,
+            status.shares,
+            status.custodians.join(", ")
+        ),
+        Ok(_) => tracing::info!("unsealed"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the seal state"),
+    }
+}
+
 /// Opens the configured store and vault (sealed).
 pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
     let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
@@ -215,24 +235,27 @@ pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
     Ok(Vault::open(Arc::new(store), options)?)
 }
 
-/// Binds the listener and starts serving `vault` with `config`.
-pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerError> {
-    let tls = ServerTls::load(&ServerTlsFiles {
-        cert: config.tls.cert.clone(),
-        key: config.tls.key.clone(),
-        client_ca: config.tls.client_ca.clone(),
-        crls: config.tls.crls.clone(),
-    })?;
+/// What is checked and acquired before anything is written: the TLS files, the policy set
+/// and the listening socket.
+struct Prepared {
+    tls: ServerTls,
+    policies: Arc<PolicyHandle>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+/// Loads the TLS files and policies and binds the listener. Writes nothing.
+async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
+    let tls = ServerTls::load_requiring_principal(
+        &ServerTlsFiles {
+            cert: config.tls.cert.clone(),
+            key: config.tls.key.clone(),
+            client_ca: config.tls.client_ca.clone(),
+            crls: config.tls.crls.clone(),
+        },
+        config.tls.allow_cn_fallback,
+    )?;
     let policies = Arc::new(PolicyHandle::load_dir(&config.policies.dir)?);
-    let audit = match &config.audit {
-        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
-        AuditSetting::Disabled(_) => {
-            tracing::warn!(
-                "the audit trail is disabled (audit = \"disabled\"): nothing records who used which key"
-            );
-            None
-        }
-    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -243,6 +266,109 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
         address: config.listen,
         source,
     })?;
+    Ok(Prepared {
+        tls,
+        policies,
+        listener,
+        local_addr,
+    })
+}
+
+/// Binds the listener and starts serving `vault` with `config`.
+pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerError> {
+    let prepared = prepare(&config).await?;
+    launch(config, vault, prepared)
+}
+
+/// Checks everything that can be checked without writing (configuration, TLS files, policies,
+/// the listen address), then opens the store and the vault (sealed) and starts serving: what
+/// `tresor server` does. A start that fails leaves no new store behind: if the store was
+/// created by this call and the audit log then cannot be opened, the store is removed again,
+/// so a corrected configuration starts from the same state.
+pub async fn open_and_start(config: Config) -> Result<ServerHandle, ServerError> {
+    let prepared = prepare(&config).await?;
+    let before = StoreDir::note(&config.storage.path);
+    let started = open_vault(&config).and_then(|vault| launch(config, vault, prepared));
+    if started.is_err() {
+        before.undo();
+    }
+    started
+}
+
+/// Whether the store's directory existed before a start, so a failed start can undo creating it.
+enum StoreDir {
+    /// The directory did not exist: remove this, the topmost directory the start created.
+    Absent(PathBuf),
+    /// It existed and was empty: empty it again.
+    Empty(PathBuf),
+    /// It held something already: leave it alone.
+    Used,
+}
+
+impl StoreDir {
+    fn note(path: &Path) -> StoreDir {
+        match std::fs::read_dir(path) {
+            Ok(mut entries) => match entries.next() {
+                None => StoreDir::Empty(path.to_owned()),
+                Some(_) => StoreDir::Used,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let created = path
+                    .ancestors()
+                    .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+                    .last()
+                    .unwrap_or(path);
+                StoreDir::Absent(created.to_owned())
+            }
+            Err(_) => StoreDir::Used,
+        }
+    }
+
+    fn undo(self) {
+        let removed = match &self {
+            StoreDir::Absent(dir) => std::fs::remove_dir_all(dir).map(|()| dir),
+            StoreDir::Empty(dir) => std::fs::read_dir(dir)
+                .and_then(|entries| {
+                    entries.into_iter().try_for_each(|entry| {
+                        let path = entry?.path();
+                        if path.is_dir() {
+                            std::fs::remove_dir_all(path)
+                        } else {
+                            std::fs::remove_file(path)
+                        }
+                    })
+                })
+                .map(|()| dir),
+            StoreDir::Used => return,
+        };
+        match removed {
+            Ok(dir) => {
+                tracing::info!(dir = %dir.display(), "start failed: removed the store it had created")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "start failed, and the store it created could not be removed")
+            }
+        }
+    }
+}
+
+/// Opens the audit log and starts serving.
+fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHandle, ServerError> {
+    let Prepared {
+        tls,
+        policies,
+        listener,
+        local_addr,
+    } = prepared;
+    let audit = match &config.audit {
+        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
+        AuditSetting::Disabled(_) => {
+            tracing::warn!(
+                "the audit trail is disabled (audit = \"disabled\"): nothing records who used which key"
+            );
+            None
+        }
+    };
     let shared = Arc::new(Shared {
         api: Arc::new(ApiState {
             services: Services::new(vault, config.approvals.ttl),
@@ -263,6 +389,7 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
     let (shutdown, shutdown_rx) = watch::channel(false);
     let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
     tracing::info!(address = %local_addr, "listening");
+    log_seal_state(&shared.api.services.vault);
     Ok(ServerHandle {
         local_addr,
         shared,
@@ -336,7 +463,7 @@ async fn serve_connection(
             return shared.handshake_failed(
                 peer,
                 tls::classify_handshake_error(&e),
-                &e.to_string(),
+                &tls::describe_handshake_error(&e),
             );
         }
         Err(_) => {
@@ -585,8 +712,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 /// Runs `tresor server`: serves until SIGTERM or ctrl-c, reloading on SIGHUP, rotating keys
 /// whose `auto_rotate_period` has passed and re-issuing pin manifests before they expire.
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    let vault = open_vault(&config)?;
-    let handle = start(config, vault).await?;
+    let handle = open_and_start(config).await?;
     let rotation = handle.spawn_background();
     wait_for_signals(&handle).await;
     rotation.abort();

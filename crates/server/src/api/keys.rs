@@ -68,15 +68,14 @@ pub(crate) fn read(ctx: &KeyCtx<'_>) -> Result<Reply, ApiError> {
 /// DELETE keys/:name: deletes once custodians approve (answers 202 with the approval).
 pub(crate) fn delete(ctx: &KeyCtx<'_>) -> Result<Reply, ApiError> {
     let info = blocking(|| ctx.vault.key_info(ctx.tenant, ctx.key)).map_err(|e| match e {
-        tresor_core::Error::KeyNotFound { .. } => ApiError::bad_request(format!(
-            "error deleting policy {}: could not delete key; not found",
-            ctx.key
-        )),
+        tresor_core::Error::KeyNotFound { .. } => {
+            ApiError::bad_request(format!("error deleting key {}: not found", ctx.key))
+        }
         other => other.into(),
     })?;
     if !info.config.deletion_allowed {
         return Err(ApiError::bad_request(format!(
-            "error deleting policy {}: deletion is not allowed for this key (set deletion_allowed first)",
+            "error deleting key {}: deletion is not allowed for this key (set deletion_allowed first)",
             ctx.key
         )));
     }

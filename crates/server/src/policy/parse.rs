@@ -90,10 +90,15 @@ pub(crate) fn parse_file(file: &str, text: &str) -> Result<Vec<Parsed>, Vec<Diag
             let span = e.span().unwrap_or(0..0);
             let mut reason = e.message().trim_end().to_owned();
             let at = text.get(span.clone()).unwrap_or("");
-            if at.starts_with("[grant") || at.starts_with("[operator") {
+            let single = ["grant", "operator"]
+                .into_iter()
+                .find(|kind| at.starts_with('[') && at[1..].starts_with(kind));
+            if let Some(kind) = single {
                 if reason.contains("expected a sequence") {
-                    reason
-                        .push_str(" (rules are arrays of tables: write [[grant]] or [[operator]])");
+                    // serde's "invalid type: map, expected a sequence" says nothing to a person.
+                    reason = format!(
+                        "`[{kind}]` needs double brackets: rules are arrays of tables, write [[grant]] or [[operator]] (one per rule)"
+                    );
                 }
             } else if (reason.starts_with("unknown field `tenant`")
                 || reason.starts_with("unknown field `keys`"))

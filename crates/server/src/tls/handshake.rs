@@ -28,6 +28,10 @@ pub enum HandshakeFailure {
     /// The certificate is malformed, badly signed, has the wrong extended key usage, an
     /// unsupported algorithm or an unknown critical extension (`bad_certificate`).
     BadCertificate,
+    /// The certificate chains to the client CA but names no principal: no SPIFFE URI SAN (and
+    /// no usable CN where the CN fallback is allowed), or a malformed SPIFFE ID
+    /// (`no_principal`).
+    NoPrincipal,
     /// The peer ended the handshake with a fatal alert, e.g. it does not trust our certificate
     /// (`peer_rejected`).
     PeerRejected,
@@ -48,7 +52,7 @@ pub enum HandshakeFailure {
 
 impl HandshakeFailure {
     /// Every value, e.g. to pre-register a metric per label.
-    pub const ALL: [HandshakeFailure; 14] = [
+    pub const ALL: [HandshakeFailure; 15] = [
         Self::NoClientCertificate,
         Self::UnknownCa,
         Self::Expired,
@@ -56,6 +60,7 @@ impl HandshakeFailure {
         Self::Revoked,
         Self::RevocationUnknown,
         Self::BadCertificate,
+        Self::NoPrincipal,
         Self::PeerRejected,
         Self::Incompatible,
         Self::Protocol,
@@ -75,6 +80,7 @@ impl HandshakeFailure {
             Self::Revoked => "revoked",
             Self::RevocationUnknown => "revocation_unknown",
             Self::BadCertificate => "bad_certificate",
+            Self::NoPrincipal => "no_principal",
             Self::PeerRejected => "peer_rejected",
             Self::Incompatible => "incompatible",
             Self::Protocol => "protocol",
@@ -135,14 +141,48 @@ impl HandshakeFailure {
             CertificateError::UnknownRevocationStatus
             | CertificateError::ExpiredRevocationList
             | CertificateError::ExpiredRevocationListContext { .. } => Self::RevocationUnknown,
+            CertificateError::Other(other) if other.0.downcast_ref::<NoPrincipal>().is_some() => {
+                Self::NoPrincipal
+            }
             _ => Self::BadCertificate,
         }
     }
 }
 
+/// The principal check's refusal inside a rustls error (see
+/// [`ServerTls::load_requiring_principal`](super::ServerTls::load_requiring_principal)).
+#[derive(Debug)]
+pub(crate) struct NoPrincipal(pub(crate) super::TlsError);
+
+impl fmt::Display for NoPrincipal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no principal: {}", self.0)
+    }
+}
+
+impl std::error::Error for NoPrincipal {}
+
 impl fmt::Display for HandshakeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A failed handshake's error for a log line: rustls's message, except that a certificate
+/// refused for naming no principal says what it lacks.
+pub fn describe_handshake_error(e: &io::Error) -> String {
+    let refused = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .and_then(|tls| match tls {
+            Error::InvalidCertificate(CertificateError::Other(other)) => {
+                other.0.downcast_ref::<NoPrincipal>()
+            }
+            _ => None,
+        });
+    match refused {
+        Some(NoPrincipal(reason)) => format!("client certificate refused: {reason}"),
+        None => e.to_string(),
     }
 }
 
@@ -206,6 +246,12 @@ mod tests {
             (Error::NoApplicationProtocol, "incompatible"),
             (Error::DecryptError, "protocol"),
             (Error::General("x".into()), "other"),
+            (
+                Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                    std::sync::Arc::new(NoPrincipal(crate::tls::TlsError::NoSpiffeId)),
+                ))),
+                "no_principal",
+            ),
         ];
         for (e, label) in cases {
             let text = format!("{e:?}");

@@ -45,7 +45,7 @@ pub mod pki;
 mod principal;
 mod server;
 
-pub use handshake::{HandshakeFailure, classify_handshake_error};
+pub use handshake::{HandshakeFailure, classify_handshake_error, describe_handshake_error};
 pub use principal::{peer_principal, principal_from_certificate, validate_spiffe_id};
 pub use server::{ServerTls, ServerTlsFiles};
 pub use tresor_client::tls::{PROTOCOL_VERSIONS, TlsError, provider};

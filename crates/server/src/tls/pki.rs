@@ -1,5 +1,6 @@
-//! A small certificate authority for `tresor dev` and for tests: a CA, server and client
-//! certificates, and CRLs. ECDSA P-256 throughout.
+//! A small certificate authority for `tresor dev`, `tresor pki` (teams without a PKI of their
+//! own, docs/pki.md) and tests: a CA, server and client certificates, and CRLs. ECDSA P-256
+//! throughout.
 //!
 //! The certificates follow what webpki (rustls) and the platform verifiers expect: the CA has
 //! `CA:TRUE` (path length 0), key usage `keyCertSign, cRLSign, digitalSignature` and a subject
@@ -9,8 +10,8 @@
 //! in the past to absorb clock skew. Keep server certificates at 397 days or less: Apple
 //! platforms refuse longer ones.
 //!
-//! This is for development. A production deployment brings its own CA; the server only reads
-//! PEM files ([`super::ServerTlsFiles`]).
+//! The server only reads PEM files ([`super::ServerTlsFiles`]): a deployment may just as well
+//! bring certificates from its own CA, as long as they follow the profile in docs/pki.md.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -44,6 +45,7 @@ pub struct DevCa {
     key: KeyPair,
     cert_pem: String,
     cert_der: CertificateDer<'static>,
+    not_after: SystemTime,
 }
 
 impl std::fmt::Debug for DevCa {
@@ -72,6 +74,15 @@ impl std::fmt::Debug for IssuedCert {
             .field("serial", &self.serial)
             .finish_non_exhaustive()
     }
+}
+
+/// One entry of a CRL: which certificate, revoked since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The certificate's serial number, big-endian (see [`IssuedCert::serial`], [`serial_of`]).
+    pub serial: Vec<u8>,
+    /// When it was revoked (whole seconds).
+    pub at: SystemTime,
 }
 
 /// A CRL issued by a [`DevCa`].
@@ -124,6 +135,12 @@ impl ClientCertSpec {
 impl DevCa {
     /// A new CA with a fresh P-256 key, subject `CN=<common_name>`, valid for ten years.
     pub fn generate(common_name: &str) -> Result<DevCa, TlsError> {
+        DevCa::generate_for(common_name, CA_VALIDITY)
+    }
+
+    /// A new CA with a fresh P-256 key, subject `CN=<common_name>`, valid from five minutes ago
+    /// for `validity`.
+    pub fn generate_for(common_name: &str, validity: Duration) -> Result<DevCa, TlsError> {
         let issue = |reason: rcgen::Error| TlsError::Issue {
             what: "the CA certificate",
             reason: reason.to_string(),
@@ -142,18 +159,15 @@ impl DevCa {
             KeyUsagePurpose::DigitalSignature,
         ];
         let now = SystemTime::now();
-        set_validity(
-            &mut params,
-            now - BACKDATE,
-            now + CA_VALIDITY,
-            "the CA certificate",
-        )?;
+        let not_after = now + validity;
+        set_validity(&mut params, now - BACKDATE, not_after, "the CA certificate")?;
         let cert = params.self_signed(&key).map_err(issue)?;
         Ok(DevCa {
             cert_pem: cert.pem(),
             cert_der: cert.der().clone(),
             params,
             key,
+            not_after: SystemTime::UNIX_EPOCH + since_epoch(not_after, "the CA certificate")?,
         })
     }
 
@@ -178,7 +192,7 @@ impl DevCa {
             )));
         }
         let cert_der = certs.into_iter().next().expect("one certificate");
-        pem::check_all(std::slice::from_ref(&cert_der), CERT)?;
+        let not_after = pem::check_all(std::slice::from_ref(&cert_der), CERT)?[0].not_after;
         let cert = Certificate::from_der(cert_der.as_ref())
             .map_err(|e| bad(format!("does not parse: {e}")))?;
         let tbs = cert.tbs_certificate();
@@ -240,6 +254,7 @@ impl DevCa {
             key,
             cert_pem: cert_pem.to_owned(),
             cert_der,
+            not_after,
         };
 
         // Prove that what rcgen will write as issuer is the CA's subject, byte for byte.
@@ -267,6 +282,11 @@ impl DevCa {
     /// The CA certificate, DER.
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert_der
+    }
+
+    /// The CA certificate's notAfter: nothing it issues should outlive it.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
     }
 
     /// The CA's private key, PKCS#8 PEM; wiped when dropped.
@@ -351,6 +371,25 @@ impl DevCa {
         revoked_serials: &[&[u8]],
         validity: Duration,
     ) -> Result<IssuedCrl, TlsError> {
+        let at = SystemTime::now() - Duration::from_secs(60);
+        let revoked: Vec<Revocation> = revoked_serials
+            .iter()
+            .map(|serial| Revocation {
+                serial: serial.to_vec(),
+                at,
+            })
+            .collect();
+        self.crl_of(&revoked, validity)
+    }
+
+    /// A CRL listing `revoked`, each with its own revocation time, valid from now for
+    /// `validity` (its nextUpdate). Its CRL number is the current Unix time, so each new CRL
+    /// has a larger number than the one it replaces.
+    pub fn crl_of(
+        &self,
+        revoked: &[Revocation],
+        validity: Duration,
+    ) -> Result<IssuedCrl, TlsError> {
         const WHAT: &str = "a CRL";
         let issue = |e: rcgen::Error| TlsError::Issue {
             what: WHAT,
@@ -359,22 +398,22 @@ impl DevCa {
         let now = SystemTime::now();
         let this_update = now - Duration::from_secs(60);
         let epoch = rcgen::date_time_ymd(1970, 1, 1);
-        let revocation_time = epoch + since_epoch(this_update, WHAT)?;
+        let mut revoked_certs = Vec::with_capacity(revoked.len());
+        for entry in revoked {
+            revoked_certs.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&entry.serial),
+                revocation_time: epoch + since_epoch(entry.at, WHAT)?,
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
         let params = CertificateRevocationListParams {
-            this_update: revocation_time,
+            this_update: epoch + since_epoch(this_update, WHAT)?,
             next_update: epoch + since_epoch(now + validity, WHAT)?,
             // Seconds since the epoch: increases from one CRL to the next, as RFC 5280 wants.
             crl_number: SerialNumber::from(since_epoch(now, WHAT)?.as_secs()),
             issuing_distribution_point: None,
-            revoked_certs: revoked_serials
-                .iter()
-                .map(|serial| RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(serial),
-                    revocation_time,
-                    reason_code: None,
-                    invalidity_date: None,
-                })
-                .collect(),
+            revoked_certs,
             key_identifier_method: self.params.key_identifier_method.clone(),
         };
         let crl = params
@@ -384,6 +423,86 @@ impl DevCa {
             pem: crl.pem().map_err(issue)?,
             der: crl.der().to_vec(),
         })
+    }
+
+    /// The entries of a CRL this CA issued earlier (PEM or DER), to carry them into the next
+    /// one. Refused: a CRL that does not parse, one from another issuer, and one whose
+    /// signature does not verify with this CA's key (an edited file must not un-revoke
+    /// anything).
+    pub fn revocations(&self, crl: &[u8], file: &str) -> Result<Vec<Revocation>, TlsError> {
+        let bad = |reason: String| TlsError::BadCrl {
+            file: file.to_owned(),
+            reason,
+        };
+        let crls = pem::crls(crl, file)?;
+        let [crl] = crls.as_slice() else {
+            return Err(bad(format!("expected one CRL, found {}", crls.len())));
+        };
+        let parsed = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(
+            crl.as_ref(),
+        )
+        .map_err(|e| bad(format!("does not parse: {e}")))?;
+        let ca = Certificate::from_der(self.cert_der.as_ref())
+            .map_err(|e| bad(format!("the CA certificate does not parse: {e}")))?;
+        if parsed.tbs_cert_list.issuer != *ca.tbs_certificate().subject() {
+            return Err(bad(format!(
+                "issued by `{}`, not by this CA (`{}`)",
+                parsed.tbs_cert_list.issuer,
+                ca.tbs_certificate().subject()
+            )));
+        }
+        // webpki checks a CRL's signature when it decides about a certificate of its issuer:
+        // ask it about a throwaway certificate of this CA.
+        let probe = self.issue_client("spiffe://crl.check/probe", Duration::from_secs(600))?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(self.cert_der.clone())
+            .map_err(|e| bad(format!("the CA certificate is no trust anchor: {e}")))?;
+        let verified = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            super::provider(),
+        )
+        .with_crls([crl.clone()])
+        .build()
+        .map_err(|e| bad(e.to_string()))?
+        .verify_client_cert(&probe.cert_der, &[], rustls::pki_types::UnixTime::now());
+        if let Err(e) = verified {
+            return Err(bad(format!(
+                "its signature does not verify with this CA's key ({e}): it was altered, or another CA with the same name signed it"
+            )));
+        }
+        Ok(parsed
+            .tbs_cert_list
+            .revoked_certificates
+            .iter()
+            .flatten()
+            .map(|entry| Revocation {
+                serial: entry.serial_number.as_bytes().to_vec(),
+                at: entry.revocation_date.to_system_time(),
+            })
+            .collect())
+    }
+
+    /// The serial number of `cert_pem` (its first certificate), which must be one this CA
+    /// issued: for revoking it with [`DevCa::crl_of`].
+    pub fn serial_of(&self, cert_pem: &[u8], file: &str) -> Result<Vec<u8>, TlsError> {
+        let bad = |reason: String| TlsError::BadCertificate {
+            file: file.to_owned(),
+            reason,
+        };
+        let certs = pem::certificates(cert_pem, file)?;
+        let cert = Certificate::from_der(certs[0].as_ref())
+            .map_err(|e| bad(format!("does not parse: {e}")))?;
+        let ca = Certificate::from_der(self.cert_der.as_ref())
+            .map_err(|e| bad(format!("the CA certificate does not parse: {e}")))?;
+        if cert.tbs_certificate().issuer() != ca.tbs_certificate().subject() {
+            return Err(bad(format!(
+                "issued by `{}`, not by this CA (`{}`)",
+                cert.tbs_certificate().issuer(),
+                ca.tbs_certificate().subject()
+            )));
+        }
+        Ok(cert.tbs_certificate().serial_number().as_bytes().to_vec())
     }
 
     /// Signs `params` (plus the leaf basics) for a fresh P-256 key.
@@ -701,6 +820,53 @@ mod tests {
         let ca = DevCa::from_pem(&cert.pem(), &key.serialize_pem()).unwrap();
         let client = ca.issue_client("spiffe://td/svc", DAY).unwrap();
         verify_client(&ca, vec![], &client).unwrap();
+    }
+
+    #[test]
+    fn a_ca_knows_its_end_and_a_renewed_crl_keeps_what_was_revoked() {
+        let ca = DevCa::generate_for("Tresor CA", 30 * DAY).unwrap();
+        let left = ca
+            .not_after()
+            .duration_since(SystemTime::now())
+            .unwrap()
+            .as_secs();
+        assert!((30 * 86_400 - 60..=30 * 86_400).contains(&left), "{left}");
+        let again = DevCa::from_pem(ca.cert_pem(), &ca.key_pem()).unwrap();
+        assert_eq!(again.not_after(), ca.not_after());
+
+        let old = ca.issue_client("spiffe://td/old", DAY).unwrap();
+        let fine = ca.issue_client("spiffe://td/fine", DAY).unwrap();
+        assert_eq!(
+            ca.serial_of(old.cert_pem.as_bytes(), "old.pem").unwrap(),
+            old.serial
+        );
+        let first = ca.crl(&[&old.serial], DAY).unwrap();
+        let carried = ca.revocations(first.pem.as_bytes(), "crl.pem").unwrap();
+        assert_eq!(carried.len(), 1);
+        assert_eq!(carried[0].serial, old.serial);
+        let renewed = ca.crl_of(&carried, 2 * DAY).unwrap();
+        assert_eq!(ca.revocations(&renewed.der, "crl.der").unwrap(), carried);
+        let crls = vec![CertificateRevocationListDer::from(renewed.der.clone())];
+        assert!(verify_client(&ca, crls.clone(), &old).is_err());
+        verify_client(&ca, crls, &fine).unwrap();
+
+        // Another CA's CRL and certificates are refused, even under the same name.
+        let other = DevCa::generate_for("Tresor CA", DAY).unwrap();
+        let foreign = other.crl(&[], DAY).unwrap();
+        let err = ca
+            .revocations(foreign.pem.as_bytes(), "crl.pem")
+            .unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        let stranger = DevCa::generate("Stranger").unwrap();
+        let err = ca
+            .revocations(stranger.crl(&[], DAY).unwrap().pem.as_bytes(), "crl.pem")
+            .unwrap_err();
+        assert!(err.to_string().contains("not by this CA"), "{err}");
+        let theirs = stranger.issue_client("spiffe://td/x", DAY).unwrap();
+        let err = ca
+            .serial_of(theirs.cert_pem.as_bytes(), "x.pem")
+            .unwrap_err();
+        assert!(err.to_string().contains("not by this CA"), "{err}");
     }
 
     #[test]

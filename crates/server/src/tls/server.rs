@@ -5,13 +5,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use rustls::pki_types::CertificateRevocationListDer;
-use rustls::server::danger::ClientCertVerifier;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::sign::SingleCertAndKey;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
+    ServerConfig, SignatureScheme,
+};
 
-use super::{PROTOCOL_VERSIONS, TlsError, provider};
+use super::handshake::NoPrincipal;
+use super::{PROTOCOL_VERSIONS, TlsError, principal_from_certificate, provider};
 use tresor_client::tls::{alpn, pem};
 
 /// The files the server's TLS configuration is read from.
@@ -43,6 +48,8 @@ pub struct ServerTlsFiles {
 #[derive(Debug)]
 pub struct ServerTls {
     files: ServerTlsFiles,
+    /// `Some(allow_cn_fallback)`: the handshake also requires a principal.
+    principals: Option<bool>,
     config: RwLock<Arc<ServerConfig>>,
     not_after: RwLock<SystemTime>,
     reloading: Mutex<()>,
@@ -56,8 +63,28 @@ impl ServerTls {
     /// parse or does not belong to the server certificate; a client CA rustls cannot use as a
     /// trust anchor; a CRL that does not parse.
     pub fn load(files: &ServerTlsFiles) -> Result<ServerTls, TlsError> {
-        let (config, not_after) = build(files)?;
+        ServerTls::load_with(files, None)
+    }
+
+    /// As [`ServerTls::load`], and the handshake also requires that the client certificate
+    /// names a principal ([`principal_from_certificate`] with `allow_cn_fallback`). A
+    /// certificate that chains to the client CA but names none is refused during the
+    /// handshake with a `certificate_unknown` alert, so the client learns that its certificate
+    /// was refused instead of seeing the connection drop after the handshake; the server
+    /// classifies the failure as `no_principal`
+    /// ([`HandshakeFailure::NoPrincipal`](super::HandshakeFailure::NoPrincipal)), its message
+    /// naming what is missing.
+    pub fn load_requiring_principal(
+        files: &ServerTlsFiles,
+        allow_cn_fallback: bool,
+    ) -> Result<ServerTls, TlsError> {
+        ServerTls::load_with(files, Some(allow_cn_fallback))
+    }
+
+    fn load_with(files: &ServerTlsFiles, principals: Option<bool>) -> Result<ServerTls, TlsError> {
+        let (config, not_after) = build(files, principals)?;
         Ok(ServerTls {
+            principals,
             files: files.clone(),
             config: RwLock::new(config),
             not_after: RwLock::new(not_after),
@@ -87,7 +114,7 @@ impl ServerTls {
             .reloading
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (config, not_after) = build(&self.files)?;
+        let (config, not_after) = build(&self.files, self.principals)?;
         *self
             .config
             .write()
@@ -117,7 +144,10 @@ fn name(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn build(files: &ServerTlsFiles) -> Result<(Arc<ServerConfig>, SystemTime), TlsError> {
+fn build(
+    files: &ServerTlsFiles,
+    principals: Option<bool>,
+) -> Result<(Arc<ServerConfig>, SystemTime), TlsError> {
     let provider = provider();
 
     let cert_file = name(&files.cert);
@@ -169,7 +199,13 @@ fn build(files: &ServerTlsFiles) -> Result<(Arc<ServerConfig>, SystemTime), TlsE
         }
         crls.extend(file_crls);
     }
-    let verifier = verifier(&roots, crls).map_err(TlsError::Config)?;
+    let mut verifier = verifier(&roots, crls).map_err(TlsError::Config)?;
+    if let Some(allow_cn_fallback) = principals {
+        verifier = Arc::new(PrincipalVerifier {
+            inner: verifier,
+            allow_cn_fallback,
+        });
+    }
 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOL_VERSIONS)
@@ -193,4 +229,69 @@ fn verifier(
         .with_crls(crls)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// The client CA's verifier, then the principal check: a certificate that names no principal
+/// is refused in the handshake (see [`ServerTls::load_requiring_principal`]).
+#[derive(Debug)]
+struct PrincipalVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    allow_cn_fallback: bool,
+}
+
+impl ClientCertVerifier for PrincipalVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        principal_from_certificate(end_entity, self.allow_cn_fallback).map_err(|e| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
+                NoPrincipal(e),
+            ))))
+        })?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.inner.requires_raw_public_keys()
+    }
 }
