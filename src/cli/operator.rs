@@ -217,8 +217,9 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             connection,
             format,
         } => {
-            let pinned = identity.pinned_nodes()?;
+            let pinned_from = identity.clone();
             let identity = identity.open()?;
+            let pinned = pinned_from.pinned_nodes()?;
             let progress = connection.client()?.unseal_with(&identity, &pinned).await?;
             output::print(format, &progress, |p| {
                 if p.sealed {

@@ -155,8 +155,9 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
             connection,
             format,
         } => {
-            let pinned = identity.pinned_nodes()?;
+            let pinned_from = identity.clone();
             let identity = identity.open()?;
+            let pinned = pinned_from.pinned_nodes()?;
             let info = connection
                 .client()?
                 .unlock_tenant_with(&name, &identity, &pinned)
