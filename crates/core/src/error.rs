@@ -172,7 +172,7 @@ pub enum UnsealError {
     Malformed,
     /// The shares combine into a key that is not this vault's root key.
     #[error(
-        "the shares given do not make this vault's root key: fewer were given than its real threshold, or the seal configuration was altered (its threshold, shares or check values); the vault stays sealed"
+        "the shares given do not open this vault's root check: fewer were given than its real threshold, or the seal configuration (threshold, shares, check values) or the root check record `core/root-check` was altered; the vault stays sealed"
     )]
     RootMismatch,
 }
