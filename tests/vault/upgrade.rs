@@ -296,3 +296,38 @@ fn data_moved_to_another_environment_by_editing_the_seal_configuration_does_not_
     );
     assert!(vault.is_sealed());
 }
+
+#[test]
+fn a_release_0_1_store_is_marked_migrated_and_a_newer_store_is_refused() {
+    let dir = copy_fixture();
+    let alice = CustodianIdentity::from_encrypted_json(
+        &std::fs::read_to_string(dir.path().join("alice.key")).unwrap(),
+        PASSPHRASE,
+    )
+    .unwrap();
+    let store = Arc::new(SledStore::open(dir.path().join("data")).unwrap());
+    assert!(
+        tresor_core::Store::get(store.as_ref(), "core/format")
+            .unwrap()
+            .is_none(),
+        "release 0.1 wrote no format"
+    );
+    let vault = Vault::open(store.clone(), VaultOptions::new("production")).unwrap();
+    let share = vault.sealed_share("alice").unwrap().open(&alice).unwrap();
+    vault.unseal(vec![share]).unwrap();
+    let format = tresor_core::Store::get(store.as_ref(), "core/format")
+        .unwrap()
+        .unwrap();
+    assert_eq!(format, br#"{"format":2}"#);
+    // A root rotation after the migration keeps every record readable.
+    vault.rotate_root(None).unwrap();
+    drop(vault);
+    // A store a later release wrote is refused before anything is read or written.
+    tresor_core::Store::put(store.as_ref(), "core/format", br#"{"format":99}"#).unwrap();
+    let error = Vault::open(store, VaultOptions::new("production"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("newer Tresor release"), "{error}");
+    assert!(error.contains("upgrade tresor"), "{error}");
+}

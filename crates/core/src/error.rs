@@ -86,6 +86,16 @@ pub enum Error {
         /// The caller's principal.
         caller: String,
     },
+    /// The store was written by a newer release.
+    #[error(
+        "this store was written by a newer Tresor release (store format {found}; this release reads up to {supported}): upgrade tresor on this node before opening it, and do not downgrade nodes that share a store"
+    )]
+    StoreFormat {
+        /// The store's format.
+        found: u32,
+        /// The newest this release reads.
+        supported: u32,
+    },
     /// A stored record authenticates but cannot be decoded: written by an incompatible version.
     #[error("storage record `{path}` cannot be decoded: {reason}")]
     RecordFormat {
@@ -216,7 +226,8 @@ impl Error {
             Error::Integrity { .. }
             | Error::RecordFormat { .. }
             | Error::Store(_)
-            | Error::SealConfigTampered => ErrorKind::Internal,
+            | Error::SealConfigTampered
+            | Error::StoreFormat { .. } => ErrorKind::Internal,
             Error::WrongPrincipal { .. } => ErrorKind::Forbidden,
         }
     }

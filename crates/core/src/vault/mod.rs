@@ -123,6 +123,7 @@ impl Vault {
     /// Opens the vault stored in `store`. It starts sealed.
     pub fn open(store: Arc<dyn Store>, options: VaultOptions) -> Result<Vault, Error> {
         validate_environment_name(&options.environment)?;
+        seal::check_store_format(store.as_ref())?;
         if let Some(config) = seal::SealConfig::load(store.as_ref())? {
             if config.environment != options.environment {
                 return Err(Error::invalid(

@@ -34,6 +34,39 @@ pub(crate) const ROOT_CHECK_PATH: &str = "core/root-check";
 const SHARE_CHECK_LABEL: &[u8] = b"tresor-share-check-v1";
 /// The seal configuration format this release writes (1: release 0.1, no four-eyes setting).
 const SEAL_FORMAT: u32 = 2;
+/// Where the store's format is recorded (absent in stores written by release 0.1).
+const STORE_FORMAT_PATH: &str = "core/format";
+/// The store format this release writes and reads. 1: release 0.1 (no `core/format`, a root
+/// check that binds the vault id only), migrated at its first unseal; 2: this release.
+pub(crate) const STORE_FORMAT: u32 = 2;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFormat {
+    format: u32,
+}
+
+fn store_format_record() -> Vec<u8> {
+    serde_json::to_vec(&StoreFormat {
+        format: STORE_FORMAT,
+    })
+    .expect("serializes")
+}
+
+/// Refuses a store written by a newer release: this one would misread it.
+pub(crate) fn check_store_format(store: &dyn Store) -> Result<(), Error> {
+    let Some(raw) = store.get(STORE_FORMAT_PATH)? else {
+        return Ok(());
+    };
+    let found: StoreFormat = crate::keys::records::decode(STORE_FORMAT_PATH, &raw)?;
+    if found.format > STORE_FORMAT {
+        return Err(Error::StoreFormat {
+            found: found.format,
+            supported: STORE_FORMAT,
+        });
+    }
+    Ok(())
+}
 
 /// The seal configuration: public data only, stored in the clear, and authenticated by the
 /// root check (see [`RootCheck`]): whoever can write the store can change it, but the vault then
@@ -297,6 +330,7 @@ impl Vault {
         let raw_config = config.to_bytes();
         let batch = Batch::new()
             .expect(SEAL_CONFIG_PATH, None)
+            .put(STORE_FORMAT_PATH, store_format_record())
             .put(
                 ROOT_CHECK_PATH,
                 barrier.seal(
@@ -587,6 +621,7 @@ impl Vault {
                     Batch::new()
                         .expect(SEAL_CONFIG_PATH, Some(raw_config.clone()))
                         .expect(ROOT_CHECK_PATH, old_check)
+                        .put(STORE_FORMAT_PATH, store_format_record())
                         .put(
                             ROOT_CHECK_PATH,
                             barrier.seal(
@@ -677,7 +712,8 @@ impl Vault {
             )
             .put(SEAL_CONFIG_PATH, new_config);
         for (path, raw) in self.store().scan_prefix("")? {
-            if path == SEAL_CONFIG_PATH {
+            // The records outside the barrier: public, and re-sealed by nothing.
+            if path == SEAL_CONFIG_PATH || path == STORE_FORMAT_PATH {
                 continue;
             }
             if path == ROOT_CHECK_PATH {
