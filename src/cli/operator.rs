@@ -66,6 +66,10 @@ pub(crate) enum OperatorCommand {
     Unseal {
         #[command(flatten)]
         identity: IdentityArgs,
+        /// Accept a known loss at the end of the vault's audit log (it refuses to unseal when
+        /// its log lost lines while it was down); every custodian of this unseal must. Audited.
+        #[arg(long)]
+        accept_audit_gap: bool,
         #[command(flatten)]
         connection: ConnectionArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -214,13 +218,21 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
         }
         OperatorCommand::Unseal {
             identity,
+            accept_audit_gap,
             connection,
             format,
         } => {
             let pinned_from = identity.clone();
             let identity = identity.open()?;
             let pinned = pinned_from.pinned_nodes()?;
-            let progress = connection.client()?.unseal_with(&identity, &pinned).await?;
+            let client = connection.client()?;
+            let progress = if accept_audit_gap {
+                client
+                    .unseal_accepting_audit_gap(&identity, &pinned)
+                    .await?
+            } else {
+                client.unseal_with(&identity, &pinned).await?
+            };
             output::print(format, &progress, |p| {
                 if p.sealed {
                     format!(

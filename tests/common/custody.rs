@@ -231,8 +231,15 @@ impl CustodyServer {
     /// Stops the server (which seals the vault and drops the store) and starts a new one on
     /// the same data directory, as a process restart would.
     pub async fn restart(&mut self) {
+        self.restart_after(|_| {}).await;
+    }
+
+    /// As [`CustodyServer::restart`], doing `between` to the server's directory while it is
+    /// down (as someone with access to the disk would).
+    pub async fn restart_after(&mut self, between: impl FnOnce(&Path)) {
         self.handle.take().expect("running").shutdown().await;
         self.store = None;
+        between(self.dir.path());
         self.run().await;
     }
 

@@ -233,3 +233,75 @@ async fn a_tampered_seal_configuration_is_refused_at_unseal_and_approval() {
         server.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_log_cut_short_while_the_server_was_down_refuses_to_unseal() {
+    let mut server = CustodyServer::start(CustodyOptions::k_of_n(2, 3).unsealed()).await;
+    let admin = server.admin();
+    admin.create_tenant("ops", 2, &[]).await.unwrap();
+    // A restart anchors the new run's start checkpoint at unseal.
+    server.restart().await;
+    server.unseal_all().await;
+    let anchored = std::fs::read_to_string(server.path("audit.log")).unwrap();
+    let lines: Vec<&str> = anchored.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.contains("\"reason\":\"start\""))
+        .expect("a start checkpoint");
+    // While the server is down, someone cuts the log back to before that checkpoint.
+    server
+        .restart_after(|dir| {
+            std::fs::write(dir.join("audit.log"), lines[..start].join("\n") + "\n").unwrap();
+        })
+        .await;
+    let admin = server.admin();
+    admin
+        .unseal_with(server.custodian(0), &server.pinned())
+        .await
+        .unwrap();
+    let error = admin
+        .unseal_with(server.custodian(1), &server.pinned())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("no longer holds the checkpoint this node anchored"),
+        "{error}"
+    );
+    assert!(error.contains("--accept-audit-gap"), "{error}");
+    assert_eq!(server.seal_status().await["sealed"], true);
+    // One custodian accepting is not enough: the round takes every one of them.
+    admin
+        .unseal_accepting_audit_gap(server.custodian(0), &server.pinned())
+        .await
+        .unwrap();
+    assert!(
+        admin
+            .unseal_with(server.custodian(1), &server.pinned())
+            .await
+            .is_err()
+    );
+    assert_eq!(server.seal_status().await["sealed"], true);
+    // Both accept: unsealed, and the log says who accepted what.
+    admin
+        .unseal_accepting_audit_gap(server.custodian(0), &server.pinned())
+        .await
+        .unwrap();
+    let progress = admin
+        .unseal_accepting_audit_gap(server.custodian(1), &server.pinned())
+        .await
+        .unwrap();
+    assert!(!progress.sealed);
+    let log = std::fs::read_to_string(server.path("audit.log")).unwrap();
+    let accepted = log
+        .lines()
+        .find(|l| l.contains("audit-gap-accepted"))
+        .expect("the acceptance is audited");
+    assert!(accepted.contains("c1, c2"), "{accepted}");
+    // The refused attempts are in the log too.
+    assert!(log.contains("no longer holds the checkpoint"), "{log}");
+    // The next restart is clean again.
+    server.restart().await;
+    server.unseal_all().await;
+    server.shutdown().await;
+}

@@ -465,7 +465,7 @@ async fn shares_stay_out_of_debug_output_and_error_messages() {
     texts.push(body.to_string());
     let error = server
         .vault()
-        .submit_sealed_share("c2", "spiffe://test.tresor.local/admin", &stale)
+        .submit_sealed_share("c2", "spiffe://test.tresor.local/admin", &stale, false)
         .unwrap_err();
     texts.push(error.to_string());
     texts.push(format!("{error:?}"));

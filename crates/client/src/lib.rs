@@ -637,6 +637,26 @@ impl Client {
         identity: &CustodianIdentity,
         pinned_nodes: &[String],
     ) -> Result<UnsealProgress, ClientError> {
+        self.submit_share(identity, pinned_nodes, false).await
+    }
+
+    /// As [`Client::unseal_with`], accepting a known gap at the end of the vault's audit log:
+    /// the vault then unseals although its log lost lines after its last anchored checkpoint,
+    /// once every custodian of the round has accepted it (audited).
+    pub async fn unseal_accepting_audit_gap(
+        &self,
+        identity: &CustodianIdentity,
+        pinned_nodes: &[String],
+    ) -> Result<UnsealProgress, ClientError> {
+        self.submit_share(identity, pinned_nodes, true).await
+    }
+
+    async fn submit_share(
+        &self,
+        identity: &CustodianIdentity,
+        pinned_nodes: &[String],
+        accept_audit_gap: bool,
+    ) -> Result<UnsealProgress, ClientError> {
         let (vault_id, unseal_key) = self.trusted_unseal_key(pinned_nodes).await?;
         let sealed: SealedShare = self
             .data(
@@ -656,8 +676,11 @@ impl Client {
         let submission = share
             .seal_for_submission(&vault_id, &unseal_key, identity.name())
             .map_err(|e| ClientError::Settings(e.to_string()))?;
-        let body =
+        let mut body =
             json!({ "custodian": identity.name(), "sealed_share": STANDARD.encode(submission) });
+        if accept_audit_gap {
+            body["accept_audit_gap"] = json!(true);
+        }
         self.data(Method::POST, "sys/unseal", Some(&body)).await
     }
 

@@ -69,6 +69,9 @@ pub enum Error {
         /// The storage path of the record.
         path: String,
     },
+    /// A check of the server refused the unseal (see `UnsealGuard`).
+    #[error("unseal refused: {0}")]
+    UnsealRefused(String),
     /// The stored seal configuration is not the one the root key vouched for.
     #[error(
         "the seal configuration (custodians, threshold, environment in `core/seal`) was changed outside the vault: it no longer matches what the root key vouched for, so nothing is unsealed, approved or sealed to it; restore it from a backup or investigate who wrote the store"
@@ -220,6 +223,7 @@ impl Error {
             }
             Error::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
             Error::Unseal(_)
+            | Error::UnsealRefused(_)
             | Error::InvalidInput { .. }
             | Error::Ciphertext(_)
             | Error::NotPermitted(_) => ErrorKind::InvalidInput,

@@ -59,6 +59,6 @@ pub use keys::ring::{DecryptRequest, EncryptRequest, ExportKind, Versioned};
 pub use keys::{HmacAlgorithm, KeyConfig, KeySpec, ProtectionLevel};
 pub use store::{SledStore, Store};
 pub use vault::{
-    BatchResult, Custodians, DataKey, KeyInfo, SealedRecords, SealedStore, TenantSpec, Vault,
-    VaultOptions, check_principal, validate_custody,
+    BatchResult, Custodians, DataKey, KeyInfo, SealedRecords, SealedStore, TenantSpec, UnsealGuard,
+    Vault, VaultOptions, check_principal, validate_custody,
 };

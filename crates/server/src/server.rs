@@ -73,6 +73,8 @@ pub struct ReloadReport {
 
 struct Shared {
     api: Arc<ApiState>,
+    /// The audit log's anchor in the vault (the vault holds it weakly, as its unseal guard).
+    _anchor: Option<Arc<crate::anchor::AuditAnchor>>,
     tls: ServerTls,
     config: Config,
     connections: Arc<Semaphore>,
@@ -369,6 +371,13 @@ fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHand
             None
         }
     };
+    // The node's name for its anchor: its identity key's fingerprint (one log per node).
+    let anchor = audit.as_ref().map(|log| {
+        let node = vault
+            .node_fingerprint()
+            .map_or_else(|| "node".to_owned(), |f| f.replace(':', ""));
+        crate::anchor::AuditAnchor::install(&vault, log.clone(), &node)
+    });
     let shared = Arc::new(Shared {
         api: Arc::new(ApiState {
             services: Services::new(vault, config.approvals.ttl),
@@ -377,6 +386,7 @@ fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHand
             metrics: Arc::new(Metrics::default()),
             audit,
         }),
+        _anchor: anchor,
         tls,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         throttle: HandshakeThrottle {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use keys::KeyInfo;
 pub use ops::{BatchResult, DataKey};
-pub use seal::Custodians;
+pub use seal::{Custodians, UnsealGuard};
 pub use seal::{check_principal, validate_custody};
 pub use sealed_records::{SealedRecords, SealedStore};
 pub use tenants::TenantSpec;
@@ -90,6 +90,9 @@ struct Inner {
     /// open and replaced after every unseal, seal, tenant unlock and lock, so a captured
     /// submission cannot be replayed into a later round.
     unseal_key: Mutex<seal::UnsealKey>,
+    /// Checked before an unseal takes effect (see [`UnsealGuard`]). Weak: the guard's owner
+    /// (the server) keeps it alive, and a guard may hold a handle on this vault.
+    unseal_guard: Mutex<Option<std::sync::Weak<dyn UnsealGuard>>>,
     /// Key ring lookups served from memory, and those that loaded from storage.
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
@@ -143,6 +146,7 @@ impl Vault {
                 writer: Mutex::new(()),
                 unseal_round: Mutex::new(seal::UnsealRound::default()),
                 unseal_key: Mutex::new(seal::UnsealKey::generate()),
+                unseal_guard: Mutex::new(None),
                 cache_hits: AtomicU64::new(0),
                 cache_misses: AtomicU64::new(0),
             }),
@@ -160,6 +164,21 @@ impl Vault {
             self.inner.cache_hits.load(Ordering::Relaxed),
             self.inner.cache_misses.load(Ordering::Relaxed),
         )
+    }
+
+    /// The fingerprint of this node's identity key, if it has one.
+    pub fn node_fingerprint(&self) -> Option<String> {
+        self.inner
+            .options
+            .node_identity
+            .as_ref()
+            .map(|key| key.verifying_key().fingerprint())
+    }
+
+    /// Installs `guard`: every later unseal is checked by it before any key is usable, for as
+    /// long as the caller keeps `guard` alive.
+    pub fn set_unseal_guard(&self, guard: &Arc<dyn UnsealGuard>) {
+        *lock(&self.inner.unseal_guard) = Some(Arc::downgrade(guard));
     }
 
     /// True while the root key is not in memory.

@@ -307,12 +307,27 @@ pub(crate) struct UnsealRound {
     shares: Vec<Share>,
     started_at: u64,
     root_generation: u32,
+    /// Custodians of this round who accepted a known gap in the audit log's tail.
+    accepting_gap: Vec<String>,
 }
 
 impl UnsealRound {
     pub(crate) fn reset(&mut self) {
         self.shares.clear();
+        self.accepting_gap.clear();
     }
+}
+
+/// A check that may refuse an unseal once the root key is proven and before any key is usable
+/// (the server checks that its audit log still holds its last anchored checkpoint).
+pub trait UnsealGuard: Send + Sync {
+    /// Refuses the unseal with an error that says why. `accepted_by` names the round's
+    /// custodians when every one of them accepted a known gap in the audit log (dual control).
+    fn check(
+        &self,
+        records: &super::SealedRecords,
+        accepted_by: Option<&[String]>,
+    ) -> Result<(), Error>;
 }
 
 impl Vault {
@@ -448,6 +463,16 @@ impl Vault {
     /// given is refused and the round is unchanged. When the threshold is reached the vault
     /// unseals.
     pub fn submit_share(&self, share: RootShare) -> Result<UnsealProgress, Error> {
+        self.submit_share_from(share, None)
+    }
+
+    /// As [`Vault::submit_share`], from custodian `accepting_gap` when that custodian accepts a
+    /// known gap in the audit log's tail.
+    fn submit_share_from(
+        &self,
+        share: RootShare,
+        accepting_gap: Option<&str>,
+    ) -> Result<UnsealProgress, Error> {
         let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
         let mut round = lock(&self.inner.unseal_round);
         if !self.is_sealed() {
@@ -471,11 +496,16 @@ impl Vault {
             round.root_generation = config.root_generation;
         }
         round.shares.push(share);
+        if let Some(custodian) = accepting_gap {
+            round.accepting_gap.push(custodian.to_owned());
+        }
         if round.shares.len() >= usize::from(config.threshold) {
             let root =
                 shamir::combine(&round.shares).map_err(|e| Error::invalid("shares", e.to_string()));
+            let accepted_by = (round.accepting_gap.len() == round.shares.len())
+                .then(|| round.accepting_gap.clone());
             round.reset();
-            self.install_root(&config, root?)?;
+            self.install_root(&config, root?, accepted_by.as_deref())?;
             self.renew_unseal_key();
         }
         Ok(self.progress(&config, &round))
@@ -525,11 +555,15 @@ impl Vault {
     ///
     /// `principal` is the caller's (from its client certificate): a custodian bound to a
     /// principal submits only from a connection authenticated as that principal.
+    ///
+    /// `accept_audit_gap`: this custodian accepts a known loss at the end of the audit log (the
+    /// unseal guard's override; it takes every custodian of the round).
     pub fn submit_sealed_share(
         &self,
         custodian: &str,
         principal: &str,
         sealed: &[u8],
+        accept_audit_gap: bool,
     ) -> Result<UnsealProgress, Error> {
         let config = SealConfig::load(self.store())?.ok_or(Error::NotInitialized)?;
         let entry = config
@@ -551,7 +585,7 @@ impl Vault {
         if share.index() != entry.index {
             return Err(UnsealError::WrongShare(share.index()).into());
         }
-        self.submit_share(share)
+        self.submit_share_from(share, accept_audit_gap.then_some(custodian))
     }
 
     /// Unseals with `shares` in one call (each is checked as by [`Vault::submit_share`]). A
@@ -606,7 +640,12 @@ impl Vault {
     /// keys, threshold, environment) refuses to unseal with [`Error::SealConfigTampered`]. A
     /// release 0.1 root check vouched for nothing but the vault id; the first unseal after the
     /// upgrade binds the configuration as it stands (trust on first use, logged).
-    pub(crate) fn install_root(&self, config: &SealConfig, root: SecretKey) -> Result<(), Error> {
+    pub(crate) fn install_root(
+        &self,
+        config: &SealConfig,
+        root: SecretKey,
+        accepted_gap_by: Option<&[String]>,
+    ) -> Result<(), Error> {
         let barrier = Barrier::new(&root, &config.vault_id);
         let raw_config = self
             .store()
@@ -636,13 +675,25 @@ impl Vault {
                 );
             }
         }
-        *write(&self.inner.state) = Some(Arc::new(Unsealed {
+        let unsealed = Arc::new(Unsealed {
             vault_id: config.vault_id.clone(),
             barrier,
             tenants: Default::default(),
             tenants_generation: AtomicU64::new(0),
             session: Default::default(),
-        }));
+        });
+        // The guard sees the records before any key is usable; a refusal leaves the vault sealed.
+        let guard = lock(&self.inner.unseal_guard)
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade);
+        if let Some(guard) = guard {
+            let records = super::sealed_records::SealedRecords::over(
+                unsealed.clone(),
+                self.inner.store.clone(),
+            );
+            guard.check(&records, accepted_gap_by)?;
+        }
+        *write(&self.inner.state) = Some(unsealed);
         Ok(())
     }
 
@@ -813,6 +864,16 @@ impl Custodians {
         self.members
             .iter()
             .find(|c| c.principal() == Some(principal))
+    }
+}
+
+impl super::SealedStore {
+    /// The vault's current custodians and threshold, checked against what the root key vouched
+    /// for (so it needs the vault unsealed): approvals count signatures against these only.
+    pub fn custodians(&self) -> Result<Custodians, Error> {
+        let vault = self.vault();
+        let unsealed = vault.unsealed()?;
+        authentic_custodians(vault.store(), &unsealed.barrier)
     }
 }
 

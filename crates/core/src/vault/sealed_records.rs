@@ -27,6 +27,13 @@ pub struct SealedStore {
 }
 
 impl SealedStore {
+    /// The vault this handle is on.
+    pub(super) fn vault(&self) -> Vault {
+        Vault {
+            inner: self.inner.clone(),
+        }
+    }
+
     /// The records, readable through the barrier; fails with [`Error::Sealed`] while sealed.
     pub fn records(&self) -> Result<SealedRecords, Error> {
         Vault {
@@ -43,16 +50,6 @@ impl SealedStore {
     /// The environment the vault serves.
     pub fn environment(&self) -> &str {
         &self.inner.options.environment
-    }
-
-    /// The vault's current custodians and threshold, checked against what the root key vouched
-    /// for (so it needs the vault unsealed): approvals count signatures against these only.
-    pub fn custodians(&self) -> Result<super::seal::Custodians, Error> {
-        let vault = Vault {
-            inner: self.inner.clone(),
-        };
-        let unsealed = vault.unsealed()?;
-        super::seal::authentic_custodians(self.inner.store.as_ref(), &unsealed.barrier)
     }
 }
 
@@ -84,6 +81,11 @@ impl Vault {
 pub(crate) struct Session(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
 
 impl SealedRecords {
+    /// A view through `unsealed`'s barrier (for the unseal guard, before the state is public).
+    pub(crate) fn over(unsealed: Arc<Unsealed>, store: Arc<dyn Store>) -> Self {
+        SealedRecords { unsealed, store }
+    }
+
     /// The record at `path` and its raw stored bytes (for a compare-and-swap commit).
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<(T, Vec<u8>)>, Error> {
         let Some(raw) = self.store.get(path)? else {

@@ -71,6 +71,9 @@ struct Submission {
     custodian: String,
     /// The share sealed to the vault's current unseal key, base64.
     sealed_share: String,
+    /// This custodian accepts a known gap at the end of the audit log.
+    #[serde(default)]
+    accept_audit_gap: bool,
 }
 
 /// POST `sys/unseal`: one custodian's share, sealed to the current unseal key.
@@ -79,9 +82,15 @@ pub(crate) fn unseal(vault: &Vault, caller: &Caller, body: &[u8]) -> Result<Repl
     let sealed = STANDARD
         .decode(&body.sealed_share)
         .map_err(|_| ApiError::bad_request("invalid sealed_share: not base64"))?;
-    let progress =
-        blocking(|| vault.submit_sealed_share(&body.custodian, &caller.principal, &sealed))
-            .map_err(ApiError::from_native)?;
+    let progress = blocking(|| {
+        vault.submit_sealed_share(
+            &body.custodian,
+            &caller.principal,
+            &sealed,
+            body.accept_audit_gap,
+        )
+    })
+    .map_err(ApiError::from_native)?;
     Ok(Reply::data(&progress))
 }
 

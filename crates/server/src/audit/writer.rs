@@ -57,11 +57,18 @@ pub struct AuditLog {
     key: AuditSigningKey,
     state: Mutex<State>,
     failures: AtomicU64,
+    /// Told of every checkpoint once it is on disk (see [`AuditLog::on_checkpoint`]).
+    checkpoint_hook: Mutex<Option<CheckpointHook>>,
 }
+
+/// Called with the sequence number and line hash of each checkpoint once it is fsynced.
+pub type CheckpointHook = Box<dyn Fn(u64, [u8; 32]) + Send + Sync>;
 
 struct State {
     /// `None` after a failure we could not roll back; reopened on the next record.
     file: Option<File>,
+    /// Sequence number and hash of the last checkpoint written (fsynced or about to be).
+    last_checkpoint: Option<(u64, [u8; 32])>,
     /// Bytes of complete lines in the current file.
     len: u64,
     next_seq: u64,
@@ -150,6 +157,7 @@ impl AuditLog {
             key,
             state: Mutex::new(State {
                 file: Some(file),
+                last_checkpoint: None,
                 len,
                 next_seq,
                 prev,
@@ -157,9 +165,65 @@ impl AuditLog {
                 buffer: Vec::new(),
             }),
             failures: AtomicU64::new(0),
+            checkpoint_hook: Mutex::new(None),
         };
         log.checkpoint(CheckpointReason::Start)?;
         Ok(log)
+    }
+
+    /// Calls `hook` with each checkpoint once it is on disk (the server anchors it in the vault).
+    pub fn on_checkpoint(&self, hook: CheckpointHook) {
+        *self
+            .checkpoint_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// The sequence number and hash of the last checkpoint written.
+    pub fn last_checkpoint(&self) -> Option<(u64, [u8; 32])> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_checkpoint
+    }
+
+    /// The hash of the line numbered `seq` in this log's files (current or rotated), if it is
+    /// still there.
+    pub fn line_hash(&self, seq: u64) -> std::io::Result<Option<[u8; 32]>> {
+        let mut files = rotated_files(&self.config.path)?;
+        files.push(self.config.path.clone());
+        for file in files.iter().rev() {
+            let text = match fs::read_to_string(file) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut lines = text.lines().filter(|l| !l.is_empty());
+            let Some(first) = lines.clone().next() else {
+                continue;
+            };
+            if seq_of(first).is_some_and(|s| s > seq) {
+                continue;
+            }
+            for line in lines.by_ref() {
+                if seq_of(line) == Some(seq) {
+                    return Ok(Some(sha256(&[line.as_bytes()])));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn notify_checkpoint(&self, checkpoint: Option<(u64, [u8; 32])>) {
+        if let Some((seq, hash)) = checkpoint {
+            if let Some(hook) = &*self
+                .checkpoint_hook
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+            {
+                hook(seq, hash);
+            }
+        }
     }
 
     /// Appends one event. On error nothing was added and the caller must fail the request.
@@ -183,6 +247,7 @@ impl AuditLog {
         }
         appended?;
         let mut sync = None;
+        let mut checkpointed = None;
         if state.since_checkpoint >= self.config.checkpoint_every {
             self.checkpoint_line(&mut state, CheckpointReason::Periodic)?;
             // The fsync (about a millisecond here) runs after the lock is released: every other
@@ -191,6 +256,7 @@ impl AuditLog {
                 Some(file) => Some(file.try_clone().map_err(|source| self.failed(source))?),
                 None => None,
             };
+            checkpointed = state.last_checkpoint;
         }
         if state.len >= self.config.max_file_bytes {
             self.rotate(&mut state)?;
@@ -199,6 +265,7 @@ impl AuditLog {
         if let Some(file) = sync {
             file.sync_data().map_err(|source| self.failed(source))?;
         }
+        self.notify_checkpoint(checkpointed);
         Ok(())
     }
 
@@ -206,7 +273,11 @@ impl AuditLog {
     pub(crate) fn checkpoint(&self, reason: CheckpointReason) -> Result<(), AuditWriteError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.follow_path(&mut state)?;
-        self.write_checkpoint(&mut state, reason)
+        self.write_checkpoint(&mut state, reason)?;
+        let checkpointed = state.last_checkpoint;
+        drop(state);
+        self.notify_checkpoint(checkpointed);
+        Ok(())
     }
 
     /// Closes the log with a signed `shutdown` checkpoint.
@@ -259,8 +330,10 @@ impl AuditLog {
         let unsigned = serde_json::to_string(&line).expect("serializes");
         let signature = self.key.sign(&checkpoint_message(unsigned.as_bytes()));
         let signed = with_signature(&unsigned, &STANDARD.encode(signature));
+        let seq = state.next_seq;
         self.append(state, &mut signed.into_bytes())?;
         state.since_checkpoint = 0;
+        state.last_checkpoint = Some((seq, state.prev));
         Ok(())
     }
 
