@@ -480,10 +480,10 @@ pub fn open_share_independently(identity_json: &str, passphrase: &[u8], sealed: 
     share
 }
 
-/// Opens the custody key of level-3 tenant `tenant` (the `sealed_custody_key` served at
-/// `sys/tenants/:tenant/custody/:custodian`) as [`open_share_independently`] does a share:
-/// its 32 bytes.
-pub fn open_custody_key_independently(
+/// Opens a custodian's share of level-3 tenant `tenant`'s custody key (the
+/// `sealed_custody_key` served at `sys/tenants/:tenant/custody/:custodian`) as
+/// [`open_share_independently`] does a root share: its 33 bytes (index, then value).
+pub fn open_custody_share_independently(
     identity_json: &str,
     passphrase: &[u8],
     vault_id: &str,
@@ -493,11 +493,11 @@ pub fn open_custody_key_independently(
     let key = open_box_independently(
         identity_json,
         passphrase,
-        "tresor-tenant-custody-v1",
+        "tresor-tenant-custody-share-v1",
         &lp(&[vault_id.as_bytes(), tenant.as_bytes()]),
         &unb64(sealed_b64),
     );
-    assert_eq!(key.len(), 32);
+    assert_eq!(key.len(), 33);
     key
 }
 

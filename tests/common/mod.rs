@@ -197,7 +197,14 @@ impl TestVault {
             _ => Vec::new(),
         };
         self.vault
-            .create_tenant(name, &TenantSpec { level, custodians })
+            .create_tenant(
+                name,
+                &TenantSpec {
+                    level,
+                    custodians,
+                    ..TenantSpec::default()
+                },
+            )
             .unwrap();
         if level == ProtectionLevel::Three {
             self.unlock(name, 0);

@@ -49,14 +49,37 @@ enum Op {
 
 struct Ctx {
     server: CustodyServer,
-    /// The level-3 tenant's custodian, and the one it is changed to.
-    tenant_custodian: CustodianIdentity,
-    new_tenant_custodian: CustodianIdentity,
+    /// The level-3 tenant's custodians (2 of 3), and the two (2 of 2) they are changed to.
+    tenant_custodians: Vec<CustodianIdentity>,
+    new_tenant_custodians: Vec<CustodianIdentity>,
     /// The custodian set a rekey hands the root key to: c1 stays, d1 and d2 join.
     rekey_to: Vec<CustodianIdentity>,
 }
 
 impl Ctx {
+    /// Who decides `op` (two to approve, a third to try after it ran): the level-3 tenant's
+    /// own custodians for a change of them, the vault's for everything else.
+    fn approvers(&self, op: Op) -> [&CustodianIdentity; 3] {
+        match op {
+            Op::ChangeTenantCustodians => {
+                let t = &self.tenant_custodians;
+                [&t[0], &t[1], &t[2]]
+            }
+            // After a rekey the set is the new one; any third signature meets an executed
+            // approval.
+            Op::Rekey => [
+                self.server.custodian(0),
+                self.server.custodian(1),
+                &self.rekey_to[0],
+            ],
+            _ => [
+                self.server.custodian(0),
+                self.server.custodian(1),
+                self.server.custodian(2),
+            ],
+        }
+    }
+
     /// Asks for the operation: status and body.
     async fn propose(&self, op: Op) -> (StatusCode, Value) {
         let admin = self.server.admin();
@@ -92,7 +115,12 @@ impl Ctx {
             }
             Op::RotateRoot => call(&admin, Method::POST, "sys/rotate-root", None).await,
             Op::ChangeTenantCustodians => {
-                let body = json!({ "custodians": [self.new_tenant_custodian.public()] });
+                let custodians: Vec<_> = self
+                    .new_tenant_custodians
+                    .iter()
+                    .map(|c| c.public().clone())
+                    .collect();
+                let body = json!({ "custodians": custodians, "threshold": 2 });
                 call(
                     &admin,
                     Method::POST,
@@ -145,6 +173,7 @@ impl Ctx {
 /// a custodian counting once, the operation running after k distinct approvals, and never twice.
 async fn dual_control(ctx: &Ctx, op: Op) {
     let server = &ctx.server;
+    let [first, second, third] = ctx.approvers(op);
     let before = ctx.observe(op).await;
     let propose = || async {
         let (status, body) = ctx.propose(op).await;
@@ -175,10 +204,10 @@ async fn dual_control(ctx: &Ctx, op: Op) {
         entry_json["state"]["state"], "expired",
         "{op:?}: {entry_json}"
     );
-    let (status, body) = sign(server, &expired_id, &expired, server.custodian(0)).await;
+    let (status, body) = sign(server, &expired_id, &expired, first).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{op:?}: {body}");
     assert!(error_message(&body).contains("expired"), "{body}");
-    let (status, body) = sign(server, &expired_id, &expired, server.custodian(1)).await;
+    let (status, body) = sign(server, &expired_id, &expired, second).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{op:?}: {body}");
     assert_eq!(
         ctx.observe(op).await,
@@ -205,8 +234,8 @@ async fn dual_control(ctx: &Ctx, op: Op) {
         ("request", other_request),
         ("id", other_id),
     ] {
-        for i in [0, 1] {
-            let (status, body) = sign(server, &tampered_id, &tampered, server.custodian(i)).await;
+        for signer in [first, second] {
+            let (status, body) = sign(server, &tampered_id, &tampered, signer).await;
             assert_eq!(
                 status,
                 StatusCode::BAD_REQUEST,
@@ -215,8 +244,8 @@ async fn dual_control(ctx: &Ctx, op: Op) {
             assert!(error_message(&body).contains("signature"), "{body}");
         }
     }
-    // A stranger who calls themselves c1 is not c1.
-    let impostor = CustodianIdentity::generate("c1").unwrap();
+    // A stranger who takes the first approver's name is not them.
+    let impostor = CustodianIdentity::generate(first.name()).unwrap();
     let (status, body) = sign(server, &tampered_id, &genuine, &impostor).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
@@ -236,10 +265,10 @@ async fn dual_control(ctx: &Ctx, op: Op) {
 
     // The real thing: one custodian twice is one signature; the second distinct one runs it.
     let (id, approval) = propose().await;
-    let (status, body) = sign(server, &id, &approval, server.custodian(0)).await;
+    let (status, body) = sign(server, &id, &approval, first).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["counted"], true);
-    let (status, body) = sign(server, &id, &approval, server.custodian(0)).await;
+    let (status, body) = sign(server, &id, &approval, first).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["counted"], false, "a custodian counts once");
     let pending = server.admin().approval(&id).await.unwrap();
@@ -253,7 +282,7 @@ async fn dual_control(ctx: &Ctx, op: Op) {
         before,
         "{op:?}: ran on one signature"
     );
-    let (status, body) = sign(server, &id, &approval, server.custodian(1)).await;
+    let (status, body) = sign(server, &id, &approval, second).await;
     assert_eq!(status, StatusCode::OK, "{op:?}: {body}");
     assert_eq!(
         body["data"]["approval"]["state"]["state"], "executed",
@@ -263,10 +292,6 @@ async fn dual_control(ctx: &Ctx, op: Op) {
     assert_ne!(after, before, "{op:?} did not run");
 
     // Never twice: a third signature is refused and nothing changes again.
-    let third = match op {
-        Op::Rekey => &ctx.rekey_to[0],
-        _ => server.custodian(2),
-    };
     let (status, body) = sign(server, &id, &approval, third).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{op:?}: {body}");
     assert!(error_message(&body).contains("cannot run twice"), "{body}");
@@ -287,8 +312,14 @@ async fn dual_control(ctx: &Ctx, op: Op) {
 async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_once() {
     let server = CustodyServer::start(CustodyOptions::k_of_n(2, 3).unsealed()).await;
     let admin = server.admin();
-    let tenant_custodian = CustodianIdentity::generate("tc1").unwrap();
-    let new_tenant_custodian = CustodianIdentity::generate("tc2").unwrap();
+    let tenant_custodians: Vec<_> = ["tc1", "tc2", "tc3"]
+        .iter()
+        .map(|name| CustodianIdentity::generate(name).unwrap())
+        .collect();
+    let new_tenant_custodians: Vec<_> = ["tc4", "tc5"]
+        .iter()
+        .map(|name| CustodianIdentity::generate(name).unwrap())
+        .collect();
     let rekey_to = vec![
         CustodianIdentity::generate("c1").unwrap(),
         CustodianIdentity::generate("d1").unwrap(),
@@ -348,27 +379,45 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
         .await
         .unwrap();
     admin.create_tenant("doomed", 2, &[]).await.unwrap();
-    admin
-        .create_tenant("level3", 3, &[tenant_custodian.public().clone()])
-        .await
-        .unwrap();
-    admin
-        .unlock_tenant_with("level3", &tenant_custodian, &server.pinned())
-        .await
-        .unwrap();
-    // The old custodian's custody key, as they could keep a copy of it.
-    let old_box: Value = admin
-        .data(Method::GET, "sys/tenants/level3/custody/tc1", None)
-        .await
-        .unwrap();
-    let vault_id = old_box["vault_id"].as_str().unwrap().to_owned();
-    let old_custody_key = tresor_wire::custody::TenantCustodyKey::open(
-        &tenant_custodian,
-        &vault_id,
-        "level3",
-        old_box["sealed_custody_key"].as_str().unwrap(),
+    let public: Vec<_> = tenant_custodians.iter().map(|c| c.public()).collect();
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "sys/tenants/level3",
+        Some(json!({"level": 3, "custodians": public, "threshold": 2})),
     )
-    .unwrap();
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for custodian in &tenant_custodians[..2] {
+        admin
+            .unlock_tenant_with("level3", custodian, &server.pinned())
+            .await
+            .unwrap();
+    }
+    assert!(!admin.tenant("level3").await.unwrap().locked);
+    // The old custodians' shares of the custody key, as they could keep copies of them.
+    let mut old_shares = Vec::new();
+    let mut vault_id = String::new();
+    for custodian in &tenant_custodians[..2] {
+        let old_box: Value = admin
+            .data(
+                Method::GET,
+                &format!("sys/tenants/level3/custody/{}", custodian.name()),
+                None,
+            )
+            .await
+            .unwrap();
+        vault_id = old_box["vault_id"].as_str().unwrap().to_owned();
+        old_shares.push(
+            tresor_wire::custody::TenantCustodyKey::open(
+                custodian,
+                &vault_id,
+                "level3",
+                old_box["sealed_custody_key"].as_str().unwrap(),
+            )
+            .unwrap(),
+        );
+    }
 
     // An unknown approval is 404, a malformed id 400.
     let missing = "0123456789abcdef01234567";
@@ -393,8 +442,8 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
 
     let ctx = Ctx {
         server,
-        tenant_custodian,
-        new_tenant_custodian,
+        tenant_custodians,
+        new_tenant_custodians,
         rekey_to,
     };
     for op in [
@@ -435,42 +484,51 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
         "rotate-root and rekey ran once each"
     );
     assert_all_decrypt(&admin, "ops", &ops_data).await;
-    // The level-3 tenant's old custodian is out, the new one in.
+    // The level-3 tenant's old custodians are out, the new ones in.
     admin.lock_tenant("level3").await.unwrap();
     assert!(
         admin
-            .unlock_tenant_with("level3", &ctx.tenant_custodian, &ctx.server.pinned())
+            .unlock_tenant_with("level3", &ctx.tenant_custodians[0], &ctx.server.pinned())
             .await
             .is_err()
     );
-    // Their kept copy of the old custody key unlocks nothing, even submitted in the new
-    // custodian's name: the KEK is wrapped under a fresh custody key now.
-    let new_box: Value = admin
-        .data(Method::GET, "sys/tenants/level3/custody/tc2", None)
-        .await
-        .unwrap();
-    let unseal_key: [u8; 32] = unb64(new_box["unseal_key"].as_str().unwrap())
-        .try_into()
-        .unwrap();
-    let replay = old_custody_key
-        .seal_for_unlock(&vault_id, &unseal_key, "level3", "tc2")
-        .unwrap();
-    let (status, body) = call(
-        &admin,
-        Method::POST,
-        "sys/tenants/level3/unlock",
-        Some(json!({"custodian": "tc2", "sealed_custody_key": b64(replay)})),
-    )
-    .await;
+    // Two old custodians pooling their kept shares, submitted in the new custodians' names,
+    // unlock nothing: the KEK is wrapped under a fresh custody key now.
+    let mut last = (StatusCode::OK, Value::Null);
+    for (old_share, new_custodian) in old_shares.iter().zip(["tc4", "tc5"]) {
+        let new_box: Value = admin
+            .data(
+                Method::GET,
+                &format!("sys/tenants/level3/custody/{new_custodian}"),
+                None,
+            )
+            .await
+            .unwrap();
+        let unseal_key: [u8; 32] = unb64(new_box["unseal_key"].as_str().unwrap())
+            .try_into()
+            .unwrap();
+        let replay = old_share
+            .seal_for_unlock(&vault_id, &unseal_key, "level3", new_custodian)
+            .unwrap();
+        last = call(
+            &admin,
+            Method::POST,
+            "sys/tenants/level3/unlock",
+            Some(json!({"custodian": new_custodian, "sealed_custody_key": b64(replay)})),
+        )
+        .await;
+    }
+    let (status, body) = last;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(error_message(&body).contains("does not unlock"), "{body}");
     assert!(admin.tenant("level3").await.unwrap().locked);
-    assert!(
+    for custodian in &ctx.new_tenant_custodians {
         admin
-            .unlock_tenant_with("level3", &ctx.new_tenant_custodian, &ctx.server.pinned())
+            .unlock_tenant_with("level3", custodian, &ctx.server.pinned())
             .await
-            .is_ok()
-    );
+            .unwrap();
+    }
+    assert!(!admin.tenant("level3").await.unwrap().locked);
     ctx.server.shutdown().await;
 }
 
@@ -1038,5 +1096,146 @@ async fn after_rotate_root_no_record_sealed_under_the_old_root_is_left_on_disk()
             "`{path}` as sealed under the old root is still in the data directory"
         );
     }
+    server.shutdown().await;
+}
+
+/// Issue 11.2: a level-3 tenant's own custodians (k of n) unlock it and decide what touches
+/// its custody; the vault's custodians cannot, however many of them sign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_3_tenant_s_own_quorum_unlocks_it_and_decides_its_custody() {
+    let server = CustodyServer::start(CustodyOptions::k_of_n(2, 3).unsealed()).await;
+    let admin = server.admin();
+    let own: Vec<_> = ["t1", "t2", "t3"]
+        .iter()
+        .map(|name| CustodianIdentity::generate(name).unwrap())
+        .collect();
+    let public: Vec<_> = own.iter().map(|c| c.public()).collect();
+    // A threshold above the number of custodians, or zero, is refused and creates nothing.
+    for threshold in [0, 4] {
+        let (status, body) = call(
+            &admin,
+            Method::POST,
+            "sys/tenants/level3",
+            Some(json!({"level": 3, "custodians": public, "threshold": threshold})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{threshold}: {body}");
+        assert!(error_message(&body).contains("threshold"), "{body}");
+    }
+    assert!(
+        !admin
+            .list_tenants()
+            .await
+            .unwrap()
+            .contains(&"level3".to_owned())
+    );
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "sys/tenants/level3",
+        Some(json!({"level": 3, "custodians": public, "threshold": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["threshold"], 2);
+
+    // k of n unlock: one share is not enough, the same custodian twice counts once.
+    admin
+        .unlock_tenant_with("level3", &own[0], &server.pinned())
+        .await
+        .unwrap();
+    let info = admin.tenant("level3").await.unwrap();
+    assert!(info.locked, "one of two shares unlocked the tenant");
+    assert_eq!(info.submitted, vec!["t1"]);
+    let error = admin
+        .unlock_tenant_with("level3", &own[0], &server.pinned())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("already given"), "{error}");
+    assert!(admin.tenant("level3").await.unwrap().locked);
+    // Vault custodians hold no share of it.
+    let error = admin
+        .unlock_tenant_with("level3", server.custodian(1), &server.pinned())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("not a custodian of tenant `level3`"),
+        "{error}"
+    );
+    admin
+        .unlock_tenant_with("level3", &own[2], &server.pinned())
+        .await
+        .unwrap();
+    assert!(!admin.tenant("level3").await.unwrap().locked);
+    admin
+        .create_key("level3", "k", &Default::default())
+        .await
+        .unwrap();
+
+    // Making a level-3 key exportable: the vault's custodians' signatures do not count.
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "level3/keys/k/config",
+        Some(json!({"exportable": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["data"]["tenant_quorum"], "level3");
+    assert_eq!(body["data"]["required"], 2);
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let approval = admin.approval(&id).await.unwrap();
+    for vault_custodian in 0..3 {
+        let (status, body) = sign(&server, &id, &approval, server.custodian(vault_custodian)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            error_message(&body).contains("not a custodian of tenant `level3`"),
+            "{body}"
+        );
+    }
+    let exportable =
+        || async { admin.read_key("level3", "k").await.unwrap()["exportable"].clone() };
+    assert_eq!(exportable().await, false);
+    assert!(admin.approval(&id).await.unwrap().signatures.is_empty());
+    // The tenant's own two do.
+    let (status, body) = sign(&server, &id, &approval, &own[1]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = sign(&server, &id, &approval, &own[2]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["approval"]["state"]["state"], "executed",
+        "{body}"
+    );
+    assert_eq!(exportable().await, true);
+
+    // Changing its custodians: the same.
+    let newcomer = CustodianIdentity::generate("t4").unwrap();
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "sys/tenants/level3/custodians",
+        Some(json!({"custodians": [own[0].public(), newcomer.public()], "threshold": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let approval = admin.approval(&id).await.unwrap();
+    for vault_custodian in 0..2 {
+        let (status, body) = sign(&server, &id, &approval, server.custodian(vault_custodian)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    assert_eq!(
+        admin.tenant("level3").await.unwrap().custodians,
+        ["t1", "t2", "t3"]
+    );
+    for signer in [&own[0], &own[1]] {
+        let (status, body) = sign(&server, &id, &approval, signer).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let info = admin.tenant("level3").await.unwrap();
+    assert_eq!(info.custodians, ["t1", "t4"]);
+    assert_eq!(info.threshold, 2);
     server.shutdown().await;
 }

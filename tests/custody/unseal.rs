@@ -16,7 +16,7 @@ use tresor_crypto::identity::IdentityError;
 
 use crate::common::custody::{
     CustodyOptions, CustodyServer, assert_all_decrypt, contains, encrypt_some,
-    open_custody_key_independently, open_share_independently, readable_forms,
+    open_custody_share_independently, open_share_independently, readable_forms,
 };
 use crate::common::recording::RecordingProxy;
 use crate::common::server::{ADMIN, b64, error_message};
@@ -372,13 +372,15 @@ async fn a_share_never_crosses_the_wire_readable() {
         .data(Method::GET, "sys/tenants/vault3/custody/t1", None)
         .await
         .unwrap();
-    secrets.push(open_custody_key_independently(
+    let custody_share = open_custody_share_independently(
         &files[2].0,
         passphrase.as_bytes(),
         custody["vault_id"].as_str().unwrap(),
         "vault3",
         custody["sealed_custody_key"].as_str().unwrap(),
-    ));
+    );
+    secrets.push(custody_share[1..].to_vec());
+    secrets.push(custody_share);
     let t1_key = files[2].1.display().to_string();
     tokio::task::block_in_place(|| {
         tresor_cli(vec![

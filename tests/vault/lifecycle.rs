@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::common::{TestVault, ciphertext_error, find_any_chunk, invalid_field};
+use crate::common::{TestVault, ciphertext_error, find_any_chunk, invalid_field, split};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tresor_core::CiphertextError;
@@ -17,6 +17,7 @@ use tresor_core::KeySpec;
 use tresor_core::ManualClock;
 use tresor_core::ProtectionLevel;
 use tresor_core::SledStore;
+use tresor_core::Store;
 use tresor_core::TenantSpec;
 use tresor_core::UnsealError;
 use tresor_core::Vault;
@@ -24,6 +25,7 @@ use tresor_core::VaultOptions;
 use tresor_crypto::identity::CustodianIdentity;
 use tresor_crypto::identity::IdentityError;
 use tresor_wire::custody::InitRequest;
+use tresor_wire::custody::TenantCustodyKey;
 use tresor_wire::keys::KeyConfigUpdate;
 
 const T: &str = "payments";
@@ -709,6 +711,7 @@ fn level_3_custody_keys_open_only_for_their_custodians_and_tenant() {
     let spec = |who: &[&CustodianIdentity]| TenantSpec {
         level: ProtectionLevel::Three,
         custodians: who.iter().map(|c| c.public().clone()).collect(),
+        ..TenantSpec::default()
     };
     let info = v.vault.create_tenant("ledger", &spec(&[carol])).unwrap();
     assert!(info.locked);
@@ -780,7 +783,8 @@ fn level_3_custody_keys_open_only_for_their_custodians_and_tenant() {
             "nobody",
             &TenantSpec {
                 level: ProtectionLevel::Three,
-                custodians: Vec::new()
+                custodians: Vec::new(),
+                ..TenantSpec::default()
             }
         )),
         "custodians"
@@ -790,7 +794,8 @@ fn level_3_custody_keys_open_only_for_their_custodians_and_tenant() {
             "extra",
             &TenantSpec {
                 level: ProtectionLevel::Two,
-                custodians: vec![carol.public().clone()]
+                custodians: vec![carol.public().clone()],
+                ..TenantSpec::default()
             }
         )),
         "custodians"
@@ -1137,4 +1142,113 @@ fn a_refused_one_shot_unseal_leaves_progress_unchanged() {
     assert_eq!(v.vault.seal_status().unwrap().submitted, ["custodian-2"]);
     v.vault.unseal(vec![v.share(1)]).unwrap();
     assert!(!v.vault.is_sealed());
+}
+
+/// The custody key two of `custodians` rebuild from their shares of level-3 tenant `tenant`.
+fn pooled_custody_key(v: &TestVault, tenant: &str, custodians: &[usize]) -> TenantCustodyKey {
+    let vault_id = v.vault.vault_id().unwrap();
+    let shares: Vec<_> = custodians
+        .iter()
+        .map(|&i| {
+            let custodian = &v.custodians[i];
+            let sealed = v
+                .vault
+                .tenant_custody_box(tenant, custodian.name())
+                .unwrap();
+            TenantCustodyKey::open(custodian, &vault_id, tenant, &sealed)
+                .unwrap()
+                .share()
+                .expect("a k-of-n tenant's custodians hold shares")
+        })
+        .collect();
+    TenantCustodyKey::new(tresor_crypto::shamir::combine(&shares).unwrap())
+}
+
+/// Issue 11.2: after a change of a level-3 tenant's custodians, removed custodians who pool
+/// their shares, even with the tenant's record as stored before the change put back on disk,
+/// decrypt nothing written after it; what was written before stays readable to the new ones.
+#[test]
+fn removed_tenant_custodians_with_an_old_store_copy_open_nothing_written_after_the_change() {
+    let v = TestVault::with(4, 1, "test");
+    let spec = TenantSpec {
+        level: ProtectionLevel::Three,
+        custodians: v.custodians[..3]
+            .iter()
+            .map(|c| c.public().clone())
+            .collect(),
+        threshold: 2,
+    };
+    let info = v.vault.create_tenant("ledger", &spec).unwrap();
+    assert_eq!((info.threshold, info.locked), (2, true));
+    // One share does not open it; two do.
+    let one = {
+        let custodian = &v.custodians[0];
+        let sealed = v
+            .vault
+            .tenant_custody_box("ledger", custodian.name())
+            .unwrap();
+        TenantCustodyKey::open(custodian, &v.vault.vault_id().unwrap(), "ledger", &sealed).unwrap()
+    };
+    assert!(matches!(
+        v.vault.unlock_tenant("ledger", &one),
+        Err(Error::NotPermitted(message)) if message.contains("needs 2")
+    ));
+    let old_key = pooled_custody_key(&v, "ledger", &[0, 1]);
+    v.vault.unlock_tenant("ledger", &old_key).unwrap();
+    v.key("ledger", "k", KeySpec::default());
+    let before = v.encrypt("ledger", "k", b"written before");
+    let old_record = v.raw("tenants/ledger");
+
+    // Custodians 0 and 1 leave; 2 stays, 3 joins (2 of 2).
+    let new_set = [
+        v.custodians[2].public().clone(),
+        v.custodians[3].public().clone(),
+    ];
+    let info = v
+        .vault
+        .change_tenant_custodians("ledger", &new_set, None)
+        .unwrap();
+    assert_eq!(info.custodians, ["custodian-2", "custodian-3"]);
+    assert_eq!(info.threshold, 2);
+    let after = v.encrypt("ledger", "k", b"written after");
+    assert_ne!(
+        split(&before).0,
+        split(&after).0,
+        "new data uses a new key version"
+    );
+
+    // The old custody key opens nothing in the current store.
+    v.vault.lock_tenant("ledger").unwrap();
+    assert!(matches!(
+        v.vault.unlock_tenant("ledger", &old_key),
+        Err(Error::NotPermitted(message)) if message.contains("does not unlock")
+    ));
+    // With the record from before the change put back, it opens the old KEK only: every key
+    // version in the current store is wrapped under the new KEK, so nothing decrypts (what they
+    // wrote down before the change, in a full copy of the old store, is all they keep).
+    let current_record = v.raw("tenants/ledger");
+    v.store.put("tenants/ledger", &old_record).unwrap();
+    v.vault.seal();
+    v.unseal();
+    v.vault.unlock_tenant("ledger", &old_key).unwrap();
+    for ciphertext in [&after, &before] {
+        assert!(matches!(
+            v.decrypt("ledger", "k", ciphertext),
+            Err(Error::Integrity { .. })
+        ));
+    }
+
+    // The new custodians read both.
+    v.vault.lock_tenant("ledger").unwrap();
+    v.store.put("tenants/ledger", &current_record).unwrap();
+    v.vault.seal();
+    v.unseal();
+    v.vault
+        .unlock_tenant("ledger", &pooled_custody_key(&v, "ledger", &[2, 3]))
+        .unwrap();
+    assert_eq!(
+        v.decrypt("ledger", "k", &before).unwrap(),
+        b"written before"
+    );
+    assert_eq!(v.decrypt("ledger", "k", &after).unwrap(), b"written after");
 }

@@ -85,6 +85,7 @@ fn make_store_v1_fixture() {
             &TenantSpec {
                 level: ProtectionLevel::Three,
                 custodians: vec![carol.public().clone()],
+                ..TenantSpec::default()
             },
         )
         .unwrap();

@@ -72,6 +72,11 @@ pub enum Error {
     /// A check of the server refused the unseal (see `UnsealGuard`).
     #[error("unseal refused: {0}")]
     UnsealRefused(String),
+    /// A level-3 tenant's custodians or threshold are not what its custody key vouched for.
+    #[error(
+        "tenant `{0}`'s custodians or threshold were changed outside the vault: they no longer match what its custody key vouched for, so nothing is unlocked or approved with them"
+    )]
+    TenantCustodiansTampered(String),
     /// The stored seal configuration is not the one the root key vouched for.
     #[error(
         "the seal configuration (custodians, threshold, environment in `core/seal`) was changed outside the vault: it no longer matches what the root key vouched for, so nothing is unsealed, approved or sealed to it; restore it from a backup or investigate who wrote the store"
@@ -231,6 +236,7 @@ impl Error {
             | Error::RecordFormat { .. }
             | Error::Store(_)
             | Error::SealConfigTampered
+            | Error::TenantCustodiansTampered(_)
             | Error::StoreFormat { .. } => ErrorKind::Internal,
             Error::WrongPrincipal { .. } => ErrorKind::Forbidden,
         }

@@ -55,8 +55,19 @@ impl Approvals {
 
     /// Records `request` as pending approval by the vault's custodians.
     pub fn propose(&self, request: Dangerous, requested_by: &str) -> Result<Approval, Error> {
+        self.propose_to(request, requested_by, None)
+    }
+
+    /// Records `request` as pending approval by the custodians of level-3 tenant `tenant`
+    /// (`None`: the vault's).
+    pub fn propose_to(
+        &self,
+        request: Dangerous,
+        requested_by: &str,
+        tenant: Option<&str>,
+    ) -> Result<Approval, Error> {
         let records = self.store.records()?;
-        let custodians = self.store.custodians()?;
+        let custodians = self.quorum(tenant)?;
         let now = self.store.clock().now();
         let id = tresor_crypto::hex(&random_array::<12>());
         let approval = Approval {
@@ -71,6 +82,7 @@ impl Approvals {
             rejections: Vec::new(),
             custodian_set: custodians.set_hash,
             four_eyes: custodians.four_eyes,
+            tenant_quorum: tenant.map(str::to_owned),
             state: ApprovalState::Pending,
         };
         let path = path(&id);
@@ -148,7 +160,7 @@ impl Approvals {
             .ok_or_else(|| Error::ApprovalNotFound(id.to_owned()))?;
         let now = self.store.clock().now();
         check_pending(&approval, now)?;
-        let custodians = self.store.custodians()?;
+        let custodians = self.quorum(approval.tenant_quorum.as_deref())?;
         if approval.custodian_set != custodians.set_hash {
             return Err(Error::NotPermitted(format!(
                 "approval `{id}` was asked of another custodian set (a rekey happened since, or it predates this release): ask again"
@@ -156,7 +168,12 @@ impl Approvals {
         }
         let custodian = signer.custodian;
         let key = custodians.get(custodian).ok_or_else(|| {
-            Error::NotPermitted(format!("`{custodian}` is not a custodian of this vault"))
+            Error::NotPermitted(match &approval.tenant_quorum {
+                Some(tenant) => format!(
+                    "`{custodian}` is not a custodian of tenant `{tenant}`, whose own custodians decide this"
+                ),
+                None => format!("`{custodian}` is not a custodian of this vault"),
+            })
         })?;
         tresor_core::check_principal(key, signer.principal)?;
         if !is_signature(signer.signature) {
@@ -276,6 +293,14 @@ impl Approvals {
             approval,
             counted: true,
         })
+    }
+
+    /// The custodians who decide: the vault's, or a level-3 tenant's own.
+    fn quorum(&self, tenant: Option<&str>) -> Result<Custodians, Error> {
+        match tenant {
+            None => self.store.custodians(),
+            Some(tenant) => self.store.tenant_custodians(tenant),
+        }
     }
 
     /// Withdraws pending approval `id`; only the principal that asked for it may.

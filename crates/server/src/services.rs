@@ -101,9 +101,13 @@ impl Runner for Services {
                         s.threshold, s.shares, s.root_generation
                     )
                 }),
-            Dangerous::ChangeTenantCustodians { tenant, custodians } => self
+            Dangerous::ChangeTenantCustodians {
+                tenant,
+                custodians,
+                threshold,
+            } => self
                 .vault
-                .change_tenant_custodians(tenant, custodians)
+                .change_tenant_custodians(tenant, custodians, *threshold)
                 .map(|t| format!("tenant {tenant} custodians: {}", t.custodians.join(", "))),
             Dangerous::ActivatePinEarly { app, kid } => self
                 .pins

@@ -89,12 +89,15 @@ pub enum Dangerous {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         four_eyes: Option<bool>,
     },
-    /// Replace a level-3 tenant's own custodians.
+    /// Replace a level-3 tenant's own custodians (and threshold).
     ChangeTenantCustodians {
         /// Tenant.
         tenant: String,
         /// The new custodians.
         custodians: Vec<CustodianPublicKey>,
+        /// The new threshold (absent: unchanged).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<u8>,
     },
     /// Activate a pinned key before it has been published for the app's `max_update_lag`:
     /// apps that have not updated since may not know its pin yet and would refuse the server.
@@ -171,8 +174,15 @@ impl Dangerous {
                     false => "off",
                 }
             ),
-            Dangerous::ChangeTenantCustodians { tenant, custodians } => format!(
-                "tenant {tenant}: custodians become {}",
+            Dangerous::ChangeTenantCustodians {
+                tenant,
+                custodians,
+                threshold,
+            } => format!(
+                "tenant {tenant}: custodians become {}{}; its custody key, KEK and every key get new versions",
+                threshold
+                    .map(|k| format!("{k}-of-{} ", custodians.len()))
+                    .unwrap_or_default(),
                 custodians
                     .iter()
                     .map(|c| format!(
@@ -276,6 +286,10 @@ pub struct Approval {
     /// Four eyes: the custodian who asked does not count among the approvers.
     #[serde(default)]
     pub four_eyes: bool,
+    /// Whose custodians decide: the vault's (absent), or a level-3 tenant's own, for what
+    /// touches that tenant's custody (its custodians, an exportable key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_quorum: Option<String>,
     /// Pending, executed or failed.
     pub state: ApprovalState,
 }
@@ -295,6 +309,7 @@ impl Approval {
             .bytes(self.requested_by.as_bytes())
             .u64(self.expires_at)
             .bytes(self.custodian_set.as_bytes())
+            .bytes(self.tenant_quorum.as_deref().unwrap_or_default().as_bytes())
             .bytes(decision.label())
             .bytes(custodian.name().as_bytes())
             .bytes(custodian.fingerprint().as_bytes())

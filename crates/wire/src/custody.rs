@@ -18,8 +18,12 @@ use zeroize::Zeroizing;
 pub const SHARE_PURPOSE: &str = "tresor-root-share-v1";
 /// Purpose of a share on its way back to the vault, sealed to the current unseal key.
 pub const SUBMISSION_PURPOSE: &str = "tresor-unseal-submission-v1";
-/// Purpose of a level-3 tenant's custody key sealed to one of its custodians.
+/// Purpose of a level-3 tenant's whole custody key sealed to one of its custodians (tenants
+/// made by release 0.1, where any one custodian unlocks).
 pub const CUSTODY_PURPOSE: &str = "tresor-tenant-custody-v1";
+/// Purpose of one Shamir share of a level-3 tenant's custody key sealed to one of its
+/// custodians (k of them unlock).
+pub const CUSTODY_SHARE_PURPOSE: &str = "tresor-tenant-custody-share-v1";
 /// Purpose of a custody key on its way back to the vault, sealed to the current unseal key.
 pub const UNLOCK_PURPOSE: &str = "tresor-tenant-unlock-v1";
 
@@ -123,8 +127,9 @@ impl RootShare {
     }
 }
 
-/// A level-3 tenant's custody key, opened by one of its custodians. Zeroized on drop.
-pub struct TenantCustodyKey(SecretKey);
+/// What one of a level-3 tenant's custodians holds of its custody key, opened: the whole key
+/// (tenants made by release 0.1) or one Shamir share of it (k of n). Zeroized on drop.
+pub struct TenantCustodyKey(Zeroizing<Vec<u8>>);
 
 impl std::fmt::Debug for TenantCustodyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,19 +138,25 @@ impl std::fmt::Debug for TenantCustodyKey {
 }
 
 impl TenantCustodyKey {
-    /// Wraps key material.
+    /// A whole custody key.
     pub fn new(key: SecretKey) -> Self {
-        TenantCustodyKey(key)
+        TenantCustodyKey(Zeroizing::new(key.expose().to_vec()))
     }
 
-    /// The key from 32 bytes.
+    /// A whole key (32 bytes) or a share (33 bytes: index, then the value).
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        SecretKey::from_slice(bytes).map(TenantCustodyKey)
+        matches!(bytes.len(), 32 | 33).then(|| TenantCustodyKey(Zeroizing::new(bytes.to_vec())))
     }
 
-    /// The key material.
-    pub fn secret(&self) -> &SecretKey {
-        &self.0
+    /// The whole key, if this is one.
+    pub fn secret(&self) -> Option<SecretKey> {
+        SecretKey::from_slice(&self.0)
+    }
+
+    /// The share, if this is one.
+    pub fn share(&self) -> Option<Share> {
+        let share = RootShare::from_bytes(&self.0)?;
+        Some(share.into_share())
     }
 
     /// Opens the custody key of level-3 tenant `tenant` of vault `vault_id`, sealed to this
@@ -161,13 +172,11 @@ impl TenantCustodyKey {
             reason: reason.to_owned(),
         };
         let bytes = STANDARD.decode(sealed).map_err(|_| bad("not base64"))?;
-        let plain = identity
-            .open(
-                CUSTODY_PURPOSE,
-                custody_context(vault_id, tenant).as_slice(),
-                &bytes,
-            )
-            .map_err(|_| {
+        let context = custody_context(vault_id, tenant);
+        let plain = [CUSTODY_SHARE_PURPOSE, CUSTODY_PURPOSE]
+            .iter()
+            .find_map(|purpose| identity.open(purpose, context.as_slice(), &bytes).ok())
+            .ok_or_else(|| {
                 bad("it does not open with this identity: sealed to someone else, for another tenant, or altered")
             })?;
         TenantCustodyKey::from_slice(&plain).ok_or_else(|| bad("wrong length"))
@@ -187,7 +196,7 @@ impl TenantCustodyKey {
             &BoxPublicKey::from_bytes(*unseal_key)?,
             UNLOCK_PURPOSE,
             context.as_slice(),
-            self.0.expose(),
+            &self.0,
         )
     }
 }

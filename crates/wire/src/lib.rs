@@ -29,6 +29,7 @@
 //!     rejections: vec![],
 //!     custodian_set: "set-hash".into(),
 //!     four_eyes: false,
+//!     tenant_quorum: None,
 //!     state: ApprovalState::Pending,
 //! };
 //! let signature = approval.sign(&alice);

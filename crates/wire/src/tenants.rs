@@ -17,6 +17,12 @@ pub struct TenantInfo {
     pub locked: bool,
     /// Level 3: the tenant's custodians.
     pub custodians: Vec<String>,
+    /// Level 3: custodians needed to unlock it and to approve what only they may (k).
+    #[serde(default)]
+    pub threshold: u8,
+    /// Level 3, while locked: the custodians whose shares the current unlock round holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub submitted: Vec<String>,
     /// Number of keys.
     pub keys: usize,
 }

@@ -345,7 +345,7 @@ impl Vault {
     }
 }
 
-fn add_version(
+pub(super) fn add_version(
     tenant: &str,
     name: &str,
     record: &mut KeyRecord,

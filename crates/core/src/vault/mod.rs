@@ -86,6 +86,8 @@ struct Inner {
     /// against other processes).
     writer: Mutex<()>,
     unseal_round: Mutex<seal::UnsealRound>,
+    /// Unlocks of level-3 tenants in progress, by tenant.
+    tenant_rounds: Mutex<HashMap<String, tenants::TenantRound>>,
     /// The X25519 key custodians seal submissions to (shares, tenant custody keys). Made at
     /// open and replaced after every unseal, seal, tenant unlock and lock, so a captured
     /// submission cannot be replayed into a later round.
@@ -145,6 +147,7 @@ impl Vault {
                 state: RwLock::new(None),
                 writer: Mutex::new(()),
                 unseal_round: Mutex::new(seal::UnsealRound::default()),
+                tenant_rounds: Mutex::new(HashMap::new()),
                 unseal_key: Mutex::new(seal::UnsealKey::generate()),
                 unseal_guard: Mutex::new(None),
                 cache_hits: AtomicU64::new(0),
@@ -191,6 +194,7 @@ impl Vault {
     pub fn seal(&self) {
         *write(&self.inner.state) = None;
         lock(&self.inner.unseal_round).reset();
+        lock(&self.inner.tenant_rounds).clear();
         self.renew_unseal_key();
     }
 
@@ -265,6 +269,12 @@ impl Unsealed {
             tenants.insert(tenant.to_owned(), state.clone());
         }
         Ok(state)
+    }
+
+    /// The tenant's state loaded afresh from storage (its cached key rings dropped).
+    fn tenant_fresh(&self, store: &dyn Store, tenant: &str) -> Result<Arc<TenantState>, Error> {
+        self.set_tenant(tenant, None);
+        self.tenant(store, tenant)
     }
 
     /// Replaces or removes a tenant's cached state after a committed change.

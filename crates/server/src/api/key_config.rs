@@ -69,12 +69,25 @@ pub(crate) fn handle(ctx: &KeyCtx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
     // Refuse an invalid change now rather than after custodians have signed it.
     current.config.updated(&update, current.latest_version)?;
     if !current.config.weakened_by(&update).is_empty() {
+        // Making a level-3 tenant's key exportable hands its material out of the tenant's custody:
+        // the tenant's own custodians decide, not the vault's.
+        let exporting = update.exportable == Some(true) && !current.config.exportable;
+        let tenant_quorum = exporting
+            && blocking(|| ctx.vault.tenant_info(ctx.tenant))
+                .map_err(ApiError::from_native)?
+                .level
+                == 3;
         let request = Dangerous::ConfigureKey {
             tenant: ctx.tenant.to_owned(),
             key: ctx.key.to_owned(),
             update,
         };
-        return super::sys_custody::propose(ctx.approvals, ctx.caller, request);
+        return super::sys_custody::propose_to(
+            ctx.approvals,
+            ctx.caller,
+            request,
+            tenant_quorum.then_some(ctx.tenant),
+        );
     }
     let info =
         blocking(|| ctx.vault.configure_key(ctx.tenant, ctx.key, &update)).map_err(not_found)?;

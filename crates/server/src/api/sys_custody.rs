@@ -159,6 +159,9 @@ pub(crate) fn lock(vault: &Vault, tenant: &str) -> Result<Reply, ApiError> {
 #[serde(deny_unknown_fields)]
 struct CustodiansBody {
     custodians: Vec<CustodianPublicKey>,
+    /// The new threshold (default: unchanged).
+    #[serde(default)]
+    threshold: Option<Int>,
 }
 
 /// POST `sys/tenants/:name/custodians`: needs approval.
@@ -186,13 +189,22 @@ pub(crate) fn change_custodians(
     if info.locked {
         return Err(tresor_core::Error::TenantLocked(tenant.to_owned()).into());
     }
-    propose(
+    let threshold = body
+        .threshold
+        .map(|Int(t)| {
+            u8::try_from(t).map_err(|_| ApiError::bad_request(format!("invalid threshold: {t}")))
+        })
+        .transpose()?;
+    // Only the tenant's own custodians decide who they are.
+    propose_to(
         approvals,
         caller,
         Dangerous::ChangeTenantCustodians {
             tenant: tenant.to_owned(),
             custodians: body.custodians,
+            threshold,
         },
+        Some(tenant),
     )
 }
 
@@ -226,11 +238,26 @@ pub(crate) fn propose(
     caller: &Caller,
     request: Dangerous,
 ) -> Result<Reply, ApiError> {
-    let approval = blocking(|| approvals.propose(request, &caller.principal))
+    propose_to(approvals, caller, request, None)
+}
+
+/// As [`propose`], for the custodians of level-3 tenant `tenant` (`None`: the vault's).
+pub(crate) fn propose_to(
+    approvals: &Approvals,
+    caller: &Caller,
+    request: Dangerous,
+    tenant: Option<&str>,
+) -> Result<Reply, ApiError> {
+    let approval = blocking(|| approvals.propose_to(request, &caller.principal, tenant))
         .map_err(ApiError::from_native)?;
+    Ok(pending(approval))
+}
+
+/// The 202 answer for an approval now pending.
+fn pending(approval: tresor_wire::approvals::Approval) -> Reply {
     let message = format!(
         "needs approval by {} custodian(s) before it runs: tresor approval approve {} --identity CUSTODIAN.key",
         approval.required, approval.id
     );
-    Ok(Reply::with_status(StatusCode::ACCEPTED, &approval).warn(message))
+    Reply::with_status(StatusCode::ACCEPTED, &approval).warn(message)
 }

@@ -17,6 +17,9 @@ struct CreateBody {
     level: Option<Int>,
     #[serde(default)]
     custodians: Vec<CustodianPublicKey>,
+    /// Level 3: custodians needed to unlock (default 1).
+    #[serde(default)]
+    threshold: Option<Int>,
 }
 
 /// POST `sys/tenants/:name`.
@@ -31,9 +34,17 @@ pub(crate) fn create(vault: &Vault, name: &str, body: &[u8]) -> Result<Reply, Ap
                 ApiError::bad_request(format!("invalid level: {level} is not 1, 2 or 3"))
             })?,
     };
+    let threshold = match body.threshold {
+        None => 1,
+        Some(Int(t)) => u8::try_from(t)
+            .ok()
+            .filter(|t| *t >= 1)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid threshold: {t}")))?,
+    };
     let spec = TenantSpec {
         level,
         custodians: body.custodians,
+        threshold,
     };
     let info = blocking(|| vault.create_tenant(name, &spec)).map_err(ApiError::from_native)?;
     Ok(Reply::data(&info))
