@@ -38,7 +38,7 @@ pub(crate) enum PolicyCommand {
 pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { dir } => {
-            let report = policy::check_dir(&dir)?;
+            let report = policy::check_dir(tresor_server::operations(), &dir)?;
             super::output::line(&report.to_string())
         }
         PolicyCommand::Explain {
@@ -49,10 +49,10 @@ pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
             source,
             format,
         } => {
-            let operation: Operation = operation.parse().with_context(|| {
-                let names: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
-                format!("operations are: {}", names.join(", "))
-            })?;
+            let operations = tresor_server::operations();
+            let operation: Operation = operations
+                .parse(&operation)
+                .with_context(|| format!("operations are: {}", operations.names().join(", ")))?;
             let (tenant, key) = match path.as_deref() {
                 None => (None, None),
                 Some(path) => match path.split_once('/') {
@@ -60,7 +60,7 @@ pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
                     None => (Some(path), None),
                 },
             };
-            let set = PolicySet::load_dir(&dir)?;
+            let set = PolicySet::load_dir(operations, &dir)?;
             let explanation = set.explain(&AccessRequest {
                 principal: &principal,
                 operation,

@@ -218,7 +218,10 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
         client_ca: config.tls.client_ca.clone(),
         crls: config.tls.crls.clone(),
     })?;
-    let policies = Arc::new(PolicyHandle::load_dir(&config.policies.dir)?);
+    let policies = Arc::new(PolicyHandle::load_dir(
+        crate::operations(),
+        &config.policies.dir,
+    )?);
     let audit = match &config.audit {
         AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
         AuditSetting::Disabled(_) => {
@@ -243,7 +246,7 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
             services: Services::new(vault, config.approvals.ttl),
             policies,
             limits: config.limits.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(Metrics::new(crate::api::metric_rows())),
             audit,
         }),
         tls,
@@ -653,7 +656,7 @@ fn reissue_due_pin_manifests(api: &ApiState) -> Result<(), PinsError> {
             key_version: u32::try_from(version).ok(),
             outcome: Some(Outcome::Ok),
             reason: "manifest re-issued before it expires".to_owned(),
-            ..background_event(crate::policy::Operation::ManagePins)
+            ..background_event(crate::api::operations::MANAGE_PINS)
         };
         if let Some(audit) = &api.audit {
             if let Err(e) = audit.record(&event) {
@@ -688,7 +691,7 @@ fn rotate_due_keys(api: &ApiState) -> Result<Vec<tresor_core::KeyInfo>, Error> {
             key: Some(key.clone()),
             outcome: Some(Outcome::Started),
             reason: "auto_rotate_period has passed".to_owned(),
-            ..background_event(crate::policy::Operation::RotateKey)
+            ..background_event(crate::api::operations::ROTATE_KEY)
         };
         if let Some(audit) = &api.audit {
             if let Err(e) = audit.record(&event) {

@@ -11,6 +11,7 @@ mod export;
 mod hmac;
 mod key_config;
 mod keys;
+pub(crate) mod operations;
 mod params;
 mod pins;
 pub(crate) mod reply;
@@ -38,11 +39,21 @@ use self::reply::{ApiError, Reply};
 use crate::approvals::Approvals;
 use crate::audit::{AuditEvent, AuditHasher, AuditLog, Outcome};
 use crate::config::Limits;
-use crate::metrics::{Metrics, Route};
-use crate::policy::{AccessRequest, Decision, DenyReason, Operation, PolicyHandle};
+use crate::metrics::Metrics;
+use crate::policy::{AccessRequest, Decision, DenyReason, Operation, PolicyHandle, Vocabulary};
 use crate::services::Services;
 use tresor_core::Vault;
 use tresor_core::clock::{Clock, SystemClock};
+
+/// Every operation the API declares: what policies may name.
+pub(crate) fn vocabulary() -> &'static Vocabulary {
+    operations::vocabulary()
+}
+
+/// The rows the API counts requests in (the `operation` label of its metrics).
+pub(crate) fn metric_rows() -> impl Iterator<Item = &'static str> {
+    operations::metric_rows()
+}
 
 /// What every request handler shares.
 pub(crate) struct ApiState {
@@ -152,52 +163,52 @@ impl Endpoint {
     fn operation(&self) -> Option<Operation> {
         Some(match self {
             Endpoint::Health | Endpoint::SealStatus | Endpoint::InitStatus => return None,
-            Endpoint::ListTenants => Operation::ListTenants,
-            Endpoint::CreateTenant(_) => Operation::CreateTenant,
-            Endpoint::ReadTenant(_) => Operation::ReadTenant,
-            Endpoint::ShredTenant(_) => Operation::ShredTenant,
-            Endpoint::RotateTenantKek(_) => Operation::RotateTenantKek,
-            Endpoint::Init => Operation::Init,
-            Endpoint::UnsealShare(_) | Endpoint::Unseal => Operation::Unseal,
-            Endpoint::Seal => Operation::Seal,
+            Endpoint::ListTenants => operations::LIST_TENANTS,
+            Endpoint::CreateTenant(_) => operations::CREATE_TENANT,
+            Endpoint::ReadTenant(_) => operations::READ_TENANT,
+            Endpoint::ShredTenant(_) => operations::SHRED_TENANT,
+            Endpoint::RotateTenantKek(_) => operations::ROTATE_TENANT_KEK,
+            Endpoint::Init => operations::INIT,
+            Endpoint::UnsealShare(_) | Endpoint::Unseal => operations::UNSEAL,
+            Endpoint::Seal => operations::SEAL,
             Endpoint::TenantCustodyBox { .. } | Endpoint::UnlockTenant(_) => {
-                Operation::UnlockTenant
+                operations::UNLOCK_TENANT
             }
-            Endpoint::LockTenant(_) => Operation::LockTenant,
-            Endpoint::ChangeTenantCustodians(_) => Operation::ChangeTenantCustody,
-            Endpoint::RotateRoot => Operation::RotateRoot,
-            Endpoint::Rekey => Operation::Rekey,
-            Endpoint::ListApprovals | Endpoint::ReadApproval(_) => Operation::ListApprovals,
-            Endpoint::Approve(_) => Operation::Approve,
-            Endpoint::Metrics => Operation::Metrics,
-            Endpoint::AuditHash => Operation::AuditHash,
-            Endpoint::ListKeys { .. } => Operation::ListKeys,
+            Endpoint::LockTenant(_) => operations::LOCK_TENANT,
+            Endpoint::ChangeTenantCustodians(_) => operations::CHANGE_TENANT_CUSTODY,
+            Endpoint::RotateRoot => operations::ROTATE_ROOT,
+            Endpoint::Rekey => operations::REKEY,
+            Endpoint::ListApprovals | Endpoint::ReadApproval(_) => operations::LIST_APPROVALS,
+            Endpoint::Approve(_) => operations::APPROVE,
+            Endpoint::Metrics => operations::METRICS,
+            Endpoint::AuditHash => operations::AUDIT_HASH,
+            Endpoint::ListKeys { .. } => operations::LIST_KEYS,
             Endpoint::Pins { action, .. } => action.operation(),
             Endpoint::Key { action, .. } => match action {
-                KeyAction::Create => Operation::CreateKey,
-                KeyAction::Read => Operation::ReadKey,
-                KeyAction::Delete => Operation::DeleteKey,
-                KeyAction::Configure => Operation::ConfigureKey,
-                KeyAction::Rotate => Operation::RotateKey,
-                KeyAction::Trim => Operation::TrimKey,
-                KeyAction::Encrypt => Operation::Encrypt,
-                KeyAction::Decrypt => Operation::Decrypt,
-                KeyAction::Rewrap => Operation::Rewrap,
-                KeyAction::DataKey(_) => Operation::DataKey,
-                KeyAction::Hmac(_) => Operation::Hmac,
-                KeyAction::Verify(_) => Operation::Verify,
-                KeyAction::Export { .. } => Operation::Export,
+                KeyAction::Create => operations::CREATE_KEY,
+                KeyAction::Read => operations::READ_KEY,
+                KeyAction::Delete => operations::DELETE_KEY,
+                KeyAction::Configure => operations::CONFIGURE_KEY,
+                KeyAction::Rotate => operations::ROTATE_KEY,
+                KeyAction::Trim => operations::TRIM_KEY,
+                KeyAction::Encrypt => operations::ENCRYPT,
+                KeyAction::Decrypt => operations::DECRYPT,
+                KeyAction::Rewrap => operations::REWRAP,
+                KeyAction::DataKey(_) => operations::DATAKEY,
+                KeyAction::Hmac(_) => operations::HMAC,
+                KeyAction::Verify(_) => operations::VERIFY,
+                KeyAction::Export { .. } => operations::EXPORT,
             },
         })
     }
 
-    /// The row it is counted in and the name it is audited under.
-    fn route(&self) -> Route {
+    /// The name it is audited under and the metrics row it is counted in.
+    fn route(&self) -> &'static str {
         match (self, self.operation()) {
-            (_, Some(operation)) => Route::Operation(operation),
-            (Endpoint::Health, None) => Route::Health,
-            (Endpoint::SealStatus, None) => Route::SealStatus,
-            _ => Route::InitStatus,
+            (_, Some(operation)) => operation.name(),
+            (Endpoint::Health, None) => "health",
+            (Endpoint::SealStatus, None) => "seal-status",
+            _ => "init-status",
         }
     }
 
@@ -365,10 +376,12 @@ pub(crate) async fn handle(
         Ok(reply) => (reply.status, reply.summary.batch_items),
         Err(e) => (e.status, 0),
     };
-    let route = endpoint.map_or(Route::Unrouted, Endpoint::route);
-    state
-        .metrics
-        .record_request(route, status.as_u16(), started.elapsed(), batch_items);
+    state.metrics.record_request(
+        metrics_row(&state.metrics, endpoint),
+        status.as_u16(),
+        started.elapsed(),
+        batch_items,
+    );
     Ok(respond(result, &request_id, mount_type, head))
 }
 
@@ -409,9 +422,8 @@ pub(crate) fn refuse_over_capacity(
         Vec::new(),
     );
     state.metrics.record_refused_connection();
-    let route = endpoint.map_or(Route::Unrouted, Endpoint::route);
     state.metrics.record_request(
-        route,
+        metrics_row(&state.metrics, endpoint),
         StatusCode::SERVICE_UNAVAILABLE.as_u16(),
         started.elapsed(),
         0,
@@ -422,6 +434,16 @@ pub(crate) fn refuse_over_capacity(
         endpoint.map_or("", Endpoint::mount_type),
         request.method() == Method::HEAD,
     )
+}
+
+/// The name of requests that match no route, in audit lines and metrics.
+const UNROUTED: &str = "unrouted";
+
+fn metrics_row(metrics: &Metrics, endpoint: Option<&Endpoint>) -> crate::metrics::Row {
+    let name = endpoint.map_or(UNROUTED, Endpoint::route);
+    metrics
+        .row(name)
+        .expect("every route has a metrics row (operations::metric_rows)")
 }
 
 /// Writes one audit line: the attempt (`result` is `None`, before a change is made) or the
@@ -442,10 +464,7 @@ fn audit(
         request_id: request_id.to_owned(),
         principal: caller.principal.clone(),
         source: caller.source.clone(),
-        operation: endpoint
-            .map_or(Route::Unrouted, Endpoint::route)
-            .name()
-            .to_owned(),
+        operation: endpoint.map_or(UNROUTED, Endpoint::route).to_owned(),
         tenant: endpoint.and_then(Endpoint::tenant).map(str::to_owned),
         key: endpoint.and_then(Endpoint::key).map(str::to_owned),
         latency_us: started.elapsed().as_micros() as u64,
@@ -826,7 +845,7 @@ fn dispatch(
             key,
             action,
         } => {
-            let may_create = || may(state, caller, Operation::CreateKey, tenant, key);
+            let may_create = || may(state, caller, operations::CREATE_KEY, tenant, key);
             let ctx = KeyCtx {
                 vault,
                 approvals: &state.services.approvals,

@@ -86,19 +86,19 @@ impl PinsAction {
 
     /// The policy operation.
     pub(crate) fn operation(&self) -> crate::policy::Operation {
-        use crate::policy::Operation;
+        use super::operations::{DELIVER_PIN_KEY, MANAGE_PINS, READ_PINS};
         match self {
             PinsAction::ListApps
             | PinsAction::ReadApp(_)
             | PinsAction::Manifest { .. }
             | PinsAction::Export { .. }
             | PinsAction::ManifestKey
-            | PinsAction::Log => Operation::ReadPins,
+            | PinsAction::Log => READ_PINS,
             PinsAction::Key {
                 action: KeyAction::Deliver,
                 ..
-            } => Operation::DeliverPinKey,
-            _ => Operation::ManagePins,
+            } => DELIVER_PIN_KEY,
+            _ => MANAGE_PINS,
         }
     }
 }
