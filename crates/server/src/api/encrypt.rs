@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::params::{self, Flag, Int, Text, optional_base64};
+use super::params::{self, Flag, Int, IntField, Text, optional_base64};
 use super::reply::{ApiError, Reply, batch_status};
 use super::{BatchResults, KeyCtx, blocking, merge_batch, partial_failure_code, refuse_nonce};
 use tresor_core::{EncryptRequest, Error, KeySpec, Versioned};

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::params::{self, Int, Text};
+use super::params::{self, Int, IntField, Text};
 use super::reply::{ApiError, Reply};
 use super::{BatchResults, KeyCtx, merge_batch};
 use tresor_core::HmacAlgorithm;

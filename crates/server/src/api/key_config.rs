@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::keys::key_reply;
-use super::params::{self, Flag, Int, Seconds};
+use super::params::{self, Flag, Int, IntField, Seconds};
 use super::reply::{ApiError, Reply};
 use super::{KeyCtx, blocking};
 use tresor_wire::approvals::Dangerous;

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::keys::key_reply;
-use super::params::{self, Int};
+use super::params::{self, Int, IntField};
 use super::reply::{ApiError, Reply};
 use super::{KeyCtx, blocking};
 use tresor_wire::approvals::Dangerous;
