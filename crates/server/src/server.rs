@@ -242,13 +242,12 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
         source,
     })?;
     let shared = Arc::new(Shared {
-        api: Arc::new(ApiState {
-            services: Services::new(vault, config.approvals.ttl),
+        api: Arc::new(ApiState::new(
+            Services::new(vault, config.approvals.ttl),
             policies,
-            limits: config.limits.clone(),
-            metrics: Arc::new(Metrics::new(crate::api::metric_rows())),
+            config.limits.clone(),
             audit,
-        }),
+        )),
         tls,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         throttle: HandshakeThrottle {
@@ -656,7 +655,7 @@ fn reissue_due_pin_manifests(api: &ApiState) -> Result<(), PinsError> {
             key_version: u32::try_from(version).ok(),
             outcome: Some(Outcome::Ok),
             reason: "manifest re-issued before it expires".to_owned(),
-            ..background_event(crate::api::operations::MANAGE_PINS)
+            ..background_event(crate::api::pins::mount::MANAGE)
         };
         if let Some(audit) = &api.audit {
             if let Err(e) = audit.record(&event) {
@@ -691,7 +690,7 @@ fn rotate_due_keys(api: &ApiState) -> Result<Vec<tresor_core::KeyInfo>, Error> {
             key: Some(key.clone()),
             outcome: Some(Outcome::Started),
             reason: "auto_rotate_period has passed".to_owned(),
-            ..background_event(crate::api::operations::ROTATE_KEY)
+            ..background_event(crate::api::transit::keys_rotate::ROTATE)
         };
         if let Some(audit) = &api.audit {
             if let Err(e) = audit.record(&event) {

@@ -1,0 +1,204 @@
+//! POST `{tenant}/decrypt/{key}`, single or `batch_input`.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use tresor_core::DecryptRequest;
+use tresor_wire::api::transit;
+use zeroize::Zeroizing;
+
+use super::mount::{KeyCtx, refuse_nonce};
+use crate::api::batch::{BatchResults, check_batch, merge_batch, partial_failure_code};
+use crate::api::endpoint::{Call, Endpoint};
+use crate::api::params::{self, Int, Text, optional_base64};
+use crate::api::reply::{ApiError, Reply, batch_status};
+use crate::policy::{Operation, Scope};
+
+/// Decrypt.
+pub(crate) const DECRYPT: Operation = Operation::new("decrypt", Scope::Key);
+
+pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::DECRYPT, DECRYPT, handle);
+
+#[derive(Deserialize, Default)]
+struct Body<'a> {
+    #[serde(borrow)]
+    ciphertext: Text<'a>,
+    #[serde(borrow)]
+    context: Text<'a>,
+    #[serde(borrow)]
+    associated_data: Text<'a>,
+    #[serde(borrow)]
+    nonce: Text<'a>,
+    partial_failure_response_code: Option<Int>,
+    #[serde(borrow)]
+    batch_input: Option<Vec<Item<'a>>>,
+}
+
+/// One item of a decrypt or rewrap batch.
+#[derive(Deserialize)]
+pub(crate) struct Item<'a> {
+    #[serde(borrow)]
+    pub(crate) ciphertext: Text<'a>,
+    #[serde(borrow)]
+    pub(crate) context: Text<'a>,
+    #[serde(borrow)]
+    pub(crate) associated_data: Text<'a>,
+    #[serde(borrow)]
+    pub(crate) nonce: Text<'a>,
+    #[serde(borrow, default)]
+    pub(crate) reference: Text<'a>,
+}
+
+#[derive(Serialize)]
+struct ItemResult<'a> {
+    /// Always present (empty when the item failed), as in Vault.
+    plaintext: Zeroizing<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    reference: Cow<'a, str>,
+}
+
+impl<'a> ItemResult<'a> {
+    fn new(outcome: Result<Zeroizing<Vec<u8>>, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(plaintext) => ItemResult {
+                plaintext: encode(&plaintext),
+                error: None,
+                reference,
+            },
+            Err(e) => ItemResult {
+                plaintext: Zeroizing::new(String::new()),
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
+}
+
+/// Decoded inputs of one item, shared with rewrap.
+pub(crate) struct Input<'a> {
+    pub(crate) ciphertext: &'a str,
+    pub(crate) context: Option<Zeroizing<Vec<u8>>>,
+    pub(crate) associated_data: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl<'a> Input<'a> {
+    /// Decodes an item and notes its ciphertext, context and associated data for the audit line.
+    pub(crate) fn decode(
+        ctx: &KeyCtx<'_>,
+        ciphertext: Option<&'a str>,
+        context: Option<&str>,
+        ad: Option<&str>,
+        nonce: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        refuse_nonce(nonce)?;
+        let ciphertext = ciphertext
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ApiError::bad_request("missing ciphertext to decrypt"))?;
+        ctx.inputs.note(ciphertext.as_bytes());
+        let input = Input {
+            ciphertext,
+            context: optional_base64("context", context)?,
+            associated_data: optional_base64("associated_data", ad)?,
+        };
+        ctx.inputs
+            .note_some(input.context.as_deref().map(Vec::as_slice));
+        ctx.inputs
+            .note_some(input.associated_data.as_deref().map(Vec::as_slice));
+        Ok(input)
+    }
+
+    /// Decodes every item of a batch.
+    pub(crate) fn decode_all(
+        ctx: &KeyCtx<'_>,
+        items: &'a [Item<'a>],
+    ) -> Vec<Result<Self, ApiError>> {
+        items
+            .iter()
+            .map(|i| {
+                Input::decode(
+                    ctx,
+                    i.ciphertext.as_deref(),
+                    i.context.as_deref(),
+                    i.associated_data.as_deref(),
+                    i.nonce.as_deref(),
+                )
+            })
+            .collect()
+    }
+
+    pub(crate) fn request(&self) -> DecryptRequest<'_> {
+        DecryptRequest {
+            ciphertext: self.ciphertext,
+            context: self.context.as_deref().map(Vec::as_slice),
+            associated_data: self.associated_data.as_deref().map(Vec::as_slice),
+        }
+    }
+}
+
+fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let ctx = &KeyCtx::of(call);
+    let body: Body = params::body(call.body)?;
+    let Some(items) = body.batch_input else {
+        let input = Input::decode(
+            ctx,
+            body.ciphertext.as_deref(),
+            body.context.as_deref(),
+            body.associated_data.as_deref(),
+            body.nonce.as_deref(),
+        )?;
+        let plaintext = ctx.vault.decrypt(ctx.tenant, ctx.key, &input.request())?;
+        let version = version_of(input.ciphertext);
+        return Ok(
+            Reply::data(&ItemResult::new(Ok(plaintext), Cow::Borrowed(""))).version(version),
+        );
+    };
+    check_batch(items.len(), &call.state.limits)?;
+    let partial = partial_failure_code(body.partial_failure_response_code)?;
+    let inputs = Input::decode_all(ctx, &items);
+    let requests: Vec<DecryptRequest<'_>> = inputs
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(Input::request)
+        .collect();
+    let merged = merge_batch(
+        &inputs,
+        ctx.vault.decrypt_batch(ctx.tenant, ctx.key, &requests)?,
+    );
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<ItemResult<'_>> = merged
+        .into_iter()
+        .zip(&items)
+        .map(|(outcome, item)| ItemResult::new(outcome, item.reference.clone().unwrap_or_default()))
+        .collect();
+    let status = batch_status(batch_results.len(), errors, partial);
+    let count = batch_results.len();
+    Ok(Reply::with_status(status, &BatchResults { batch_results }).batch(count, errors))
+}
+
+fn encode(plaintext: &[u8]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(plaintext.len().div_ceil(3) * 4));
+    STANDARD.encode_string(plaintext, &mut out);
+    out
+}
+
+/// The version in `tresor:v<N>:…` (0 if the text is not of that form).
+fn version_of(text: &str) -> u32 {
+    text.strip_prefix("tresor:v")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_of_ciphertexts() {
+        assert_eq!(version_of("tresor:v12:abc"), 12);
+        assert_eq!(version_of("vault:v1:abc"), 0);
+    }
+}

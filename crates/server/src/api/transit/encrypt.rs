@@ -1,0 +1,228 @@
+//! POST `{tenant}/encrypt/{key}`, single or `batch_input`. Encrypting with a key that does
+//! not exist creates it when the caller may `create` it (Vault's upsert): derived if a context
+//! was given. The creation is a change, so the request's `started` audit line is written before
+//! it.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use tresor_core::{EncryptRequest, Error, KeySpec, Versioned};
+use tresor_wire::api::transit;
+use zeroize::Zeroizing;
+
+use super::mount::{KeyCtx, check_key_type, refuse_nonce};
+use crate::api::batch::{BatchResults, check_batch, merge_batch, partial_failure_code};
+use crate::api::endpoint::{Call, Endpoint, blocking};
+use crate::api::params::{self, Flag, Int, IntField, Text, optional_base64};
+use crate::api::reply::{ApiError, Reply, batch_status};
+use crate::policy::{Operation, Scope};
+
+/// Encrypt.
+pub(crate) const ENCRYPT: Operation = Operation::new("encrypt", Scope::Key);
+
+pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::ENCRYPT, ENCRYPT, handle);
+
+#[derive(Deserialize, Default)]
+struct Body<'a> {
+    #[serde(borrow)]
+    plaintext: Text<'a>,
+    #[serde(borrow)]
+    context: Text<'a>,
+    #[serde(borrow)]
+    associated_data: Text<'a>,
+    #[serde(borrow)]
+    nonce: Text<'a>,
+    key_version: Option<Int>,
+    #[serde(rename = "type", borrow)]
+    key_type: Text<'a>,
+    convergent_encryption: Option<Flag>,
+    partial_failure_response_code: Option<Int>,
+    #[serde(borrow)]
+    batch_input: Option<Vec<Item<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(borrow)]
+    plaintext: Text<'a>,
+    #[serde(borrow)]
+    context: Text<'a>,
+    #[serde(borrow)]
+    associated_data: Text<'a>,
+    #[serde(borrow)]
+    nonce: Text<'a>,
+    key_version: Option<Int>,
+    #[serde(borrow, default)]
+    reference: Text<'a>,
+}
+
+#[derive(Serialize)]
+struct ItemResult<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ciphertext: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    reference: Cow<'a, str>,
+}
+
+impl<'a> ItemResult<'a> {
+    fn new(outcome: Result<Versioned, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(ciphertext) => ItemResult {
+                key_version: Some(ciphertext.version),
+                ciphertext: Some(ciphertext.text),
+                error: None,
+                reference,
+            },
+            Err(e) => ItemResult {
+                ciphertext: None,
+                key_version: None,
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
+}
+
+/// Decoded inputs of one item.
+struct Input {
+    plaintext: Zeroizing<Vec<u8>>,
+    context: Option<Zeroizing<Vec<u8>>>,
+    associated_data: Option<Zeroizing<Vec<u8>>>,
+    key_version: Option<u32>,
+}
+
+impl Input {
+    fn decode(
+        ctx: &KeyCtx<'_>,
+        plaintext: Option<&str>,
+        context: Option<&str>,
+        ad: Option<&str>,
+        nonce: Option<&str>,
+        version: Option<Int>,
+    ) -> Result<Input, ApiError> {
+        refuse_nonce(nonce)?;
+        let plaintext =
+            plaintext.ok_or_else(|| ApiError::bad_request("missing plaintext to encrypt"))?;
+        let input = Input {
+            plaintext: params::base64_field("plaintext", plaintext)?,
+            context: optional_base64("context", context)?,
+            associated_data: optional_base64("associated_data", ad)?,
+            key_version: version.map(|v| v.to_u32("key_version")).transpose()?,
+        };
+        ctx.inputs
+            .note_some(input.context.as_deref().map(Vec::as_slice));
+        ctx.inputs
+            .note_some(input.associated_data.as_deref().map(Vec::as_slice));
+        Ok(input)
+    }
+
+    fn request(&self) -> EncryptRequest<'_> {
+        EncryptRequest {
+            plaintext: &self.plaintext,
+            context: self.context.as_deref().map(Vec::as_slice),
+            associated_data: self.associated_data.as_deref().map(Vec::as_slice),
+            key_version: self.key_version,
+        }
+    }
+}
+
+fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let ctx = &KeyCtx::of(call);
+    let body: Body = params::body(call.body)?;
+    check_key_type(body.key_type.as_deref())?;
+    let convergent = body.convergent_encryption.is_some_and(|f| f.0);
+    let Some(items) = body.batch_input else {
+        let input = Input::decode(
+            ctx,
+            body.plaintext.as_deref(),
+            body.context.as_deref(),
+            body.associated_data.as_deref(),
+            body.nonce.as_deref(),
+            body.key_version,
+        )?;
+        let ciphertext = with_upsert(ctx, input.context.is_some(), convergent, || {
+            ctx.vault.encrypt(ctx.tenant, ctx.key, &input.request())
+        })?;
+        ctx.inputs.note(ciphertext.text.as_bytes());
+        let result = ItemResult::new(Ok(ciphertext), Cow::Borrowed(""));
+        let version = result.key_version.unwrap_or_default();
+        return Ok(Reply::data(&result).version(version));
+    };
+    check_batch(items.len(), &call.state.limits)?;
+    let partial = partial_failure_code(body.partial_failure_response_code)?;
+    let inputs: Vec<Result<Input, ApiError>> = items
+        .iter()
+        .map(|i| {
+            Input::decode(
+                ctx,
+                i.plaintext.as_deref(),
+                i.context.as_deref(),
+                i.associated_data.as_deref(),
+                i.nonce.as_deref(),
+                i.key_version,
+            )
+        })
+        .collect();
+    let derived = items[0].context.as_deref().is_some_and(|c| !c.is_empty());
+    let requests: Vec<EncryptRequest<'_>> = inputs
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(Input::request)
+        .collect();
+    let outcomes = with_upsert(ctx, derived, convergent, || {
+        ctx.vault.encrypt_batch(ctx.tenant, ctx.key, &requests)
+    })?;
+    let merged = merge_batch(&inputs, outcomes);
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<ItemResult<'_>> = merged
+        .into_iter()
+        .zip(&items)
+        .map(|(outcome, item)| {
+            if let Ok(ciphertext) = &outcome {
+                ctx.inputs.note(ciphertext.text.as_bytes());
+            }
+            ItemResult::new(outcome, item.reference.clone().unwrap_or_default())
+        })
+        .collect();
+    let status = batch_status(batch_results.len(), errors, partial);
+    let count = batch_results.len();
+    Ok(Reply::with_status(status, &BatchResults { batch_results }).batch(count, errors))
+}
+
+/// Runs `operation`; if the key does not exist and the caller may create it, creates it (as
+/// Vault's upsert does) and runs `operation` again.
+fn with_upsert<T>(
+    ctx: &KeyCtx<'_>,
+    derived: bool,
+    convergent: bool,
+    operation: impl Fn() -> Result<T, Error>,
+) -> Result<T, ApiError> {
+    match operation() {
+        Err(Error::KeyNotFound { .. }) if ctx.may_create() => {
+            if convergent && !derived {
+                return Err(ApiError::bad_request(
+                    "convergent encryption requires derivation to be enabled, so context is required",
+                ));
+            }
+            let spec = KeySpec {
+                derived,
+                convergent_encryption: convergent,
+                ..KeySpec::default()
+            };
+            // Creating the key is a change: its `started` line goes first (fail closed).
+            (ctx.call.before_change)()?;
+            match blocking(|| ctx.vault.create_key(ctx.tenant, ctx.key, spec)) {
+                Ok(_) | Err(Error::KeyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            operation().map_err(ApiError::from)
+        }
+        Err(Error::KeyNotFound { tenant, key }) => Err(ApiError::bad_request(format!(
+            "encryption key not found: key `{key}` does not exist in tenant `{tenant}`, and this principal may not create it"
+        ))),
+        other => other.map_err(ApiError::from),
+    }
+}

@@ -1,0 +1,123 @@
+//! POST `{tenant}/hmac/{key}[/{algorithm}]`: keyed, stable, irreversible tokens (the
+//! pseudonymisation primitive). Batches always answer 200 with per-item errors, as in Vault.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use tresor_core::{HmacAlgorithm, Versioned};
+use tresor_wire::api::transit;
+use zeroize::Zeroizing;
+
+use super::mount::KeyCtx;
+use crate::api::batch::{BatchResults, check_batch, merge_batch};
+use crate::api::endpoint::{Call, Endpoint};
+use crate::api::params::{self, Int, IntField, Text};
+use crate::api::reply::{ApiError, Reply};
+use crate::policy::{Operation, Scope};
+
+/// Compute HMAC tokens.
+pub(crate) const HMAC: Operation = Operation::new("hmac", Scope::Key);
+
+pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::HMAC, HMAC, handle);
+
+#[derive(Deserialize, Default)]
+struct HmacBody<'a> {
+    #[serde(borrow)]
+    input: Text<'a>,
+    #[serde(borrow)]
+    algorithm: Text<'a>,
+    key_version: Option<Int>,
+    #[serde(borrow)]
+    batch_input: Option<Vec<HmacItem<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct HmacItem<'a> {
+    #[serde(borrow)]
+    input: Text<'a>,
+    #[serde(borrow, default)]
+    reference: Text<'a>,
+}
+
+#[derive(Serialize)]
+struct HmacResult<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    reference: Cow<'a, str>,
+}
+
+impl<'a> HmacResult<'a> {
+    fn new(outcome: Result<Versioned, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(token) => HmacResult {
+                hmac: Some(token.text),
+                error: None,
+                reference,
+            },
+            Err(e) => HmacResult {
+                hmac: None,
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
+}
+
+fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let ctx = &KeyCtx::of(call);
+    let body: HmacBody = params::body(call.body)?;
+    let algorithm = algorithm(call.param("algorithm"), body.algorithm.as_deref())?;
+    let key_version = body
+        .key_version
+        .map(|v| v.to_u32("key_version"))
+        .transpose()?;
+    let Some(items) = body.batch_input else {
+        let input = decode_input(ctx, body.input.as_deref())?;
+        let token = ctx
+            .vault
+            .hmac(ctx.tenant, ctx.key, &input, algorithm, key_version)?;
+        let version = token.version;
+        return Ok(Reply::data(&HmacResult::new(Ok(token), Cow::Borrowed(""))).version(version));
+    };
+    check_batch(items.len(), &call.state.limits)?;
+    let inputs: Vec<Result<Zeroizing<Vec<u8>>, ApiError>> = items
+        .iter()
+        .map(|i| decode_input(ctx, i.input.as_deref()))
+        .collect();
+    let valid: Vec<&[u8]> = inputs
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(|i| i.as_slice())
+        .collect();
+    let merged = merge_batch(
+        &inputs,
+        ctx.vault
+            .hmac_batch(ctx.tenant, ctx.key, &valid, algorithm, key_version)?,
+    );
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<HmacResult<'_>> = merged
+        .into_iter()
+        .zip(&items)
+        .map(|(outcome, item)| HmacResult::new(outcome, item.reference.clone().unwrap_or_default()))
+        .collect();
+    let count = batch_results.len();
+    Ok(Reply::data(&BatchResults { batch_results }).batch(count, errors))
+}
+
+/// The algorithm named in the path, else in the body, else the default.
+pub(crate) fn algorithm(path: Option<&str>, body: Option<&str>) -> Result<HmacAlgorithm, ApiError> {
+    match path.or(body).filter(|a| !a.is_empty()) {
+        None => Ok(HmacAlgorithm::default()),
+        Some(name) => name.parse().map_err(ApiError::from),
+    }
+}
+
+/// Decodes an HMAC input and notes it for the audit line.
+pub(crate) fn decode_input(ctx: &KeyCtx<'_>, input: Option<&str>) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    let input = input.ok_or_else(|| ApiError::bad_request("missing input for HMAC"))?;
+    let decoded = params::base64_field("input", input)?;
+    ctx.inputs.note(&decoded);
+    Ok(decoded)
+}

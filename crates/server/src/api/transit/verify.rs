@@ -1,0 +1,152 @@
+//! POST `{tenant}/verify/{key}[/{algorithm}]`: whether HMAC tokens match their inputs. Batches
+//! always answer 200 with per-item errors, as in Vault.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use tresor_wire::api::transit;
+use zeroize::Zeroizing;
+
+use super::hmac::{algorithm, decode_input};
+use super::mount::{KEY_TYPE, KeyCtx};
+use crate::api::batch::{BatchResults, check_batch, merge_batch};
+use crate::api::endpoint::{Call, Endpoint};
+use crate::api::params::{self, Text};
+use crate::api::reply::{ApiError, Reply};
+use crate::policy::{Operation, Scope};
+
+/// Verify HMAC tokens.
+pub(crate) const VERIFY: Operation = Operation::new("verify", Scope::Key);
+
+pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::VERIFY, VERIFY, handle);
+
+#[derive(Deserialize, Default)]
+struct VerifyBody<'a> {
+    #[serde(borrow)]
+    input: Text<'a>,
+    #[serde(borrow)]
+    hmac: Text<'a>,
+    #[serde(borrow)]
+    signature: Text<'a>,
+    #[serde(borrow)]
+    algorithm: Text<'a>,
+    #[serde(borrow)]
+    hash_algorithm: Text<'a>,
+    #[serde(borrow)]
+    batch_input: Option<Vec<VerifyItem<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct VerifyItem<'a> {
+    #[serde(borrow)]
+    input: Text<'a>,
+    #[serde(borrow)]
+    hmac: Text<'a>,
+    #[serde(borrow)]
+    signature: Text<'a>,
+    #[serde(borrow, default)]
+    reference: Text<'a>,
+}
+
+#[derive(Serialize)]
+struct VerifyResult<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    reference: Cow<'a, str>,
+}
+
+impl<'a> VerifyResult<'a> {
+    fn new(outcome: Result<bool, ApiError>, reference: Cow<'a, str>) -> Self {
+        match outcome {
+            Ok(valid) => VerifyResult {
+                valid: Some(valid),
+                error: None,
+                reference,
+            },
+            Err(e) => VerifyResult {
+                valid: None,
+                error: Some(e.message),
+                reference,
+            },
+        }
+    }
+}
+
+/// A decoded input and the token to check against it.
+type VerifyInput<'a> = (Zeroizing<Vec<u8>>, &'a str);
+
+fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let ctx = &KeyCtx::of(call);
+    let body: VerifyBody = params::body(call.body)?;
+    let algorithm = algorithm(
+        call.param("algorithm"),
+        body.algorithm.as_deref().or(body.hash_algorithm.as_deref()),
+    )?;
+    let Some(items) = body.batch_input else {
+        let (input, token) = decode_verify(
+            ctx,
+            body.input.as_deref(),
+            body.hmac.as_deref(),
+            body.signature.as_deref(),
+        )?;
+        let valid = ctx
+            .vault
+            .verify_hmac(ctx.tenant, ctx.key, &input, token, algorithm)?;
+        return Ok(Reply::data(&VerifyResult::new(
+            Ok(valid),
+            Cow::Borrowed(""),
+        )));
+    };
+    check_batch(items.len(), &call.state.limits)?;
+    let inputs: Vec<Result<VerifyInput<'_>, ApiError>> = items
+        .iter()
+        .map(|i| {
+            decode_verify(
+                ctx,
+                i.input.as_deref(),
+                i.hmac.as_deref(),
+                i.signature.as_deref(),
+            )
+        })
+        .collect();
+    let valid: Vec<(&[u8], &str)> = inputs
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(|(input, token)| (input.as_slice(), *token))
+        .collect();
+    let merged = merge_batch(
+        &inputs,
+        ctx.vault
+            .verify_hmac_batch(ctx.tenant, ctx.key, &valid, algorithm)?,
+    );
+    let errors = merged.iter().filter(|r| r.is_err()).count();
+    let batch_results: Vec<VerifyResult<'_>> = merged
+        .into_iter()
+        .zip(&items)
+        .map(|(outcome, item)| {
+            VerifyResult::new(outcome, item.reference.clone().unwrap_or_default())
+        })
+        .collect();
+    let count = batch_results.len();
+    Ok(Reply::data(&BatchResults { batch_results }).batch(count, errors))
+}
+
+fn decode_verify<'a>(
+    ctx: &KeyCtx<'_>,
+    input: Option<&str>,
+    hmac: Option<&'a str>,
+    signature: Option<&str>,
+) -> Result<VerifyInput<'a>, ApiError> {
+    if signature.is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "key type {} does not support signing: verify HMAC tokens with `hmac`",
+            KEY_TYPE
+        )));
+    }
+    let token = hmac
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing hmac to verify"))?;
+    Ok((decode_input(ctx, input)?, token))
+}
