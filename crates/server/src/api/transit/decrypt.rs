@@ -10,10 +10,10 @@ use tresor_wire::api::transit;
 use zeroize::Zeroizing;
 
 use super::mount::{KeyCtx, refuse_nonce};
-use crate::api::batch::{BatchResults, check_batch, merge_batch, partial_failure_code};
+use crate::api::batch::{self, BatchItem, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
 use crate::api::params::{self, Int, Text, optional_base64};
-use crate::api::reply::{ApiError, Reply, batch_status};
+use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
 /// Decrypt.
@@ -110,23 +110,15 @@ impl<'a> Input<'a> {
         Ok(input)
     }
 
-    /// Decodes every item of a batch.
-    pub(crate) fn decode_all(
-        ctx: &KeyCtx<'_>,
-        items: &'a [Item<'a>],
-    ) -> Vec<Result<Self, ApiError>> {
-        items
-            .iter()
-            .map(|i| {
-                Input::decode(
-                    ctx,
-                    i.ciphertext.as_deref(),
-                    i.context.as_deref(),
-                    i.associated_data.as_deref(),
-                    i.nonce.as_deref(),
-                )
-            })
-            .collect()
+    /// Decodes an item of a batch.
+    pub(crate) fn of_item(ctx: &KeyCtx<'_>, item: &'a Item<'a>) -> Result<Self, ApiError> {
+        Input::decode(
+            ctx,
+            item.ciphertext.as_deref(),
+            item.context.as_deref(),
+            item.associated_data.as_deref(),
+            item.nonce.as_deref(),
+        )
     }
 
     pub(crate) fn request(&self) -> DecryptRequest<'_> {
@@ -155,27 +147,23 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             Reply::data(&ItemResult::new(Ok(plaintext), Cow::Borrowed(""))).version(version),
         );
     };
-    check_batch(items.len(), &call.state.limits)?;
-    let partial = partial_failure_code(body.partial_failure_response_code)?;
-    let inputs = Input::decode_all(ctx, &items);
-    let requests: Vec<DecryptRequest<'_>> = inputs
-        .iter()
-        .filter_map(|i| i.as_ref().ok())
-        .map(Input::request)
-        .collect();
-    let merged = merge_batch(
-        &inputs,
-        ctx.vault.decrypt_batch(ctx.tenant, ctx.key, &requests)?,
-    );
-    let errors = merged.iter().filter(|r| r.is_err()).count();
-    let batch_results: Vec<ItemResult<'_>> = merged
-        .into_iter()
-        .zip(&items)
-        .map(|(outcome, item)| ItemResult::new(outcome, item.reference.clone().unwrap_or_default()))
-        .collect();
-    let status = batch_status(batch_results.len(), errors, partial);
-    let count = batch_results.len();
-    Ok(Reply::with_status(status, &BatchResults { batch_results }).batch(count, errors))
+    batch::run(
+        &call.state.limits,
+        &items,
+        BatchStatus::PartialFailure(body.partial_failure_response_code),
+        |item| Input::of_item(ctx, item),
+        |valid| {
+            let requests: Vec<DecryptRequest<'_>> = valid.iter().map(|i| i.request()).collect();
+            Ok(ctx.vault.decrypt_batch(ctx.tenant, ctx.key, &requests)?)
+        },
+        ItemResult::new,
+    )
+}
+
+impl<'a> BatchItem<'a> for Item<'a> {
+    fn reference(&self) -> Cow<'a, str> {
+        self.reference.clone().unwrap_or_default()
+    }
 }
 
 fn encode(plaintext: &[u8]) -> Zeroizing<String> {

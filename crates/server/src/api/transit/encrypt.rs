@@ -11,10 +11,10 @@ use tresor_wire::api::transit;
 use zeroize::Zeroizing;
 
 use super::mount::{KeyCtx, check_key_type, refuse_nonce};
-use crate::api::batch::{BatchResults, check_batch, merge_batch, partial_failure_code};
+use crate::api::batch::{self, BatchItem, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::params::{self, Flag, Int, IntField, Text, optional_base64};
-use crate::api::reply::{ApiError, Reply, batch_status};
+use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
 /// Encrypt.
@@ -151,11 +151,11 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         let version = result.key_version.unwrap_or_default();
         return Ok(Reply::data(&result).version(version));
     };
-    check_batch(items.len(), &call.state.limits)?;
-    let partial = partial_failure_code(body.partial_failure_response_code)?;
-    let inputs: Vec<Result<Input, ApiError>> = items
-        .iter()
-        .map(|i| {
+    batch::run(
+        &call.state.limits,
+        &items,
+        BatchStatus::PartialFailure(body.partial_failure_response_code),
+        |i| {
             Input::decode(
                 ctx,
                 i.plaintext.as_deref(),
@@ -164,32 +164,28 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
                 i.nonce.as_deref(),
                 i.key_version,
             )
-        })
-        .collect();
-    let derived = items[0].context.as_deref().is_some_and(|c| !c.is_empty());
-    let requests: Vec<EncryptRequest<'_>> = inputs
-        .iter()
-        .filter_map(|i| i.as_ref().ok())
-        .map(Input::request)
-        .collect();
-    let outcomes = with_upsert(ctx, derived, convergent, || {
-        ctx.vault.encrypt_batch(ctx.tenant, ctx.key, &requests)
-    })?;
-    let merged = merge_batch(&inputs, outcomes);
-    let errors = merged.iter().filter(|r| r.is_err()).count();
-    let batch_results: Vec<ItemResult<'_>> = merged
-        .into_iter()
-        .zip(&items)
-        .map(|(outcome, item)| {
+        },
+        |valid| {
+            // A missing key is created derived if the first item has a context.
+            let derived = items[0].context.as_deref().is_some_and(|c| !c.is_empty());
+            let requests: Vec<EncryptRequest<'_>> = valid.iter().map(|i| i.request()).collect();
+            with_upsert(ctx, derived, convergent, || {
+                ctx.vault.encrypt_batch(ctx.tenant, ctx.key, &requests)
+            })
+        },
+        |outcome, reference| {
             if let Ok(ciphertext) = &outcome {
                 ctx.inputs.note(ciphertext.text.as_bytes());
             }
-            ItemResult::new(outcome, item.reference.clone().unwrap_or_default())
-        })
-        .collect();
-    let status = batch_status(batch_results.len(), errors, partial);
-    let count = batch_results.len();
-    Ok(Reply::with_status(status, &BatchResults { batch_results }).batch(count, errors))
+            ItemResult::new(outcome, reference)
+        },
+    )
+}
+
+impl<'a> BatchItem<'a> for Item<'a> {
+    fn reference(&self) -> Cow<'a, str> {
+        self.reference.clone().unwrap_or_default()
+    }
 }
 
 /// Runs `operation`; if the key does not exist and the caller may create it, creates it (as

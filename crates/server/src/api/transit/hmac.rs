@@ -9,7 +9,7 @@ use tresor_wire::api::transit;
 use zeroize::Zeroizing;
 
 use super::mount::KeyCtx;
-use crate::api::batch::{BatchResults, check_batch, merge_batch};
+use crate::api::batch::{self, BatchItem, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
 use crate::api::params::{self, Int, IntField, Text};
 use crate::api::reply::{ApiError, Reply};
@@ -81,29 +81,25 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         let version = token.version;
         return Ok(Reply::data(&HmacResult::new(Ok(token), Cow::Borrowed(""))).version(version));
     };
-    check_batch(items.len(), &call.state.limits)?;
-    let inputs: Vec<Result<Zeroizing<Vec<u8>>, ApiError>> = items
-        .iter()
-        .map(|i| decode_input(ctx, i.input.as_deref()))
-        .collect();
-    let valid: Vec<&[u8]> = inputs
-        .iter()
-        .filter_map(|i| i.as_ref().ok())
-        .map(|i| i.as_slice())
-        .collect();
-    let merged = merge_batch(
-        &inputs,
-        ctx.vault
-            .hmac_batch(ctx.tenant, ctx.key, &valid, algorithm, key_version)?,
-    );
-    let errors = merged.iter().filter(|r| r.is_err()).count();
-    let batch_results: Vec<HmacResult<'_>> = merged
-        .into_iter()
-        .zip(&items)
-        .map(|(outcome, item)| HmacResult::new(outcome, item.reference.clone().unwrap_or_default()))
-        .collect();
-    let count = batch_results.len();
-    Ok(Reply::data(&BatchResults { batch_results }).batch(count, errors))
+    batch::run(
+        &call.state.limits,
+        &items,
+        BatchStatus::AlwaysOk,
+        |item| decode_input(ctx, item.input.as_deref()),
+        |valid| {
+            let inputs: Vec<&[u8]> = valid.iter().map(|i| i.as_slice()).collect();
+            Ok(ctx
+                .vault
+                .hmac_batch(ctx.tenant, ctx.key, &inputs, algorithm, key_version)?)
+        },
+        HmacResult::new,
+    )
+}
+
+impl<'a> BatchItem<'a> for HmacItem<'a> {
+    fn reference(&self) -> Cow<'a, str> {
+        self.reference.clone().unwrap_or_default()
+    }
 }
 
 /// The algorithm named in the path, else in the body, else the default.

@@ -10,7 +10,7 @@ use tresor_wire::api::transit;
 
 use super::decrypt::{Input, Item};
 use super::mount::KeyCtx;
-use crate::api::batch::{BatchResults, check_batch, merge_batch};
+use crate::api::batch::{self, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
 use crate::api::params::{self, Int, IntField, Text};
 use crate::api::reply::{ApiError, Reply};
@@ -95,26 +95,17 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         let version = result.key_version.unwrap_or_default();
         return Ok(Reply::data(&result).version(version));
     };
-    check_batch(items.len(), &call.state.limits)?;
-    let inputs = Input::decode_all(ctx, &items);
-    let requests: Vec<DecryptRequest<'_>> = inputs
-        .iter()
-        .filter_map(|i| i.as_ref().ok())
-        .map(Input::request)
-        .collect();
-    let merged = merge_batch(
-        &inputs,
-        ctx.vault
-            .rewrap_batch(ctx.tenant, ctx.key, &requests, key_version)?,
-    );
-    let errors = merged.iter().filter(|r| r.is_err()).count();
-    let batch_results: Vec<ItemResult<'_>> = merged
-        .into_iter()
-        .zip(&items)
-        .map(|(outcome, item)| {
-            ItemResult::new(ctx, outcome, item.reference.clone().unwrap_or_default())
-        })
-        .collect();
-    let count = batch_results.len();
-    Ok(Reply::data(&BatchResults { batch_results }).batch(count, errors))
+    batch::run(
+        &call.state.limits,
+        &items,
+        BatchStatus::AlwaysOk,
+        |item| Input::of_item(ctx, item),
+        |valid| {
+            let requests: Vec<DecryptRequest<'_>> = valid.iter().map(|i| i.request()).collect();
+            Ok(ctx
+                .vault
+                .rewrap_batch(ctx.tenant, ctx.key, &requests, key_version)?)
+        },
+        |outcome, reference| ItemResult::new(ctx, outcome, reference),
+    )
 }

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::hmac::{algorithm, decode_input};
 use super::mount::{KEY_TYPE, KeyCtx};
-use crate::api::batch::{BatchResults, check_batch, merge_batch};
+use crate::api::batch::{self, BatchItem, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
 use crate::api::params::{self, Text};
 use crate::api::reply::{ApiError, Reply};
@@ -99,38 +99,35 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             Cow::Borrowed(""),
         )));
     };
-    check_batch(items.len(), &call.state.limits)?;
-    let inputs: Vec<Result<VerifyInput<'_>, ApiError>> = items
-        .iter()
-        .map(|i| {
+    batch::run(
+        &call.state.limits,
+        &items,
+        BatchStatus::AlwaysOk,
+        |item| {
             decode_verify(
                 ctx,
-                i.input.as_deref(),
-                i.hmac.as_deref(),
-                i.signature.as_deref(),
+                item.input.as_deref(),
+                item.hmac.as_deref(),
+                item.signature.as_deref(),
             )
-        })
-        .collect();
-    let valid: Vec<(&[u8], &str)> = inputs
-        .iter()
-        .filter_map(|i| i.as_ref().ok())
-        .map(|(input, token)| (input.as_slice(), *token))
-        .collect();
-    let merged = merge_batch(
-        &inputs,
-        ctx.vault
-            .verify_hmac_batch(ctx.tenant, ctx.key, &valid, algorithm)?,
-    );
-    let errors = merged.iter().filter(|r| r.is_err()).count();
-    let batch_results: Vec<VerifyResult<'_>> = merged
-        .into_iter()
-        .zip(&items)
-        .map(|(outcome, item)| {
-            VerifyResult::new(outcome, item.reference.clone().unwrap_or_default())
-        })
-        .collect();
-    let count = batch_results.len();
-    Ok(Reply::data(&BatchResults { batch_results }).batch(count, errors))
+        },
+        |valid| {
+            let pairs: Vec<(&[u8], &str)> = valid
+                .iter()
+                .map(|(input, token)| (input.as_slice(), *token))
+                .collect();
+            Ok(ctx
+                .vault
+                .verify_hmac_batch(ctx.tenant, ctx.key, &pairs, algorithm)?)
+        },
+        VerifyResult::new,
+    )
+}
+
+impl<'a> BatchItem<'a> for VerifyItem<'a> {
+    fn reference(&self) -> Cow<'a, str> {
+        self.reference.clone().unwrap_or_default()
+    }
 }
 
 fn decode_verify<'a>(
