@@ -7,16 +7,11 @@ use std::borrow::Cow;
 
 use hyper::StatusCode;
 use serde::Serialize;
+use tresor_wire::api::{BatchItem, BatchResults};
 
 use super::params;
 use super::reply::{ApiError, Reply};
 use crate::config::Limits;
-
-/// An item of a `batch_input`: Vault echoes its `reference` in the item's result.
-pub(crate) trait BatchItem<'a> {
-    /// The caller's reference (empty if none).
-    fn reference(&self) -> Cow<'a, str>;
-}
 
 /// How a batch's status follows from its items.
 #[derive(Debug, Clone, Copy)]
@@ -84,12 +79,6 @@ fn merge_batch<D, T>(
             Err(e) => Err(e.clone()),
         })
         .collect()
-}
-
-/// The `batch_results` of a batch reply.
-#[derive(Serialize)]
-struct BatchResults<T> {
-    batch_results: Vec<T>,
 }
 
 /// Refuses an empty batch or one over `limits.max_batch_items`.

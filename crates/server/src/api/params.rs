@@ -9,7 +9,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::reply::ApiError;
-pub(crate) use tresor_wire::api::params::{Flag, Int, Seconds, Text};
+pub(crate) use tresor_wire::api::params::Int;
 
 /// Parses a JSON object body; an empty body is `{}`.
 pub(crate) fn body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
@@ -142,6 +142,7 @@ impl IntField for Int {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tresor_wire::api::params::{Flag, Seconds, Text};
 
     #[derive(Deserialize, Default)]
     struct Fields<'a> {

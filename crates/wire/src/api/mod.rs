@@ -24,7 +24,10 @@ pub mod pins;
 pub mod sys;
 pub mod transit;
 
+use std::borrow::Cow;
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 /// How a route is called. `Post` routes also answer `PUT`, and `List` routes `GET ?list=true`,
 /// as in Vault.
@@ -176,6 +179,27 @@ impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.method, self.path)
     }
+}
+
+/// The answer of Vault's `LIST` routes: names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// The names, sorted.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+/// An item of a `batch_input`: Vault echoes its `reference` in the item's result.
+pub trait BatchItem<'a> {
+    /// The caller's reference (empty if none).
+    fn reference(&self) -> Cow<'a, str>;
+}
+
+/// The answer of a batch: one result per item of `batch_input`, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchResults<T> {
+    /// The items' results.
+    pub batch_results: Vec<T>,
 }
 
 #[cfg(test)]

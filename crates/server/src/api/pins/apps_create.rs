@@ -1,27 +1,17 @@
 //! POST `pins/{app}`: a pinning app with its hosts and manifest timings.
 
-use serde::Deserialize;
 use tresor_wire::api::pins;
-use tresor_wire::pins::{AppSpec, Host, validate_host};
+use tresor_wire::pins::{AppSpec, validate_host};
 
 use super::mount::{MANAGE, native};
 use crate::api::endpoint::{Call, Endpoint, blocking};
-use crate::api::params::{self, Seconds};
+use crate::api::params;
 use crate::api::reply::{ApiError, Reply};
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(pins::CREATE_APP, MANAGE, handle).mutating();
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    hosts: Vec<Host>,
-    max_update_lag: Seconds,
-    expires: Seconds,
-    enforce_until: Seconds,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: CreateBody = params::body(call.body)?;
+    let body: pins::CreateAppRequest = params::body(call.body)?;
     for host in &body.hosts {
         validate_host(host).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }

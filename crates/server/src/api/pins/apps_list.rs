@@ -1,6 +1,6 @@
 //! LIST `pins`: the pinning apps' names. None is Vault's bare 404.
 
-use tresor_wire::api::pins;
+use tresor_wire::api::{Listing, pins};
 
 use super::mount::{READ, native};
 use crate::api::endpoint::{Call, Endpoint, blocking};
@@ -13,5 +13,5 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     if apps.is_empty() {
         return Err(ApiError::not_found_empty());
     }
-    Ok(Reply::data(&serde_json::json!({ "keys": apps })))
+    Ok(Reply::data(&Listing { keys: apps }))
 }

@@ -2,7 +2,6 @@
 //! `override`, an activation before `max_update_lag` has passed becomes a pending approval
 //! (docs/pinning.md).
 
-use serde::Deserialize;
 use tresor_wire::api::pins;
 use tresor_wire::approvals::Dangerous;
 use tresor_wire::pins::ActivationMode;
@@ -16,16 +15,8 @@ use crate::api::sys::mount::propose;
 pub(crate) const ENDPOINT: Endpoint =
     Endpoint::new(pins::ACTIVATE_KEY, MANAGE, handle).mutating();
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ActivateBody {
-    /// Ask custodians to approve an activation before `max_update_lag` has passed.
-    #[serde(default, rename = "override")]
-    override_lag: bool,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: ActivateBody = params::body(call.body)?;
+    let body: pins::ActivateKeyRequest = params::body(call.body)?;
     let (pins, app, kid) = (&call.state.services.pins, call.path("app"), call.path("kid"));
     if body.override_lag
         && blocking(|| pins.pin_activation_needs_override(app, kid)).map_err(native)?

@@ -1,8 +1,6 @@
 //! POST `pins/{app}/keys/{kid}/deliver`: the private key of a vault-held pinned key, sealed to
 //! a TLS terminator's public identity (docs/pinning.md).
 
-use serde::Deserialize;
-use tresor_crypto::identity::CustodianPublicKey;
 use tresor_wire::api::pins;
 
 use super::mount::native;
@@ -17,15 +15,8 @@ pub(crate) const DELIVER: Operation = Operation::new("pins-deliver", Scope::Vaul
 pub(crate) const ENDPOINT: Endpoint =
     Endpoint::new(pins::DELIVER_KEY, DELIVER, handle).mutating();
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeliverBody {
-    /// The terminator's public identity (a `tresor custodian keygen` `.pub` file).
-    recipient: CustodianPublicKey,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: DeliverBody = params::body(call.body)?;
+    let body: pins::DeliverKeyRequest = params::body(call.body)?;
     let (pins, app, kid) = (&call.state.services.pins, call.path("app"), call.path("kid"));
     let delivered =
         blocking(|| pins.deliver_pin_key(app, kid, &body.recipient)).map_err(native)?;

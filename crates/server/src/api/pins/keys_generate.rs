@@ -1,6 +1,5 @@
 //! POST `pins/{app}/keys/generate`: a key pair made in the vault, its pin staged.
 
-use serde::Deserialize;
 use tresor_wire::api::pins;
 use tresor_wire::pins::KeyAlgorithm;
 
@@ -12,15 +11,8 @@ use crate::api::reply::{ApiError, Reply};
 pub(crate) const ENDPOINT: Endpoint =
     Endpoint::new(pins::GENERATE_KEY, MANAGE, handle).mutating();
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct GenerateBody {
-    #[serde(default)]
-    algorithm: Option<String>,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: GenerateBody = params::body(call.body)?;
+    let body: pins::GenerateKeyRequest = params::body(call.body)?;
     let algorithm = match body.algorithm.as_deref() {
         None => KeyAlgorithm::default(),
         Some(name) => name.parse().map_err(|e: tresor_wire::pins::PinError| {

@@ -1,7 +1,6 @@
 //! POST `pins/{app}/keys/import`: the pin of a key held elsewhere (a certificate, CSR or public
 //! key), staged.
 
-use serde::Deserialize;
 use tresor_wire::api::pins;
 use tresor_wire::pins::KeySource;
 
@@ -12,17 +11,8 @@ use crate::api::reply::{ApiError, Reply};
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(pins::IMPORT_KEY, MANAGE, handle).mutating();
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportBody {
-    /// `certificate`, `csr` or `public-key`.
-    kind: String,
-    /// PEM text.
-    pem: String,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: ImportBody = params::body(call.body)?;
+    let body: pins::ImportKeyRequest = params::body(call.body)?;
     let source = KeySource::from_name(&body.kind).ok_or_else(|| {
         ApiError::bad_request("invalid kind: use certificate, csr or public-key")
     })?;

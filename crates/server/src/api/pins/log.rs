@@ -1,7 +1,7 @@
 //! GET `pins/sys/log`: every signed manifest, hash-chained, for clients to check
 //! (`tresor_wire::pins::verify_log`).
 
-use tresor_wire::api::pins;
+use tresor_wire::api::pins::{self, Log};
 
 use super::mount::{READ, native};
 use crate::api::endpoint::{Call, Endpoint, blocking};
@@ -11,5 +11,5 @@ pub(crate) const ENDPOINT: Endpoint = Endpoint::new(pins::LOG, READ, handle);
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let entries = blocking(|| call.state.services.pins.pin_log()).map_err(native)?;
-    Ok(Reply::data(&serde_json::json!({ "entries": entries })))
+    Ok(Reply::data(&Log { entries }))
 }

@@ -1,6 +1,6 @@
 //! POST `pins/{app}/reissue`: a new manifest version with unchanged pins.
 
-use tresor_wire::api::pins;
+use tresor_wire::api::pins::{self, Reissued};
 
 use super::mount::{MANAGE, native};
 use crate::api::endpoint::{Call, Endpoint, blocking};
@@ -12,7 +12,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let app = call.path("app");
     let version =
         blocking(|| call.state.services.pins.reissue_pin_manifest(app)).map_err(native)?;
-    Ok(Reply::data(
-        &serde_json::json!({ "manifest_version": version }),
-    ))
+    Ok(Reply::data(&Reissued {
+        manifest_version: version,
+    }))
 }

@@ -1,7 +1,6 @@
 //! POST `sys/approvals/{id}/approve`: a custodian's signature; the last one needed runs the
 //! operation (docs/custody.md).
 
-use serde::Deserialize;
 use tresor_wire::api::sys;
 
 use crate::api::endpoint::{Call, Endpoint, blocking};
@@ -14,16 +13,8 @@ pub(crate) const APPROVE: Operation = Operation::new("approval-approve", Scope::
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::APPROVE, APPROVE, handle).mutating();
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApproveBody {
-    custodian: String,
-    /// Ed25519 signature over the approval's signed message, base64.
-    signature: String,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: ApproveBody = params::body(call.body)?;
+    let body: sys::ApproveRequest = params::body(call.body)?;
     let id = call.path("id");
     let services = &call.state.services;
     let outcome = blocking(|| services.approve(id, &body.custodian, &body.signature))

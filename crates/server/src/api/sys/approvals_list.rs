@@ -1,7 +1,7 @@
 //! LIST `sys/approvals`: dangerous operations waiting for custodians, pending or expired
 //! (marked so); docs/custody.md.
 
-use tresor_wire::api::sys;
+use tresor_wire::api::sys::{self, ApprovalList};
 
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::reply::{ApiError, Reply};
@@ -15,5 +15,5 @@ pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::LIST_APPROVALS, LIST, h
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let approvals = &call.state.services.approvals;
     let approvals = blocking(|| approvals.open_approvals()).map_err(ApiError::from_native)?;
-    Ok(Reply::data(&serde_json::json!({ "approvals": approvals })))
+    Ok(Reply::data(&ApprovalList { approvals }))
 }

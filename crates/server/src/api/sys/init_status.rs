@@ -1,7 +1,7 @@
 //! GET `sys/init`: whether the vault is initialised. Any authenticated client may read it.
 
 use hyper::StatusCode;
-use tresor_wire::api::sys;
+use tresor_wire::api::sys::{self, InitStatus};
 
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::reply::{ApiError, Reply};
@@ -12,6 +12,8 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let status = blocking(|| call.vault().seal_status())?;
     Ok(Reply::bare(
         StatusCode::OK,
-        &serde_json::json!({ "initialized": status.initialized }),
+        &InitStatus {
+            initialized: status.initialized,
+        },
     ))
 }

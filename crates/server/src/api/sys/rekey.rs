@@ -3,7 +3,7 @@
 use tresor_wire::api::sys;
 use tresor_wire::approvals::Dangerous;
 
-use super::init::InitBody;
+use super::init::custody;
 use super::mount::propose;
 use crate::api::endpoint::{Call, Endpoint};
 use crate::api::params;
@@ -16,7 +16,7 @@ pub(crate) const REKEY: Operation = Operation::new("rekey", Scope::Vault);
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::REKEY, REKEY, handle).mutating();
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let request = params::body::<InitBody>(call.body)?.custody()?;
+    let request = custody(params::body(call.body)?)?;
     propose(
         call,
         Dangerous::Rekey {

@@ -1,9 +1,7 @@
 //! POST `sys/tenants/{tenant}`: create a tenant with a protection level (and, at level 3, its
 //! own custodians; docs/custody.md). Unknown fields are refused: this is not a Vault route.
 
-use serde::Deserialize;
 use tresor_core::{ProtectionLevel, TenantSpec};
-use tresor_crypto::identity::CustodianPublicKey;
 use tresor_wire::api::sys;
 
 use crate::api::endpoint::{Call, Endpoint, blocking};
@@ -17,16 +15,8 @@ pub(crate) const CREATE: Operation = Operation::new("tenant-create", Scope::Vaul
 pub(crate) const ENDPOINT: Endpoint =
     Endpoint::new(sys::CREATE_TENANT, CREATE, handle).mutating();
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    level: Option<Int>,
-    #[serde(default)]
-    custodians: Vec<CustodianPublicKey>,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: CreateBody = params::body(call.body)?;
+    let body: sys::CreateTenantRequest = params::body(call.body)?;
     let level = match body.level {
         None => ProtectionLevel::default(),
         Some(Int(level)) => u8::try_from(level)

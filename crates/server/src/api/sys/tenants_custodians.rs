@@ -1,8 +1,6 @@
 //! POST `sys/tenants/{tenant}/custodians`: replace a level-3 tenant's custodians; needs
 //! approval (docs/custody.md).
 
-use serde::Deserialize;
-use tresor_crypto::identity::CustodianPublicKey;
 use tresor_wire::api::sys;
 use tresor_wire::approvals::Dangerous;
 
@@ -18,14 +16,8 @@ pub(crate) const CHANGE_CUSTODY: Operation = Operation::new("tenant-custody", Sc
 pub(crate) const ENDPOINT: Endpoint =
     Endpoint::new(sys::CHANGE_TENANT_CUSTODIANS, CHANGE_CUSTODY, handle).mutating();
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CustodiansBody {
-    custodians: Vec<CustodianPublicKey>,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: CustodiansBody = params::body(call.body)?;
+    let body: sys::TenantCustodiansRequest = params::body(call.body)?;
     let tenant = call.tenant();
     if body.custodians.is_empty() {
         return Err(ApiError::bad_request(

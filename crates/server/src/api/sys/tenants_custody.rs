@@ -3,23 +3,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Serialize;
-use tresor_wire::api::sys;
+use tresor_wire::api::sys::{self, CustodyBox};
 
 use super::tenants_unlock::UNLOCK;
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::reply::{ApiError, Reply};
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::TENANT_CUSTODY, UNLOCK, handle);
-
-#[derive(Serialize)]
-struct CustodyBox {
-    vault_id: String,
-    tenant: String,
-    custodian: String,
-    sealed_custody_key: String,
-    unseal_key: String,
-}
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let (vault, tenant, custodian) = (call.vault(), call.tenant(), call.path("custodian"));

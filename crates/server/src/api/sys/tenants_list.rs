@@ -1,6 +1,6 @@
 //! LIST `sys/tenants`: every tenant's name.
 
-use tresor_wire::api::sys;
+use tresor_wire::api::{Listing, sys};
 
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::reply::{ApiError, Reply};
@@ -13,5 +13,5 @@ pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::LIST_TENANTS, LIST, han
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let tenants = blocking(|| call.vault().list_tenants()).map_err(ApiError::from_native)?;
-    Ok(Reply::data(&serde_json::json!({ "keys": tenants })))
+    Ok(Reply::data(&Listing { keys: tenants }))
 }

@@ -3,7 +3,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
 use tresor_wire::api::sys;
 
 use crate::api::endpoint::{Call, Endpoint, blocking};
@@ -17,16 +16,8 @@ pub(crate) const UNLOCK: Operation = Operation::new("tenant-unlock", Scope::Tena
 pub(crate) const ENDPOINT: Endpoint =
     Endpoint::new(sys::UNLOCK_TENANT, UNLOCK, handle).mutating();
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnlockBody {
-    custodian: String,
-    /// The custody key sealed to the vault's current unseal key, base64.
-    sealed_custody_key: String,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: UnlockBody = params::body(call.body)?;
+    let body: sys::UnlockTenantRequest = params::body(call.body)?;
     let sealed = STANDARD
         .decode(&body.sealed_custody_key)
         .map_err(|_| ApiError::bad_request("invalid sealed_custody_key: not base64"))?;

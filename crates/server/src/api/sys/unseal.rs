@@ -3,7 +3,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
 use tresor_wire::api::sys;
 
 use crate::api::endpoint::{Call, Endpoint, blocking};
@@ -16,16 +15,8 @@ pub(crate) const UNSEAL: Operation = Operation::new("unseal", Scope::Vault);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::UNSEAL, UNSEAL, handle).mutating();
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Submission {
-    custodian: String,
-    /// The share sealed to the vault's current unseal key, base64.
-    sealed_share: String,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: Submission = params::body(call.body)?;
+    let body: sys::UnsealRequest = params::body(call.body)?;
     let sealed = STANDARD
         .decode(&body.sealed_share)
         .map_err(|_| ApiError::bad_request("invalid sealed_share: not base64"))?;

@@ -4,13 +4,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
-use tresor_wire::api::transit;
+use tresor_wire::api::transit::{self, DataKeyResponse};
 use zeroize::Zeroizing;
 
 use super::mount::{KeyCtx, refuse_nonce};
 use crate::api::endpoint::{Call, Endpoint};
-use crate::api::params::{self, Int, Text, optional_base64};
+use crate::api::params::{self, Int, optional_base64};
 use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
@@ -20,25 +19,6 @@ pub(crate) const DATAKEY: Operation = Operation::new("datakey", Scope::Key);
 /// `{form}` is checked when routing: another form is a 400 before authorization.
 pub(crate) const ENDPOINT: Endpoint =
     Endpoint::new(transit::DATAKEY, DATAKEY, handle).checking(&[("form", Form::check)]);
-
-#[derive(Deserialize, Default)]
-struct Body<'a> {
-    #[serde(borrow)]
-    context: Text<'a>,
-    #[serde(borrow)]
-    associated_data: Text<'a>,
-    #[serde(borrow)]
-    nonce: Text<'a>,
-    bits: Option<Int>,
-}
-
-#[derive(Serialize)]
-struct Data {
-    ciphertext: String,
-    key_version: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plaintext: Option<Zeroizing<String>>,
-}
 
 /// Whether the caller gets the key itself or only its wrapped form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +46,7 @@ impl Form {
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let ctx = &KeyCtx::of(call);
     let form = Form::parse(call.path("form"))?;
-    let body: Body = params::body(call.body)?;
+    let body: transit::DataKeyRequest = params::body(call.body)?;
     let context = optional_base64("context", body.context.as_deref())?;
     refuse_nonce(body.nonce.as_deref())?;
     let associated_data = optional_base64("associated_data", body.associated_data.as_deref())?;
@@ -97,7 +77,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         STANDARD.encode_string(p.as_slice(), &mut text);
         text
     });
-    Ok(Reply::data(&Data {
+    Ok(Reply::data(&DataKeyResponse {
         ciphertext: key.ciphertext.text,
         key_version: version,
         plaintext,

@@ -4,15 +4,14 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
 use tresor_core::DecryptRequest;
-use tresor_wire::api::transit;
+use tresor_wire::api::transit::{self, DecryptItem, PlaintextResult};
 use zeroize::Zeroizing;
 
 use super::mount::{KeyCtx, refuse_nonce};
-use crate::api::batch::{self, BatchItem, BatchStatus};
+use crate::api::batch::{self, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
-use crate::api::params::{self, Int, Text, optional_base64};
+use crate::api::params::{self, optional_base64};
 use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
@@ -20,62 +19,6 @@ use crate::policy::{Operation, Scope};
 pub(crate) const DECRYPT: Operation = Operation::new("decrypt", Scope::Key);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::DECRYPT, DECRYPT, handle);
-
-#[derive(Deserialize, Default)]
-struct Body<'a> {
-    #[serde(borrow)]
-    ciphertext: Text<'a>,
-    #[serde(borrow)]
-    context: Text<'a>,
-    #[serde(borrow)]
-    associated_data: Text<'a>,
-    #[serde(borrow)]
-    nonce: Text<'a>,
-    partial_failure_response_code: Option<Int>,
-    #[serde(borrow)]
-    batch_input: Option<Vec<Item<'a>>>,
-}
-
-/// One item of a decrypt or rewrap batch.
-#[derive(Deserialize)]
-pub(crate) struct Item<'a> {
-    #[serde(borrow)]
-    pub(crate) ciphertext: Text<'a>,
-    #[serde(borrow)]
-    pub(crate) context: Text<'a>,
-    #[serde(borrow)]
-    pub(crate) associated_data: Text<'a>,
-    #[serde(borrow)]
-    pub(crate) nonce: Text<'a>,
-    #[serde(borrow, default)]
-    pub(crate) reference: Text<'a>,
-}
-
-#[derive(Serialize)]
-struct ItemResult<'a> {
-    /// Always present (empty when the item failed), as in Vault.
-    plaintext: Zeroizing<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    reference: Cow<'a, str>,
-}
-
-impl<'a> ItemResult<'a> {
-    fn new(outcome: Result<Zeroizing<Vec<u8>>, ApiError>, reference: Cow<'a, str>) -> Self {
-        match outcome {
-            Ok(plaintext) => ItemResult {
-                plaintext: encode(&plaintext),
-                error: None,
-                reference,
-            },
-            Err(e) => ItemResult {
-                plaintext: Zeroizing::new(String::new()),
-                error: Some(e.message),
-                reference,
-            },
-        }
-    }
-}
 
 /// Decoded inputs of one item, shared with rewrap.
 pub(crate) struct Input<'a> {
@@ -111,7 +54,7 @@ impl<'a> Input<'a> {
     }
 
     /// Decodes an item of a batch.
-    pub(crate) fn of_item(ctx: &KeyCtx<'_>, item: &'a Item<'a>) -> Result<Self, ApiError> {
+    pub(crate) fn of_item(ctx: &KeyCtx<'_>, item: &'a DecryptItem<'a>) -> Result<Self, ApiError> {
         Input::decode(
             ctx,
             item.ciphertext.as_deref(),
@@ -132,7 +75,7 @@ impl<'a> Input<'a> {
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let ctx = &KeyCtx::of(call);
-    let body: Body = params::body(call.body)?;
+    let body: transit::DecryptRequest = params::body(call.body)?;
     let Some(items) = body.batch_input else {
         let input = Input::decode(
             ctx,
@@ -144,7 +87,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         let plaintext = ctx.vault.decrypt(ctx.tenant, ctx.key, &input.request())?;
         let version = version_of(input.ciphertext);
         return Ok(
-            Reply::data(&ItemResult::new(Ok(plaintext), Cow::Borrowed(""))).version(version),
+            Reply::data(&result(Ok(plaintext), Cow::Borrowed(""))).version(version),
         );
     };
     batch::run(
@@ -156,13 +99,26 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             let requests: Vec<DecryptRequest<'_>> = valid.iter().map(|i| i.request()).collect();
             Ok(ctx.vault.decrypt_batch(ctx.tenant, ctx.key, &requests)?)
         },
-        ItemResult::new,
+        result,
     )
 }
 
-impl<'a> BatchItem<'a> for Item<'a> {
-    fn reference(&self) -> Cow<'a, str> {
-        self.reference.clone().unwrap_or_default()
+/// A plaintext (base64) or an item's refusal.
+fn result(
+    outcome: Result<Zeroizing<Vec<u8>>, ApiError>,
+    reference: Cow<'_, str>,
+) -> PlaintextResult<'_> {
+    match outcome {
+        Ok(plaintext) => PlaintextResult {
+            plaintext: encode(&plaintext),
+            error: None,
+            reference,
+        },
+        Err(e) => PlaintextResult {
+            plaintext: Zeroizing::new(String::new()),
+            error: Some(e.message),
+            reference,
+        },
     }
 }
 

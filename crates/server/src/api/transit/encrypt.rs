@@ -5,15 +5,14 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
-use tresor_core::{EncryptRequest, Error, KeySpec, Versioned};
+use tresor_core::{EncryptRequest, Error, KeySpec};
 use tresor_wire::api::transit;
 use zeroize::Zeroizing;
 
-use super::mount::{KeyCtx, check_key_type, refuse_nonce};
-use crate::api::batch::{self, BatchItem, BatchStatus};
+use super::mount::{KeyCtx, check_key_type, ciphertext_result, refuse_nonce};
+use crate::api::batch::{self, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint, blocking};
-use crate::api::params::{self, Flag, Int, IntField, Text, optional_base64};
+use crate::api::params::{self, Int, IntField, optional_base64};
 use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
@@ -21,70 +20,6 @@ use crate::policy::{Operation, Scope};
 pub(crate) const ENCRYPT: Operation = Operation::new("encrypt", Scope::Key);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::ENCRYPT, ENCRYPT, handle);
-
-#[derive(Deserialize, Default)]
-struct Body<'a> {
-    #[serde(borrow)]
-    plaintext: Text<'a>,
-    #[serde(borrow)]
-    context: Text<'a>,
-    #[serde(borrow)]
-    associated_data: Text<'a>,
-    #[serde(borrow)]
-    nonce: Text<'a>,
-    key_version: Option<Int>,
-    #[serde(rename = "type", borrow)]
-    key_type: Text<'a>,
-    convergent_encryption: Option<Flag>,
-    partial_failure_response_code: Option<Int>,
-    #[serde(borrow)]
-    batch_input: Option<Vec<Item<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct Item<'a> {
-    #[serde(borrow)]
-    plaintext: Text<'a>,
-    #[serde(borrow)]
-    context: Text<'a>,
-    #[serde(borrow)]
-    associated_data: Text<'a>,
-    #[serde(borrow)]
-    nonce: Text<'a>,
-    key_version: Option<Int>,
-    #[serde(borrow, default)]
-    reference: Text<'a>,
-}
-
-#[derive(Serialize)]
-struct ItemResult<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ciphertext: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_version: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    reference: Cow<'a, str>,
-}
-
-impl<'a> ItemResult<'a> {
-    fn new(outcome: Result<Versioned, ApiError>, reference: Cow<'a, str>) -> Self {
-        match outcome {
-            Ok(ciphertext) => ItemResult {
-                key_version: Some(ciphertext.version),
-                ciphertext: Some(ciphertext.text),
-                error: None,
-                reference,
-            },
-            Err(e) => ItemResult {
-                ciphertext: None,
-                key_version: None,
-                error: Some(e.message),
-                reference,
-            },
-        }
-    }
-}
 
 /// Decoded inputs of one item.
 struct Input {
@@ -131,7 +66,7 @@ impl Input {
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let ctx = &KeyCtx::of(call);
-    let body: Body = params::body(call.body)?;
+    let body: transit::EncryptRequest = params::body(call.body)?;
     check_key_type(body.key_type.as_deref())?;
     let convergent = body.convergent_encryption.is_some_and(|f| f.0);
     let Some(items) = body.batch_input else {
@@ -147,7 +82,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             ctx.vault.encrypt(ctx.tenant, ctx.key, &input.request())
         })?;
         ctx.inputs.note(ciphertext.text.as_bytes());
-        let result = ItemResult::new(Ok(ciphertext), Cow::Borrowed(""));
+        let result = ciphertext_result(Ok(ciphertext), Cow::Borrowed(""));
         let version = result.key_version.unwrap_or_default();
         return Ok(Reply::data(&result).version(version));
     };
@@ -177,15 +112,9 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             if let Ok(ciphertext) = &outcome {
                 ctx.inputs.note(ciphertext.text.as_bytes());
             }
-            ItemResult::new(outcome, reference)
+            ciphertext_result(outcome, reference)
         },
     )
-}
-
-impl<'a> BatchItem<'a> for Item<'a> {
-    fn reference(&self) -> Cow<'a, str> {
-        self.reference.clone().unwrap_or_default()
-    }
 }
 
 /// Runs `operation`; if the key does not exist and the caller may create it, creates it (as

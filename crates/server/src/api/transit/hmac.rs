@@ -3,15 +3,14 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
 use tresor_core::{HmacAlgorithm, Versioned};
-use tresor_wire::api::transit;
+use tresor_wire::api::transit::{self, HmacResult};
 use zeroize::Zeroizing;
 
 use super::mount::KeyCtx;
-use crate::api::batch::{self, BatchItem, BatchStatus};
+use crate::api::batch::{self, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
-use crate::api::params::{self, Int, IntField, Text};
+use crate::api::params::{self, IntField};
 use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
@@ -20,54 +19,9 @@ pub(crate) const HMAC: Operation = Operation::new("hmac", Scope::Key);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::HMAC, HMAC, handle);
 
-#[derive(Deserialize, Default)]
-struct HmacBody<'a> {
-    #[serde(borrow)]
-    input: Text<'a>,
-    #[serde(borrow)]
-    algorithm: Text<'a>,
-    key_version: Option<Int>,
-    #[serde(borrow)]
-    batch_input: Option<Vec<HmacItem<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct HmacItem<'a> {
-    #[serde(borrow)]
-    input: Text<'a>,
-    #[serde(borrow, default)]
-    reference: Text<'a>,
-}
-
-#[derive(Serialize)]
-struct HmacResult<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hmac: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    reference: Cow<'a, str>,
-}
-
-impl<'a> HmacResult<'a> {
-    fn new(outcome: Result<Versioned, ApiError>, reference: Cow<'a, str>) -> Self {
-        match outcome {
-            Ok(token) => HmacResult {
-                hmac: Some(token.text),
-                error: None,
-                reference,
-            },
-            Err(e) => HmacResult {
-                hmac: None,
-                error: Some(e.message),
-                reference,
-            },
-        }
-    }
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let ctx = &KeyCtx::of(call);
-    let body: HmacBody = params::body(call.body)?;
+    let body: transit::HmacRequest = params::body(call.body)?;
     let algorithm = algorithm(call.param("algorithm"), body.algorithm.as_deref())?;
     let key_version = body
         .key_version
@@ -79,7 +33,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             .vault
             .hmac(ctx.tenant, ctx.key, &input, algorithm, key_version)?;
         let version = token.version;
-        return Ok(Reply::data(&HmacResult::new(Ok(token), Cow::Borrowed(""))).version(version));
+        return Ok(Reply::data(&result(Ok(token), Cow::Borrowed(""))).version(version));
     };
     batch::run(
         &call.state.limits,
@@ -92,13 +46,23 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
                 .vault
                 .hmac_batch(ctx.tenant, ctx.key, &inputs, algorithm, key_version)?)
         },
-        HmacResult::new,
+        result,
     )
 }
 
-impl<'a> BatchItem<'a> for HmacItem<'a> {
-    fn reference(&self) -> Cow<'a, str> {
-        self.reference.clone().unwrap_or_default()
+/// A token or an item's refusal.
+fn result(outcome: Result<Versioned, ApiError>, reference: Cow<'_, str>) -> HmacResult<'_> {
+    match outcome {
+        Ok(token) => HmacResult {
+            hmac: Some(token.text),
+            error: None,
+            reference,
+        },
+        Err(e) => HmacResult {
+            hmac: None,
+            error: Some(e.message),
+            reference,
+        },
     }
 }
 

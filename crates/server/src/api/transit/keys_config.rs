@@ -1,14 +1,13 @@
 //! POST `{tenant}/keys/{key}/config`: change a key's configuration. A change that weakens
 //! protection waits for custodian approval (docs/custody.md).
 
-use serde::Deserialize;
 use tresor_wire::api::transit;
 use tresor_wire::approvals::Dangerous;
 use tresor_wire::keys::KeyConfigUpdate;
 
 use super::mount::key_reply;
 use crate::api::endpoint::{Call, Endpoint, blocking};
-use crate::api::params::{self, Flag, Int, IntField, Seconds};
+use crate::api::params::{self, Int, IntField};
 use crate::api::reply::{ApiError, Reply};
 use crate::api::sys::mount::propose;
 use crate::policy::{Operation, Scope};
@@ -19,18 +18,8 @@ pub(crate) const CONFIGURE: Operation = Operation::new("config", Scope::Key);
 pub(crate) const ENDPOINT: Endpoint =
     Endpoint::new(transit::CONFIGURE_KEY, CONFIGURE, handle).mutating();
 
-#[derive(Deserialize, Default)]
-struct Body {
-    min_decryption_version: Option<Int>,
-    min_encryption_version: Option<Int>,
-    deletion_allowed: Option<Flag>,
-    exportable: Option<Flag>,
-    allow_plaintext_backup: Option<Flag>,
-    auto_rotate_period: Option<Seconds>,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: Body = params::body(call.body)?;
+    let body: transit::ConfigureKeyRequest = params::body(call.body)?;
     let (vault, tenant, key) = (call.vault(), call.tenant(), call.key());
     let mut warnings = Vec::new();
     let min_decryption_version = match body.min_decryption_version {

@@ -1,13 +1,12 @@
 //! POST `{tenant}/keys/{key}`: create a key. Creating a key that exists changes nothing and
 //! returns it, as in Vault.
 
-use serde::Deserialize;
 use tresor_core::KeySpec;
 use tresor_wire::api::transit;
 
 use super::mount::{check_key_type, key_reply};
 use crate::api::endpoint::{Call, Endpoint, blocking};
-use crate::api::params::{self, Flag, Seconds, Text};
+use crate::api::params;
 use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
@@ -16,19 +15,8 @@ pub(crate) const CREATE: Operation = Operation::new("create", Scope::Key);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::CREATE_KEY, CREATE, handle).mutating();
 
-#[derive(Deserialize, Default)]
-struct CreateBody<'a> {
-    #[serde(rename = "type", borrow)]
-    key_type: Text<'a>,
-    derived: Option<Flag>,
-    convergent_encryption: Option<Flag>,
-    exportable: Option<Flag>,
-    allow_plaintext_backup: Option<Flag>,
-    auto_rotate_period: Option<Seconds>,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: CreateBody = params::body(call.body)?;
+    let body: transit::CreateKeyRequest = params::body(call.body)?;
     check_key_type(body.key_type.as_deref())?;
     if body.allow_plaintext_backup.is_some_and(|f| f.0) {
         return Err(ApiError::bad_request(

@@ -1,7 +1,7 @@
 //! LIST `{tenant}/keys` (or GET `?list=true`): the tenant's key names. No keys is Vault's bare
 //! 404.
 
-use tresor_wire::api::transit;
+use tresor_wire::api::{Listing, transit};
 
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::reply::{ApiError, Reply};
@@ -17,5 +17,5 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     if keys.is_empty() {
         return Err(ApiError::not_found_empty());
     }
-    Ok(Reply::data(&serde_json::json!({ "keys": keys })))
+    Ok(Reply::data(&Listing { keys }))
 }

@@ -3,7 +3,6 @@
 //! answers 202 with a pending approval and runs once custodians sign it; one that destroys no
 //! version runs at once.
 
-use serde::Deserialize;
 use tresor_wire::api::transit;
 use tresor_wire::approvals::Dangerous;
 
@@ -19,13 +18,8 @@ pub(crate) const TRIM: Operation = Operation::new("trim", Scope::Key);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::TRIM_KEY, TRIM, handle).mutating();
 
-#[derive(Deserialize, Default)]
-struct Body {
-    min_available_version: Option<Int>,
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let body: Body = params::body(call.body)?;
+    let body: transit::TrimKeyRequest = params::body(call.body)?;
     let (vault, tenant, key) = (call.vault(), call.tenant(), call.key());
     let version = match body.min_available_version {
         None => return Err(ApiError::bad_request("missing min_available_version")),

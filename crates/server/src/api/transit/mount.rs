@@ -2,10 +2,12 @@
 //! checked when routing), the context of a key operation, and the key description Vault's
 //! clients read.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tresor_core::{KeyInfo, Vault};
+use tresor_core::{KeyInfo, Vault, Versioned};
+use tresor_wire::api::transit::CiphertextResult;
 
 use super::keys_create;
 use crate::api::endpoint::{Call, Mount, Prefix};
@@ -95,6 +97,27 @@ pub(crate) fn refuse_nonce(nonce: Option<&str>) -> Result<(), ApiError> {
             "provided nonce not allowed for this key: Tresor chooses nonces itself (convergent keys derive them from the input)",
         )),
         _ => Ok(()),
+    }
+}
+
+/// A ciphertext (or an item's refusal) as encrypt and rewrap answer it.
+pub(crate) fn ciphertext_result(
+    outcome: Result<Versioned, ApiError>,
+    reference: Cow<'_, str>,
+) -> CiphertextResult<'_> {
+    match outcome {
+        Ok(ciphertext) => CiphertextResult {
+            key_version: Some(ciphertext.version),
+            ciphertext: Some(ciphertext.text),
+            error: None,
+            reference,
+        },
+        Err(e) => CiphertextResult {
+            ciphertext: None,
+            key_version: None,
+            error: Some(e.message),
+            reference,
+        },
     }
 }
 

@@ -4,15 +4,14 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
 use tresor_core::{DecryptRequest, Versioned};
-use tresor_wire::api::transit;
+use tresor_wire::api::transit::{self, CiphertextResult};
 
-use super::decrypt::{Input, Item};
-use super::mount::KeyCtx;
+use super::decrypt::Input;
+use super::mount::{KeyCtx, ciphertext_result};
 use crate::api::batch::{self, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
-use crate::api::params::{self, Int, IntField, Text};
+use crate::api::params::{self, IntField};
 use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
@@ -21,61 +20,9 @@ pub(crate) const REWRAP: Operation = Operation::new("rewrap", Scope::Key);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::REWRAP, REWRAP, handle);
 
-#[derive(Deserialize, Default)]
-struct Body<'a> {
-    #[serde(borrow)]
-    ciphertext: Text<'a>,
-    #[serde(borrow)]
-    context: Text<'a>,
-    #[serde(borrow)]
-    associated_data: Text<'a>,
-    #[serde(borrow)]
-    nonce: Text<'a>,
-    key_version: Option<Int>,
-    #[serde(borrow)]
-    batch_input: Option<Vec<Item<'a>>>,
-}
-
-#[derive(Serialize)]
-struct ItemResult<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ciphertext: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_version: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    reference: Cow<'a, str>,
-}
-
-impl<'a> ItemResult<'a> {
-    fn new(
-        ctx: &KeyCtx<'_>,
-        outcome: Result<Versioned, ApiError>,
-        reference: Cow<'a, str>,
-    ) -> Self {
-        match outcome {
-            Ok(ciphertext) => {
-                ctx.inputs.note(ciphertext.text.as_bytes());
-                ItemResult {
-                    key_version: Some(ciphertext.version),
-                    ciphertext: Some(ciphertext.text),
-                    error: None,
-                    reference,
-                }
-            }
-            Err(e) => ItemResult {
-                ciphertext: None,
-                key_version: None,
-                error: Some(e.message),
-                reference,
-            },
-        }
-    }
-}
-
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let ctx = &KeyCtx::of(call);
-    let body: Body = params::body(call.body)?;
+    let body: transit::RewrapRequest = params::body(call.body)?;
     let key_version = body
         .key_version
         .map(|v| v.to_u32("key_version"))
@@ -91,7 +38,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         let ciphertext = ctx
             .vault
             .rewrap(ctx.tenant, ctx.key, &input.request(), key_version)?;
-        let result = ItemResult::new(ctx, Ok(ciphertext), Cow::Borrowed(""));
+        let result = result(ctx, Ok(ciphertext), Cow::Borrowed(""));
         let version = result.key_version.unwrap_or_default();
         return Ok(Reply::data(&result).version(version));
     };
@@ -106,6 +53,18 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
                 .vault
                 .rewrap_batch(ctx.tenant, ctx.key, &requests, key_version)?)
         },
-        |outcome, reference| ItemResult::new(ctx, outcome, reference),
+        |outcome, reference| result(ctx, outcome, reference),
     )
+}
+
+/// A new ciphertext, noted for the audit line, or an item's refusal.
+fn result<'a>(
+    ctx: &KeyCtx<'_>,
+    outcome: Result<Versioned, ApiError>,
+    reference: Cow<'a, str>,
+) -> CiphertextResult<'a> {
+    if let Ok(ciphertext) = &outcome {
+        ctx.inputs.note(ciphertext.text.as_bytes());
+    }
+    ciphertext_result(outcome, reference)
 }

@@ -3,15 +3,14 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
-use tresor_wire::api::transit;
+use tresor_wire::api::transit::{self, VerifyResult};
 use zeroize::Zeroizing;
 
 use super::hmac::{algorithm, decode_input};
 use super::mount::{KEY_TYPE, KeyCtx};
-use crate::api::batch::{self, BatchItem, BatchStatus};
+use crate::api::batch::{self, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
-use crate::api::params::{self, Text};
+use crate::api::params;
 use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
 
@@ -20,57 +19,19 @@ pub(crate) const VERIFY: Operation = Operation::new("verify", Scope::Key);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::VERIFY, VERIFY, handle);
 
-#[derive(Deserialize, Default)]
-struct VerifyBody<'a> {
-    #[serde(borrow)]
-    input: Text<'a>,
-    #[serde(borrow)]
-    hmac: Text<'a>,
-    #[serde(borrow)]
-    signature: Text<'a>,
-    #[serde(borrow)]
-    algorithm: Text<'a>,
-    #[serde(borrow)]
-    hash_algorithm: Text<'a>,
-    #[serde(borrow)]
-    batch_input: Option<Vec<VerifyItem<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct VerifyItem<'a> {
-    #[serde(borrow)]
-    input: Text<'a>,
-    #[serde(borrow)]
-    hmac: Text<'a>,
-    #[serde(borrow)]
-    signature: Text<'a>,
-    #[serde(borrow, default)]
-    reference: Text<'a>,
-}
-
-#[derive(Serialize)]
-struct VerifyResult<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    valid: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    reference: Cow<'a, str>,
-}
-
-impl<'a> VerifyResult<'a> {
-    fn new(outcome: Result<bool, ApiError>, reference: Cow<'a, str>) -> Self {
-        match outcome {
-            Ok(valid) => VerifyResult {
-                valid: Some(valid),
-                error: None,
-                reference,
-            },
-            Err(e) => VerifyResult {
-                valid: None,
-                error: Some(e.message),
-                reference,
-            },
-        }
+/// A verdict or an item's refusal.
+fn result(outcome: Result<bool, ApiError>, reference: Cow<'_, str>) -> VerifyResult<'_> {
+    match outcome {
+        Ok(valid) => VerifyResult {
+            valid: Some(valid),
+            error: None,
+            reference,
+        },
+        Err(e) => VerifyResult {
+            valid: None,
+            error: Some(e.message),
+            reference,
+        },
     }
 }
 
@@ -79,7 +40,7 @@ type VerifyInput<'a> = (Zeroizing<Vec<u8>>, &'a str);
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let ctx = &KeyCtx::of(call);
-    let body: VerifyBody = params::body(call.body)?;
+    let body: transit::VerifyRequest = params::body(call.body)?;
     let algorithm = algorithm(
         call.param("algorithm"),
         body.algorithm.as_deref().or(body.hash_algorithm.as_deref()),
@@ -94,7 +55,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         let valid = ctx
             .vault
             .verify_hmac(ctx.tenant, ctx.key, &input, token, algorithm)?;
-        return Ok(Reply::data(&VerifyResult::new(
+        return Ok(Reply::data(&result(
             Ok(valid),
             Cow::Borrowed(""),
         )));
@@ -120,14 +81,8 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
                 .vault
                 .verify_hmac_batch(ctx.tenant, ctx.key, &pairs, algorithm)?)
         },
-        VerifyResult::new,
+        result,
     )
-}
-
-impl<'a> BatchItem<'a> for VerifyItem<'a> {
-    fn reference(&self) -> Cow<'a, str> {
-        self.reference.clone().unwrap_or_default()
-    }
 }
 
 fn decode_verify<'a>(
