@@ -265,7 +265,6 @@ pub struct CiphertextResult<'a> {
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct PlaintextResult<'a> {
     /// base64; always present (empty when the item failed), as in Vault.
-    #[serde(default)]
     pub plaintext: Zeroizing<String>,
     /// Why the item failed (batches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -430,4 +429,37 @@ pub struct VerifyResult<'a> {
     /// The item's reference.
     #[serde(default)]
     pub reference: Cow<'a, str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_written_plainly_and_read_leniently() {
+        let body = EncryptRequest {
+            plaintext: Some("aGk=".into()),
+            key_version: Some(Int(2)),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"plaintext":"aGk=","key_version":2}"#
+        );
+        let read: EncryptRequest = serde_json::from_str(
+            r#"{"plaintext":"aGk=","key_version":"2","other":1,"batch_input":[{"reference":"r"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(read.key_version, Some(Int(2)));
+        assert_eq!(read.batch_input.unwrap()[0].reference(), "r");
+        let answer = CiphertextResult {
+            ciphertext: Some("tresor:v1:x".into()),
+            key_version: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&answer).unwrap(),
+            r#"{"ciphertext":"tresor:v1:x","key_version":1,"reference":""}"#
+        );
+    }
 }
