@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::Body;
 use hyper::header::{CONTENT_LENGTH, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, StatusCode};
@@ -14,11 +14,11 @@ use super::reply::ApiError;
 use crate::config::Limits;
 
 /// The body of a `POST` or `PUT`; other methods' bodies are not read.
-pub(crate) async fn read(
-    parts: &Parts,
-    body: Incoming,
-    limits: &Limits,
-) -> Result<Bytes, ApiError> {
+pub(crate) async fn read<B>(parts: &Parts, body: B, limits: &Limits) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if matches!(parts.method, Method::POST | Method::PUT) {
         read_limited(body, parts.headers.get(CONTENT_LENGTH), limits).await
     } else {
@@ -26,11 +26,15 @@ pub(crate) async fn read(
     }
 }
 
-async fn read_limited(
-    body: Incoming,
+async fn read_limited<B>(
+    body: B,
     length: Option<&HeaderValue>,
     limits: &Limits,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,11 +1,12 @@
 //! The HTTP API (README.md): Vault's transit engine with each tenant mounted at `/v1/<tenant>/`,
 //! and Tresor's own routes under `/v1/sys/` and `/v1/pins/`.
 //!
-//! Each operation is declared once, in its own file under `transit/`, `sys/` or `pins/`, with
-//! its tests beside it: its route (shared with the client through `tresor_wire::api`), the
-//! policy operation it needs, whether it changes state, and its handler. The registry below
-//! lists them; the router, authorization, the audit trail, the metrics rows and the policy
-//! vocabulary are derived from it. Adding an operation is writing its file and adding its line.
+//! Each operation is declared once, in its own file under `transit/`, `sys/` or `pins/` (where
+//! its unit tests go too: `testing` serves requests in process): its route (shared with the
+//! client through `tresor_wire::api`), the policy operation it needs, whether it changes state,
+//! and its handler. The registry below lists them; the router, authorization, the audit trail,
+//! the metrics rows and the policy vocabulary are derived from it. Adding an operation is
+//! writing its file and adding its line here.
 //!
 //! A request goes: route, authorize, read the body, write the `started` audit line (if it
 //! changes state), handle, write the outcome line, count, respond.
@@ -18,6 +19,8 @@ mod params;
 pub(crate) mod reply;
 mod respond;
 mod router;
+#[cfg(test)]
+mod testing;
 mod trail;
 
 use std::convert::Infallible;
@@ -242,12 +245,16 @@ impl Caller {
     }
 }
 
-/// Serves one HTTP request.
-pub(crate) async fn handle(
+/// Serves one HTTP request (hyper's `Incoming` body, or any other in tests).
+pub(crate) async fn handle<B>(
     state: Arc<ApiState>,
     caller: Arc<Caller>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let started = Instant::now();
     let request_id = respond::new_request_id();
     let (parts, body) = request.into_parts();

@@ -116,3 +116,32 @@ fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
         .filter(|p| !p.is_empty())
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::api::testing::TestApi;
+
+    #[tokio::test]
+    async fn status_codes_follow_the_query_as_in_vault() {
+        let api = TestApi::new();
+        let (status, answer) = api.call("GET", "sys/health", Value::Null).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["sealed"], false);
+        let (status, _) = api
+            .call("GET", "sys/health?activecode=299", Value::Null)
+            .await;
+        assert_eq!(status.as_u16(), 299);
+        // Not a final answer, and no body where a body is expected: refused.
+        for query in ["activecode=101", "standbyok=maybe"] {
+            let (status, _) = api
+                .call("GET", &format!("sys/health?{query}"), Value::Null)
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        }
+        let (status, body) = api.call("HEAD", "sys/health", Value::Null).await;
+        assert_eq!((status, body), (StatusCode::OK, Value::Null));
+    }
+}

@@ -84,3 +84,36 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     })
     .version(version))
 }
+
+#[cfg(test)]
+mod tests {
+    use hyper::StatusCode;
+    use serde_json::json;
+
+    use crate::api::testing::TestApi;
+
+    #[tokio::test]
+    async fn wrapped_keys_stay_wrapped_and_the_form_is_checked_first() {
+        let api = TestApi::new();
+        api.call("POST", "t/keys/k", json!({})).await;
+        let (status, answer) = api
+            .call("POST", "t/datakey/wrapped/k", json!({"bits": "128"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert!(answer["data"].get("plaintext").is_none(), "{answer}");
+        let (_, opened) = api
+            .call(
+                "POST",
+                "t/decrypt/k",
+                json!({"ciphertext": answer["data"]["ciphertext"]}),
+            )
+            .await;
+        assert_eq!(opened["data"]["plaintext"].as_str().unwrap().len(), 24);
+        let (status, answer) = api.call("POST", "t/datakey/both/k", json!({})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            answer["errors"][0],
+            "Invalid path, must be 'plaintext' or 'wrapped'"
+        );
+    }
+}

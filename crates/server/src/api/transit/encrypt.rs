@@ -151,3 +151,54 @@ fn with_upsert<T>(
         other => other.map_err(ApiError::from),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hyper::StatusCode;
+    use serde_json::json;
+
+    use crate::api::testing::{APP, TestApi};
+
+    #[tokio::test]
+    async fn encrypts_creating_the_key_when_allowed() {
+        let api = TestApi::new();
+        let (status, answer) = api
+            .call("POST", "t/encrypt/k", json!({"plaintext": "aGk="}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["data"]["key_version"], 1);
+        let ciphertext = answer["data"]["ciphertext"].as_str().unwrap();
+        assert!(ciphertext.starts_with("tresor:v1:"), "{ciphertext}");
+        let (_, opened) = api
+            .call("POST", "t/decrypt/k", json!({"ciphertext": ciphertext}))
+            .await;
+        assert_eq!(opened["data"]["plaintext"], "aGk=");
+        // APP may encrypt but not create: no upsert for it.
+        let (status, answer) = api
+            .call_as(APP, "POST", "t/encrypt/other", json!({"plaintext": "aGk="}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            answer["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("this principal may not create it"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_in_part_answers_the_callers_code() {
+        let api = TestApi::new();
+        let body = json!({
+            "batch_input": [{"plaintext": "aGk=", "reference": "a"}, {"plaintext": "*"}],
+            "partial_failure_response_code": 207,
+        });
+        let (status, answer) = api.call("POST", "t/encrypt/k", body).await;
+        assert_eq!(status, StatusCode::MULTI_STATUS, "{answer}");
+        let results = answer["data"]["batch_results"].as_array().unwrap();
+        assert_eq!(results[0]["reference"], "a");
+        assert_eq!(results[0]["key_version"], 1);
+        assert!(results[1]["error"].as_str().unwrap().contains("base64"));
+    }
+}
