@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::{BenchError, Operation, Plan};
 use tresor_client::{Client, ClientError, ClientSettings, CreateKeyOptions, CryptoOptions};
+use tresor_wire::api::transit;
 
 /// The tenant a run creates (and reuses) when none is named.
 pub const DEFAULT_TENANT: &str = "bench";
@@ -182,15 +183,31 @@ fn template(
     } else {
         plan.batch
     };
-    let (route, field, values): (&str, &str, Vec<&str>) = match operation {
-        Operation::Encrypt => ("encrypt", "plaintext", vec![plaintext_b64; batch]),
+    let (path, field, values): (String, &str, Vec<&str>) = match operation {
+        Operation::Encrypt => (
+            transit::ENCRYPT.fill(&[tenant, key]),
+            "plaintext",
+            vec![plaintext_b64; batch],
+        ),
         Operation::Decrypt | Operation::Rewrap => (
-            operation.name(),
+            match operation {
+                Operation::Decrypt => transit::DECRYPT,
+                _ => transit::REWRAP,
+            }
+            .fill(&[tenant, key]),
             "ciphertext",
             ciphertexts.iter().map(String::as_str).collect(),
         ),
-        Operation::Hmac => ("hmac", "input", vec![plaintext_b64; batch]),
-        Operation::DataKey | Operation::Mixed => ("datakey/plaintext", "bits", Vec::new()),
+        Operation::Hmac => (
+            transit::HMAC.fill(&[tenant, key]),
+            "input",
+            vec![plaintext_b64; batch],
+        ),
+        Operation::DataKey | Operation::Mixed => (
+            transit::DATAKEY.fill(&[tenant, "plaintext", key]),
+            "bits",
+            Vec::new(),
+        ),
     };
     let body = if operation == Operation::DataKey {
         json!({ "bits": 256 })
@@ -207,7 +224,7 @@ fn template(
     };
     Template {
         operation,
-        path: format!("/v1/{tenant}/{route}/{key}"),
+        path: format!("/v1/{path}"),
         body: Bytes::from(serde_json::to_vec(&body).expect("JSON serializes")),
         items: batch as u64,
         bytes: item_bytes * batch as u64,

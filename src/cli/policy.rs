@@ -52,7 +52,8 @@ fn one_per_line(error: PolicyError) -> anyhow::Error {
 pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Check { dir } => {
-            let report = policy::check_dir(&dir).map_err(one_per_line)?;
+            let report =
+                policy::check_dir(tresor_server::operations(), &dir).map_err(one_per_line)?;
             super::output::line(&report.to_string())
         }
         PolicyCommand::Explain {
@@ -63,10 +64,10 @@ pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
             source,
             format,
         } => {
-            let operation: Operation = operation.parse().with_context(|| {
-                let names: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
-                format!("operations are: {}", names.join(", "))
-            })?;
+            let operations = tresor_server::operations();
+            let operation: Operation = operations
+                .parse(&operation)
+                .with_context(|| format!("operations are: {}", operations.names().join(", ")))?;
             let (tenant, key) = match path.as_deref() {
                 None => (None, None),
                 Some(path) => match path.split_once('/') {
@@ -74,7 +75,7 @@ pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<()> {
                     None => (Some(path), None),
                 },
             };
-            let set = PolicySet::load_dir(&dir).map_err(one_per_line)?;
+            let set = PolicySet::load_dir(operations, &dir).map_err(one_per_line)?;
             let explanation = set.explain(&AccessRequest {
                 principal: &principal,
                 operation,

@@ -67,7 +67,7 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
 /// service write.
 #[test]
 fn the_deployment_guide_configuration_and_policies_are_valid() {
-    use tresor_server::policy::{AccessRequest, Operation, PolicySet};
+    use tresor_server::policy::{AccessRequest, PolicySet};
 
     let guide = include_str!("../../docs/deployment.md");
     let blocks: Vec<&str> = guide
@@ -104,15 +104,16 @@ fn the_deployment_guide_configuration_and_policies_are_valid() {
         .iter()
         .find(|b| b.contains("[[operator]]"))
         .expect("a policy block");
-    let set = PolicySet::from_files(&[("operations.toml", policy)]).unwrap();
+    let operations = tresor_server::operations();
+    let set = PolicySet::from_files(operations, &[("operations.toml", policy)]).unwrap();
     for (principal, operation) in [
-        ("spiffe://prod.example/ops/jane", Operation::Init),
-        ("spiffe://prod.example/custodians/alice", Operation::Unseal),
-        ("spiffe://prod.example/monitoring", Operation::Metrics),
+        ("spiffe://prod.example/ops/jane", "init"),
+        ("spiffe://prod.example/custodians/alice", "unseal"),
+        ("spiffe://prod.example/monitoring", "metrics"),
     ] {
         let request = AccessRequest {
             principal,
-            operation,
+            operation: operations.parse(operation).unwrap(),
             tenant: None,
             key: None,
             source: Some("10.0.0.7".parse().unwrap()),

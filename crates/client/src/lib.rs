@@ -32,10 +32,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use tresor_crypto::identity::{CustodianIdentity, CustodianPublicKey};
+use tresor_wire::api::params::{Flag, Int, Seconds, Text};
+use tresor_wire::api::transit::{CiphertextResult, PlaintextResult};
+use tresor_wire::api::{self, Listing, Route, pins, sys, transit};
 use tresor_wire::approvals::{Approval, ApprovalOutcome};
 use tresor_wire::custody::{SealStatus, SealedShare, TenantCustodyKey, UnsealProgress};
 use tresor_wire::keys::KeyConfigUpdate;
@@ -104,6 +107,18 @@ pub struct CryptoOptions {
     pub key_version: Option<u32>,
 }
 
+impl CryptoOptions {
+    fn context(&self) -> Text<'static> {
+        self.context.as_ref().map(|c| STANDARD.encode(c).into())
+    }
+
+    fn associated_data(&self) -> Text<'static> {
+        self.associated_data
+            .as_ref()
+            .map(|ad| STANDARD.encode(ad).into())
+    }
+}
+
 /// Options for creating a key.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CreateKeyOptions {
@@ -134,26 +149,9 @@ pub struct Sealed {
     pub key_version: u32,
 }
 
-/// A data key.
-#[derive(Deserialize)]
-pub struct DataKeyResponse {
-    /// The key wrapped under the named key.
-    pub ciphertext: String,
-    /// Version of the wrapping key.
-    pub key_version: u32,
-    /// The key itself, base64 (only for `plaintext` data keys).
-    pub plaintext: Option<Zeroizing<String>>,
-}
-
-impl std::fmt::Debug for DataKeyResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataKeyResponse")
-            .field("ciphertext", &self.ciphertext)
-            .field("key_version", &self.key_version)
-            .field("plaintext", &self.plaintext.as_ref().map(|_| "[REDACTED]"))
-            .finish()
-    }
-}
+/// A data key: the key wrapped under the named key, and for `plaintext` data keys the key
+/// itself (redacted from `Debug`).
+pub use tresor_wire::api::transit::DataKeyResponse;
 
 /// What a configuration change did.
 #[derive(Debug, Clone)]
@@ -218,13 +216,7 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ClientError> {
         let (status, body) = self.fetch(method, path, body).await?;
-        let value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body)
-                .map_err(|e| ClientError::Decode(format!("body is not JSON: {e}")))?
-        };
-        Ok((status, value))
+        Ok((status, parse(&body)?))
     }
 
     /// Sends a request and returns status and the body's exact bytes.
@@ -234,14 +226,50 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let bytes = match body {
-            Some(body) => Bytes::from(serde_json::to_vec(body).expect("JSON serializes")),
-            None => Bytes::new(),
-        };
+        self.send(method, path, body.and_then(json)).await
+    }
+
+    /// Like [`Client::fetch`], but a non-2xx answer becomes [`ClientError::Api`].
+    pub async fn fetch_ok(&self, method: Method, path: &str) -> Result<Bytes, ClientError> {
+        let (status, body) = self.fetch(method, path, None).await?;
+        success(status, body)
+    }
+
+    /// Sends a request; a non-2xx answer becomes [`ClientError::Api`].
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let (status, value) = self.raw(method, path, body).await?;
+        if status.is_success() {
+            return Ok(value);
+        }
+        Err(api_error(status, &value))
+    }
+
+    /// Calls and decodes the envelope's `data`.
+    pub async fn data<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T, ClientError> {
+        data_of(self.call(method, path, body).await?)
+    }
+
+    /// Sends `body` (JSON) to `/v1/path`.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}/v1/{}", self.base, path.trim_start_matches('/')))
-            .body(Full::new(bytes))
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| ClientError::Settings(format!("invalid request: {e}")))?;
         request
             .headers_mut()
@@ -267,53 +295,72 @@ impl Client {
         Ok((status, body))
     }
 
-    /// Like [`Client::fetch`], but a non-2xx answer becomes [`ClientError::Api`].
-    pub async fn fetch_ok(&self, method: Method, path: &str) -> Result<Bytes, ClientError> {
-        let (status, body) = self.fetch(method, path, None).await?;
-        if status.is_success() {
-            return Ok(body);
-        }
-        let value = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
-        Err(api_error(status, &value))
+    /// Sends `body` on `route`, with `values` in its placeholders: the status and the body's
+    /// bytes.
+    async fn send_to(
+        &self,
+        route: Route,
+        values: &[&str],
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.send(method_of(route), &route.fill(values), body).await
     }
 
-    /// Sends a request; a non-2xx answer becomes [`ClientError::Api`].
-    pub async fn call(
+    /// Like [`Client::send_to`], with the body parsed as JSON.
+    async fn exchange(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
+        route: Route,
+        values: &[&str],
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Value), ClientError> {
+        let (status, body) = self.send_to(route, values, body).await?;
+        Ok((status, parse(&body)?))
+    }
+
+    /// Like [`Client::exchange`]; a non-2xx answer becomes [`ClientError::Api`].
+    async fn answer(
+        &self,
+        route: Route,
+        values: &[&str],
+        body: Option<Bytes>,
     ) -> Result<Value, ClientError> {
-        let (status, value) = self.raw(method, path, body).await?;
+        let (status, value) = self.exchange(route, values, body).await?;
         if status.is_success() {
             return Ok(value);
         }
         Err(api_error(status, &value))
     }
 
-    /// Calls and decodes the envelope's `data`.
-    pub async fn data<T: DeserializeOwned>(
+    /// Like [`Client::answer`], decoding the envelope's `data`.
+    async fn data_at<T: DeserializeOwned>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
+        route: Route,
+        values: &[&str],
+        body: Option<Bytes>,
     ) -> Result<T, ClientError> {
-        let value = self.call(method, path, body).await?;
-        let data = value
-            .get("data")
-            .cloned()
-            .ok_or_else(|| ClientError::Decode("no `data` in the answer".into()))?;
-        serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))
+        data_of(self.answer(route, values, body).await?)
+    }
+
+    /// The names a `LIST` route gives (none when it answers Vault's bare 404).
+    async fn listing(&self, route: Route, values: &[&str]) -> Result<Vec<String>, ClientError> {
+        match self.data_at::<Listing>(route, values, None).await {
+            Ok(listing) => Ok(listing.keys),
+            Err(ClientError::Api {
+                status: 404,
+                errors,
+            }) if errors.is_empty() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     /// `sys/seal-status` (not enveloped).
     pub async fn seal_status(&self) -> Result<Value, ClientError> {
-        self.call(Method::GET, "sys/seal-status", None).await
+        self.answer(sys::SEAL_STATUS, &[], None).await
     }
 
     /// `sys/health` with its status code (200, 501, 503) and body.
     pub async fn health(&self) -> Result<(StatusCode, Value), ClientError> {
-        self.raw(Method::GET, "sys/health", None).await
+        self.exchange(sys::HEALTH, &[], None).await
     }
 
     /// Creates a tenant.
@@ -323,38 +370,50 @@ impl Client {
         level: u8,
         custodians: &[CustodianPublicKey],
     ) -> Result<TenantInfo, ClientError> {
-        let body = json!({ "level": level, "custodians": custodians });
-        self.data(Method::POST, &format!("sys/tenants/{name}"), Some(&body))
-            .await
+        let body = sys::CreateTenantRequest {
+            level: Some(Int::from(level)),
+            custodians: custodians.to_vec(),
+            threshold: None,
+        };
+        self.data_at(sys::CREATE_TENANT, &[name], json(&body)).await
+    }
+
+    /// Creates a level-3 tenant whose custody key is split among `custodians`, `threshold` of
+    /// whom unlock it and approve what touches its custody.
+    pub async fn create_level3_tenant(
+        &self,
+        name: &str,
+        custodians: &[CustodianPublicKey],
+        threshold: u8,
+    ) -> Result<TenantInfo, ClientError> {
+        let body = sys::CreateTenantRequest {
+            level: Some(Int::from(3u8)),
+            custodians: custodians.to_vec(),
+            threshold: Some(Int::from(threshold)),
+        };
+        self.data_at(sys::CREATE_TENANT, &[name], json(&body)).await
     }
 
     /// Lists tenants.
     pub async fn list_tenants(&self) -> Result<Vec<String>, ClientError> {
-        let data: Value = self.data(list_method(), "sys/tenants", None).await?;
-        keys_of(&data)
+        let listing: Listing = self.data_at(sys::LIST_TENANTS, &[], None).await?;
+        Ok(listing.keys)
     }
 
     /// Describes a tenant.
     pub async fn tenant(&self, name: &str) -> Result<TenantInfo, ClientError> {
-        self.data(Method::GET, &format!("sys/tenants/{name}"), None)
-            .await
+        self.data_at(sys::READ_TENANT, &[name], None).await
     }
 
     /// Rotates a tenant's KEK.
     pub async fn rotate_tenant_kek(&self, name: &str) -> Result<TenantInfo, ClientError> {
-        self.data(
-            Method::POST,
-            &format!("sys/tenants/{name}/rotate-kek"),
-            None,
-        )
-        .await
+        self.data_at(sys::ROTATE_TENANT_KEK, &[name], None).await
     }
 
     /// Asks for a tenant to be shredded: needs custodian approval, so this returns the pending
     /// approval.
     pub async fn shred_tenant(&self, name: &str) -> Result<Approval, ClientError> {
-        self.data(Method::DELETE, &format!("sys/tenants/{name}"), None)
-            .await
+        self.data_at(sys::SHRED_TENANT, &[name], None).await
     }
 
     /// Creates a key; returns Vault's key description.
@@ -364,35 +423,31 @@ impl Client {
         key: &str,
         options: &CreateKeyOptions,
     ) -> Result<Value, ClientError> {
-        let body = serde_json::to_value(options).expect("serializes");
-        self.data(Method::POST, &format!("{tenant}/keys/{key}"), Some(&body))
+        let body = transit::CreateKeyRequest {
+            derived: options.derived.then_some(Flag(true)),
+            convergent_encryption: options.convergent_encryption.then_some(Flag(true)),
+            exportable: options.exportable.then_some(Flag(true)),
+            auto_rotate_period: (options.auto_rotate_period != 0)
+                .then_some(Seconds(options.auto_rotate_period)),
+            ..Default::default()
+        };
+        self.data_at(transit::CREATE_KEY, &[tenant, key], json(&body))
             .await
     }
 
     /// Vault's key description.
     pub async fn read_key(&self, tenant: &str, key: &str) -> Result<Value, ClientError> {
-        self.data(Method::GET, &format!("{tenant}/keys/{key}"), None)
-            .await
+        self.data_at(transit::READ_KEY, &[tenant, key], None).await
     }
 
     /// Key names of a tenant (empty when it has none).
     pub async fn list_keys(&self, tenant: &str) -> Result<Vec<String>, ClientError> {
-        match self
-            .data::<Value>(list_method(), &format!("{tenant}/keys"), None)
-            .await
-        {
-            Ok(data) => keys_of(&data),
-            Err(ClientError::Api {
-                status: 404,
-                errors,
-            }) if errors.is_empty() => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        self.listing(transit::LIST_KEYS, &[tenant]).await
     }
 
     /// Rotates a key.
     pub async fn rotate_key(&self, tenant: &str, key: &str) -> Result<Value, ClientError> {
-        self.data(Method::POST, &format!("{tenant}/keys/{key}/rotate"), None)
+        self.data_at(transit::ROTATE_KEY, &[tenant, key], None)
             .await
     }
 
@@ -404,22 +459,19 @@ impl Client {
         key: &str,
         update: &KeyConfigUpdate,
     ) -> Result<Configured, ClientError> {
-        let body = serde_json::to_value(update).expect("serializes");
-        self.applied_or_pending(&format!("{tenant}/keys/{key}/config"), &body)
+        let body = transit::ConfigureKeyRequest::from(update);
+        self.applied_or_pending(transit::CONFIGURE_KEY, &[tenant, key], json(&body))
             .await
     }
 
     /// POSTs a change that runs at once or, when it is dual-controlled, waits for approval.
     async fn applied_or_pending(
         &self,
-        path: &str,
-        body: &Value,
+        route: Route,
+        values: &[&str],
+        body: Option<Bytes>,
     ) -> Result<Configured, ClientError> {
-        let value = self.call(Method::POST, path, Some(body)).await?;
-        let data = value
-            .get("data")
-            .cloned()
-            .ok_or_else(|| ClientError::Decode("no `data` in the answer".into()))?;
+        let data: Value = self.data_at(route, values, body).await?;
         if data.get("signatures").is_some() {
             let approval =
                 serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))?;
@@ -437,15 +489,17 @@ impl Client {
         key: &str,
         min_available_version: u32,
     ) -> Result<Configured, ClientError> {
-        let body = json!({ "min_available_version": min_available_version });
-        self.applied_or_pending(&format!("{tenant}/keys/{key}/trim"), &body)
+        let body = transit::TrimKeyRequest {
+            min_available_version: Some(Int::from(min_available_version)),
+        };
+        self.applied_or_pending(transit::TRIM_KEY, &[tenant, key], json(&body))
             .await
     }
 
     /// Asks for a key to be deleted: needs custodian approval, so this returns the pending
     /// approval.
     pub async fn delete_key(&self, tenant: &str, key: &str) -> Result<Approval, ClientError> {
-        self.data(Method::DELETE, &format!("{tenant}/keys/{key}"), None)
+        self.data_at(transit::DELETE_KEY, &[tenant, key], None)
             .await
     }
 
@@ -457,14 +511,17 @@ impl Client {
         plaintext: &[u8],
         options: &CryptoOptions,
     ) -> Result<Sealed, ClientError> {
-        let mut body = options_json(options);
-        body["plaintext"] = Value::String(STANDARD.encode(plaintext));
-        self.data(
-            Method::POST,
-            &format!("{tenant}/encrypt/{key}"),
-            Some(&body),
-        )
-        .await
+        let body = transit::EncryptRequest {
+            plaintext: Some(STANDARD.encode(plaintext).into()),
+            context: options.context(),
+            associated_data: options.associated_data(),
+            key_version: options.key_version.map(Int::from),
+            ..Default::default()
+        };
+        let answer = self
+            .data_at(transit::ENCRYPT, &[tenant, key], json(&body))
+            .await?;
+        sealed(answer).map_err(ClientError::Decode)
     }
 
     /// Encrypts many plaintexts with the same options; one result per item, in order.
@@ -475,21 +532,29 @@ impl Client {
         plaintexts: &[&[u8]],
         options: &CryptoOptions,
     ) -> Result<Vec<ItemResult<Sealed>>, ClientError> {
-        let items: Vec<Value> = plaintexts
+        let items = plaintexts
             .iter()
-            .map(|p| {
-                let mut item = options_json(options);
-                item["plaintext"] = Value::String(STANDARD.encode(p));
-                item
+            .map(|p| transit::EncryptItem {
+                plaintext: Some(STANDARD.encode(p).into()),
+                context: options.context(),
+                associated_data: options.associated_data(),
+                key_version: options.key_version.map(Int::from),
+                ..Default::default()
             })
             .collect();
+        let body = transit::EncryptRequest {
+            batch_input: Some(items),
+            ..Default::default()
+        };
         let results = self
-            .batch(&format!("{tenant}/encrypt/{key}"), items)
+            .batch(
+                transit::ENCRYPT,
+                &[tenant, key],
+                json(&body),
+                |r: &CiphertextResult| r.error.as_deref(),
+            )
             .await?;
-        Ok(results
-            .into_iter()
-            .map(|r| r.and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string())))
-            .collect())
+        Ok(results.into_iter().map(|r| r.and_then(sealed)).collect())
     }
 
     /// Decrypts one ciphertext.
@@ -500,16 +565,16 @@ impl Client {
         ciphertext: &str,
         options: &CryptoOptions,
     ) -> Result<Zeroizing<Vec<u8>>, ClientError> {
-        let mut body = options_json(options);
-        body["ciphertext"] = Value::String(ciphertext.to_owned());
-        let data: Value = self
-            .data(
-                Method::POST,
-                &format!("{tenant}/decrypt/{key}"),
-                Some(&body),
-            )
+        let body = transit::DecryptRequest {
+            ciphertext: Some(ciphertext.into()),
+            context: options.context(),
+            associated_data: options.associated_data(),
+            ..Default::default()
+        };
+        let answer: PlaintextResult = self
+            .data_at(transit::DECRYPT, &[tenant, key], json(&body))
             .await?;
-        decode_plaintext(&data).map_err(ClientError::Decode)
+        decode_plaintext(&answer).map_err(ClientError::Decode)
     }
 
     /// Decrypts many ciphertexts with the same options; one result per item, in order.
@@ -522,18 +587,28 @@ impl Client {
     ) -> Result<Vec<ItemResult<Zeroizing<Vec<u8>>>>, ClientError> {
         let items = ciphertexts
             .iter()
-            .map(|c| {
-                let mut item = options_json(options);
-                item["ciphertext"] = Value::String((*c).to_owned());
-                item
+            .map(|c| transit::DecryptItem {
+                ciphertext: Some((*c).into()),
+                context: options.context(),
+                associated_data: options.associated_data(),
+                ..Default::default()
             })
             .collect();
+        let body = transit::DecryptRequest {
+            batch_input: Some(items),
+            ..Default::default()
+        };
         let results = self
-            .batch(&format!("{tenant}/decrypt/{key}"), items)
+            .batch(
+                transit::DECRYPT,
+                &[tenant, key],
+                json(&body),
+                |r: &PlaintextResult| r.error.as_deref(),
+            )
             .await?;
         Ok(results
             .into_iter()
-            .map(|r| r.and_then(|v| decode_plaintext(&v)))
+            .map(|r| r.and_then(|answer| decode_plaintext(&answer)))
             .collect())
     }
 
@@ -545,10 +620,17 @@ impl Client {
         ciphertext: &str,
         options: &CryptoOptions,
     ) -> Result<Sealed, ClientError> {
-        let mut body = options_json(options);
-        body["ciphertext"] = Value::String(ciphertext.to_owned());
-        self.data(Method::POST, &format!("{tenant}/rewrap/{key}"), Some(&body))
-            .await
+        let body = transit::RewrapRequest {
+            ciphertext: Some(ciphertext.into()),
+            context: options.context(),
+            associated_data: options.associated_data(),
+            key_version: options.key_version.map(Int::from),
+            ..Default::default()
+        };
+        let answer = self
+            .data_at(transit::REWRAP, &[tenant, key], json(&body))
+            .await?;
+        sealed(answer).map_err(ClientError::Decode)
     }
 
     /// A fresh data key of `bits` bits; with `plaintext` the key itself is returned too.
@@ -560,15 +642,15 @@ impl Client {
         plaintext: bool,
         options: &CryptoOptions,
     ) -> Result<DataKeyResponse, ClientError> {
-        let mut body = options_json(options);
-        body["bits"] = json!(bits);
+        let body = transit::DataKeyRequest {
+            context: options.context(),
+            associated_data: options.associated_data(),
+            bits: Some(Int::from(bits)),
+            ..Default::default()
+        };
         let form = if plaintext { "plaintext" } else { "wrapped" };
-        self.data(
-            Method::POST,
-            &format!("{tenant}/datakey/{form}/{key}"),
-            Some(&body),
-        )
-        .await
+        self.data_at(transit::DATAKEY, &[tenant, form, key], json(&body))
+            .await
     }
 
     /// HMAC token of `input`.
@@ -579,14 +661,17 @@ impl Client {
         input: &[u8],
         algorithm: Option<&str>,
     ) -> Result<String, ClientError> {
-        let mut body = json!({ "input": STANDARD.encode(input) });
-        if let Some(algorithm) = algorithm {
-            body["algorithm"] = json!(algorithm);
-        }
-        let data: Value = self
-            .data(Method::POST, &format!("{tenant}/hmac/{key}"), Some(&body))
+        let body = transit::HmacRequest {
+            input: Some(STANDARD.encode(input).into()),
+            algorithm: algorithm.map(Into::into),
+            ..Default::default()
+        };
+        let answer: transit::HmacResult = self
+            .data_at(transit::HMAC, &[tenant, key], json(&body))
             .await?;
-        text_field(&data, "hmac")
+        answer
+            .hmac
+            .ok_or_else(|| ClientError::Decode("no `hmac` in the answer".into()))
     }
 
     /// Whether `token` is the HMAC of `input`.
@@ -598,15 +683,17 @@ impl Client {
         token: &str,
         algorithm: Option<&str>,
     ) -> Result<bool, ClientError> {
-        let mut body = json!({ "input": STANDARD.encode(input), "hmac": token });
-        if let Some(algorithm) = algorithm {
-            body["algorithm"] = json!(algorithm);
-        }
-        let data: Value = self
-            .data(Method::POST, &format!("{tenant}/verify/{key}"), Some(&body))
+        let body = transit::VerifyRequest {
+            input: Some(STANDARD.encode(input).into()),
+            hmac: Some(token.into()),
+            algorithm: algorithm.map(Into::into),
+            ..Default::default()
+        };
+        let answer: transit::VerifyResult = self
+            .data_at(transit::VERIFY, &[tenant, key], json(&body))
             .await?;
-        data.get("valid")
-            .and_then(Value::as_bool)
+        answer
+            .valid
             .ok_or_else(|| ClientError::Decode("no `valid` in the answer".into()))
     }
 
@@ -621,11 +708,12 @@ impl Client {
         threshold: u8,
         four_eyes: Option<bool>,
     ) -> Result<SealStatus, ClientError> {
-        let mut body = json!({ "custodians": custodians, "threshold": threshold });
-        if let Some(four_eyes) = four_eyes {
-            body["four_eyes"] = json!(four_eyes);
-        }
-        self.data(Method::POST, "sys/init", Some(&body)).await
+        let body = sys::CustodyRequest {
+            custodians: custodians.to_vec(),
+            threshold: Some(Int::from(threshold)),
+            four_eyes: four_eyes.map(Flag),
+        };
+        self.data_at(sys::INIT, &[], json(&body)).await
     }
 
     /// Submits `identity`'s unseal share: fetches it (sealed to the identity), opens it here,
@@ -659,11 +747,7 @@ impl Client {
     ) -> Result<UnsealProgress, ClientError> {
         let (vault_id, unseal_key) = self.trusted_unseal_key(pinned_nodes).await?;
         let sealed: SealedShare = self
-            .data(
-                Method::GET,
-                &format!("sys/unseal-share/{}", identity.name()),
-                None,
-            )
+            .data_at(sys::UNSEAL_SHARE, &[identity.name()], None)
             .await?;
         if sealed.vault_id != vault_id {
             return Err(ClientError::Decode(
@@ -676,17 +760,17 @@ impl Client {
         let submission = share
             .seal_for_submission(&vault_id, &unseal_key, identity.name())
             .map_err(|e| ClientError::Settings(e.to_string()))?;
-        let mut body =
-            json!({ "custodian": identity.name(), "sealed_share": STANDARD.encode(submission) });
-        if accept_audit_gap {
-            body["accept_audit_gap"] = json!(true);
-        }
-        self.data(Method::POST, "sys/unseal", Some(&body)).await
+        let body = sys::UnsealRequest {
+            custodian: identity.name().to_owned(),
+            sealed_share: STANDARD.encode(submission),
+            accept_audit_gap,
+        };
+        self.data_at(sys::UNSEAL, &[], json(&body)).await
     }
 
     /// Seals the vault.
     pub async fn seal(&self) -> Result<(), ClientError> {
-        self.call(Method::POST, "sys/seal", None).await.map(drop)
+        self.answer(sys::SEAL, &[], None).await.map(drop)
     }
 
     /// Unlocks level-3 tenant `tenant` with one of its custodians' identity (the custody key
@@ -700,37 +784,33 @@ impl Client {
         pinned_nodes: &[String],
     ) -> Result<TenantInfo, ClientError> {
         let (trusted_vault, trusted_key) = self.trusted_unseal_key(pinned_nodes).await?;
-        let data: Value = self
-            .data(
-                Method::GET,
-                &format!("sys/tenants/{tenant}/custody/{}", identity.name()),
-                None,
-            )
+        let custody: sys::CustodyBox = self
+            .data_at(sys::TENANT_CUSTODY, &[tenant, identity.name()], None)
             .await?;
-        let field = |name: &str| text_field(&data, name);
-        let vault_id = field("vault_id")?;
-        let unseal_key = decode_key(&field("unseal_key")?)?;
-        if vault_id != trusted_vault || unseal_key != trusted_key {
+        let unseal_key = decode_key(&custody.unseal_key)?;
+        if custody.vault_id != trusted_vault || unseal_key != trusted_key {
             return Err(ClientError::Untrusted(
                 tresor_wire::custody::NodeTrustError::Malformed(
                     "the custody answer names another vault or unseal key than the signed seal status",
                 ),
             ));
         }
-        let custody =
-            TenantCustodyKey::open(identity, &vault_id, tenant, &field("sealed_custody_key")?)
-                .map_err(|e| ClientError::Settings(e.to_string()))?;
-        let sealed = custody
-            .seal_for_unlock(&vault_id, &unseal_key, tenant, identity.name())
-            .map_err(|e| ClientError::Settings(e.to_string()))?;
-        let body =
-            json!({ "custodian": identity.name(), "sealed_custody_key": STANDARD.encode(sealed) });
-        self.data(
-            Method::POST,
-            &format!("sys/tenants/{tenant}/unlock"),
-            Some(&body),
+        let key = TenantCustodyKey::open(
+            identity,
+            &custody.vault_id,
+            tenant,
+            &custody.sealed_custody_key,
         )
-        .await
+        .map_err(|e| ClientError::Settings(e.to_string()))?;
+        let sealed = key
+            .seal_for_unlock(&custody.vault_id, &unseal_key, tenant, identity.name())
+            .map_err(|e| ClientError::Settings(e.to_string()))?;
+        let body = sys::UnlockTenantRequest {
+            custodian: identity.name().to_owned(),
+            sealed_custody_key: STANDARD.encode(sealed),
+        };
+        self.data_at(sys::UNLOCK_TENANT, &[tenant], json(&body))
+            .await
     }
 
     /// The vault id and unseal key of the seal status, once a node in `pinned_nodes` vouches
@@ -757,29 +837,40 @@ impl Client {
 
     /// Locks level-3 tenant `tenant` at once.
     pub async fn lock_tenant(&self, tenant: &str) -> Result<(), ClientError> {
-        self.call(Method::POST, &format!("sys/tenants/{tenant}/lock"), None)
+        self.answer(sys::LOCK_TENANT, &[tenant], None)
             .await
             .map(drop)
     }
 
-    /// Asks for a level-3 tenant's custodians to be replaced (creates an approval).
+    /// Asks for a level-3 tenant's custodians to be replaced, keeping its threshold (creates an
+    /// approval its current custodians decide).
     pub async fn change_tenant_custodians(
         &self,
         tenant: &str,
         custodians: &[CustodianPublicKey],
     ) -> Result<Approval, ClientError> {
-        let body = json!({ "custodians": custodians });
-        self.data(
-            Method::POST,
-            &format!("sys/tenants/{tenant}/custodians"),
-            Some(&body),
-        )
-        .await
+        self.change_tenant_custodians_to(tenant, custodians, None)
+            .await
+    }
+
+    /// As [`Client::change_tenant_custodians`], with a new threshold when `threshold` is given.
+    pub async fn change_tenant_custodians_to(
+        &self,
+        tenant: &str,
+        custodians: &[CustodianPublicKey],
+        threshold: Option<u8>,
+    ) -> Result<Approval, ClientError> {
+        let body = sys::TenantCustodiansRequest {
+            custodians: custodians.to_vec(),
+            threshold: threshold.map(Int::from),
+        };
+        self.data_at(sys::CHANGE_TENANT_CUSTODIANS, &[tenant], json(&body))
+            .await
     }
 
     /// Asks for a root key rotation (creates an approval).
     pub async fn rotate_root(&self) -> Result<Approval, ClientError> {
-        self.data(Method::POST, "sys/rotate-root", None).await
+        self.data_at(sys::ROTATE_ROOT, &[], None).await
     }
 
     /// Asks for a rekey to new custodians and/or threshold (creates an approval).
@@ -788,25 +879,23 @@ impl Client {
         custodians: &[CustodianPublicKey],
         threshold: u8,
     ) -> Result<Approval, ClientError> {
-        let body = json!({ "custodians": custodians, "threshold": threshold });
-        self.data(Method::POST, "sys/rekey", Some(&body)).await
+        let body = sys::CustodyRequest {
+            custodians: custodians.to_vec(),
+            threshold: Some(Int::from(threshold)),
+            four_eyes: None,
+        };
+        self.data_at(sys::REKEY, &[], json(&body)).await
     }
 
     /// Pending approvals.
     pub async fn approvals(&self) -> Result<Vec<Approval>, ClientError> {
-        let data: Value = self.data(list_method(), "sys/approvals", None).await?;
-        serde_json::from_value(
-            data.get("approvals")
-                .cloned()
-                .unwrap_or(Value::Array(Vec::new())),
-        )
-        .map_err(|e| ClientError::Decode(e.to_string()))
+        let list: sys::ApprovalList = self.data_at(sys::LIST_APPROVALS, &[], None).await?;
+        Ok(list.approvals)
     }
 
     /// One approval.
     pub async fn approval(&self, id: &str) -> Result<Approval, ClientError> {
-        self.data(Method::GET, &format!("sys/approvals/{id}"), None)
-            .await
+        self.data_at(sys::READ_APPROVAL, &[id], None).await
     }
 
     /// Signs `approval` (as fetched and shown to the custodian) with `identity` and submits it.
@@ -815,13 +904,12 @@ impl Client {
         approval: &Approval,
         identity: &CustodianIdentity,
     ) -> Result<ApprovalOutcome, ClientError> {
-        let body = json!({ "custodian": identity.name(), "signature": approval.sign(identity) });
-        self.data(
-            Method::POST,
-            &format!("sys/approvals/{}/approve", approval.id),
-            Some(&body),
-        )
-        .await
+        let body = sys::ApproveRequest {
+            custodian: identity.name().to_owned(),
+            signature: approval.sign(identity),
+        };
+        self.data_at(sys::APPROVE, &[&approval.id], json(&body))
+            .await
     }
 
     /// Signs a rejection of `approval` with `identity` and submits it.
@@ -830,44 +918,33 @@ impl Client {
         approval: &Approval,
         identity: &CustodianIdentity,
     ) -> Result<ApprovalOutcome, ClientError> {
-        let signature = approval.sign_decision(identity, tresor_wire::approvals::Decision::Reject);
-        let body = json!({ "custodian": identity.name(), "signature": signature });
-        self.data(
-            Method::POST,
-            &format!("sys/approvals/{}/reject", approval.id),
-            Some(&body),
-        )
-        .await
+        let body = sys::ApproveRequest {
+            custodian: identity.name().to_owned(),
+            signature: approval.sign_decision(identity, tresor_wire::approvals::Decision::Reject),
+        };
+        self.data_at(sys::REJECT, &[&approval.id], json(&body))
+            .await
     }
 
     /// Withdraws approval `id` (only the principal that asked may).
     pub async fn cancel_approval(&self, id: &str) -> Result<Approval, ClientError> {
-        self.data(Method::POST, &format!("sys/approvals/{id}/cancel"), None)
-            .await
+        self.data_at(sys::CANCEL, &[id], None).await
     }
 
     /// Creates a pinning app.
     pub async fn pins_create_app(&self, app: &str, spec: &AppSpec) -> Result<PinApp, ClientError> {
-        let body = serde_json::to_value(spec).expect("serializes");
-        self.data(Method::POST, &format!("pins/{app}"), Some(&body))
-            .await
+        let body = pins::CreateAppRequest::from(spec);
+        self.data_at(pins::CREATE_APP, &[app], json(&body)).await
     }
 
     /// Describes a pinning app and its keys.
     pub async fn pins_app(&self, app: &str) -> Result<PinApp, ClientError> {
-        self.data(Method::GET, &format!("pins/{app}"), None).await
+        self.data_at(pins::READ_APP, &[app], None).await
     }
 
     /// Pinning app names (empty when there are none).
     pub async fn pins_list_apps(&self) -> Result<Vec<String>, ClientError> {
-        match self.data::<Value>(list_method(), "pins", None).await {
-            Ok(data) => keys_of(&data),
-            Err(ClientError::Api {
-                status: 404,
-                errors,
-            }) if errors.is_empty() => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        self.listing(pins::LIST_APPS, &[]).await
     }
 
     /// Generates a pinned key pair in the vault and stages its pin.
@@ -876,13 +953,10 @@ impl Client {
         app: &str,
         algorithm: KeyAlgorithm,
     ) -> Result<PinChange, ClientError> {
-        let body = json!({ "algorithm": algorithm.name() });
-        self.data(
-            Method::POST,
-            &format!("pins/{app}/keys/generate"),
-            Some(&body),
-        )
-        .await
+        let body = pins::GenerateKeyRequest {
+            algorithm: Some(algorithm.name().to_owned()),
+        };
+        self.data_at(pins::GENERATE_KEY, &[app], json(&body)).await
     }
 
     /// Stages the pin of a key held elsewhere; `kind` is `certificate`, `csr` or `public-key`.
@@ -892,13 +966,11 @@ impl Client {
         kind: &str,
         pem: &str,
     ) -> Result<PinChange, ClientError> {
-        let body = json!({ "kind": kind, "pem": pem });
-        self.data(
-            Method::POST,
-            &format!("pins/{app}/keys/import"),
-            Some(&body),
-        )
-        .await
+        let body = pins::ImportKeyRequest {
+            kind: kind.to_owned(),
+            pem: pem.to_owned(),
+        };
+        self.data_at(pins::IMPORT_KEY, &[app], json(&body)).await
     }
 
     /// Activates a staged key; with `override_lag` an activation before `max_update_lag`
@@ -909,47 +981,28 @@ impl Client {
         kid: &str,
         override_lag: bool,
     ) -> Result<PinActivation, ClientError> {
-        let body = json!({ "override": override_lag });
+        let body = pins::ActivateKeyRequest { override_lag };
         let (status, value) = self
-            .raw(
-                Method::POST,
-                &format!("pins/{app}/keys/{kid}/activate"),
-                Some(&body),
-            )
+            .exchange(pins::ACTIVATE_KEY, &[app, kid], json(&body))
             .await?;
         if !status.is_success() {
             return Err(api_error(status, &value));
         }
-        let data = value
-            .get("data")
-            .cloned()
-            .ok_or_else(|| ClientError::Decode("no `data` in the answer".into()))?;
-        let decode = |e: serde_json::Error| ClientError::Decode(e.to_string());
         if status == StatusCode::ACCEPTED {
-            Ok(PinActivation::PendingApproval(Box::new(
-                serde_json::from_value(data).map_err(decode)?,
-            )))
+            Ok(PinActivation::PendingApproval(Box::new(data_of(value)?)))
         } else {
-            Ok(PinActivation::Done(
-                serde_json::from_value(data).map_err(decode)?,
-            ))
+            Ok(PinActivation::Done(data_of(value)?))
         }
     }
 
     /// Retires a key (active → retiring, staged or retiring → retired).
     pub async fn pins_retire(&self, app: &str, kid: &str) -> Result<PinChange, ClientError> {
-        self.data(Method::POST, &format!("pins/{app}/keys/{kid}/retire"), None)
-            .await
+        self.data_at(pins::RETIRE_KEY, &[app, kid], None).await
     }
 
     /// Marks a key compromised: promotes the published backup and stages a new one.
     pub async fn pins_compromise(&self, app: &str, kid: &str) -> Result<PinChange, ClientError> {
-        self.data(
-            Method::POST,
-            &format!("pins/{app}/keys/{kid}/compromise"),
-            None,
-        )
-        .await
+        self.data_at(pins::COMPROMISE_KEY, &[app, kid], None).await
     }
 
     /// A PKCS#10 CSR (PEM) signed with the vault-held key, for `subject` and the DNS names
@@ -961,15 +1014,14 @@ impl Client {
         subject: &str,
         dns: &[String],
     ) -> Result<String, ClientError> {
-        let body = json!({ "subject": subject, "dns": dns });
-        let data: Value = self
-            .data(
-                Method::POST,
-                &format!("pins/{app}/keys/{kid}/csr"),
-                Some(&body),
-            )
+        let body = pins::CsrRequest {
+            subject: subject.to_owned(),
+            dns: dns.to_vec(),
+        };
+        let answer: pins::Csr = self
+            .data_at(pins::KEY_CSR, &[app, kid], json(&body))
             .await?;
-        text_field(&data, "csr")
+        Ok(answer.csr)
     }
 
     /// The private key of `kid`, sealed to `recipient` (a TLS terminator's identity).
@@ -979,13 +1031,11 @@ impl Client {
         kid: &str,
         recipient: &CustodianPublicKey,
     ) -> Result<DeliveredKey, ClientError> {
-        let body = json!({ "recipient": recipient });
-        self.data(
-            Method::POST,
-            &format!("pins/{app}/keys/{kid}/deliver"),
-            Some(&body),
-        )
-        .await
+        let body = pins::DeliverKeyRequest {
+            recipient: recipient.clone(),
+        };
+        self.data_at(pins::DELIVER_KEY, &[app, kid], json(&body))
+            .await
     }
 
     /// The signed manifest (latest, or `version`), byte for byte as served.
@@ -994,88 +1044,71 @@ impl Client {
         app: &str,
         version: Option<u64>,
     ) -> Result<Bytes, ClientError> {
-        let path = match version {
-            Some(v) => format!("pins/{app}/manifest/{v}"),
-            None => format!("pins/{app}/manifest"),
-        };
-        self.fetch_ok(Method::GET, &path).await
+        let version = version.map(|v| v.to_string());
+        let values: Vec<&str> = [Some(app), version.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let (status, body) = self.send_to(pins::MANIFEST, &values, None).await?;
+        success(status, body)
     }
 
     /// The latest manifest in a platform format (`android`, `trustkit`, `nspinneddomains`,
     /// `okhttp`, `json`).
     pub async fn pins_export(&self, app: &str, format: &str) -> Result<String, ClientError> {
-        let bytes = self
-            .fetch_ok(Method::GET, &format!("pins/{app}/export/{format}"))
-            .await?;
-        String::from_utf8(bytes.to_vec())
+        let (status, body) = self.send_to(pins::EXPORT, &[app, format], None).await?;
+        String::from_utf8(success(status, body)?.to_vec())
             .map_err(|_| ClientError::Decode("export is not UTF-8".into()))
     }
 
     /// Signs a new manifest version with unchanged pins.
     pub async fn pins_reissue(&self, app: &str) -> Result<u64, ClientError> {
-        let data: Value = self
-            .data(Method::POST, &format!("pins/{app}/reissue"), None)
-            .await?;
-        data.get("manifest_version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| ClientError::Decode("no manifest_version in the answer".into()))
+        let answer: pins::Reissued = self.data_at(pins::REISSUE, &[app], None).await?;
+        Ok(answer.manifest_version)
     }
 
     /// The log of every signed manifest, checked with [`tresor_wire::pins::verify_log`].
     pub async fn pins_log(&self) -> Result<Vec<tresor_wire::pins::LogEntry>, ClientError> {
-        let data: Value = self.data(Method::GET, "pins/sys/log", None).await?;
-        let entries: Vec<tresor_wire::pins::LogEntry> = serde_json::from_value(
-            data.get("entries")
-                .cloned()
-                .unwrap_or(Value::Array(Vec::new())),
-        )
-        .map_err(|e| ClientError::Decode(e.to_string()))?;
-        tresor_wire::pins::verify_log(&entries).map_err(|e| ClientError::Decode(e.to_string()))?;
-        Ok(entries)
+        let log: pins::Log = self.data_at(pins::LOG, &[], None).await?;
+        tresor_wire::pins::verify_log(&log.entries)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(log.entries)
     }
 
     /// The manifest signing key chain.
     pub async fn pins_manifest_key(&self) -> Result<ManifestKeyInfo, ClientError> {
-        self.data(Method::GET, "pins/sys/manifest-key", None).await
+        self.data_at(pins::MANIFEST_KEY, &[], None).await
     }
 
     /// Rotates the manifest signing key (the new key is signed by the old one).
     pub async fn pins_rotate_manifest_key(&self) -> Result<ManifestKeyInfo, ClientError> {
-        self.data(Method::POST, "pins/sys/manifest-key/rotate", None)
-            .await
+        self.data_at(pins::ROTATE_MANIFEST_KEY, &[], None).await
     }
 
-    async fn batch(
+    /// Sends a batch; one result per item (the item's error, or its answer), in order. A
+    /// batch answered without `batch_results` is an error.
+    async fn batch<R: DeserializeOwned>(
         &self,
-        path: &str,
-        items: Vec<Value>,
-    ) -> Result<Vec<ItemResult<Value>>, ClientError> {
-        let body = json!({ "batch_input": items });
-        let (status, value) = self.raw(Method::POST, path, Some(&body)).await?;
+        route: Route,
+        values: &[&str],
+        body: Option<Bytes>,
+        error_of: fn(&R) -> Option<&str>,
+    ) -> Result<Vec<ItemResult<R>>, ClientError> {
+        let (status, mut value) = self.exchange(route, values, body).await?;
         let Some(results) = value
-            .pointer("/data/batch_results")
-            .and_then(Value::as_array)
+            .pointer_mut("/data/batch_results")
+            .filter(|r| r.is_array())
+            .map(Value::take)
         else {
-            let errors = value
-                .get("errors")
-                .and_then(Value::as_array)
-                .map(|e| {
-                    e.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                errors,
-            });
+            return Err(api_error(status, &value));
         };
+        let results: Vec<R> =
+            serde_json::from_value(results).map_err(|e| ClientError::Decode(e.to_string()))?;
         Ok(results
-            .iter()
-            .map(|item| match item.get("error").and_then(Value::as_str) {
+            .into_iter()
+            .map(|item| match error_of(&item) {
                 Some(error) if !error.is_empty() => Err(error.to_owned()),
-                _ => Ok(item.clone()),
+                _ => Ok(item),
             })
             .collect())
     }
@@ -1122,14 +1155,6 @@ fn vault_keys(status: &Value) -> Result<(String, [u8; 32]), ClientError> {
     }
 }
 
-/// The string field `name` of an answer's `data`.
-fn text_field(data: &Value, name: &str) -> Result<String, ClientError> {
-    data.get(name)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| ClientError::Decode(format!("no `{name}` in the answer")))
-}
-
 fn decode_key(text: &str) -> Result<[u8; 32], ClientError> {
     STANDARD
         .decode(text)
@@ -1138,40 +1163,63 @@ fn decode_key(text: &str) -> Result<[u8; 32], ClientError> {
         .ok_or_else(|| ClientError::Decode("the unseal key is not 32 base64 bytes".into()))
 }
 
-fn list_method() -> Method {
-    Method::from_bytes(b"LIST").expect("LIST is a valid method token")
+/// The HTTP method of `route`.
+fn method_of(route: Route) -> Method {
+    match route.method {
+        api::Method::Get => Method::GET,
+        api::Method::Post => Method::POST,
+        api::Method::Delete => Method::DELETE,
+        api::Method::List => Method::from_bytes(b"LIST").expect("LIST is a valid method token"),
+    }
 }
 
-fn keys_of(data: &Value) -> Result<Vec<String>, ClientError> {
-    serde_json::from_value(
-        data.get("keys")
-            .cloned()
-            .unwrap_or(Value::Array(Vec::new())),
-    )
-    .map_err(|e| ClientError::Decode(e.to_string()))
+/// A request body as JSON.
+fn json<T: Serialize + ?Sized>(body: &T) -> Option<Bytes> {
+    Some(Bytes::from(
+        serde_json::to_vec(body).expect("request bodies serialize"),
+    ))
 }
 
-fn options_json(options: &CryptoOptions) -> Value {
-    let mut body = json!({});
-    if let Some(context) = &options.context {
-        body["context"] = Value::String(STANDARD.encode(context));
+/// A body as JSON (`Null` when empty).
+fn parse(body: &[u8]) -> Result<Value, ClientError> {
+    if body.is_empty() {
+        return Ok(Value::Null);
     }
-    if let Some(ad) = &options.associated_data {
-        body["associated_data"] = Value::String(STANDARD.encode(ad));
-    }
-    if let Some(version) = options.key_version {
-        body["key_version"] = json!(version);
-    }
-    body
+    serde_json::from_slice(body).map_err(|e| ClientError::Decode(format!("body is not JSON: {e}")))
 }
 
-fn decode_plaintext(data: &Value) -> Result<Zeroizing<Vec<u8>>, String> {
-    let text = data
-        .get("plaintext")
-        .and_then(Value::as_str)
-        .ok_or("no `plaintext` in the answer")?;
+/// The body of a 2xx answer; another status becomes [`ClientError::Api`].
+fn success(status: StatusCode, body: Bytes) -> Result<Bytes, ClientError> {
+    if status.is_success() {
+        return Ok(body);
+    }
+    let value = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    Err(api_error(status, &value))
+}
+
+/// The envelope's `data`, decoded.
+fn data_of<T: DeserializeOwned>(mut value: Value) -> Result<T, ClientError> {
+    let data = value
+        .get_mut("data")
+        .map(Value::take)
+        .ok_or_else(|| ClientError::Decode("no `data` in the answer".into()))?;
+    serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+/// A ciphertext and its version, from an encrypt or rewrap answer.
+fn sealed(answer: CiphertextResult<'_>) -> Result<Sealed, String> {
+    match (answer.ciphertext, answer.key_version) {
+        (Some(ciphertext), Some(key_version)) => Ok(Sealed {
+            ciphertext,
+            key_version,
+        }),
+        _ => Err("no `ciphertext` and `key_version` in the answer".to_owned()),
+    }
+}
+
+fn decode_plaintext(answer: &PlaintextResult<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
     STANDARD
-        .decode(text)
+        .decode(answer.plaintext.as_bytes())
         .map(Zeroizing::new)
         .map_err(|_| "plaintext is not base64".to_owned())
 }

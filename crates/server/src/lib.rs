@@ -25,3 +25,9 @@ pub mod policy;
 pub mod server;
 pub mod services;
 pub mod tls;
+
+/// The operations this server's API declares: what its policies may name (see
+/// [`policy::Vocabulary`]).
+pub fn operations() -> &'static policy::Vocabulary {
+    api::vocabulary()
+}

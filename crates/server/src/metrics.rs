@@ -11,14 +11,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::policy::Operation;
-
 /// Statuses counted separately; anything else counts as `other`.
 const STATUSES: [u16; 14] = [
     200, 202, 204, 400, 403, 404, 405, 408, 413, 429, 500, 501, 503, 0,
 ];
-/// Routes without a policy operation.
-const EXTRA_ROUTES: [&str; 4] = ["health", "seal-status", "init-status", "unrouted"];
 /// Latency bucket bounds in microseconds.
 const LATENCY_US: [u64; 14] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
@@ -29,60 +25,11 @@ const BATCH_ITEMS: [u64; 6] = [1, 10, 100, 1_000, 10_000, 100_000];
 /// Distinct principals kept in the denial counter; beyond it denials count under `other`.
 const MAX_DENIED_PRINCIPALS: usize = 10_000;
 
-/// Which row a request is counted in.
+/// Which row a request is counted in: one of the names given to [`Metrics::new`] (the server
+/// gives its operations, then the routes without one and `unrouted`). The name is the
+/// `operation` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// An operation a policy grants.
-    Operation(Operation),
-    /// `sys/health`.
-    Health,
-    /// `sys/seal-status`.
-    SealStatus,
-    /// `GET sys/init`.
-    InitStatus,
-    /// Matched no route.
-    Unrouted,
-}
-
-impl Route {
-    fn index(self) -> usize {
-        let ops = Operation::ALL.len();
-        match self {
-            Route::Operation(op) => op as usize,
-            Route::Health => ops,
-            Route::SealStatus => ops + 1,
-            Route::InitStatus => ops + 2,
-            Route::Unrouted => ops + 3,
-        }
-    }
-
-    /// The label used in metrics and audit lines.
-    pub fn name(self) -> &'static str {
-        match self {
-            Route::Operation(op) => op.name(),
-            Route::Health => EXTRA_ROUTES[0],
-            Route::SealStatus => EXTRA_ROUTES[1],
-            Route::InitStatus => EXTRA_ROUTES[2],
-            Route::Unrouted => EXTRA_ROUTES[3],
-        }
-    }
-
-    fn all() -> impl Iterator<Item = Route> {
-        Operation::ALL
-            .iter()
-            .map(|op| Route::Operation(*op))
-            .chain([
-                Route::Health,
-                Route::SealStatus,
-                Route::InitStatus,
-                Route::Unrouted,
-            ])
-    }
-}
-
-fn route_count() -> usize {
-    Operation::ALL.len() + EXTRA_ROUTES.len()
-}
+pub struct Row(usize);
 
 struct Histogram {
     buckets: Vec<AtomicU64>,
@@ -110,6 +57,8 @@ impl Histogram {
 
 /// Every counter the server keeps.
 pub struct Metrics {
+    /// The `operation` label of each row.
+    rows: Box<[&'static str]>,
     requests: Vec<AtomicU64>,
     latency: Vec<Histogram>,
     batch_items: Histogram,
@@ -120,15 +69,18 @@ pub struct Metrics {
     open_connections: AtomicU64,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// Counters for requests counted in `rows`, each labelled with its name (distinct names).
+    pub fn new(rows: impl IntoIterator<Item = &'static str>) -> Metrics {
+        let rows: Box<[&'static str]> = rows.into_iter().collect();
         Metrics {
-            requests: (0..route_count() * STATUSES.len())
+            requests: (0..rows.len() * STATUSES.len())
                 .map(|_| AtomicU64::new(0))
                 .collect(),
-            latency: (0..route_count())
+            latency: (0..rows.len())
                 .map(|_| Histogram::new(LATENCY_US.len()))
                 .collect(),
+            rows,
             batch_items: Histogram::new(BATCH_ITEMS.len()),
             handshake_failures: Mutex::default(),
             denials: Mutex::default(),
@@ -136,6 +88,11 @@ impl Default for Metrics {
             refused_connections: AtomicU64::new(0),
             open_connections: AtomicU64::new(0),
         }
+    }
+
+    /// The row labelled `name`.
+    pub fn row(&self, name: &str) -> Option<Row> {
+        self.rows.iter().position(|r| *r == name).map(Row)
     }
 }
 
@@ -151,13 +108,13 @@ pub struct Gauges {
 
 impl Metrics {
     /// Counts one request.
-    pub fn record_request(&self, route: Route, status: u16, latency: Duration, batch_items: usize) {
+    pub fn record_request(&self, row: Row, status: u16, latency: Duration, batch_items: usize) {
         let status_slot = STATUSES
             .iter()
             .position(|s| *s == status)
             .unwrap_or(STATUSES.len() - 1);
-        self.requests[route.index() * STATUSES.len() + status_slot].fetch_add(1, Ordering::Relaxed);
-        self.latency[route.index()].observe(&LATENCY_US, latency.as_micros() as u64);
+        self.requests[row.0 * STATUSES.len() + status_slot].fetch_add(1, Ordering::Relaxed);
+        self.latency[row.0].observe(&LATENCY_US, latency.as_micros() as u64);
         if batch_items > 0 {
             self.batch_items.observe(&BATCH_ITEMS, batch_items as u64);
         }
@@ -221,13 +178,13 @@ impl Metrics {
         self.open_connections.load(Ordering::Relaxed) as usize
     }
 
-    /// Requests counted for `route` with `status`.
-    pub fn requests(&self, route: Route, status: u16) -> u64 {
+    /// Requests counted in `row` with `status`.
+    pub fn requests(&self, row: Row, status: u16) -> u64 {
         let status_slot = STATUSES
             .iter()
             .position(|s| *s == status)
             .unwrap_or(STATUSES.len() - 1);
-        self.requests[route.index() * STATUSES.len() + status_slot].load(Ordering::Relaxed)
+        self.requests[row.0 * STATUSES.len() + status_slot].load(Ordering::Relaxed)
     }
 
     /// Requests refused by rate limits.
@@ -254,10 +211,9 @@ impl Metrics {
             "counter",
             "Requests by operation and HTTP status.",
         );
-        for route in Route::all() {
+        for (row, name) in self.rows.iter().enumerate() {
             for (slot, status) in STATUSES.iter().enumerate() {
-                let value =
-                    self.requests[route.index() * STATUSES.len() + slot].load(Ordering::Relaxed);
+                let value = self.requests[row * STATUSES.len() + slot].load(Ordering::Relaxed);
                 if value > 0 {
                     let status = if *status == 0 {
                         "other".to_owned()
@@ -266,8 +222,7 @@ impl Metrics {
                     };
                     let _ = writeln!(
                         out,
-                        "tresor_requests_total{{operation=\"{}\",status=\"{status}\"}} {value}",
-                        route.name()
+                        "tresor_requests_total{{operation=\"{name}\",status=\"{status}\"}} {value}"
                     );
                 }
             }
@@ -278,10 +233,9 @@ impl Metrics {
             "histogram",
             "Time to serve a request.",
         );
-        for route in Route::all() {
-            let histogram = &self.latency[route.index()];
+        for (histogram, name) in self.latency.iter().zip(&self.rows) {
             if histogram.count.load(Ordering::Relaxed) > 0 {
-                let label = format!("operation=\"{}\"", route.name());
+                let label = format!("operation=\"{name}\"");
                 write_histogram(
                     &mut out,
                     "tresor_request_duration_seconds",
@@ -453,20 +407,16 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(["encrypt", "health", "unrouted"]);
+        let encrypt = metrics.row("encrypt").unwrap();
+        metrics.record_request(encrypt, 200, Duration::from_micros(80), 0);
+        metrics.record_request(encrypt, 200, Duration::from_micros(3000), 100);
         metrics.record_request(
-            Route::Operation(Operation::Encrypt),
-            200,
-            Duration::from_micros(80),
+            metrics.row("health").unwrap(),
+            503,
+            Duration::from_micros(10),
             0,
         );
-        metrics.record_request(
-            Route::Operation(Operation::Encrypt),
-            200,
-            Duration::from_micros(3000),
-            100,
-        );
-        metrics.record_request(Route::Health, 503, Duration::from_micros(10), 0);
         metrics.record_denial("spiffe://x/\"odd\"");
         metrics.record_handshake_failure("unknown_ca");
         let text = metrics.render(&Gauges {
@@ -507,9 +457,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tresor_key_cache_misses_total 1"), "{text}");
-        assert_eq!(
-            metrics.requests(Route::Operation(Operation::Encrypt), 200),
-            2
-        );
+        assert_eq!(metrics.requests(encrypt, 200), 2);
+        assert_eq!(metrics.row("nope"), None);
     }
 }

@@ -257,7 +257,10 @@ async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
         },
         config.tls.allow_cn_fallback,
     )?;
-    let policies = Arc::new(PolicyHandle::load_dir(&config.policies.dir)?);
+    let policies = Arc::new(PolicyHandle::load_dir(
+        crate::operations(),
+        &config.policies.dir,
+    )?);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -379,13 +382,12 @@ fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHand
         crate::anchor::AuditAnchor::install(&vault, log.clone(), &node)
     });
     let shared = Arc::new(Shared {
-        api: Arc::new(ApiState {
-            services: Services::new(vault, config.approvals.ttl),
+        api: Arc::new(ApiState::new(
+            Services::new(vault, config.approvals.ttl),
             policies,
-            limits: config.limits.clone(),
-            metrics: Arc::new(Metrics::default()),
+            config.limits.clone(),
             audit,
-        }),
+        )),
         _anchor: anchor,
         tls,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -794,7 +796,7 @@ fn reissue_due_pin_manifests(api: &ApiState) -> Result<(), PinsError> {
             key_version: u32::try_from(version).ok(),
             outcome: Some(Outcome::Ok),
             reason: "manifest re-issued before it expires".to_owned(),
-            ..background_event(crate::policy::Operation::ManagePins)
+            ..background_event(crate::api::pins::mount::MANAGE)
         };
         if let Some(audit) = &api.audit {
             if let Err(e) = audit.record(&event) {
@@ -829,7 +831,7 @@ fn rotate_due_keys(api: &ApiState) -> Result<Vec<tresor_core::KeyInfo>, Error> {
             key: Some(key.clone()),
             outcome: Some(Outcome::Started),
             reason: "auto_rotate_period has passed".to_owned(),
-            ..background_event(crate::policy::Operation::RotateKey)
+            ..background_event(crate::api::transit::keys_rotate::ROTATE)
         };
         if let Some(audit) = &api.audit {
             if let Err(e) = audit.record(&event) {

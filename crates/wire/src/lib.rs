@@ -4,6 +4,8 @@
 //!
 //! Nothing here does I/O; the HTTP client is `tresor-client`, the server `tresor-server`.
 //!
+//! - [`api`]: the HTTP API's routes (method and path) and request values, shared by the
+//!   server's router and the client.
 //! - [`custody`]: seal status, root-key shares, tenant custody keys (docs/custody.md).
 //! - [`approvals`]: dangerous operations waiting for custodians, and what they sign.
 //! - [`pins`]: pin manifests and their verification, exports, delivered keys (docs/pinning.md).
@@ -39,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod approvals;
 pub mod custody;
 pub mod duration;

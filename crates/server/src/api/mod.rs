@@ -1,48 +1,175 @@
-//! The HTTP API (DESIGN.md §5): routing, authorization, limits and the Vault-compatible
-//! envelope. Key operations are wire-compatible with Vault's transit engine with each tenant
-//! mounted at `/v1/<tenant>/`; Tresor's own routes live under `/v1/sys/`.
+//! The HTTP API (README.md): Vault's transit engine with each tenant mounted at `/v1/<tenant>/`,
+//! and Tresor's own routes under `/v1/sys/` and `/v1/pins/`.
 //!
-//! One file per operation, each thin: decode the request, call the [`Vault`], shape the answer.
+//! Each operation is declared once, in its own file under `transit/`, `sys/` or `pins/` (where
+//! its unit tests go too: `testing` serves requests in process): its route (shared with the
+//! client through `tresor_wire::api`), the policy operation it needs, whether it changes state,
+//! and its handler. The registry below lists them; the router, authorization, the audit trail,
+//! the metrics rows and the policy vocabulary are derived from it. Adding an operation is
+//! writing its file and adding its line here.
+//!
+//! A request goes: route, authorize, read the body, write the `started` audit line (if it
+//! changes state), handle, write the outcome line, count, respond.
 
-mod datakey;
-mod decrypt;
-mod encrypt;
-mod export;
-mod hmac;
-mod key_config;
-mod keys;
+mod access;
+mod batch;
+mod body;
+mod endpoint;
+mod inputs;
 mod params;
-mod pins;
+mod path_values;
 pub(crate) mod reply;
-mod rewrap;
-mod rotate;
-mod sys_approvals;
-mod sys_custody;
-mod sys_health;
-mod sys_metrics;
-mod sys_tenants;
-mod trim;
+mod respond;
+mod router;
+#[cfg(test)]
+mod testing;
+mod trail;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 
+use self::endpoint::{Call, Endpoint, Mount};
+use self::inputs::InputLog;
 use self::reply::{ApiError, Reply};
-use crate::approvals::Approvals;
-use crate::audit::{AuditEvent, AuditHasher, AuditLog, Outcome};
+use self::router::{Routed, Router};
+use self::trail::{Trail, UNROUTED};
+use crate::audit::{AuditHasher, AuditLog};
 use crate::config::Limits;
-use crate::metrics::{Metrics, Route};
-use crate::policy::{AccessRequest, Decision, DenyReason, Operation, PolicyHandle};
+use crate::metrics::{Metrics, Row};
+use crate::policy::{PolicyHandle, Vocabulary};
 use crate::services::Services;
-use tresor_core::Vault;
-use tresor_core::clock::{Clock, SystemClock};
+
+/// Declares each group's modules (its `mount.rs` and one file per endpoint, each exporting an
+/// `ENDPOINT`) and lists the endpoints, group by group, in [`REGISTRY`].
+macro_rules! registry {
+    ($( $(#[$doc:meta])* $group:ident { $($endpoint:ident),* $(,)? } )*) => {
+        $(
+            $(#[$doc])*
+            pub(crate) mod $group {
+                pub(crate) mod mount;
+                $( pub(crate) mod $endpoint; )*
+            }
+        )*
+
+        /// Every endpoint, by mount, in registration order.
+        static REGISTRY: &[(&Mount, &[&Endpoint])] = &[
+            $( (&$group::mount::MOUNT, &[ $( &$group::$endpoint::ENDPOINT ),* ]), )*
+        ];
+    };
+}
+
+// The order of first appearance of the policy operations is the vocabulary's: policy error
+// messages list the operations in it.
+registry! {
+    /// Transit: each tenant is a Vault transit mount at `/v1/<tenant>/`.
+    transit {
+        keys_create,
+        keys_read,
+        keys_list,
+        keys_delete,
+        keys_config,
+        keys_rotate,
+        keys_trim,
+        encrypt,
+        decrypt,
+        rewrap,
+        datakey,
+        hmac,
+        verify,
+        export,
+    }
+    /// Tresor's own routes under `/v1/sys/`: tenants, custody, approvals, metrics, status.
+    sys {
+        tenants_read,
+        tenants_lock,
+        tenants_unlock,
+        tenants_custody,
+        tenants_rotate_kek,
+        tenants_custodians,
+        tenants_shred,
+        tenants_create,
+        tenants_list,
+        init,
+        unseal_share,
+        unseal,
+        seal,
+        rotate_root,
+        rekey,
+        approvals_list,
+        approvals_read,
+        approvals_approve,
+        approvals_reject,
+        approvals_cancel,
+        metrics,
+        audit_hash,
+        health,
+        seal_status,
+        init_status,
+    }
+    /// Certificate pinning under `/v1/pins/` (docs/pinning.md).
+    pins {
+        apps_list,
+        apps_read,
+        manifest,
+        export,
+        manifest_key,
+        log,
+        apps_create,
+        keys_generate,
+        keys_import,
+        keys_activate,
+        keys_retire,
+        keys_compromise,
+        keys_csr,
+        reissue,
+        manifest_key_rotate,
+        keys_deliver,
+    }
+}
+
+static ROUTER: LazyLock<Router> = LazyLock::new(|| Router::new(REGISTRY));
+
+static VOCABULARY: LazyLock<Vocabulary> = LazyLock::new(|| {
+    Vocabulary::new(endpoints().filter_map(Endpoint::operation))
+        .expect("the endpoints declare a valid vocabulary")
+});
+
+/// Every endpoint, in registration order.
+fn endpoints() -> impl Iterator<Item = &'static Endpoint> {
+    REGISTRY
+        .iter()
+        .flat_map(|(_, endpoints)| endpoints.iter().copied())
+}
+
+/// Every operation the endpoints declare: what policies may name.
+pub(crate) fn vocabulary() -> &'static Vocabulary {
+    &VOCABULARY
+}
+
+/// The rows requests are counted in (the `operation` label of the metrics): the operations,
+/// the open routes, and requests no route serves.
+fn metric_rows() -> Vec<&'static str> {
+    let mut rows = vocabulary().names();
+    rows.extend(
+        endpoints()
+            .filter(|e| e.operation().is_none())
+            .map(Endpoint::name),
+    );
+    rows.push(UNROUTED);
+    rows
+}
+
+/// Routes a request (see [`Router::route`]).
+fn route<'p>(method: &Method, path: &'p str, query: Option<&str>) -> Result<Routed<'p>, ApiError> {
+    ROUTER.route(method, path, query)
+}
 
 /// What every request handler shares.
 pub(crate) struct ApiState {
@@ -52,15 +179,55 @@ pub(crate) struct ApiState {
     pub(crate) metrics: Arc<Metrics>,
     /// `None` only with `audit = "disabled"`.
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The metrics row of each endpoint by registry position, then of unrouted requests.
+    rows: Box<[Row]>,
 }
 
 impl ApiState {
+    pub(crate) fn new(
+        services: Services,
+        policies: Arc<PolicyHandle>,
+        limits: Limits,
+        audit: Option<Arc<AuditLog>>,
+    ) -> ApiState {
+        let metrics = Metrics::new(metric_rows());
+        let rows = endpoints()
+            .map(Endpoint::name)
+            .chain([UNROUTED])
+            .map(|name| metrics.row(name).expect("every route has a metrics row"))
+            .collect();
+        ApiState {
+            services,
+            policies,
+            limits,
+            metrics: Arc::new(metrics),
+            audit,
+            rows,
+        }
+    }
+
     /// The audit hasher, or `None` while sealed.
     pub(crate) fn audit_hasher(&self) -> Option<Arc<AuditHasher>> {
         self.services.audit_key.hasher().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot load the audit HMAC key");
             None
         })
+    }
+
+    /// Counts a request in its route's row.
+    fn count(
+        &self,
+        routed: Option<&Routed<'_>>,
+        result: &Result<Reply, ApiError>,
+        started: Instant,
+    ) {
+        let (status, batch_items) = match result {
+            Ok(reply) => (reply.status, reply.summary.batch_items),
+            Err(e) => (e.status, 0),
+        };
+        let row = self.rows[routed.map_or(self.rows.len() - 1, |r| r.index)];
+        self.metrics
+            .record_request(row, status.as_u16(), started.elapsed(), batch_items);
     }
 }
 
@@ -83,259 +250,40 @@ impl Caller {
     }
 }
 
-/// A routed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
-    Health,
-    SealStatus,
-    InitStatus,
-    ListTenants,
-    CreateTenant(String),
-    ReadTenant(String),
-    ShredTenant(String),
-    RotateTenantKek(String),
-    Init,
-    UnsealShare(String),
-    Unseal,
-    Seal,
-    TenantCustodyBox {
-        tenant: String,
-        custodian: String,
-    },
-    UnlockTenant(String),
-    LockTenant(String),
-    ChangeTenantCustodians(String),
-    RotateRoot,
-    Rekey,
-    ListApprovals,
-    ReadApproval(String),
-    Approve(String),
-    Metrics,
-    AuditHash,
-    Key {
-        tenant: String,
-        key: String,
-        action: KeyAction,
-    },
-    ListKeys {
-        tenant: String,
-    },
-    /// `/v1/pins/…`; `target` (`app` or `app/kid`) is what the audit line records as its key.
-    Pins {
-        action: pins::PinsAction,
-        target: Option<String>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyAction {
-    Create,
-    Read,
-    Delete,
-    Configure,
-    Rotate,
-    Trim,
-    Encrypt,
-    Decrypt,
-    Rewrap,
-    DataKey(datakey::Form),
-    Hmac(Option<String>),
-    Verify(Option<String>),
-    Export {
-        kind: String,
-        version: Option<String>,
-    },
-}
-
-impl Endpoint {
-    /// The operation a policy must grant; `None` for the routes any authenticated client may read.
-    fn operation(&self) -> Option<Operation> {
-        Some(match self {
-            Endpoint::Health | Endpoint::SealStatus | Endpoint::InitStatus => return None,
-            Endpoint::ListTenants => Operation::ListTenants,
-            Endpoint::CreateTenant(_) => Operation::CreateTenant,
-            Endpoint::ReadTenant(_) => Operation::ReadTenant,
-            Endpoint::ShredTenant(_) => Operation::ShredTenant,
-            Endpoint::RotateTenantKek(_) => Operation::RotateTenantKek,
-            Endpoint::Init => Operation::Init,
-            Endpoint::UnsealShare(_) | Endpoint::Unseal => Operation::Unseal,
-            Endpoint::Seal => Operation::Seal,
-            Endpoint::TenantCustodyBox { .. } | Endpoint::UnlockTenant(_) => {
-                Operation::UnlockTenant
-            }
-            Endpoint::LockTenant(_) => Operation::LockTenant,
-            Endpoint::ChangeTenantCustodians(_) => Operation::ChangeTenantCustody,
-            Endpoint::RotateRoot => Operation::RotateRoot,
-            Endpoint::Rekey => Operation::Rekey,
-            Endpoint::ListApprovals | Endpoint::ReadApproval(_) => Operation::ListApprovals,
-            Endpoint::Approve(_) => Operation::Approve,
-            Endpoint::Metrics => Operation::Metrics,
-            Endpoint::AuditHash => Operation::AuditHash,
-            Endpoint::ListKeys { .. } => Operation::ListKeys,
-            Endpoint::Pins { action, .. } => action.operation(),
-            Endpoint::Key { action, .. } => match action {
-                KeyAction::Create => Operation::CreateKey,
-                KeyAction::Read => Operation::ReadKey,
-                KeyAction::Delete => Operation::DeleteKey,
-                KeyAction::Configure => Operation::ConfigureKey,
-                KeyAction::Rotate => Operation::RotateKey,
-                KeyAction::Trim => Operation::TrimKey,
-                KeyAction::Encrypt => Operation::Encrypt,
-                KeyAction::Decrypt => Operation::Decrypt,
-                KeyAction::Rewrap => Operation::Rewrap,
-                KeyAction::DataKey(_) => Operation::DataKey,
-                KeyAction::Hmac(_) => Operation::Hmac,
-                KeyAction::Verify(_) => Operation::Verify,
-                KeyAction::Export { .. } => Operation::Export,
-            },
-        })
-    }
-
-    /// The row it is counted in and the name it is audited under.
-    fn route(&self) -> Route {
-        match (self, self.operation()) {
-            (_, Some(operation)) => Route::Operation(operation),
-            (Endpoint::Health, None) => Route::Health,
-            (Endpoint::SealStatus, None) => Route::SealStatus,
-            _ => Route::InitStatus,
-        }
-    }
-
-    /// Whether serving it changes state: then its audit line is written before the change.
-    fn mutates(&self) -> bool {
-        match self {
-            Endpoint::Key { action, .. } => matches!(
-                action,
-                KeyAction::Create
-                    | KeyAction::Delete
-                    | KeyAction::Configure
-                    | KeyAction::Rotate
-                    | KeyAction::Trim
-            ),
-            Endpoint::CreateTenant(_)
-            | Endpoint::ShredTenant(_)
-            | Endpoint::RotateTenantKek(_)
-            | Endpoint::Init
-            | Endpoint::Unseal
-            | Endpoint::Seal
-            | Endpoint::UnlockTenant(_)
-            | Endpoint::LockTenant(_)
-            | Endpoint::ChangeTenantCustodians(_)
-            | Endpoint::RotateRoot
-            | Endpoint::Rekey
-            | Endpoint::Approve(_) => true,
-            Endpoint::Pins { action, .. } => action.mutates(),
-            _ => false,
-        }
-    }
-
-    fn tenant(&self) -> Option<&str> {
-        match self {
-            Endpoint::CreateTenant(t)
-            | Endpoint::ReadTenant(t)
-            | Endpoint::ShredTenant(t)
-            | Endpoint::RotateTenantKek(t)
-            | Endpoint::UnlockTenant(t)
-            | Endpoint::LockTenant(t)
-            | Endpoint::ChangeTenantCustodians(t)
-            | Endpoint::TenantCustodyBox { tenant: t, .. } => Some(t),
-            Endpoint::Key { tenant, .. } | Endpoint::ListKeys { tenant } => Some(tenant),
-            _ => None,
-        }
-    }
-
-    fn key(&self) -> Option<&str> {
-        match self {
-            Endpoint::Key { key, .. } => Some(key),
-            Endpoint::Pins { target, .. } => target.as_deref(),
-            _ => None,
-        }
-    }
-
-    fn mount_type(&self) -> &'static str {
-        match self {
-            Endpoint::Key { .. } | Endpoint::ListKeys { .. } => "transit",
-            _ => "system",
-        }
-    }
-}
-
-/// The context of a key operation.
-pub(crate) struct KeyCtx<'a> {
-    pub(crate) vault: &'a Vault,
-    pub(crate) approvals: &'a Approvals,
-    pub(crate) caller: &'a Caller,
-    /// Where the request's inputs are noted (as audit HMACs).
-    pub(crate) inputs: &'a InputLog,
-    pub(crate) tenant: &'a str,
-    pub(crate) key: &'a str,
-    pub(crate) limits: &'a Limits,
-    /// Whether the caller may create this key (encrypt creates missing keys when allowed).
-    pub(crate) may_create: &'a dyn Fn() -> bool,
-    /// Writes the request's `started` audit line. Routes that do not always change state call
-    /// it before the change they do make (encrypt's upsert creating a key): if the line cannot
-    /// be written, the change does not happen.
-    pub(crate) before_change: &'a dyn Fn() -> Result<(), ApiError>,
-}
-
-impl KeyCtx<'_> {
-    fn check_batch(&self, items: usize) -> Result<(), ApiError> {
-        check_batch(items, self.limits)
-    }
-}
-
-/// The context of a tenant-wide operation.
-pub(crate) struct TenantCtx<'a> {
-    pub(crate) vault: &'a Vault,
-    pub(crate) tenant: &'a str,
-}
-
-/// Serves one HTTP request.
-pub(crate) async fn handle(
+/// Serves one HTTP request (hyper's `Incoming` body, or any other in tests).
+pub(crate) async fn handle<B>(
     state: Arc<ApiState>,
     caller: Arc<Caller>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let started = Instant::now();
-    let request_id = new_request_id();
+    let request_id = respond::new_request_id();
     let (parts, body) = request.into_parts();
-    let head = parts.method == Method::HEAD;
     let routed = route(&parts.method, parts.uri.path(), parts.uri.query());
-    let endpoint = routed.as_ref().ok();
-    let mount_type = endpoint.map_or("", Endpoint::mount_type);
-    let inputs = InputLog::new(state.audit.as_ref().and_then(|_| state.audit_hasher()));
+    let trail = Trail::new(&state, &caller, &request_id, routed.as_ref().ok(), started);
+    let inputs = InputLog::new(&state);
     let mut result = async {
-        let endpoint = routed.as_ref().map_err(Clone::clone)?;
-        authorize(&state, &caller, endpoint)?;
-        let bytes = if reads_body(&parts.method) {
-            read_body(body, parts.headers.get(CONTENT_LENGTH), &state.limits).await?
-        } else {
-            Bytes::new()
-        };
-        // A change is recorded before it is made: if the log cannot take the line, nothing happens.
-        let log_started = || {
-            audit(
-                &state,
-                &caller,
-                &request_id,
-                Some(endpoint),
-                None,
-                started,
-                Vec::new(),
-            )
-        };
-        if endpoint.mutates() {
-            log_started()?;
+        let routed = routed.as_ref().map_err(Clone::clone)?;
+        access::authorize(&state, &caller, routed)?;
+        let body = body::read(&parts, body, &state.limits).await?;
+        // A change is recorded before it is made: if the log cannot take the line, nothing
+        // happens.
+        if routed.endpoint.mutates {
+            trail.started()?;
         }
-        dispatch(
-            &state,
-            &caller,
-            endpoint,
-            parts.uri.query(),
-            &bytes,
-            &inputs,
-            &log_started,
-        )
+        (routed.endpoint.handler)(&Call {
+            state: &state,
+            caller: &caller,
+            params: &routed.params,
+            query: parts.uri.query(),
+            body: &body,
+            inputs: &inputs,
+            before_change: &|| trail.started(),
+        })
     }
     .await;
     if let Err(error) = &result {
@@ -345,31 +293,22 @@ pub(crate) async fn handle(
             _ => {}
         }
     }
-    let hmacs = inputs.into_hmacs();
-    if let Err(error) = audit(
-        &state,
-        &caller,
-        &request_id,
-        endpoint,
-        Some(&result),
-        started,
-        hmacs,
-    ) {
+    let routed = routed.as_ref().ok();
+    if let Err(error) = trail.outcome(&result, inputs.into_hmacs()) {
         // Fail closed: an answer whose line is not in the log is not given. (A change was
         // logged before it was made, so its outcome line failing changes nothing here.)
-        if !endpoint.is_some_and(Endpoint::mutates) {
+        if !routed.is_some_and(|r| r.endpoint.mutates) {
             result = Err(error);
         }
     }
-    let (status, batch_items) = match &result {
-        Ok(reply) => (reply.status, reply.summary.batch_items),
-        Err(e) => (e.status, 0),
-    };
-    let route = endpoint.map_or(Route::Unrouted, Endpoint::route);
-    state
-        .metrics
-        .record_request(route, status.as_u16(), started.elapsed(), batch_items);
-    Ok(respond(result, &request_id, mount_type, head))
+    state.count(routed, &result, started);
+    let mount_type = routed.map_or("", |r| r.mount.mount_type);
+    Ok(respond::respond(
+        result,
+        &request_id,
+        mount_type,
+        parts.method == Method::HEAD,
+    ))
 }
 
 /// Refuses a request the server has no room for: an HTTP/2 stream beyond its connection's
@@ -382,13 +321,13 @@ pub(crate) fn refuse_over_capacity(
     request: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
-    let request_id = new_request_id();
+    let request_id = respond::new_request_id();
     let routed = route(
         request.method(),
         request.uri().path(),
         request.uri().query(),
     );
-    let endpoint = routed.as_ref().ok();
+    let routed = routed.as_ref().ok();
     let mut error = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         format!(
@@ -399,736 +338,13 @@ pub(crate) fn refuse_over_capacity(
     error.retry_after = Some(1);
     let result = Err(error);
     // Nothing was done, so the answer is the same whether or not its line is written.
-    let _ = audit(
-        state,
-        caller,
-        &request_id,
-        endpoint,
-        Some(&result),
-        started,
-        Vec::new(),
-    );
+    let _ = Trail::new(state, caller, &request_id, routed, started).outcome(&result, Vec::new());
     state.metrics.record_refused_connection();
-    let route = endpoint.map_or(Route::Unrouted, Endpoint::route);
-    state.metrics.record_request(
-        route,
-        StatusCode::SERVICE_UNAVAILABLE.as_u16(),
-        started.elapsed(),
-        0,
-    );
-    respond(
+    state.count(routed, &result, started);
+    respond::respond(
         result,
         &request_id,
-        endpoint.map_or("", Endpoint::mount_type),
+        routed.map_or("", |r| r.mount.mount_type),
         request.method() == Method::HEAD,
     )
-}
-
-/// Writes one audit line: the attempt (`result` is `None`, before a change is made) or the
-/// outcome. An error means the line is not in the log and the request must fail (503).
-fn audit(
-    state: &ApiState,
-    caller: &Caller,
-    request_id: &str,
-    endpoint: Option<&Endpoint>,
-    result: Option<&Result<Reply, ApiError>>,
-    started: Instant,
-    input_hmacs: Vec<String>,
-) -> Result<(), ApiError> {
-    let Some(log) = &state.audit else {
-        return Ok(());
-    };
-    let mut event = AuditEvent {
-        request_id: request_id.to_owned(),
-        principal: caller.principal.clone(),
-        source: caller.source.clone(),
-        operation: endpoint
-            .map_or(Route::Unrouted, Endpoint::route)
-            .name()
-            .to_owned(),
-        tenant: endpoint.and_then(Endpoint::tenant).map(str::to_owned),
-        key: endpoint.and_then(Endpoint::key).map(str::to_owned),
-        latency_us: started.elapsed().as_micros() as u64,
-        input_hmacs,
-        ..AuditEvent::default()
-    };
-    match result {
-        None => event.outcome = Some(Outcome::Started),
-        Some(Ok(reply)) => {
-            event.outcome = Some(Outcome::Ok);
-            event.status = reply.status.as_u16();
-            event.key_version = reply.summary.key_version;
-            event.batch_items = reply.summary.batch_items;
-            event.batch_errors = reply.summary.batch_errors;
-        }
-        Some(Err(error)) => {
-            event.outcome = Some(match error.status {
-                StatusCode::FORBIDDEN => Outcome::Denied,
-                StatusCode::TOO_MANY_REQUESTS => Outcome::RateLimited,
-                _ => Outcome::Error,
-            });
-            event.status = error.status.as_u16();
-            event.reason = error.message.clone();
-        }
-    }
-    log.record(&event).map_err(|e| {
-        tracing::error!(error = %e, "audit line not written; the request fails");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the audit log cannot be written, so the request was not performed",
-        )
-    })
-}
-
-/// HMACs of a request's inputs for its audit line; nothing is kept when the audit trail is off
-/// or the vault is sealed.
-pub(crate) struct InputLog {
-    hasher: Option<Arc<AuditHasher>>,
-    hmacs: std::sync::Mutex<Vec<String>>,
-}
-
-impl InputLog {
-    fn new(hasher: Option<Arc<AuditHasher>>) -> Self {
-        InputLog {
-            hasher,
-            hmacs: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Records `value` (a ciphertext, HMAC input, context or associated data) as its audit HMAC.
-    pub(crate) fn note(&self, value: &[u8]) {
-        if let Some(hasher) = &self.hasher {
-            self.hmacs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(hasher.hash(value));
-        }
-    }
-
-    /// Records an optional value.
-    pub(crate) fn note_some(&self, value: Option<&[u8]>) {
-        if let Some(value) = value {
-            self.note(value);
-        }
-    }
-
-    fn into_hmacs(self) -> Vec<String> {
-        self.hmacs.into_inner().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-fn reads_body(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT)
-}
-
-/// Maps method and path to an endpoint, or to Vault's 404/405 answers.
-fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoint, ApiError> {
-    let Some(rest) = path.strip_prefix("/v1/") else {
-        return Err(ApiError::unsupported_path());
-    };
-    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-    if segments.iter().any(|s| s.is_empty()) {
-        return Err(ApiError::unsupported_path());
-    }
-    let list = method.as_str() == "LIST" || (*method == Method::GET && query_flag(query, "list"));
-    let get = *method == Method::GET && !list;
-    let post = matches!(*method, Method::POST | Method::PUT);
-    let delete = *method == Method::DELETE;
-    let owned = |s: &str| s.to_owned();
-    let endpoint = match segments.as_slice() {
-        ["sys", "health"] if get || *method == Method::HEAD => Endpoint::Health,
-        ["sys", "seal-status"] if get => Endpoint::SealStatus,
-        ["sys", "init"] if get => Endpoint::InitStatus,
-        ["sys", "tenants"] if list => Endpoint::ListTenants,
-        ["sys", "tenants", name] if post => Endpoint::CreateTenant(owned(name)),
-        ["sys", "tenants", name] if get => Endpoint::ReadTenant(owned(name)),
-        ["sys", "tenants", name] if delete => Endpoint::ShredTenant(owned(name)),
-        ["sys", "tenants", name, "rotate-kek"] if post => Endpoint::RotateTenantKek(owned(name)),
-        ["sys", "tenants", name, "custody", custodian] if get => Endpoint::TenantCustodyBox {
-            tenant: owned(name),
-            custodian: owned(custodian),
-        },
-        ["sys", "tenants", name, "unlock"] if post => Endpoint::UnlockTenant(owned(name)),
-        ["sys", "tenants", name, "lock"] if post => Endpoint::LockTenant(owned(name)),
-        ["sys", "tenants", name, "custodians"] if post => {
-            Endpoint::ChangeTenantCustodians(owned(name))
-        }
-        ["sys", "init"] if post => Endpoint::Init,
-        ["sys", "unseal-share", custodian] if get => Endpoint::UnsealShare(owned(custodian)),
-        ["sys", "unseal"] if post => Endpoint::Unseal,
-        ["sys", "seal"] if post => Endpoint::Seal,
-        ["sys", "rotate-root"] if post => Endpoint::RotateRoot,
-        ["sys", "rekey"] if post => Endpoint::Rekey,
-        ["sys", "approvals"] if list => Endpoint::ListApprovals,
-        ["sys", "approvals", id] if get => Endpoint::ReadApproval(owned(id)),
-        ["sys", "approvals", id, "approve"] if post => Endpoint::Approve(owned(id)),
-        ["sys", "metrics"] if get => Endpoint::Metrics,
-        ["sys", "audit", "hash"] if post => Endpoint::AuditHash,
-        ["pins", rest @ ..] => {
-            let action = pins::route(get, post, list, rest)?;
-            let target = action.target();
-            Endpoint::Pins { action, target }
-        }
-        [
-            "sys",
-            "health" | "seal-status" | "init" | "tenants" | "unseal-share" | "unseal" | "seal"
-            | "rotate-root" | "rekey" | "approvals" | "metrics" | "audit",
-            ..,
-        ] => {
-            return Err(ApiError::unsupported_operation());
-        }
-        [reserved, ..] if tresor_core::keys::RESERVED_TENANT_NAMES.contains(reserved) => {
-            return Err(ApiError::unsupported_path());
-        }
-        [tenant, rest @ ..] => {
-            if tresor_core::keys::validate_tenant_name(tenant).is_err() {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "no handler for route \"{}\": not a tenant mount",
-                        path.chars().take(128).collect::<String>()
-                    ),
-                ));
-            }
-            return tenant_route(method, list, tenant, rest);
-        }
-        [] => return Err(ApiError::unsupported_path()),
-    };
-    Ok(endpoint)
-}
-
-fn tenant_route(
-    method: &Method,
-    list: bool,
-    tenant: &str,
-    rest: &[&str],
-) -> Result<Endpoint, ApiError> {
-    let get = *method == Method::GET && !list;
-    let post = matches!(*method, Method::POST | Method::PUT);
-    let delete = *method == Method::DELETE;
-    let tenant = tenant.to_owned();
-    let action = match rest {
-        ["keys"] if list => return Ok(Endpoint::ListKeys { tenant }),
-        ["keys", _] if post => KeyAction::Create,
-        ["keys", _] if get => KeyAction::Read,
-        ["keys", _] if delete => KeyAction::Delete,
-        ["keys", _, "config"] if post => KeyAction::Configure,
-        ["keys", _, "rotate"] if post => KeyAction::Rotate,
-        ["keys", _, "trim"] if post => KeyAction::Trim,
-        ["encrypt", _] if post => KeyAction::Encrypt,
-        ["decrypt", _] if post => KeyAction::Decrypt,
-        ["rewrap", _] if post => KeyAction::Rewrap,
-        ["datakey", form, _] if post => KeyAction::DataKey(datakey::Form::parse(form)?),
-        ["hmac", _] if post => KeyAction::Hmac(None),
-        ["hmac", _, algorithm] if post => KeyAction::Hmac(Some((*algorithm).to_owned())),
-        ["verify", _] if post => KeyAction::Verify(None),
-        ["verify", _, algorithm] if post => KeyAction::Verify(Some((*algorithm).to_owned())),
-        ["export", kind, _] if get => KeyAction::Export {
-            kind: (*kind).to_owned(),
-            version: None,
-        },
-        ["export", kind, _, version] if get => KeyAction::Export {
-            kind: (*kind).to_owned(),
-            version: Some((*version).to_owned()),
-        },
-        ["keys"]
-        | ["keys", _]
-        | ["keys", _, "config" | "rotate" | "trim"]
-        | ["encrypt" | "decrypt" | "rewrap", _]
-        | ["datakey", _, _]
-        | ["hmac" | "verify", _]
-        | ["hmac" | "verify", _, _]
-        | ["export", _, _]
-        | ["export", _, _, _] => return Err(ApiError::unsupported_operation()),
-        _ => return Err(ApiError::unsupported_path()),
-    };
-    let key = match rest {
-        ["keys", key, ..] | [_, key] | ["hmac" | "verify", key, _] => *key,
-        ["datakey" | "export", _, key] | ["export", _, key, _] => *key,
-        _ => unreachable!("every routed shape names a key"),
-    };
-    tresor_core::keys::validate_key_name(key).map_err(|_| {
-        ApiError::bad_request(format!(
-            "invalid key name `{}`",
-            key.chars().take(64).collect::<String>()
-        ))
-    })?;
-    Ok(Endpoint::Key {
-        tenant,
-        key: key.to_owned(),
-        action,
-    })
-}
-
-/// Deny by default: every endpoint but health and seal status needs a policy grant.
-fn authorize(state: &ApiState, caller: &Caller, endpoint: &Endpoint) -> Result<(), ApiError> {
-    let Some(operation) = endpoint.operation() else {
-        return Ok(());
-    };
-    let policies = state.policies.current();
-    let request = AccessRequest {
-        principal: &caller.principal,
-        operation,
-        tenant: endpoint.tenant(),
-        key: endpoint.key(),
-        source: Some(caller.address.ip()),
-    };
-    match policies.authorize(&request) {
-        // The allowing rule's rate limit, per principal (a token bucket; none: unlimited).
-        Decision::Allow(rule) => policies
-            .rate_limiter()
-            .check(rule, &caller.principal, std::time::Instant::now())
-            .map_err(|retry| {
-                let mut error = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "rate limit quota exceeded: {} has used up the rate_limit of the policy rule that allows `{operation}`; retry after {}s",
-                        caller.principal,
-                        retry.header_secs()
-                    ),
-                );
-                error.retry_after = Some(retry.header_secs());
-                error
-            }),
-        Decision::Deny(reason) => {
-            let why = match reason {
-                DenyReason::SourceNotAllowed { .. } => "not from this address",
-                DenyReason::NoMatchingRule | DenyReason::IncompleteRequest => "no policy grants it",
-            };
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "permission denied: {} may not `{operation}` on {}: {why}",
-                    caller.principal,
-                    describe_target(endpoint.tenant(), endpoint.key())
-                ),
-            ))
-        }
-    }
-}
-
-fn describe_target(tenant: Option<&str>, key: Option<&str>) -> String {
-    match (tenant, key) {
-        (Some(t), Some(k)) => format!("{t}/{k}"),
-        (Some(t), None) => format!("tenant {t}"),
-        _ => "the vault".to_owned(),
-    }
-}
-
-fn may(state: &ApiState, caller: &Caller, operation: Operation, tenant: &str, key: &str) -> bool {
-    let request = AccessRequest {
-        principal: &caller.principal,
-        operation,
-        tenant: Some(tenant),
-        key: Some(key),
-        source: Some(caller.address.ip()),
-    };
-    matches!(
-        state.policies.current().authorize(&request),
-        Decision::Allow(_)
-    )
-}
-
-async fn read_body(
-    body: Incoming,
-    length: Option<&HeaderValue>,
-    limits: &Limits,
-) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body is larger than the limit of {} bytes (limits.max_body_bytes)",
-                limits.max_body_bytes
-            ),
-        )
-    };
-    if length
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > limits.max_body_bytes)
-    {
-        return Err(too_large());
-    }
-    let limited = Limited::new(body, limits.max_body_bytes);
-    // A small body usually arrives with the head: take it without arming a timer (a timer per
-    // request is a measurable share of a small request's cost). Only a body still on its way
-    // gets the timeout.
-    let mut collect = std::pin::pin!(limited.collect());
-    let first = std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(std::future::Future::poll(collect.as_mut(), cx))
-    })
-    .await;
-    let collected = match first {
-        std::task::Poll::Ready(done) => Ok(done),
-        std::task::Poll::Pending => {
-            tokio::time::timeout(Duration::from_secs(limits.body_read_timeout), collect).await
-        }
-    };
-    match collected {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(_)) => Err(ApiError::bad_request("request body could not be read")),
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "request body not received within {}s (limits.body_read_timeout)",
-                limits.body_read_timeout
-            ),
-        )),
-    }
-}
-
-fn dispatch(
-    state: &ApiState,
-    caller: &Caller,
-    endpoint: &Endpoint,
-    query: Option<&str>,
-    body: &[u8],
-    inputs: &InputLog,
-    before_change: &dyn Fn() -> Result<(), ApiError>,
-) -> Result<Reply, ApiError> {
-    let vault = &state.services.vault;
-    match endpoint {
-        Endpoint::Health => sys_health::health(vault, query, SystemClock.now()),
-        Endpoint::SealStatus => sys_health::seal_status(vault, state.audit.as_deref()),
-        Endpoint::InitStatus => sys_health::init_status(vault),
-        Endpoint::ListTenants => sys_tenants::list(vault),
-        Endpoint::CreateTenant(name) => sys_tenants::create(vault, name, body),
-        Endpoint::ReadTenant(name) => sys_tenants::read(vault, name),
-        Endpoint::ShredTenant(name) => {
-            sys_tenants::shred(vault, &state.services.approvals, caller, name)
-        }
-        Endpoint::RotateTenantKek(name) => sys_tenants::rotate_kek(vault, name),
-        Endpoint::Init => sys_custody::init(vault, body),
-        Endpoint::UnsealShare(custodian) => sys_custody::unseal_share(vault, custodian),
-        Endpoint::Unseal => sys_custody::unseal(vault, caller, body),
-        Endpoint::Seal => sys_custody::seal(vault),
-        Endpoint::TenantCustodyBox { tenant, custodian } => {
-            sys_custody::custody_box(vault, tenant, custodian)
-        }
-        Endpoint::UnlockTenant(tenant) => sys_custody::unlock(vault, caller, tenant, body),
-        Endpoint::LockTenant(tenant) => sys_custody::lock(vault, tenant),
-        Endpoint::ChangeTenantCustodians(tenant) => {
-            sys_custody::change_custodians(vault, &state.services.approvals, caller, tenant, body)
-        }
-        Endpoint::RotateRoot => sys_custody::rotate_root(&state.services.approvals, caller),
-        Endpoint::Rekey => sys_custody::rekey(&state.services.approvals, caller, body),
-        Endpoint::ListApprovals => sys_approvals::list(&state.services.approvals),
-        Endpoint::ReadApproval(id) => sys_approvals::read(&state.services.approvals, id),
-        Endpoint::Approve(id) => sys_approvals::approve(&state.services, caller, id, body),
-        Endpoint::Metrics => sys_metrics::metrics(state),
-        Endpoint::AuditHash => sys_metrics::audit_hash(state, body),
-        Endpoint::ListKeys { tenant } => keys::list(&TenantCtx { vault, tenant }),
-        Endpoint::Pins { action, .. } => pins::handle(state, caller, action, body),
-        Endpoint::Key {
-            tenant,
-            key,
-            action,
-        } => {
-            let may_create = || may(state, caller, Operation::CreateKey, tenant, key);
-            let ctx = KeyCtx {
-                vault,
-                approvals: &state.services.approvals,
-                caller,
-                inputs,
-                tenant,
-                key,
-                limits: &state.limits,
-                may_create: &may_create,
-                before_change,
-            };
-            match action {
-                KeyAction::Create => keys::create(&ctx, body),
-                KeyAction::Read => keys::read(&ctx),
-                KeyAction::Delete => keys::delete(&ctx),
-                KeyAction::Configure => key_config::handle(&ctx, body),
-                KeyAction::Rotate => rotate::handle(&ctx),
-                KeyAction::Trim => trim::handle(&ctx, body),
-                KeyAction::Encrypt => encrypt::handle(&ctx, body),
-                KeyAction::Decrypt => decrypt::handle(&ctx, body),
-                KeyAction::Rewrap => rewrap::handle(&ctx, body),
-                KeyAction::DataKey(form) => datakey::handle(&ctx, *form, body),
-                KeyAction::Hmac(algorithm) => hmac::hmac(&ctx, algorithm.as_deref(), body),
-                KeyAction::Verify(algorithm) => hmac::verify(&ctx, algorithm.as_deref(), body),
-                KeyAction::Export { kind, version } => {
-                    export::handle(&ctx, kind, version.as_deref())
-                }
-            }
-        }
-    }
-}
-
-fn respond(
-    result: Result<Reply, ApiError>,
-    request_id: &str,
-    mount_type: &str,
-    head: bool,
-) -> Response<Full<Bytes>> {
-    let (status, content_type, body, retry_after) = match result {
-        Ok(reply) => (
-            reply.status,
-            reply.content_type(),
-            reply.into_bytes(request_id, mount_type),
-            None,
-        ),
-        Err(error) => (
-            error.status,
-            "application/json",
-            error.body(),
-            error.retry_after,
-        ),
-    };
-    let mut response = Response::new(Full::new(if head {
-        Bytes::new()
-    } else {
-        Bytes::from(body)
-    }));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    // Exactly `application/json`: hvac reads error messages only then.
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", id);
-    }
-    if let Some(seconds) = retry_after {
-        headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
-}
-
-/// Runs storage work (which may fsync) off the async worker when on a multi-threaded runtime.
-pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
-    }
-}
-
-/// Puts a batch back in order: `decoded` holds every item (refused at decoding, or valid), and
-/// `outcomes` the vault's results for the valid ones, in order.
-pub(crate) fn merge_batch<D, T>(
-    decoded: &[Result<D, ApiError>],
-    outcomes: Vec<Result<T, tresor_core::Error>>,
-) -> Vec<Result<T, ApiError>> {
-    let mut outcomes = outcomes.into_iter();
-    decoded
-        .iter()
-        .map(|item| match item {
-            Ok(_) => outcomes
-                .next()
-                .expect("one outcome per valid item")
-                .map_err(ApiError::from),
-            Err(e) => Err(e.clone()),
-        })
-        .collect()
-}
-
-/// The `batch_results` of a batch reply.
-#[derive(serde::Serialize)]
-pub(crate) struct BatchResults<T> {
-    pub(crate) batch_results: Vec<T>,
-}
-
-fn check_batch(items: usize, limits: &Limits) -> Result<(), ApiError> {
-    if items == 0 {
-        return Err(ApiError::bad_request("missing batch input to process"));
-    }
-    if items > limits.max_batch_items {
-        return Err(ApiError::bad_request(format!(
-            "batch_input has {items} items, more than the limit of {} (limits.max_batch_items)",
-            limits.max_batch_items
-        )));
-    }
-    Ok(())
-}
-
-/// Tresor derives nonces itself (random, or from the message for convergent keys); a caller's
-/// nonce is refused rather than ignored.
-fn refuse_nonce(nonce: Option<&str>) -> Result<(), ApiError> {
-    match nonce {
-        Some(n) if !n.is_empty() => Err(ApiError::bad_request(
-            "provided nonce not allowed for this key: Tresor chooses nonces itself (convergent keys derive them from the input)",
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The caller's status for a batch that failed in part: one that can carry the batch results,
-/// so not a 1xx (not a final answer: it breaks the connection) nor 204, 205 or 304 (no body).
-fn partial_failure_code(code: Option<params::Int>) -> Result<Option<u16>, ApiError> {
-    match code {
-        None => Ok(None),
-        Some(params::Int(c)) if (200..=599).contains(&c) && !matches!(c, 204 | 205 | 304) => {
-            Ok(Some(c as u16))
-        }
-        Some(params::Int(c)) => Err(ApiError::bad_request(format!(
-            "invalid partial_failure_response_code {c}: use 200 to 599 (not 204, 205 or 304, which carry no body)"
-        ))),
-    }
-}
-
-/// The version in `tresor:v<N>:…` (0 if the text is not of that form).
-fn version_of(text: &str) -> u32 {
-    text.strip_prefix("tresor:v")
-        .and_then(|rest| rest.split_once(':'))
-        .and_then(|(v, _)| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn query_flag(query: Option<&str>, name: &str) -> bool {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .any(|pair| match pair.split_once('=') {
-            Some((k, v)) => k == name && matches!(v, "true" | "1" | "t"),
-            None => false,
-        })
-}
-
-/// A random (version 4) UUID in its text form, written digit by digit (no formatting machinery
-/// on the per-request path).
-fn new_request_id() -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut b: [u8; 16] = tresor_crypto::random_array();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let mut id = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            id.push('-');
-        }
-        id.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        id.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    id
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn list() -> Method {
-        Method::from_bytes(b"LIST").unwrap()
-    }
-
-    #[test]
-    fn routes_like_vault() {
-        let key = |action| Endpoint::Key {
-            tenant: "payments".into(),
-            key: "card".into(),
-            action,
-        };
-        assert_eq!(
-            route(&Method::POST, "/v1/payments/encrypt/card", None),
-            Ok(key(KeyAction::Encrypt))
-        );
-        assert_eq!(
-            route(&Method::PUT, "/v1/payments/decrypt/card", None),
-            Ok(key(KeyAction::Decrypt))
-        );
-        assert_eq!(
-            route(&Method::GET, "/v1/payments/keys/card", None),
-            Ok(key(KeyAction::Read))
-        );
-        assert_eq!(
-            route(&list(), "/v1/payments/keys", None),
-            Ok(Endpoint::ListKeys {
-                tenant: "payments".into()
-            })
-        );
-        assert_eq!(
-            route(&Method::GET, "/v1/payments/keys/", Some("list=true")),
-            Ok(Endpoint::ListKeys {
-                tenant: "payments".into()
-            })
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/payments/hmac/card/sha2-512", None),
-            Ok(key(KeyAction::Hmac(Some("sha2-512".into()))))
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/payments/datakey/wrapped/card", None),
-            Ok(key(KeyAction::DataKey(datakey::Form::Wrapped)))
-        );
-        assert_eq!(
-            route(&Method::HEAD, "/v1/sys/health", None),
-            Ok(Endpoint::Health)
-        );
-    }
-
-    #[test]
-    fn vault_refusals() {
-        assert_eq!(
-            route(&Method::DELETE, "/v1/payments/encrypt/card", None)
-                .unwrap_err()
-                .status,
-            StatusCode::METHOD_NOT_ALLOWED
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/payments/nope/card", None)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            route(&Method::POST, "/v2/payments/encrypt/card", None)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/Payments/encrypt/card", None)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/payments/encrypt/bad%2Fname", None)
-                .unwrap_err()
-                .status,
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/payments//card", None)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/payments/datakey/both/card", None)
-                .unwrap_err()
-                .status,
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/audit/encrypt/card", None)
-                .unwrap_err()
-                .status,
-            StatusCode::NOT_FOUND
-        );
-    }
-
-    #[test]
-    fn request_ids_look_like_uuids() {
-        let id = new_request_id();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
-        let dashes: Vec<usize> = id.match_indices('-').map(|(i, _)| i).collect();
-        assert_eq!(dashes, [8, 13, 18, 23]);
-        assert!(
-            id.chars()
-                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
-        assert_ne!(id, new_request_id());
-    }
-
-    #[test]
-    fn version_of_ciphertexts() {
-        assert_eq!(version_of("tresor:v12:abc"), 12);
-        assert_eq!(version_of("vault:v1:abc"), 0);
-    }
 }

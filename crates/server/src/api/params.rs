@@ -1,19 +1,15 @@
 //! Request parameters the way Vault clients send them: an empty body means no fields, no
-//! Content-Type is needed, booleans and integers may arrive as strings, durations as `"1h"`.
-//! Unknown fields are ignored on Vault-compatible routes (as Vault does) and refused on
-//! Tresor's own routes.
-
-use std::borrow::Cow;
-use std::fmt;
+//! Content-Type is needed, booleans and integers may arrive as strings, durations as `"1h"`
+//! (the lenient types are shared with the client: [`tresor_wire::api::params`]). Unknown fields
+//! are ignored on Vault-compatible routes (as Vault does) and refused on Tresor's own routes.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 use zeroize::Zeroizing;
 
 use super::reply::ApiError;
-use tresor_wire::duration::parse_seconds;
+pub(crate) use tresor_wire::api::params::Int;
 
 /// Parses a JSON object body; an empty body is `{}`.
 pub(crate) fn body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
@@ -129,116 +125,24 @@ pub(crate) fn optional_base64(
     }
 }
 
-/// A borrowed-when-possible string field.
-pub(crate) type Text<'a> = Option<Cow<'a, str>>;
-
-/// Vault's weakly typed boolean: `true`, `"true"`, `"1"`, `"t"`, `1` and their negatives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Flag(pub(crate) bool);
-
-impl<'de> Deserialize<'de> for Flag {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Flag;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a boolean")
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Flag, E> {
-                Ok(Flag(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Flag, E> {
-                match v {
-                    0 => Ok(Flag(false)),
-                    1 => Ok(Flag(true)),
-                    _ => Err(E::custom("a boolean must be true, false, 1 or 0")),
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Flag, E> {
-                match v {
-                    "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(Flag(true)),
-                    "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(Flag(false)),
-                    _ => Err(E::custom("a boolean must be true, false, 1 or 0")),
-                }
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
-/// Vault's weakly typed integer: `2` or `"2"`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Int(pub(crate) i64);
-
-impl<'de> Deserialize<'de> for Int {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Int;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an integer")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
-                Ok(Int(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
-                i64::try_from(v)
-                    .map(Int)
-                    .map_err(|_| E::custom("integer too large"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Int, E> {
-                v.trim()
-                    .parse()
-                    .map(Int)
-                    .map_err(|_| E::custom("not an integer"))
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
-impl Int {
+/// A range check with the caller's field name in the refusal.
+pub(crate) trait IntField {
     /// The value as a u32 in `0..=u32::MAX`, naming `field` if it is out of range.
-    pub(crate) fn to_u32(self, field: &str) -> Result<u32, ApiError> {
+    fn to_u32(self, field: &str) -> Result<u32, ApiError>;
+}
+
+impl IntField for Int {
+    fn to_u32(self, field: &str) -> Result<u32, ApiError> {
         u32::try_from(self.0).map_err(|_| {
             ApiError::bad_request(format!("invalid {field}: {} is out of range", self.0))
         })
     }
 }
 
-/// A duration in seconds: `3600`, `"3600"`, `"1h"`, `"90m"`, `"1d"`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Seconds(pub(crate) u64);
-
-impl<'de> Deserialize<'de> for Seconds {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Seconds;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
-                Ok(Seconds(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
-                u64::try_from(v)
-                    .map(Seconds)
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
-                parse_seconds(v)
-                    .map(Seconds)
-                    .ok_or_else(|| E::custom("not a duration (e.g. 3600, \"1h\", \"30m\", \"7d\")"))
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tresor_wire::api::params::{Flag, Seconds, Text};
 
     #[derive(Deserialize, Default)]
     struct Fields<'a> {

@@ -232,23 +232,6 @@ impl ApiError {
     }
 }
 
-/// The status of a batch whose items failed in part: Vault's rules for encrypt and decrypt.
-/// All good → 200; any failure → 400, or the caller's `partial_failure_response_code` if at
-/// least one item succeeded.
-pub(crate) fn batch_status(
-    items: usize,
-    errors: usize,
-    partial_failure_code: Option<u16>,
-) -> StatusCode {
-    match (errors, partial_failure_code) {
-        (0, _) => StatusCode::OK,
-        (e, Some(code)) if e < items => {
-            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
-        }
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,13 +265,5 @@ mod tests {
             }),
             ApiError::not_found_empty()
         );
-    }
-
-    #[test]
-    fn batch_status_follows_vault() {
-        assert_eq!(batch_status(3, 0, None), StatusCode::OK);
-        assert_eq!(batch_status(3, 1, None), StatusCode::BAD_REQUEST);
-        assert_eq!(batch_status(3, 1, Some(207)), StatusCode::MULTI_STATUS);
-        assert_eq!(batch_status(3, 3, Some(207)), StatusCode::BAD_REQUEST);
     }
 }

@@ -96,7 +96,8 @@ impl PolicySet {
                     continue;
                 }
                 let mut mismatches = Vec::new();
-                if !rule.ops.contains(request.operation) {
+                let granted = self.vocabulary.bit(request.operation);
+                if !granted.is_some_and(|bit| rule.ops.contains(bit)) {
                     mismatches.push(Mismatch::Operation(request.operation));
                 }
                 // A vault-wide operation is already an operation mismatch for a grant.

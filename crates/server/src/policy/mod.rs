@@ -1,5 +1,5 @@
-//! Access policies: who may do which [`Operation`] on which tenant and key, from where, and how
-//! often.
+//! Access policies (docs/policies.md): who may do which [`Operation`] on which tenant and key,
+//! from where, and how often.
 //!
 //! A [`PolicySet`] is loaded from `DIR/*.toml` ([`PolicySet::load_dir`]) and denies everything
 //! no rule allows. Two kinds of rule exist:
@@ -11,12 +11,15 @@
 //!   and the vault itself.
 //!
 //! Either kind may restrict the source address (`allowed_cidrs`) and carry a `rate_limit`.
-//! docs/policies.md documents the file format and how a request is decided.
+//! Operation names are checked against a [`Vocabulary`]: the server's is
+//! [`crate::operations`], the operations its endpoints declare. docs/policies.md documents the
+//! file format.
 //!
 //! ```
-//! use tresor_server::policy::{AccessRequest, Decision, DenyReason, Operation, PolicySet};
+//! use tresor_server::policy::{AccessRequest, Decision, DenyReason, PolicySet};
 //!
-//! let set = PolicySet::from_files(&[("payments.toml", r#"
+//! let operations = tresor_server::operations();
+//! let set = PolicySet::from_files(operations, &[("payments.toml", r#"
 //! [[grant]]
 //! principals = ["spiffe://prod.example/payments-api"]
 //! tenant = "payments"
@@ -27,7 +30,7 @@
 //!
 //! let mut request = AccessRequest {
 //!     principal: "spiffe://prod.example/payments-api",
-//!     operation: Operation::Encrypt,
+//!     operation: operations.parse("encrypt").unwrap(),
 //!     tenant: Some("payments"),
 //!     key: Some("card-pan"),
 //!     source: Some("10.1.2.3".parse().unwrap()),
@@ -60,7 +63,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 pub use cidr::Cidr;
 pub use error::{Diagnostic, PolicyError, Warning};
 pub use explain::{Explanation, Mismatch, NearMiss};
-pub use operation::{Operation, Scope, UnknownOperation};
+pub use operation::{InvalidVocabulary, Operation, Scope, UnknownOperation, Vocabulary};
 pub use rate::{MAX_BUCKETS, MAX_BURST, MAX_RATE, MIN_RATE, RateLimit, RateLimiter, RetryAfter};
 
 use glob::Glob;
@@ -185,47 +188,34 @@ impl fmt::Display for RuleInfo {
     }
 }
 
-/// A set of operations, one bit per [`Operation`].
+/// A set of operations: one bit per operation of the set's [`Vocabulary`], by position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OpSet(u64);
-
-const _: () = assert!(Operation::ALL.len() <= 64);
 
 impl OpSet {
     pub(crate) const EMPTY: OpSet = OpSet(0);
 
-    /// Every operation in the given scopes.
-    pub(crate) fn scopes(scopes: &[Scope]) -> OpSet {
-        Operation::ALL
-            .iter()
-            .filter(|op| scopes.contains(&op.scope()))
-            .fold(OpSet::EMPTY, |set, &op| set.with(op))
-    }
-
     /// What `"*"` means in an operator rule: every operation.
-    pub(crate) fn all() -> OpSet {
-        OpSet::scopes(&[Scope::Key, Scope::Tenant, Scope::Vault])
+    pub(crate) fn all(vocabulary: &Vocabulary) -> OpSet {
+        OpSet(vocabulary.bits_in(&[Scope::Key, Scope::Tenant, Scope::Vault]))
     }
 
     /// What `"*"` means in a grant: every key- and tenant-scoped operation.
-    pub(crate) fn grantable() -> OpSet {
-        OpSet::scopes(&[Scope::Key, Scope::Tenant])
+    pub(crate) fn grantable(vocabulary: &Vocabulary) -> OpSet {
+        OpSet(vocabulary.bits_in(&[Scope::Key, Scope::Tenant]))
     }
 
-    fn bit(op: Operation) -> u64 {
-        1 << (op as u32)
-    }
-
-    pub(crate) fn with(self, op: Operation) -> OpSet {
-        OpSet(self.0 | OpSet::bit(op))
+    pub(crate) fn with(self, bit: u64) -> OpSet {
+        OpSet(self.0 | bit)
     }
 
     pub(crate) fn union(self, other: OpSet) -> OpSet {
         OpSet(self.0 | other.0)
     }
 
-    pub(crate) fn contains(self, op: Operation) -> bool {
-        self.0 & OpSet::bit(op) != 0
+    /// Whether the set holds the operation whose bit is `bit` (see [`Vocabulary::bit`]).
+    pub(crate) fn contains(self, bit: u64) -> bool {
+        self.0 & bit != 0
     }
 }
 
@@ -280,6 +270,8 @@ impl Rule {
 /// A loaded, validated set of rules. Immutable; share it as `Arc<PolicySet>` (see
 /// [`PolicyHandle`]). [`PolicySet::default`] denies everything.
 pub struct PolicySet {
+    /// The operations its rules may name, and which bit each has in their [`OpSet`]s.
+    vocabulary: &'static Vocabulary,
     rules: Vec<Rule>,
     /// For each tenant named by a grant: the indices of its grants and of every operator rule,
     /// in load order. The candidates for a key- or tenant-scoped request on that tenant.
@@ -295,7 +287,7 @@ pub struct PolicySet {
 
 impl Default for PolicySet {
     fn default() -> PolicySet {
-        PolicySet::build(Vec::new(), Vec::new(), Vec::new())
+        PolicySet::build(&operation::EMPTY, Vec::new(), Vec::new(), Vec::new())
     }
 }
 
@@ -310,12 +302,13 @@ impl fmt::Debug for PolicySet {
 
 impl PolicySet {
     /// Loads every `*.toml` file of `dir` in file-name order, skipping dot files and examples
-    /// (names ending in [`EXAMPLE_SUFFIX`]). Symbolic links are followed.
+    /// (names ending in [`EXAMPLE_SUFFIX`]). Symbolic links are followed. Operation names are
+    /// those of `vocabulary`.
     ///
     /// A missing or unreadable directory is an error; an existing directory without policy
     /// files gives a set that denies everything (with a warning). Any invalid file fails the
     /// whole load, listing every problem found with its file, line and column.
-    pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyError> {
+    pub fn load_dir(vocabulary: &'static Vocabulary, dir: &Path) -> Result<PolicySet, PolicyError> {
         let listing = list_dir(dir)?;
         let mut files = Vec::with_capacity(listing.files.len());
         for path in listing.files {
@@ -325,7 +318,7 @@ impl PolicySet {
             })?;
             files.push((path.display().to_string(), text));
         }
-        let mut set = PolicySet::from_files(&files)?;
+        let mut set = PolicySet::from_files(vocabulary, &files)?;
         if set.files.is_empty() {
             set.warnings.insert(
                 0,
@@ -343,8 +336,9 @@ impl PolicySet {
     }
 
     /// Builds a set from `(file name, contents)` pairs, in the order given. The names appear
-    /// in diagnostics and [`RuleInfo::file`].
+    /// in diagnostics and [`RuleInfo::file`]; operation names are those of `vocabulary`.
     pub fn from_files<N: AsRef<str>, T: AsRef<str>>(
+        vocabulary: &'static Vocabulary,
         files: &[(N, T)],
     ) -> Result<PolicySet, PolicyError> {
         let mut rules = Vec::new();
@@ -354,7 +348,7 @@ impl PolicySet {
         for (name, text) in files {
             let name = name.as_ref();
             names.push(name.to_owned());
-            match parse::parse_file(name, text.as_ref()) {
+            match parse::parse_file(vocabulary, name, text.as_ref()) {
                 Ok(parsed) => {
                     if parsed.is_empty() {
                         warnings.push(Warning {
@@ -397,12 +391,17 @@ impl PolicySet {
             }]));
         }
         let (rules, infos) = rules.into_iter().map(|p| (p.rule, p.info)).unzip();
-        let mut set = PolicySet::build(rules, infos, names);
+        let mut set = PolicySet::build(vocabulary, rules, infos, names);
         set.warnings = warnings;
         Ok(set)
     }
 
-    fn build(rules: Vec<Rule>, infos: Vec<RuleInfo>, files: Vec<String>) -> PolicySet {
+    fn build(
+        vocabulary: &'static Vocabulary,
+        rules: Vec<Rule>,
+        infos: Vec<RuleInfo>,
+        files: Vec<String>,
+    ) -> PolicySet {
         let limiter = RateLimiter::new(infos.iter().map(|i: &RuleInfo| i.rate_limit).collect());
         // Lossless: from_files refuses more than u32::MAX rules.
         let operators: Box<[u32]> = (0..rules.len() as u32)
@@ -423,6 +422,7 @@ impl PolicySet {
             })
             .collect();
         PolicySet {
+            vocabulary,
             rules,
             by_tenant,
             operators,
@@ -440,6 +440,10 @@ impl PolicySet {
         if !request.is_complete() {
             return Decision::Deny(DenyReason::IncompleteRequest);
         }
+        // An operation outside the vocabulary is in no rule.
+        let Some(bit) = self.vocabulary.bit(request.operation) else {
+            return Decision::Deny(DenyReason::NoMatchingRule);
+        };
         let source = request.source.map(|a| a.to_canonical());
         // Only the rules that can cover the request's tenant: one hash lookup instead of a
         // string comparison per rule.
@@ -452,7 +456,7 @@ impl PolicySet {
             let rule = &self.rules[i as usize];
             // The candidates already cover the tenant.
             debug_assert!(rule.tenant_covers(request));
-            if !rule.ops.contains(request.operation)
+            if !rule.ops.contains(bit)
                 || !rule.key_covers(request)
                 || !rule.principal_matches(request.principal)
             {
@@ -468,6 +472,11 @@ impl PolicySet {
             Some(rule) => DenyReason::SourceNotAllowed { rule },
             None => DenyReason::NoMatchingRule,
         })
+    }
+
+    /// The operations the set's rules may name.
+    pub fn vocabulary(&self) -> &'static Vocabulary {
+        self.vocabulary
     }
 
     /// The rule `id` names.
@@ -601,8 +610,8 @@ impl fmt::Display for CheckReport {
 
 /// Validates a policy directory as [`PolicySet::load_dir`] would load it, for
 /// `tresor policy check DIR`. Errors are the same as `load_dir`'s.
-pub fn check_dir(dir: &Path) -> Result<CheckReport, PolicyError> {
-    let set = PolicySet::load_dir(dir)?;
+pub fn check_dir(vocabulary: &'static Vocabulary, dir: &Path) -> Result<CheckReport, PolicyError> {
+    let set = PolicySet::load_dir(vocabulary, dir)?;
     let skipped_examples = list_dir(dir)?
         .skipped_examples
         .iter()
@@ -638,8 +647,11 @@ impl PolicyHandle {
     }
 
     /// Loads `dir` ([`PolicySet::load_dir`]) and starts with it.
-    pub fn load_dir(dir: &Path) -> Result<PolicyHandle, PolicyError> {
-        Ok(PolicyHandle::new(PolicySet::load_dir(dir)?))
+    pub fn load_dir(
+        vocabulary: &'static Vocabulary,
+        dir: &Path,
+    ) -> Result<PolicyHandle, PolicyError> {
+        Ok(PolicyHandle::new(PolicySet::load_dir(vocabulary, dir)?))
     }
 
     /// The set in force now.
@@ -650,10 +662,11 @@ impl PolicyHandle {
             .clone()
     }
 
-    /// Loads `dir` again and, only if that succeeds, puts the new set (with fresh rate-limit
-    /// buckets) in force. On error the old set stays in force and the error is returned.
+    /// Loads `dir` again (with the vocabulary of the set in force) and, only if that succeeds,
+    /// puts the new set (with fresh rate-limit buckets) in force. On error the old set stays in
+    /// force and the error is returned.
     pub fn reload(&self, dir: &Path) -> Result<(), PolicyError> {
-        let set = PolicySet::load_dir(dir)?;
+        let set = PolicySet::load_dir(self.current().vocabulary, dir)?;
         self.replace(set);
         Ok(())
     }

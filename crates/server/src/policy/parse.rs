@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::cidr::Cidr;
 use super::error::{Diagnostic, position};
 use super::glob::Glob;
-use super::operation::{Operation, Scope};
+use super::operation::{Scope, Vocabulary};
 use super::rate::{MAX_BURST, MAX_RATE, MIN_RATE, RateLimit};
 use super::{OpSet, Rule, RuleInfo, RuleKind};
 
@@ -60,6 +60,7 @@ pub(crate) struct Parsed {
 
 /// Collects diagnostics for one file.
 struct Ctx<'a> {
+    vocabulary: &'a Vocabulary,
     file: &'a str,
     text: &'a str,
     diagnostics: Vec<Diagnostic>,
@@ -78,8 +79,13 @@ impl Ctx<'_> {
 }
 
 /// Parses and validates one file. Rules come back in file order.
-pub(crate) fn parse_file(file: &str, text: &str) -> Result<Vec<Parsed>, Vec<Diagnostic>> {
+pub(crate) fn parse_file(
+    vocabulary: &Vocabulary,
+    file: &str,
+    text: &str,
+) -> Result<Vec<Parsed>, Vec<Diagnostic>> {
     let mut ctx = Ctx {
+        vocabulary,
         file,
         text,
         diagnostics: Vec::new(),
@@ -200,9 +206,9 @@ fn compile_grant(
             // Key-scoped operations need keys: point at the first one that asks for them.
             let needs_keys = raw.operations.get_ref().iter().find(|item| {
                 item.get_ref() == "*"
-                    || item
-                        .get_ref()
-                        .parse::<Operation>()
+                    || ctx
+                        .vocabulary
+                        .parse(item.get_ref())
                         .is_ok_and(|op| op.scope() == Scope::Key)
             });
             if let Some(item) = needs_keys {
@@ -359,21 +365,21 @@ fn operations(ctx: &mut Ctx<'_>, list: &List, kind: RuleKind) -> (OpSet, bool) {
         if name == "*" {
             star = true;
             ops = ops.union(match kind {
-                RuleKind::Grant => OpSet::grantable(),
-                RuleKind::Operator => OpSet::all(),
+                RuleKind::Grant => OpSet::grantable(ctx.vocabulary),
+                RuleKind::Operator => OpSet::all(ctx.vocabulary),
             });
             continue;
         }
-        match name.parse::<Operation>() {
+        match ctx.vocabulary.parse(name) {
             Ok(op) if kind == RuleKind::Grant && op.scope() == Scope::Vault => ctx.error(
                 item.span(),
                 format!(
                     "`{op}` is a vault-wide operation: only [[operator]] rules can grant vault-wide operations"
                 ),
             ),
-            Ok(op) => ops = ops.with(op),
+            Ok(op) => ops = ops.with(ctx.vocabulary.bit(op).expect("parsed by the vocabulary")),
             Err(e) => {
-                let known: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+                let known = ctx.vocabulary.names();
                 ctx.error(
                     item.span(),
                     format!("{e}; the operations are \"*\" and {}", known.join(", ")),

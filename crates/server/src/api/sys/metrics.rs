@@ -1,0 +1,28 @@
+//! GET `sys/metrics`: the server's counters (`crate::metrics`) in Prometheus text format.
+
+use hyper::StatusCode;
+use tresor_wire::api::sys;
+
+use crate::api::endpoint::{Call, Endpoint};
+use crate::api::reply::{ApiError, Reply};
+use crate::metrics::Gauges;
+use crate::policy::{Operation, Scope};
+
+/// Read Prometheus metrics.
+pub(crate) const METRICS: Operation = Operation::new("metrics", Scope::Vault);
+
+pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::METRICS, METRICS, handle);
+
+fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let state = call.state;
+    let gauges = Gauges {
+        sealed: state.services.vault.is_sealed(),
+        cache: state.services.vault.key_cache_stats(),
+        audit_write_failures: state.audit.as_ref().map_or(0, |a| a.write_failures()),
+    };
+    Ok(Reply::text(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        state.metrics.render(&gauges),
+    ))
+}
