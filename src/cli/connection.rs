@@ -20,11 +20,16 @@ pub(crate) struct ConnectionArgs {
     /// Client private key (PEM).
     #[arg(long, env = "TRESOR_CLIENT_KEY", value_name = "FILE")]
     pub(crate) client_key: Option<PathBuf>,
+    /// Seconds a call may take before it fails (connection and answer included).
+    #[arg(long, env = "TRESOR_CLIENT_TIMEOUT", value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) client_timeout: u64,
 }
 
 impl ConnectionArgs {
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::new(&self.settings()?)?)
+        Ok(Client::new(&self.settings()?)?
+            .with_timeout(std::time::Duration::from_secs(self.client_timeout)))
     }
 
     /// The address and files, each from its flag or variable.

@@ -2,6 +2,7 @@
 //! short real runs against the test server and the baseline ceiling. Nothing here asserts a
 //! speed: only counts and zero errors.
 
+use crate::common::process::Bounded;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +26,7 @@ fn bench_cli(args: &[&str]) -> (i32, String) {
         .env_remove("TRESOR_CLIENT_CERT")
         .env_remove("TRESOR_CLIENT_KEY")
         .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .bounded_output();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -282,3 +282,31 @@ fn configuration_md_documents_each_key_under_its_table() {
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(text.contains("[approvals]\nttl = \"1h\""), "{text}");
 }
+
+#[test]
+fn a_server_that_never_answers_fails_the_call_after_the_client_timeout() {
+    let d = Deployment::new();
+    // Accepts connections and reads nothing: not even a TLS handshake comes back.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("https://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || silent.accept().map(|(stream, _)| stream));
+    let file = |name: &str| d.path(name).display().to_string();
+    let env = [
+        ("TRESOR_ADDR", addr.as_str()),
+        ("TRESOR_CACERT", &file("ca.pem")),
+        ("TRESOR_CLIENT_CERT", &file("ops.pem")),
+        ("TRESOR_CLIENT_KEY", &file("ops-key.pem")),
+        ("TRESOR_CLIENT_TIMEOUT", "1"),
+    ];
+    let run = d.run_with(&["tenant", "list"], &env);
+    assert_eq!(run.code(), Some(1), "{}", run.stderr);
+    assert_eq!(
+        run.error_line(),
+        format!("tresor: error: no answer from {addr} within 1 s (the client's timeout)")
+    );
+    assert!(held.join().unwrap().is_ok(), "the client never connected");
+
+    let zero = d.run_with(&["tenant", "list", "--client-timeout", "0"], &env);
+    assert_eq!(zero.code(), Some(2), "{}", zero.stderr);
+    assert!(zero.stderr.contains("--client-timeout"), "{}", zero.stderr);
+}

@@ -2,6 +2,7 @@
 //! and the fenced command block runs with `sh -e` against the built binary; then `tresor dev`
 //! with the same directory comes back unsealed with the same data.
 
+use crate::common::process::Bounded;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -43,8 +44,7 @@ fn sh(dev: &DevProcess, script: &str) -> String {
         .env("PATH", path)
         .envs(dev.env.iter().map(|(n, v)| (n, v)))
         .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .bounded_output();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),

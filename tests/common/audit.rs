@@ -3,6 +3,7 @@
 //! logs for secrets in their usual encodings, capturing the server's tracing output, and reading
 //! the Prometheus text of `GET /v1/sys/metrics`.
 
+use super::process::Bounded;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::Range;
@@ -47,8 +48,7 @@ pub fn tresor(args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_tresor"))
         .args(args)
         .env_remove("RUST_LOG")
-        .output()
-        .expect("the tresor binary runs");
+        .bounded_output();
     Run {
         ok: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

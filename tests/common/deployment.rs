@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::dev::TRESOR;
+use super::process::{COMMAND_DEADLINE, output_within};
 
 /// The trust domain of the deployment's principals.
 pub const TRUST_DOMAIN: &str = "spiffe://ops.tresor.test";
@@ -142,12 +143,17 @@ impl Deployment {
     /// Runs `tresor ARGS` in the directory with extra environment. TRESOR_PASSPHRASE is set to
     /// [`PASSPHRASE`] unless `env` says otherwise; stdin is empty (no terminal).
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        run(self.command_with(args, env))
+    }
+
+    /// The command [`Deployment::run_with`] runs.
+    fn command_with(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut command = self.command(args);
         command.env("TRESOR_PASSPHRASE", PASSPHRASE);
         for (name, value) in env {
             command.env(name, value);
         }
-        run(command)
+        command
     }
 
     /// Makes custodians `names`, starts the server, initialises it `threshold`-of-n with them
@@ -194,9 +200,23 @@ impl Deployment {
     }
 }
 
-/// Runs `command` to completion.
-pub fn run(mut command: Command) -> Run {
-    let output = command.output().unwrap();
+/// Runs `command` to completion (within [`COMMAND_DEADLINE`]).
+pub fn run(command: Command) -> Run {
+    run_noting(command, String::new)
+}
+
+/// Runs `command` to completion; if it hangs past [`COMMAND_DEADLINE`], the test fails with
+/// what it printed and with `context()` (a server's log, say).
+fn run_noting(mut command: Command, context: impl FnOnce() -> String) -> Run {
+    let output = output_within(&mut command, COMMAND_DEADLINE).unwrap_or_else(|t| {
+        panic!(
+            "{command:?} did not finish within {:?}; killed.\nstdout:\n{}\nstderr:\n{}\n{}",
+            t.after,
+            t.stdout,
+            t.stderr,
+            context()
+        )
+    });
     Run {
         status: output.status,
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -327,7 +347,9 @@ impl ServerProcess {
     pub fn run_as(&self, deployment: &Deployment, as_name: &str, args: &[&str]) -> Run {
         let env = self.env_for(as_name);
         let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        deployment.run_with(args, &env)
+        run_noting(deployment.command_with(args, &env), || {
+            format!("server log:\n{}", self.stderr())
+        })
     }
 
     /// As [`ServerProcess::run_as`] for `ops`, expecting success; stdout.

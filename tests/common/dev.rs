@@ -1,6 +1,7 @@
 //! `tresor dev`, the real binary, as a child process: started in a directory, ready once it has
 //! printed its `export` lines, stopped with SIGTERM (then SIGKILL) when dropped.
 
+use super::process::Bounded;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -111,8 +112,7 @@ impl DevProcess {
             .args(args)
             .envs(self.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .bounded_output();
         assert!(
             output.status.success(),
             "tresor {args:?}: {}",

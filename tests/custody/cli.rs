@@ -40,7 +40,7 @@ async fn tresor(server: &CustodyServer, args: &[&str], env: &[(&str, &str)]) -> 
     for (name, value) in env {
         command.env(name, value);
     }
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+    let output = tokio::task::spawn_blocking(move || crate::common::process::output(&mut command))
         .await
         .unwrap();
     Output {

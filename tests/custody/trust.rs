@@ -3,6 +3,7 @@
 //! for the vault gets nothing; and the seal configuration is authenticated by the root key, so
 //! whoever can write the store cannot swap custodians, thresholds or environments.
 
+use crate::common::process::Bounded;
 use std::process::Command;
 
 use base64::Engine;
@@ -40,8 +41,7 @@ fn tresor(server: &CustodyServer, url: &str, args: &[&str]) -> (bool, String) {
         .env("TRESOR_CLIENT_CERT", &server.admin_files.cert)
         .env("TRESOR_CLIENT_KEY", &server.admin_files.key)
         .env("TRESOR_PASSPHRASE", PASSPHRASE)
-        .output()
-        .unwrap();
+        .bounded_output();
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -3,6 +3,7 @@
 //! submissions, progress that refused shares do not consume and that expires, shares that never
 //! cross the wire readable, and secrets kept out of Debug output and error messages.
 
+use crate::common::process::Bounded;
 use std::time::Duration;
 
 use hyper::{Method, StatusCode};
@@ -332,8 +333,7 @@ async fn a_share_never_crosses_the_wire_readable() {
             .env("TRESOR_CLIENT_CERT", &server.admin_files.cert)
             .env("TRESOR_CLIENT_KEY", &server.admin_files.key)
             .env("TRESOR_PASSPHRASE", passphrase)
-            .output()
-            .unwrap();
+            .bounded_output();
         assert!(
             output.status.success(),
             "{}",

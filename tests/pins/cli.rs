@@ -3,6 +3,7 @@
 //! rollback refused), exports, a CSR, and a key delivered to a terminator identity and opened
 //! into a PEM key.
 
+use crate::common::process::Bounded;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -27,8 +28,7 @@ impl Cli {
                 .args(&args)
                 .envs(env)
                 .env_remove("TRESOR_PASSPHRASE")
-                .output()
-                .unwrap()
+                .bounded_output()
         })
         .await
         .unwrap()

@@ -5,6 +5,7 @@
 //! the data directory, the server fails closed when the audit log cannot be written and heals
 //! when it can again, and refused requests change nothing and are counted in the metrics.
 
+use crate::common::process::Bounded;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -1937,8 +1938,7 @@ fn the_server_does_not_start_without_a_writable_audit_log() {
         .arg(dir.path())
         .args(["--listen", "127.0.0.1:0"])
         .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .bounded_output();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "started anyway: {stderr}");
     let log = dir.path().join("audit.log");

@@ -80,6 +80,14 @@ pub enum ClientError {
         /// What went wrong.
         message: String,
     },
+    /// No complete answer within the client's timeout ([`Client::with_timeout`]).
+    #[error("no answer from {addr} within {} s (the client's timeout)", after.as_secs_f64())]
+    Timeout {
+        /// The server address.
+        addr: String,
+        /// The timeout that ran out.
+        after: std::time::Duration,
+    },
     /// The server refused the request.
     #[error("server answered {status}: {}", if errors.is_empty() { status_text(*status) } else { errors.join("; ") })]
     Api {
@@ -179,7 +187,13 @@ pub type ItemResult<T> = Result<T, String>;
 pub struct Client {
     http: HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
+    timeout: std::time::Duration,
 }
+
+/// How long a call may take, connection and answer included, unless [`Client::with_timeout`]
+/// says otherwise: Vault's client default. A server that accepts connections but never answers
+/// then fails the call instead of holding it forever.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Client {
     /// A client for `settings`.
@@ -205,7 +219,15 @@ impl Client {
         Ok(Client {
             http: HttpClient::builder(TokioExecutor::new()).build(connector),
             base,
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// The same client with calls limited to `timeout` (connection, request and the whole
+    /// answer); [`DEFAULT_TIMEOUT`] otherwise.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Client {
+        self.timeout = timeout;
+        self
     }
 
     /// Sends a request and returns status and parsed JSON body (`Null` when empty).
@@ -259,8 +281,24 @@ impl Client {
         data_of(self.call(method, path, body).await?)
     }
 
-    /// Sends `body` (JSON) to `/v1/path`.
+    /// Sends `body` (JSON) to `/v1/path` and reads the answer, within the client's timeout.
     async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        tokio::time::timeout(self.timeout, self.send_untimed(method, path, body))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Timeout {
+                    addr: self.base.clone(),
+                    after: self.timeout,
+                })
+            })
+    }
+
+    async fn send_untimed(
         &self,
         method: Method,
         path: &str,
