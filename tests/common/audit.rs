@@ -148,16 +148,26 @@ fn string_end(bytes: &[u8], at: usize) -> usize {
 fn value_end(bytes: &[u8], at: usize) -> usize {
     match bytes[at] {
         b'"' => string_end(bytes, at),
-        b'[' => {
-            let mut i = at + 1;
-            while bytes[i] != b']' {
-                i = if bytes[i] == b'"' {
-                    string_end(bytes, i)
-                } else {
-                    i + 1
-                };
+        b'[' | b'{' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match bytes[i] {
+                    b'"' => {
+                        i = string_end(bytes, i);
+                        continue;
+                    }
+                    b'[' | b'{' => depth += 1,
+                    b']' | b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
             }
-            i + 1
         }
         _ => {
             let mut i = at;
@@ -171,8 +181,20 @@ fn value_end(bytes: &[u8], at: usize) -> usize {
 
 /// A different value of the same kind: a number plus one, a string or array with its first
 /// character changed to another of the same class (hex stays hex, digits stay digits), a
-/// boolean negated.
+/// boolean negated, an object's first value altered likewise.
 pub fn altered(value: &str) -> String {
+    if value.starts_with('{') {
+        let (_, range) = fields(value)
+            .into_iter()
+            .next()
+            .expect("a non-empty object");
+        return format!(
+            "{}{}{}",
+            &value[..range.start],
+            altered(&value[range.clone()]),
+            &value[range.end..]
+        );
+    }
     let change = |c: char| match c {
         '0'..='8' | 'a'..='y' | 'A'..='Y' => char::from(c as u8 + 1),
         '9' => '8',

@@ -46,6 +46,14 @@ pub struct CustodyOptions {
     pub unseal: bool,
     /// Initialise through the API at start (otherwise the test does, e.g. with the CLI).
     pub init: bool,
+    /// Bind each custodian to its own principal ([`custodian_principal`]), as
+    /// `tresor custodian keygen --principal` does.
+    pub bound: bool,
+}
+
+/// The principal custodian `name` is bound to under [`CustodyOptions::bound`].
+pub fn custodian_principal(name: &str) -> String {
+    format!("spiffe://test.tresor.local/custodians/{name}")
 }
 
 impl CustodyOptions {
@@ -58,7 +66,14 @@ impl CustodyOptions {
             approval_ttl: 3600,
             unseal: false,
             init: true,
+            bound: false,
         }
+    }
+
+    /// Binds every custodian to its own principal ([`custodian_principal`]).
+    pub fn bound(mut self) -> Self {
+        self.bound = true;
+        self
     }
 
     /// Leaves the vault uninitialised.
@@ -125,6 +140,17 @@ impl CustodyServer {
         write(&path("server-key.pem"), &server_cert.key_pem);
         std::fs::create_dir(path("policies")).unwrap();
         write(&path("policies").join("admin.toml"), ADMIN_POLICY);
+        if options.bound {
+            write(
+                &path("policies").join("custodians.toml"),
+                format!(
+                    "[[operator]]\nprincipals = [\"{}\"]\noperations = [\"unseal\", \
+                     \"approval-list\", \"approval-approve\", \"approval-reject\", \
+                     \"approval-cancel\", \"rotate-root\", \"rekey\"]\n",
+                    custodian_principal("*")
+                ),
+            );
+        }
         let admin = ca.issue_client(ADMIN, DAY).unwrap();
         let admin_files = ClientFiles {
             cert: path("admin.pem"),
@@ -135,7 +161,10 @@ impl CustodyServer {
         let custodians: Vec<CustodianIdentity> = options
             .custodians
             .iter()
-            .map(|name| CustodianIdentity::generate(name).unwrap())
+            .map(|name| match options.bound {
+                true => CustodianIdentity::generate_for(name, &custodian_principal(name)).unwrap(),
+                false => CustodianIdentity::generate(name).unwrap(),
+            })
             .collect();
         let mut server = CustodyServer {
             dir,
@@ -280,6 +309,16 @@ impl CustodyServer {
         .unwrap()
     }
 
+    /// A client with custodian `i`'s own certificate (its [`custodian_principal`]).
+    pub fn custodian_client(&self, i: usize) -> Client {
+        self.client(&custodian_principal(self.custodians[i].name()))
+    }
+
+    /// The audit log's lines so far, parsed.
+    pub fn audit_entries(&self) -> Vec<serde_json::Value> {
+        super::audit::entries(&self.path("audit.log"))
+    }
+
     pub fn admin(&self) -> Client {
         self.client_at(&self.url, &self.admin_files)
     }
@@ -294,6 +333,15 @@ impl CustodyServer {
         ]
     }
 
+    /// The client that acts for custodian `i`: its own certificate when custodians are bound,
+    /// else the admin's.
+    pub fn acting_for(&self, i: usize) -> Client {
+        match self.options.bound {
+            true => self.custodian_client(i),
+            false => self.admin(),
+        }
+    }
+
     /// Custodian `i` (0-based).
     pub fn custodian(&self, i: usize) -> &CustodianIdentity {
         &self.custodians[i]
@@ -301,7 +349,7 @@ impl CustodyServer {
 
     /// Custodian `i` submits their share over the API.
     pub async fn unseal_by(&self, i: usize) -> UnsealProgress {
-        self.admin()
+        self.acting_for(i)
             .unseal_with(&self.custodians[i], &self.pinned())
             .await
             .unwrap_or_else(|e| panic!("custodian {i} could not unseal: {e}"))
@@ -367,18 +415,22 @@ impl CustodyServer {
 
     /// The first k custodians sign approval `id` (fetched fresh); the last outcome.
     pub async fn approve_by(&self, id: &str, custodians: &[usize]) -> ApprovalOutcome {
-        let admin = self.admin();
         let mut last = None;
         for &i in custodians {
-            let approval: Approval = admin.approval(id).await.unwrap();
+            let approval: Approval = self.admin().approval(id).await.unwrap();
             last = Some(
-                admin
+                self.acting_for(i)
                     .approve_with(&approval, &self.custodians[i])
                     .await
                     .unwrap_or_else(|e| panic!("custodian {i} could not approve {id}: {e}")),
             );
         }
         last.expect("at least one custodian")
+    }
+
+    /// Re-reads the policy directory, as SIGHUP does.
+    pub fn reload_policies(&self) -> tresor_server::server::ReloadReport {
+        self.handle.as_ref().expect("running").reload()
     }
 
     /// Stops the server.

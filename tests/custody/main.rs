@@ -8,5 +8,6 @@ mod common;
 
 mod cli;
 mod control;
+mod people;
 mod trust;
 mod unseal;

@@ -191,6 +191,11 @@ impl ServerHandle {
             .api
             .policies
             .reload(&self.shared.config.policies.dir);
+        record_policy_load(
+            &self.shared.api,
+            &self.shared.config.policies.dir,
+            &policies,
+        );
         ReloadReport { tls, policies }
     }
 
@@ -199,7 +204,16 @@ impl ServerHandle {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.accept_loop.await;
+        let was_unsealed = !self.shared.api.services.vault.is_sealed();
         self.shared.api.services.vault.seal();
+        if was_unsealed {
+            record_server_event(
+                &self.shared.api,
+                "sealed",
+                Outcome::Ok,
+                "the server is shutting down".to_owned(),
+            );
+        }
         if let Some(audit) = &self.shared.api.audit {
             if let Err(e) = audit.close() {
                 tracing::error!(error = %e, "cannot write the closing audit checkpoint");
@@ -401,6 +415,7 @@ fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHand
     let (shutdown, shutdown_rx) = watch::channel(false);
     let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
     tracing::info!(address = %local_addr, "listening");
+    record_policy_load(&shared.api, &shared.config.policies.dir, &Ok(()));
     log_seal_state(&shared.api.services.vault);
     Ok(ServerHandle {
         local_addr,
@@ -811,6 +826,49 @@ fn reissue_due_pin_manifests(api: &ApiState) -> Result<(), PinsError> {
 pub const AUTO_ROTATE_PRINCIPAL: &str = "tresor:auto-rotate";
 
 /// An audit line for `operation` done by the server itself (no caller, no source address).
+/// Writes a line the server makes about itself (principal `tresor:server`): what changed the
+/// vault's state or its rules without a request doing it.
+fn record_server_event(api: &ApiState, operation: &str, outcome: Outcome, reason: String) {
+    let Some(audit) = &api.audit else {
+        return;
+    };
+    let event = AuditEvent {
+        principal: crate::api::SERVER_PRINCIPAL.to_owned(),
+        source: "-".to_owned(),
+        operation: operation.to_owned(),
+        outcome: Some(outcome),
+        reason,
+        ..AuditEvent::default()
+    };
+    if let Err(e) = audit.record(&event) {
+        tracing::error!(error = %e, operation, "audit line not written");
+    }
+}
+
+/// A `policy-load` line: which files and how many rules are in force, or why a reload was
+/// refused (the previous rules then stay).
+fn record_policy_load(api: &ApiState, dir: &Path, result: &Result<(), PolicyError>) {
+    let (outcome, reason) = match result {
+        Ok(()) => {
+            let set = api.policies.current();
+            (
+                Outcome::Ok,
+                format!(
+                    "{} rules in force from {} ({})",
+                    set.len(),
+                    dir.display(),
+                    set.files().join(", ")
+                ),
+            )
+        }
+        Err(e) => (
+            Outcome::Error,
+            format!("refused, the previous rules stay in force: {e}"),
+        ),
+    };
+    record_server_event(api, "policy-load", outcome, reason);
+}
+
 fn background_event(operation: crate::policy::Operation) -> AuditEvent {
     AuditEvent {
         principal: AUTO_ROTATE_PRINCIPAL.to_owned(),

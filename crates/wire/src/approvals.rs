@@ -110,6 +110,33 @@ pub enum Dangerous {
 }
 
 impl Dangerous {
+    /// The operation's name, as in its JSON `operation` tag (`rotate-root`, `delete-key`, …).
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Dangerous::DeleteKey { .. } => "delete-key",
+            Dangerous::TrimKey { .. } => "trim-key",
+            Dangerous::ShredTenant { .. } => "shred-tenant",
+            Dangerous::ConfigureKey { .. } => "configure-key",
+            Dangerous::RotateRoot => "rotate-root",
+            Dangerous::Rekey { .. } => "rekey",
+            Dangerous::ChangeTenantCustodians { .. } => "change-tenant-custodians",
+            Dangerous::ActivatePinEarly { .. } => "activate-pin-early",
+        }
+    }
+
+    /// What it acts on: `tenant/key`, a tenant, `pins/<app>/<kid>`, or `vault`.
+    pub fn target(&self) -> String {
+        match self {
+            Dangerous::DeleteKey { tenant, key }
+            | Dangerous::TrimKey { tenant, key, .. }
+            | Dangerous::ConfigureKey { tenant, key, .. } => format!("{tenant}/{key}"),
+            Dangerous::ShredTenant { tenant }
+            | Dangerous::ChangeTenantCustodians { tenant, .. } => tenant.clone(),
+            Dangerous::RotateRoot | Dangerous::Rekey { .. } => "vault".to_owned(),
+            Dangerous::ActivatePinEarly { app, kid } => format!("pins/{app}/{kid}"),
+        }
+    }
+
     /// True if this operation removes `custodian` from the vault's custodians (a rekey without
     /// them): their rejection does not count, so no one can veto their own removal.
     pub fn removes(&self, custodian: &CustodianPublicKey) -> bool {
@@ -363,4 +390,55 @@ pub struct ApprovalOutcome {
     /// False if this custodian had decided already (a custodian counts once), or does not count
     /// (the requester under four eyes, or a custodian the operation removes rejecting it).
     pub counted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The audit log names operations by `Dangerous::operation`; it must be the JSON tag that
+    /// approvals carry, for every variant.
+    #[test]
+    fn operation_names_are_the_json_tags() {
+        let alice = CustodianIdentity::generate("alice")
+            .unwrap()
+            .public()
+            .clone();
+        let all = [
+            Dangerous::DeleteKey {
+                tenant: "t".into(),
+                key: "k".into(),
+            },
+            Dangerous::TrimKey {
+                tenant: "t".into(),
+                key: "k".into(),
+                min_available_version: 2,
+            },
+            Dangerous::ShredTenant { tenant: "t".into() },
+            Dangerous::ConfigureKey {
+                tenant: "t".into(),
+                key: "k".into(),
+                update: KeyConfigUpdate::default(),
+            },
+            Dangerous::RotateRoot,
+            Dangerous::Rekey {
+                custodians: vec![alice.clone()],
+                threshold: 1,
+                four_eyes: None,
+            },
+            Dangerous::ChangeTenantCustodians {
+                tenant: "t".into(),
+                custodians: vec![alice],
+                threshold: None,
+            },
+            Dangerous::ActivatePinEarly {
+                app: "a".into(),
+                kid: "k1".into(),
+            },
+        ];
+        for request in all {
+            let json = serde_json::to_value(&request).unwrap();
+            assert_eq!(json["operation"], request.operation(), "{json}");
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! changes state), handle, write the outcome line, count, respond.
 
 mod access;
+mod acts;
 mod batch;
 mod body;
 mod endpoint;
@@ -24,6 +25,8 @@ mod router;
 #[cfg(test)]
 mod testing;
 mod trail;
+
+pub(crate) use trail::SERVER_PRINCIPAL;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -6,6 +6,8 @@ use serde::Serialize;
 
 use tresor_core::{Error, ErrorKind};
 
+use crate::audit::{ApprovalRef, CustodianRef};
+
 /// A handler's successful answer.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -40,6 +42,13 @@ pub(crate) struct Summary {
     pub(crate) batch_items: usize,
     /// Items that failed in a batch.
     pub(crate) batch_errors: usize,
+    /// The custodian whose identity made the act.
+    pub(crate) custodian: Option<CustodianRef>,
+    /// The approval this request ended (ran, failed, rejected, cancelled).
+    pub(crate) approval: Option<ApprovalRef>,
+    /// The seal-state change this request made (`unsealed`, `sealed`, `tenant-unlocked`,
+    /// `tenant-locked`), written as a line of its own.
+    pub(crate) seal_change: Option<&'static str>,
 }
 
 impl Reply {
@@ -103,6 +112,24 @@ impl Reply {
 
     pub(crate) fn version(mut self, version: u32) -> Reply {
         self.summary.key_version = Some(version);
+        self
+    }
+
+    /// Names the custodian whose identity made this act.
+    pub(crate) fn acted_by(mut self, custodian: Option<CustodianRef>) -> Reply {
+        self.summary.custodian = custodian;
+        self
+    }
+
+    /// Records that this request ended an approval (when it did).
+    pub(crate) fn settles(mut self, approval: Option<ApprovalRef>) -> Reply {
+        self.summary.approval = approval;
+        self
+    }
+
+    /// Records a seal-state change made by this request.
+    pub(crate) fn seal_change(mut self, change: &'static str) -> Reply {
+        self.summary.seal_change = Some(change);
         self
     }
 
@@ -207,6 +234,7 @@ impl From<Error> for ApiError {
                 StatusCode::BAD_REQUEST
             }
             (_, ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            (_, ErrorKind::Forbidden) => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())

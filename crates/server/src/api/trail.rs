@@ -84,6 +84,7 @@ impl<'a> Trail<'a> {
                 event.key_version = reply.summary.key_version;
                 event.batch_items = reply.summary.batch_items;
                 event.batch_errors = reply.summary.batch_errors;
+                event.custodian = reply.summary.custodian.clone();
             }
             Some(Err(error)) => {
                 event.outcome = Some(match error.status {
@@ -95,12 +96,49 @@ impl<'a> Trail<'a> {
                 event.reason = error.message.clone();
             }
         }
-        log.record(&event).map_err(|e| {
-            tracing::error!(error = %e, "audit line not written; the request fails");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the audit log cannot be written, so the request was not performed",
-            )
-        })
+        let follow_ups = match result {
+            Some(Ok(reply)) => follow_ups(&event, &reply.summary),
+            _ => Vec::new(),
+        };
+        for event in std::iter::once(&event).chain(&follow_ups) {
+            log.record(event).map_err(|e| {
+                tracing::error!(error = %e, "audit line not written; the request fails");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the audit log cannot be written, so the request was not performed",
+                )
+            })?;
+        }
+        Ok(())
     }
+}
+
+/// The principal of lines the server writes about itself (seal changes, ended approvals).
+pub(crate) const SERVER_PRINCIPAL: &str = "tresor:server";
+
+/// Lines of their own for what a request set off: an approval that ended (`approval-executed`,
+/// `-failed`, `-rejected`, `-cancelled`, naming the operation, its target and every signer)
+/// and a seal-state change. They carry the request's id, so a reader joins them to it.
+fn follow_ups(request: &AuditEvent, summary: &super::reply::Summary) -> Vec<AuditEvent> {
+    let line = |operation: String| AuditEvent {
+        request_id: request.request_id.clone(),
+        principal: SERVER_PRINCIPAL.to_owned(),
+        source: request.source.clone(),
+        operation,
+        tenant: request.tenant.clone(),
+        outcome: Some(Outcome::Ok),
+        ..AuditEvent::default()
+    };
+    let mut lines = Vec::new();
+    if let Some(approval) = &summary.approval {
+        lines.push(AuditEvent {
+            reason: format!("asked by {}", approval.requested_by),
+            approval: Some(approval.clone()),
+            ..line(format!("approval-{}", approval.state))
+        });
+    }
+    if let Some(change) = summary.seal_change {
+        lines.push(line(change.to_owned()));
+    }
+    lines
 }

@@ -75,6 +75,47 @@ pub struct AuditEvent {
     /// key, in request order; empty when the vault was sealed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub input_hmacs: Vec<String>,
+    /// The custodian whose identity made this act (a share, an unlock, a signature), next to
+    /// the principal whose certificate carried it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custodian: Option<CustodianRef>,
+    /// The dangerous operation this line settles (ran, failed, rejected or cancelled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRef>,
+}
+
+/// A custodian as the log names it: the name and the fingerprint of its public keys, so a
+/// reader can tell two identities of one name apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustodianRef {
+    /// The custodian's name.
+    pub name: String,
+    /// Its fingerprint (docs/custody.md).
+    pub fingerprint: String,
+}
+
+/// What an approval did, for the line that records its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalRef {
+    /// The approval's id.
+    pub id: String,
+    /// The operation (`rotate-root`, `delete-key`, …).
+    pub operation: String,
+    /// What it acts on: `tenant/key`, a tenant, or `vault`.
+    pub target: String,
+    /// The principal that asked for it.
+    pub requested_by: String,
+    /// How it ended: `executed`, `failed`, `rejected` or `cancelled`.
+    pub state: String,
+    /// Every custodian whose approval counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<CustodianRef>,
+    /// Every custodian whose rejection counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected_by: Vec<CustodianRef>,
+    /// What it did, or why it failed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub result: String,
 }
 
 fn is_zero(n: &usize) -> bool {

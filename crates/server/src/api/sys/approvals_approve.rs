@@ -4,6 +4,7 @@
 use tresor_wire::api::sys;
 use tresor_wire::approvals::Decision;
 
+use crate::api::acts;
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::params;
 use crate::api::reply::{ApiError, Reply};
@@ -26,5 +27,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     };
     let outcome = blocking(|| services.decide(id, Decision::Approve, signer))
         .map_err(ApiError::from_native)?;
-    Ok(Reply::data(&outcome))
+    Ok(Reply::data(&outcome)
+        .acted_by(acts::signer(&outcome.approval, &body.custodian))
+        .settles(acts::settled(&outcome.approval)))
 }

@@ -3,6 +3,7 @@
 
 use tresor_wire::api::sys;
 
+use crate::api::acts;
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::reply::{ApiError, Reply};
 use crate::policy::{Operation, Scope};
@@ -16,5 +17,5 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let approvals = &call.state.services.approvals;
     let approval = blocking(|| approvals.cancel(call.path("id"), &call.caller.principal))
         .map_err(ApiError::from_native)?;
-    Ok(Reply::data(&approval))
+    Ok(Reply::data(&approval).settles(acts::settled(&approval)))
 }

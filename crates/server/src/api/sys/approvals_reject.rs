@@ -1,9 +1,11 @@
-//! POST `sys/approvals/{id}/reject`: a custodian's signed rejection. One rejection by a current
-//! custodian ends the approval; the operation never runs (docs/custody.md).
+//! POST `sys/approvals/{id}/reject`: a custodian's signed rejection. The approval ends, and its
+//! operation never runs, once rejections leave too few custodians to reach the threshold
+//! (docs/custody.md).
 
 use tresor_wire::api::sys;
 use tresor_wire::approvals::Decision;
 
+use crate::api::acts;
 use crate::api::endpoint::{Call, Endpoint, blocking};
 use crate::api::params;
 use crate::api::reply::{ApiError, Reply};
@@ -25,5 +27,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     let services = &call.state.services;
     let outcome = blocking(|| services.decide(call.path("id"), Decision::Reject, signer))
         .map_err(ApiError::from_native)?;
-    Ok(Reply::data(&outcome))
+    Ok(Reply::data(&outcome)
+        .acted_by(acts::signer(&outcome.approval, &body.custodian))
+        .settles(acts::settled(&outcome.approval)))
 }

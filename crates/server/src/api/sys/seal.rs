@@ -13,5 +13,5 @@ pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::SEAL, SEAL, handle).mut
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     call.vault().seal();
-    Ok(Reply::no_content())
+    Ok(Reply::no_content().seal_change("sealed"))
 }

@@ -13,5 +13,5 @@ pub(crate) const ENDPOINT: Endpoint = Endpoint::new(sys::LOCK_TENANT, LOCK, hand
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     blocking(|| call.vault().lock_tenant(call.tenant())).map_err(ApiError::from_native)?;
-    Ok(Reply::no_content())
+    Ok(Reply::no_content().seal_change("tenant-locked"))
 }
