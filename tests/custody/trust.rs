@@ -305,3 +305,44 @@ async fn an_audit_log_cut_short_while_the_server_was_down_refuses_to_unseal() {
     server.unseal_all().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_key_that_cannot_be_loaded_withholds_answers_with_inputs() {
+    let mut server = CustodyServer::start(CustodyOptions::k_of_n(1, 1).unsealed()).await;
+    let admin = server.admin();
+    admin.create_tenant("ops", 1, &[]).await.unwrap();
+    let options = tresor_client::CryptoOptions::default();
+    let sealed = admin
+        .encrypt("ops", "k1", b"secret", &options)
+        .await
+        .unwrap();
+    // While sealed, someone overwrites the stored audit HMAC key with bytes that do not open.
+    server.restart().await;
+    server
+        .store()
+        .put("core/audit-hmac-key", &[7u8; 80])
+        .unwrap();
+    server.unseal_all().await;
+    let admin = server.admin();
+    let error = admin
+        .decrypt("ops", "k1", &sealed.ciphertext, &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("503"), "{error}");
+    assert!(
+        error.contains("the audit HMAC key cannot be loaded"),
+        "{error}"
+    );
+    // Requests without inputs to record still work, so operators can look and seal.
+    assert_eq!(admin.list_tenants().await.unwrap(), vec!["ops".to_owned()]);
+    let entries = server.audit_entries();
+    let refused = entries
+        .iter()
+        .rev()
+        .find(|e| e["operation"] == "decrypt")
+        .unwrap();
+    assert_eq!(refused["status"], 503, "{refused}");
+    admin.seal().await.unwrap();
+    server.shutdown().await;
+}

@@ -71,3 +71,15 @@ mod tests {
         assert_eq!(a.expose(), derive_key(&ikm, b"a").expose());
     }
 }
+
+#[cfg(test)]
+mod zeroize_on_drop {
+    /// Compiles only while SHA-256's state is wiped on drop (the `zeroize` features of sha2 and
+    /// hmac, Cargo.toml). HMAC and HKDF keep their keyed state (HKDF's PRK, the audit key's
+    /// long-lived HMAC) as SHA-256 states, so they are wiped with it.
+    #[test]
+    fn hash_states_are_wiped_on_drop() {
+        fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+        wiped::<sha2::Sha256>();
+    }
+}

@@ -13,7 +13,7 @@
 //! The purpose label keeps a box made for one use (say, a root share) from being accepted as
 //! another (a tenant custody key), and `context` binds it to the object it belongs to.
 
-use x25519_dalek::{EphemeralSecret, PublicKey, StaticSecret};
+use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use super::aead::{AeadKey, OVERHEAD};
@@ -139,7 +139,9 @@ fn seal_to(
     context: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealedBoxError> {
-    let ephemeral = EphemeralSecret::random_from_rng(&mut rand::rng());
+    // Boxes carry root shares and custody keys: whoever could predict the ephemeral secret
+    // could open them for as long as they are kept, so it comes from the OS (random.rs).
+    let ephemeral = StaticSecret::from(*random::os_array::<32>());
     let ephemeral_public = PublicKey::from(&ephemeral);
     let shared = ephemeral.diffie_hellman(recipient);
     // A low-order recipient key makes `shared` predictable: anyone could open the box.

@@ -54,7 +54,9 @@ pub fn split(secret: &SecretKey, threshold: u8, shares: u8) -> Result<Vec<Share>
     // coefficients[j * k + m] is the m-th coefficient of byte j's polynomial; m = 0 is the secret.
     let k = usize::from(threshold);
     let mut coefficients = Zeroizing::new(vec![0u8; KEY_LEN * k]);
-    random::fill(&mut coefficients);
+    // The coefficients decide every share of a key that lives for years: from the OS
+    // (random.rs), like the key itself.
+    random::os_fill(&mut coefficients);
     for (j, byte) in secret.expose().iter().enumerate() {
         coefficients[j * k] = *byte;
     }

@@ -1,33 +1,72 @@
 //! The HMACs of a request's inputs (ciphertexts, HMAC inputs, contexts, associated data) that
 //! its audit line records instead of the values (docs/audit.md).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use hyper::StatusCode;
+
 use super::ApiState;
+use super::reply::ApiError;
 use crate::audit::AuditHasher;
 
 /// HMACs of a request's inputs for its audit line; nothing is kept when the audit trail is off
 /// or the vault is sealed.
 pub(crate) struct InputLog {
-    hasher: Option<Arc<AuditHasher>>,
+    hasher: Hasher,
     hmacs: Mutex<Vec<String>>,
+}
+
+enum Hasher {
+    /// No audit log, or the vault is sealed (no key to HMAC with, and no input to record).
+    None,
+    Ready(Arc<AuditHasher>),
+    /// The vault is unsealed but its audit HMAC key cannot be loaded: a request with inputs
+    /// to record fails rather than leave lines without them.
+    Broken {
+        noted: AtomicBool,
+    },
 }
 
 impl InputLog {
     pub(crate) fn new(state: &ApiState) -> Self {
+        let hasher = match state.audit.as_ref().map(|_| state.audit_hasher()) {
+            None | Some(Ok(None)) => Hasher::None,
+            Some(Ok(Some(hasher))) => Hasher::Ready(hasher),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot load the audit HMAC key");
+                Hasher::Broken {
+                    noted: AtomicBool::new(false),
+                }
+            }
+        };
         InputLog {
-            hasher: state.audit.as_ref().and_then(|_| state.audit_hasher()),
+            hasher,
             hmacs: Mutex::new(Vec::new()),
         }
     }
 
     /// Records `value` (a ciphertext, HMAC input, context or associated data) as its audit HMAC.
     pub(crate) fn note(&self, value: &[u8]) {
-        if let Some(hasher) = &self.hasher {
-            self.hmacs
+        match &self.hasher {
+            Hasher::None => {}
+            Hasher::Ready(hasher) => self
+                .hmacs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(hasher.hash(value));
+                .push(hasher.hash(value)),
+            Hasher::Broken { noted } => noted.store(true, Ordering::Relaxed),
+        }
+    }
+
+    /// Fails closed: if an input could not be recorded, the answer is withheld (503).
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        match &self.hasher {
+            Hasher::Broken { noted } if noted.load(Ordering::Relaxed) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit HMAC key cannot be loaded, so this request's inputs cannot be recorded and its answer is withheld; the server log says why",
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -210,11 +210,10 @@ impl ApiState {
     }
 
     /// The audit hasher, or `None` while sealed.
-    pub(crate) fn audit_hasher(&self) -> Option<Arc<AuditHasher>> {
-        self.services.audit_key.hasher().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot load the audit HMAC key");
-            None
-        })
+    /// The hasher for inputs: `None` while sealed; an error if the vault is unsealed and the
+    /// key cannot be loaded.
+    pub(crate) fn audit_hasher(&self) -> Result<Option<Arc<AuditHasher>>, tresor_core::Error> {
+        self.services.audit_key.hasher()
     }
 
     /// Counts a request in its route's row.
@@ -287,6 +286,7 @@ where
             inputs: &inputs,
             before_change: &|| trail.started(),
         })
+        .and_then(|reply| inputs.check().map(|()| reply))
     }
     .await;
     if let Err(error) = &result {

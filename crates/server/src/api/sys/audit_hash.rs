@@ -26,7 +26,11 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             "the audit trail is disabled on this server",
         ));
     }
-    let hasher = call.state.audit_hasher().ok_or_else(ApiError::sealed)?;
+    let hasher = call
+        .state
+        .audit_hasher()
+        .map_err(ApiError::from)?
+        .ok_or_else(ApiError::sealed)?;
     Ok(Reply::data(&AuditHash {
         hmac: hasher.hash(&input),
     }))
