@@ -233,6 +233,15 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             } else {
                 client.unseal_with(&identity, &pinned).await?
             };
+            // On stderr, so scripts reading `unsealed` keep working: the custodians compare
+            // it with what they last saw (docs/custody.md, "Rollback").
+            if let Some(store) = progress.store.filter(|_| !progress.sealed) {
+                eprintln!(
+                    "store generation {}, last written {}",
+                    store.generation,
+                    tresor_wire::time::rfc3339(store.last_write, 0)
+                );
+            }
             output::print(format, &progress, |p| {
                 if p.sealed {
                     format!(

@@ -253,6 +253,7 @@ fn configuration_md_documents_each_key_under_its_table() {
         [
             "tls",
             "storage",
+            "node",
             "policies",
             "limits",
             "log",

@@ -346,3 +346,48 @@ async fn an_audit_key_that_cannot_be_loaded_withholds_answers_with_inputs() {
     admin.seal().await.unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_store_put_back_is_reported_at_unseal_and_in_the_audit_log() {
+    let mut server = CustodyServer::start(CustodyOptions::k_of_n(1, 1).unsealed()).await;
+    let snapshot = server.store().scan_prefix("").unwrap();
+    let first = server.audit_entries();
+    let then = first
+        .iter()
+        .rev()
+        .find(|e| e["operation"] == "unsealed")
+        .expect("an unsealed line")["store"]
+        .clone();
+    assert!(then["generation"].as_u64().unwrap() >= 1, "{then}");
+    server.admin().create_tenant("ops", 2, &[]).await.unwrap();
+    server.restart().await;
+    let latest = server.unseal_by(0).await.store.unwrap();
+    // While it is sealed, the store is put back whole, as it was at the first unseal.
+    server.restart().await;
+    let store = server.store();
+    for (path, _) in store.scan_prefix("").unwrap() {
+        store.delete(&path).unwrap();
+    }
+    for (path, raw) in &snapshot {
+        store.put(path, raw).unwrap();
+    }
+    let progress = server.unseal_by(0).await;
+    assert!(!progress.sealed);
+    let now = progress.store.expect("the store's generation");
+    assert!(now.generation >= then["generation"].as_u64().unwrap());
+    assert!(now.generation < latest.generation, "{now:?} {latest:?}");
+    let entries = server.audit_entries();
+    let reported = entries
+        .iter()
+        .find(|e| e["operation"] == "store-rolled-back")
+        .expect("the rollback is audited");
+    let reason = reported["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("the store is at generation {}", now.generation)),
+        "{reason}"
+    );
+    assert!(reason.contains("put back from an earlier copy"), "{reason}");
+    // What was written after the copy is gone, as a restore means.
+    assert!(server.admin().list_tenants().await.unwrap().is_empty());
+    server.shutdown().await;
+}

@@ -12,5 +12,6 @@ mod lifecycle;
 mod operations;
 mod properties;
 mod rejections;
+mod rollback;
 mod store;
 mod upgrade;

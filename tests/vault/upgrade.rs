@@ -319,7 +319,13 @@ fn a_release_0_1_store_is_marked_migrated_and_a_newer_store_is_refused() {
     let format = tresor_core::Store::get(store.as_ref(), "core/format")
         .unwrap()
         .unwrap();
-    assert_eq!(format, br#"{"format":2}"#);
+    assert_eq!(format, br#"{"format":3}"#);
+    // The ledger now vouches for the records as they stood.
+    assert!(
+        tresor_core::Store::get(store.as_ref(), "core/ledger")
+            .unwrap()
+            .is_some()
+    );
     // A root rotation after the migration keeps every record readable.
     vault.rotate_root(None).unwrap();
     drop(vault);

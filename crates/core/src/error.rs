@@ -69,6 +69,17 @@ pub enum Error {
         /// The storage path of the record.
         path: String,
     },
+    /// A record is older than the ledger says it should be, or missing (docs/custody.md,
+    /// "Rollback").
+    #[error(
+        "storage record `{path}` was rolled back: {reason}; the vault refuses to use it (restore the store whole from a backup, or investigate who wrote it)"
+    )]
+    Rollback {
+        /// The storage path of the record.
+        path: String,
+        /// What the ledger found.
+        reason: String,
+    },
     /// A check of the server refused the unseal (see `UnsealGuard`).
     #[error("unseal refused: {0}")]
     UnsealRefused(String),
@@ -233,6 +244,7 @@ impl Error {
             | Error::Ciphertext(_)
             | Error::NotPermitted(_) => ErrorKind::InvalidInput,
             Error::Integrity { .. }
+            | Error::Rollback { .. }
             | Error::RecordFormat { .. }
             | Error::Store(_)
             | Error::SealConfigTampered

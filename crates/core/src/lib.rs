@@ -58,6 +58,7 @@ pub use error::{CiphertextError, Error, ErrorKind, UnsealError};
 pub use keys::ring::{DecryptRequest, EncryptRequest, ExportKind, Versioned};
 pub use keys::{HmacAlgorithm, KeyConfig, KeySpec, ProtectionLevel};
 pub use store::{SledStore, Store};
+pub use tresor_wire::custody::StoreGeneration;
 pub use vault::{
     BatchResult, Custodians, DataKey, KeyInfo, SealedRecords, SealedStore, TenantSpec, UnsealGuard,
     Vault, VaultOptions, check_principal, validate_custody,

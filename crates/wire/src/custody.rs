@@ -242,6 +242,18 @@ pub fn unlock_context(
         .bytes(custodian.as_bytes())
 }
 
+/// How far the store has been written: its ledger's generation (raised by every commit) and the
+/// time of its last write. Shown at unseal, so that a store put back whole (a restored backup,
+/// a copy of the disk) is seen as older than the one the operators last knew (docs/custody.md,
+/// "Rollback").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreGeneration {
+    /// Raised by every commit.
+    pub generation: u64,
+    /// When the last commit was made (Unix seconds).
+    pub last_write: u64,
+}
+
 /// Where unsealing stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnsealProgress {
@@ -253,6 +265,9 @@ pub struct UnsealProgress {
     pub shares: u8,
     /// Custodians whose shares were accepted in the current round.
     pub submitted: Vec<String>,
+    /// Once unsealed: how far the store has been written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreGeneration>,
 }
 
 /// The vault's state as shown to anyone who asks (no secrets).

@@ -11,6 +11,13 @@ use super::KeyConfig;
 use crate::Error;
 use crate::store::StoredBytes;
 
+/// The seal configuration: public, outside the barrier (authenticated by the root check).
+pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal";
+/// The barrier record whose opening proves a reconstructed root key.
+pub(crate) const ROOT_CHECK_PATH: &str = "core/root-check";
+/// Where the store's format is recorded (absent in stores written by release 0.1).
+pub(crate) const STORE_FORMAT_PATH: &str = "core/format";
+
 /// Storage path of a tenant record.
 pub(crate) fn tenant_path(tenant: &str) -> String {
     format!("tenants/{tenant}")

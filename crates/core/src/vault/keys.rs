@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Generation, TenantState, Unsealed, Vault, commit, read, write};
+use super::{Generation, TenantState, Unsealed, Vault, read, write};
 use crate::Error;
 use crate::keys::config::trim;
 use crate::keys::kek::Kek;
@@ -79,7 +79,7 @@ impl Vault {
         let batch = Batch::new()
             .expect(path.clone(), None)
             .put(path.clone(), unsealed.seal_record(&path, &record));
-        commit(self.store(), batch).map_err(|e| match e {
+        self.commit(&unsealed, batch).map_err(|e| match e {
             Error::Store(StoreError::Conflict { .. }) => Error::KeyExists {
                 tenant: tenant.into(),
                 key: name.into(),
@@ -167,8 +167,8 @@ impl Vault {
             )));
         }
         let path = records::key_path(tenant, name);
-        commit(
-            self.store(),
+        self.commit(
+            &unsealed,
             Batch::new().expect(path.clone(), Some(raw)).delete(path),
         )?;
         state.set_ring(name, None);
@@ -217,7 +217,7 @@ impl Vault {
             let prefix = records::keys_prefix(&tenant);
             for (path, raw) in self.store().scan_prefix(&prefix)? {
                 let record: KeyRecord =
-                    records::decode(&path, &unsealed.barrier.open(&path, &raw)?)?;
+                    records::decode(&path, &unsealed.open(self.store(), &path, &raw)?)?;
                 let period = record.config.auto_rotate_period;
                 if period > 0 && now >= record.rotated_at.saturating_add(period) {
                     due.push((tenant.clone(), path[prefix.len()..].to_owned()));
@@ -246,7 +246,7 @@ impl Vault {
         let batch = Batch::new()
             .expect(path.clone(), Some(raw))
             .put(path.clone(), unsealed.seal_record(&path, &record));
-        commit(self.store(), batch)?;
+        self.commit(&unsealed, batch)?;
         let ring = self.ring_from_record(&unsealed, &state, name, &record, kek.as_deref())?;
         state.set_ring(name, Some(Arc::new(ring)));
         if destroyed {

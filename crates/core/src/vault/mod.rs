@@ -5,6 +5,7 @@
 //! zeroize themselves.
 
 mod keys;
+mod ledger;
 mod ops;
 mod seal;
 mod sealed_records;
@@ -110,6 +111,10 @@ pub(crate) struct Unsealed {
     /// State that services keep for as long as this unseal lasts (see
     /// [`SealedRecords::session`]); dropped with the keys on seal.
     session: sealed_records::Session,
+    /// Which copy of each record is current (see [`ledger`]).
+    ledger: Mutex<ledger::Ledger>,
+    /// The vault's clock, for the ledger's time of last write.
+    clock: Arc<dyn Clock>,
 }
 
 /// A loaded tenant: its KEK (if unwrapped) and the key rings used so far.
@@ -223,10 +228,34 @@ impl Unsealed {
         path: &str,
     ) -> Result<Option<(T, Vec<u8>)>, Error> {
         let Some(raw) = store.get(path)? else {
+            self.check_absent(store, path)?;
             return Ok(None);
         };
-        let plain = self.barrier.open(path, &raw)?;
+        let plain = self.open(store, path, &raw)?;
         Ok(Some((records::decode(path, &plain)?, raw)))
+    }
+
+    /// Opens `raw`, read from `path`: it must be sealed by this barrier for this path, and be
+    /// the copy the ledger holds (not an older one put back).
+    fn open(
+        &self,
+        store: &dyn Store,
+        path: &str,
+        raw: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        let plain = self.barrier.open(path, raw)?;
+        lock(&self.ledger).check(store, &self.barrier, path, Some(raw))?;
+        Ok(plain)
+    }
+
+    /// Checks that `path` is absent because the vault deleted it (or never wrote it).
+    fn check_absent(&self, store: &dyn Store, path: &str) -> Result<(), Error> {
+        lock(&self.ledger).check(store, &self.barrier, path, None)
+    }
+
+    /// Applies `batch` atomically and durably, with the ledger's update for its writes.
+    fn commit(&self, store: &dyn Store, batch: Batch) -> Result<(), Error> {
+        ledger::commit(&self.ledger, store, &self.barrier, batch, self.clock.now())
     }
 
     fn seal_record<T: serde::Serialize>(&self, path: &str, record: &T) -> Vec<u8> {
@@ -327,9 +356,17 @@ impl Generation {
     }
 }
 
-/// A commit that must not be lost: storage errors pass through, conflicts name the object.
+/// A commit outside the barrier (the seal configuration, the root check, the format):
+/// storage errors pass through, conflicts name the object.
 fn commit(store: &dyn Store, batch: Batch) -> Result<(), Error> {
     store.commit(batch).map_err(Error::from)
+}
+
+impl Vault {
+    /// Commits `batch` through `unsealed`'s barrier and ledger.
+    fn commit(&self, unsealed: &Unsealed, batch: Batch) -> Result<(), Error> {
+        unsealed.commit(self.store(), batch)
+    }
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -24,21 +24,21 @@ use tresor_wire::custody::{
     UnsealProgress, share_context, submission_context,
 };
 
+use super::ledger::{self, Ledger};
 use super::{Unsealed, Vault, commit, lock, write};
 use crate::barrier::Barrier;
 use crate::store::{Batch, Store, StoredBytes};
 use crate::{Error, UnsealError};
 
-pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal";
-pub(crate) const ROOT_CHECK_PATH: &str = "core/root-check";
+use crate::keys::records::{ROOT_CHECK_PATH, SEAL_CONFIG_PATH, STORE_FORMAT_PATH};
+
 const SHARE_CHECK_LABEL: &[u8] = b"tresor-share-check-v1";
 /// The seal configuration format this release writes (1: release 0.1, no four-eyes setting).
 const SEAL_FORMAT: u32 = 2;
-/// Where the store's format is recorded (absent in stores written by release 0.1).
-const STORE_FORMAT_PATH: &str = "core/format";
 /// The store format this release writes and reads. 1: release 0.1 (no `core/format`, a root
-/// check that binds the vault id only), migrated at its first unseal; 2: this release.
-pub(crate) const STORE_FORMAT: u32 = 2;
+/// check that binds the vault id only); 2: no ledger; both migrated at their first unseal
+/// (the ledger then trusts the records as they stand); 3: this release, with the ledger.
+pub(crate) const STORE_FORMAT: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,12 +53,20 @@ fn store_format_record() -> Vec<u8> {
     .expect("serializes")
 }
 
-/// Refuses a store written by a newer release: this one would misread it.
-pub(crate) fn check_store_format(store: &dyn Store) -> Result<(), Error> {
+/// The format the store was written in (1 when it does not say: release 0.1).
+fn stored_format(store: &dyn Store) -> Result<u32, Error> {
     let Some(raw) = store.get(STORE_FORMAT_PATH)? else {
-        return Ok(());
+        return Ok(1);
     };
     let found: StoreFormat = crate::keys::records::decode(STORE_FORMAT_PATH, &raw)?;
+    Ok(found.format)
+}
+
+/// Refuses a store written by a newer release: this one would misread it.
+pub(crate) fn check_store_format(store: &dyn Store) -> Result<(), Error> {
+    let found = StoreFormat {
+        format: stored_format(store)?,
+    };
     if found.format > STORE_FORMAT {
         return Err(Error::StoreFormat {
             found: found.format,
@@ -343,9 +351,11 @@ impl Vault {
         let config = SealConfig::new(&vault_id, self.environment(), 1, self.now(), &root, request)?;
         let barrier = Barrier::new(&root, &vault_id);
         let raw_config = config.to_bytes();
+        let (ledger_path, ledger_root) = Ledger::empty(self.now()).root_write(&barrier);
         let batch = Batch::new()
             .expect(SEAL_CONFIG_PATH, None)
             .put(STORE_FORMAT_PATH, store_format_record())
+            .put(ledger_path, ledger_root)
             .put(
                 ROOT_CHECK_PATH,
                 barrier.seal(
@@ -651,6 +661,7 @@ impl Vault {
             .store()
             .get(SEAL_CONFIG_PATH)?
             .ok_or(Error::NotInitialized)?;
+        let format = stored_format(self.store())?;
         match check_config(self.store(), &barrier, &config.vault_id, &raw_config)? {
             ConfigCheck::Authentic => {}
             ConfigCheck::Legacy => {
@@ -675,12 +686,15 @@ impl Vault {
                 );
             }
         }
+        let ledger = self.open_ledger(&barrier, format)?;
         let unsealed = Arc::new(Unsealed {
             vault_id: config.vault_id.clone(),
             barrier,
             tenants: Default::default(),
             tenants_generation: AtomicU64::new(0),
             session: Default::default(),
+            ledger: std::sync::Mutex::new(ledger),
+            clock: self.inner.options.clock.clone(),
         });
         // The guard sees the records before any key is usable; a refusal leaves the vault sealed.
         let guard = lock(&self.inner.unseal_guard)
@@ -697,9 +711,50 @@ impl Vault {
         Ok(())
     }
 
+    /// The store's ledger, opened with `barrier`. A store written before the ledger existed
+    /// (format 1 or 2) gets one now, of its records as they stand (trust on first use, like the
+    /// seal configuration of release 0.1); a format-3 store without one was tampered with.
+    fn open_ledger(&self, barrier: &Barrier, format: u32) -> Result<Ledger, Error> {
+        if let Some(ledger) = Ledger::load(self.store(), barrier)? {
+            return Ok(ledger);
+        }
+        if format >= 3 {
+            return Err(Error::Rollback {
+                path: ledger::ROOT_PATH.to_owned(),
+                reason: "the ledger is missing from a store that had one".to_owned(),
+            });
+        }
+        let records: Vec<(String, Vec<u8>)> = self
+            .store()
+            .scan_prefix("")?
+            .into_iter()
+            .filter(|(path, _)| ledger::covers(path))
+            .collect();
+        // Only records this barrier sealed for their path are vouched for.
+        for (path, raw) in &records {
+            barrier.open(path, raw)?;
+        }
+        let (ledger, mut batch) =
+            Ledger::of_contents(self.store(), barrier, &records, 1, self.now())?;
+        batch.push_expect(ledger::ROOT_PATH, None);
+        for (path, raw) in &records {
+            batch.push_expect(path.clone(), Some(raw.clone()));
+        }
+        batch.push_put(STORE_FORMAT_PATH, store_format_record());
+        commit(self.store(), batch)?;
+        tracing::warn!(
+            records = records.len(),
+            "store format {format} upgraded to {STORE_FORMAT}: the ledger now vouches for the records as they stand"
+        );
+        Ok(ledger)
+    }
+
     fn progress(&self, config: &SealConfig, round: &UnsealRound) -> UnsealProgress {
         let sealed = self.is_sealed();
         UnsealProgress {
+            store: super::read(&self.inner.state)
+                .as_ref()
+                .map(|unsealed| lock(&unsealed.ledger).generation()),
             sealed,
             threshold: config.threshold,
             shares: config.custodians.len() as u8,
@@ -762,18 +817,32 @@ impl Vault {
                 ),
             )
             .put(SEAL_CONFIG_PATH, new_config);
+        let mut resealed = Vec::new();
         for (path, raw) in self.store().scan_prefix("")? {
             // The records outside the barrier: public, and re-sealed by nothing.
             if path == SEAL_CONFIG_PATH || path == STORE_FORMAT_PATH {
                 continue;
             }
-            if path == ROOT_CHECK_PATH {
+            // The root check was written above; the ledger is made anew below.
+            if !ledger::covers(&path) {
                 batch.push_expect(path, Some(raw));
                 continue;
             }
-            let plain = unsealed.barrier.open(&path, &raw)?;
+            // Checked against the ledger: a record put back is not blessed by the new root.
+            let plain = unsealed.open(self.store(), &path, &raw)?;
             batch = batch.expect(path.clone(), Some(raw));
-            batch.push_put(path.clone(), barrier.seal(&path, &plain));
+            let sealed = barrier.seal(&path, &plain);
+            batch.push_put(path.clone(), sealed.clone());
+            resealed.push((path, sealed));
+        }
+        let generation = lock(&unsealed.ledger).generation().generation + 1;
+        let (ledger, ledger_writes) =
+            Ledger::of_contents(self.store(), &barrier, &resealed, generation, self.now())?;
+        for (path, value) in ledger_writes.writes() {
+            match value {
+                Some(value) => batch.push_put(path, value.to_vec()),
+                None => batch.push_delete(path),
+            }
         }
         commit(self.store(), batch)?;
         // The unwrapped tenant KEKs and data keys do not depend on the root key: keep them, so
@@ -795,6 +864,8 @@ impl Vault {
                     tenants: std::sync::RwLock::new(tenants),
                     tenants_generation: AtomicU64::new(0),
                     session: Default::default(),
+                    ledger: std::sync::Mutex::new(ledger),
+                    clock: self.inner.options.clock.clone(),
                 }))
             } else {
                 None

@@ -89,9 +89,10 @@ impl SealedRecords {
     /// The record at `path` and its raw stored bytes (for a compare-and-swap commit).
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<(T, Vec<u8>)>, Error> {
         let Some(raw) = self.store.get(path)? else {
+            self.unsealed.check_absent(self.store.as_ref(), path)?;
             return Ok(None);
         };
-        let plain = self.unsealed.barrier.open(path, &raw)?;
+        let plain = self.unsealed.open(self.store.as_ref(), path, &raw)?;
         let value = serde_json::from_slice(&plain).map_err(|e| Error::RecordFormat {
             path: path.to_owned(),
             reason: format!(
@@ -110,7 +111,7 @@ impl SealedRecords {
             .scan_prefix(prefix)?
             .into_iter()
             .map(|(path, raw)| {
-                let plain = self.unsealed.barrier.open(&path, &raw)?;
+                let plain = self.unsealed.open(self.store.as_ref(), &path, &raw)?;
                 let value = records::decode(&path, &plain)?;
                 Ok((path, value))
             })
@@ -122,9 +123,9 @@ impl SealedRecords {
         self.unsealed.seal_record(path, record)
     }
 
-    /// Applies `batch` atomically and durably.
+    /// Applies `batch` atomically and durably (with the ledger's update).
     pub fn commit(&self, batch: Batch) -> Result<(), Error> {
-        Ok(self.store.commit(batch)?)
+        self.unsealed.commit(self.store.as_ref(), batch)
     }
 
     /// Rewrites storage so that deleted values leave the data directory.

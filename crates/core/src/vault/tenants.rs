@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::{Unsealed, Vault, commit, read, write};
+use super::{Unsealed, Vault, read, write};
 use crate::Error;
 use crate::keys::kek::{self, Kek};
 use crate::keys::records::{self, KekRecord, KeyRecord};
@@ -138,7 +138,7 @@ impl Vault {
         let batch = Batch::new()
             .expect(path.clone(), None)
             .put(path.clone(), unsealed.seal_record(&path, &record));
-        commit(self.store(), batch).map_err(|e| match e {
+        self.commit(&unsealed, batch).map_err(|e| match e {
             Error::Store(crate::store::StoreError::Conflict { .. }) => {
                 Error::TenantExists(name.to_owned())
             }
@@ -299,8 +299,8 @@ impl Vault {
             Some(_) => return Err(Error::TenantCustodiansTampered(tenant.to_owned())),
             None => {
                 record.custodians_mac = Some(StoredBytes::new(expected.to_vec()));
-                commit(
-                    self.store(),
+                self.commit(
+                    &unsealed,
                     Batch::new()
                         .expect(path.clone(), Some(raw))
                         .put(path.clone(), unsealed.seal_record(&path, &record)),
@@ -483,7 +483,7 @@ impl Vault {
         let mut batch = Batch::new().expect(path.clone(), Some(raw));
         batch.push_put(path.clone(), unsealed.seal_record(&path, &record));
         self.rewrap_keys(&unsealed, tenant, &old_kek, &new_kek, &mut batch, Some(now))?;
-        commit(self.store(), batch)?;
+        self.commit(&unsealed, batch)?;
         // The tenant reloads from storage: its new KEK, custody key and key rings.
         let fresh = unsealed.tenant_fresh(self.store(), tenant)?;
         *write(&fresh.custody) = Some(Arc::new(custody));
@@ -535,7 +535,7 @@ impl Vault {
             unsealed.seal_record(&tenant_path, &record),
         );
         self.rewrap_keys(&unsealed, tenant, &old, &new, &mut batch, None)?;
-        commit(self.store(), batch)?;
+        self.commit(&unsealed, batch)?;
         *write(&state.kek) = Some(Arc::new(new));
         let keys = self
             .store()
@@ -556,7 +556,7 @@ impl Vault {
         new_version_at: Option<u64>,
     ) -> Result<(), Error> {
         for (path, raw) in self.store().scan_prefix(&records::keys_prefix(tenant))? {
-            let plain = unsealed.barrier.open(&path, &raw)?;
+            let plain = unsealed.open(self.store(), &path, &raw)?;
             let mut record: KeyRecord = records::decode(&path, &plain)?;
             let key_name = &path[records::keys_prefix(tenant).len()..];
             if record.kek_version != Some(old.version) {
@@ -590,7 +590,7 @@ impl Vault {
         for (key_path, _) in self.store().scan_prefix(&records::keys_prefix(tenant))? {
             batch.push_delete(key_path);
         }
-        commit(self.store(), batch)?;
+        self.commit(&unsealed, batch)?;
         unsealed.set_tenant(tenant, None);
         self.store().purge_stale()?;
         Ok(())

@@ -49,6 +49,8 @@ pub(crate) struct Summary {
     /// The seal-state change this request made (`unsealed`, `sealed`, `tenant-unlocked`,
     /// `tenant-locked`), written as a line of its own.
     pub(crate) seal_change: Option<&'static str>,
+    /// With an `unsealed` change: how far the store had been written.
+    pub(crate) store: Option<tresor_core::StoreGeneration>,
 }
 
 impl Reply {
@@ -130,6 +132,12 @@ impl Reply {
     /// Records a seal-state change made by this request.
     pub(crate) fn seal_change(mut self, change: &'static str) -> Reply {
         self.summary.seal_change = Some(change);
+        self
+    }
+
+    /// Records the store's generation with an `unsealed` change.
+    pub(crate) fn store(mut self, store: Option<tresor_core::StoreGeneration>) -> Reply {
+        self.summary.store = store;
         self
     }
 

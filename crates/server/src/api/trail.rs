@@ -138,7 +138,20 @@ fn follow_ups(request: &AuditEvent, summary: &super::reply::Summary) -> Vec<Audi
         });
     }
     if let Some(change) = summary.seal_change {
-        lines.push(line(change.to_owned()));
+        lines.push(AuditEvent {
+            store: summary.store,
+            reason: summary
+                .store
+                .map(|s| {
+                    format!(
+                        "store generation {}, last written {}",
+                        s.generation,
+                        tresor_wire::time::rfc3339(s.last_write, 0)
+                    )
+                })
+                .unwrap_or_default(),
+            ..line(change.to_owned())
+        });
     }
     lines
 }

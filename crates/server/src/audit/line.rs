@@ -82,6 +82,9 @@ pub struct AuditEvent {
     /// The dangerous operation this line settles (ran, failed, rejected or cancelled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalRef>,
+    /// On `unsealed` lines: how far the store had been written (docs/custody.md, "Rollback").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<tresor_core::StoreGeneration>,
 }
 
 /// A custodian as the log names it: the name and the fingerprint of its public keys, so a

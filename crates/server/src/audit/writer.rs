@@ -214,6 +214,33 @@ impl AuditLog {
         Ok(None)
     }
 
+    /// The store generation on the last line of this log's files that records one (an
+    /// `unsealed` line), newest file first; `None` if no file holds one.
+    pub fn last_store(&self) -> std::io::Result<Option<tresor_core::StoreGeneration>> {
+        #[derive(serde::Deserialize)]
+        struct WithStore {
+            store: Option<tresor_core::StoreGeneration>,
+        }
+        let mut files = rotated_files(&self.config.path)?;
+        files.push(self.config.path.clone());
+        for file in files.iter().rev() {
+            let text = match fs::read_to_string(file) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let found = text
+                .lines()
+                .rev()
+                .filter(|line| line.contains("\"store\":"))
+                .find_map(|line| serde_json::from_str::<WithStore>(line).ok()?.store);
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
     fn notify_checkpoint(&self, checkpoint: Option<(u64, [u8; 32])>) {
         if let Some((seq, hash)) = checkpoint {
             if let Some(hook) = &*self

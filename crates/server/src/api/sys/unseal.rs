@@ -33,9 +33,46 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     })
     .map_err(ApiError::from_native)?;
     let reply = Reply::data(&progress).acted_by(custodian.as_ref().map(acts::custodian));
-    Ok(if progress.sealed {
-        reply
-    } else {
-        reply.seal_change("unsealed")
-    })
+    if progress.sealed {
+        return Ok(reply);
+    }
+    report_store_rollback(call, progress.store);
+    Ok(reply.seal_change("unsealed").store(progress.store))
+}
+
+/// A store older than the one this node's audit log last saw unsealed (a restored backup, a
+/// disk put back whole) cannot be refused — that is what a restore is — but it is said: a
+/// warning in the server log and a `store-rolled-back` line naming both generations.
+fn report_store_rollback(call: &Call<'_>, now: Option<tresor_core::StoreGeneration>) {
+    let (Some(log), Some(now)) = (call.state.audit.as_deref(), now) else {
+        return;
+    };
+    let last = match log.last_store() {
+        Ok(Some(last)) if last.generation > now.generation => last,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the audit log to compare store generations");
+            return;
+        }
+    };
+    let reason = format!(
+        "the store is at generation {} (last written {}), older than generation {} (last written {}) that this node's audit log saw: it was put back from an earlier copy",
+        now.generation,
+        tresor_wire::time::rfc3339(now.last_write, 0),
+        last.generation,
+        tresor_wire::time::rfc3339(last.last_write, 0)
+    );
+    tracing::warn!("{reason}");
+    let event = crate::audit::AuditEvent {
+        principal: crate::api::SERVER_PRINCIPAL.to_owned(),
+        source: call.caller.source.clone(),
+        operation: "store-rolled-back".to_owned(),
+        outcome: Some(crate::audit::Outcome::Ok),
+        reason,
+        store: Some(now),
+        ..Default::default()
+    };
+    if let Err(e) = log.record(&event) {
+        tracing::error!(error = %e, "audit line not written");
+    }
 }

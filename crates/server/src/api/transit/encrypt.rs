@@ -126,7 +126,8 @@ fn with_upsert<T>(
     operation: impl Fn() -> Result<T, Error>,
 ) -> Result<T, ApiError> {
     match operation() {
-        Err(Error::KeyNotFound { .. }) if ctx.may_create() => {
+        // Encrypt creates a missing key when the caller may create it.
+        Err(Error::KeyNotFound { .. }) if ctx.call.may(super::keys_create::CREATE) => {
             if convergent && !derived {
                 return Err(ApiError::bad_request(
                     "convergent encryption requires derivation to be enabled, so context is required",

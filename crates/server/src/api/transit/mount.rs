@@ -9,7 +9,6 @@ use serde::Serialize;
 use tresor_core::{KeyInfo, Vault, Versioned};
 use tresor_wire::api::transit::CiphertextResult;
 
-use super::keys_create;
 use crate::api::endpoint::{Call, Mount, Prefix};
 use crate::api::reply::{ApiError, Reply};
 use crate::api::inputs::InputLog;
@@ -65,11 +64,6 @@ impl<'a> KeyCtx<'a> {
             inputs: call.inputs,
             call,
         }
-    }
-
-    /// Whether the caller may create this key (encrypt creates missing keys when allowed).
-    pub(crate) fn may_create(&self) -> bool {
-        self.call.may(keys_create::CREATE)
     }
 }
 
