@@ -154,6 +154,8 @@ impl Reply {
             ReplyBody::Bare(bytes) => bytes,
             ReplyBody::Text { body, .. } => body.into_bytes(),
             ReplyBody::Data(data) => {
+                // Copied into the envelope below; the copy left behind is wiped.
+                let data = zeroize::Zeroizing::new(data);
                 let warnings = if self.warnings.is_empty() {
                     "null".to_owned()
                 } else {

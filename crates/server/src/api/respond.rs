@@ -29,10 +29,12 @@ pub(crate) fn respond(
             error.retry_after,
         ),
     };
+    // A body may carry plaintext, data keys or an exported key: its buffer is wiped when hyper
+    // drops the last reference, once it has been written to the connection.
     let mut response = Response::new(Full::new(if head {
         Bytes::new()
     } else {
-        Bytes::from(body)
+        Bytes::from_owner(zeroize::Zeroizing::new(body))
     }));
     *response.status_mut() = status;
     let headers = response.headers_mut();
