@@ -19,6 +19,7 @@ mod output;
 mod pins;
 mod pki;
 mod policy;
+mod recovery;
 mod tenant;
 
 use std::process::ExitCode;

@@ -98,6 +98,32 @@ pub(crate) enum OperatorCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Take a backup of the whole store while the vault serves: one file, signed by the node,
+    /// useless without k custodians (docs/recovery.md).
+    Backup {
+        /// Where to write it (refused if it exists; written owner-only).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Restore a backup into the empty store a configuration names; the vault then starts
+    /// sealed and the backup's custodians unseal it (docs/recovery.md).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The configuration of the vault to restore into: its [storage] must be empty.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The fingerprint of the node that took the backup, as the custodians pinned it at
+        /// init (repeat for several nodes): a file signed by any other node is refused.
+        #[arg(long = "node", value_name = "FINGERPRINT", required = true)]
+        nodes: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -273,6 +299,17 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             let approval = connection.client()?.rekey(&custodians, threshold).await?;
             output::print(format, &approval, pending)
         }
+        OperatorCommand::Backup {
+            out,
+            connection,
+            format,
+        } => super::recovery::backup(&out, &connection, format).await,
+        OperatorCommand::Restore {
+            file,
+            config,
+            nodes,
+            format,
+        } => super::recovery::restore(&file, &config, &nodes, format),
     }
 }
 

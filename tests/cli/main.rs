@@ -12,4 +12,5 @@ mod errors;
 mod operations;
 mod pki;
 mod readme;
+mod recovery;
 mod start;

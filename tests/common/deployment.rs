@@ -190,6 +190,23 @@ impl Deployment {
             .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
     }
 
+    /// `tresor server --config NAME` (another configuration in the same directory).
+    pub fn start_config(&self, name: &str) -> ServerProcess {
+        ServerProcess::start(self.dir.path(), &self.path(name))
+            .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
+    }
+
+    /// A client of `server` with the certificate `<name>.pem`.
+    pub fn client(&self, server: &ServerProcess, name: &str) -> tresor_client::Client {
+        tresor_client::Client::new(&tresor_client::ClientSettings {
+            addr: server.url.clone(),
+            ca_cert: self.path("ca.pem"),
+            client_cert: self.path(&format!("{name}.pem")),
+            client_key: self.path(&format!("{name}-key.pem")),
+        })
+        .unwrap()
+    }
+
     /// `tresor server --config tresor.toml` when it is expected not to start: exit status and
     /// stderr.
     pub fn start_fails(&self) -> (ExitStatus, String) {

@@ -811,6 +811,12 @@ impl Client {
         self.answer(sys::SEAL, &[], None).await.map(drop)
     }
 
+    /// A backup of the whole store: the signed file `tresor_wire::backup` reads.
+    pub async fn backup(&self) -> Result<Bytes, ClientError> {
+        let (status, body) = self.send_to(sys::BACKUP, &[], None).await?;
+        success(status, body)
+    }
+
     /// Unlocks level-3 tenant `tenant` with one of its custodians' identity (the custody key
     /// travels sealed both ways, like an unseal share).
     ///

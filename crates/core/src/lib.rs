@@ -60,6 +60,6 @@ pub use keys::{HmacAlgorithm, KeyConfig, KeySpec, ProtectionLevel};
 pub use store::{SledStore, Store};
 pub use tresor_wire::custody::StoreGeneration;
 pub use vault::{
-    BatchResult, Custodians, DataKey, KeyInfo, SealedRecords, SealedStore, TenantSpec, UnsealGuard,
-    Vault, VaultOptions, check_principal, validate_custody,
+    BatchResult, Custodians, DataKey, KeyInfo, SealedRecords, SealedStore, Snapshot, TenantSpec,
+    UnsealGuard, Vault, VaultOptions, check_principal, restore_into, validate_custody,
 };

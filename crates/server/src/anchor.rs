@@ -121,6 +121,23 @@ impl UnsealGuard for AuditAnchor {
             anchor.seq,
             tresor_wire::time::rfc3339(anchor.at, 0)
         );
+        if self.log.restored_since_unseal().unwrap_or(false) {
+            // A restore resets the anchor: the store came from a backup, whose anchor names a
+            // checkpoint of the log of the node and the moment it was taken.
+            let event = AuditEvent {
+                principal: "tresor:unseal".to_owned(),
+                operation: "audit-anchor-reset".to_owned(),
+                outcome: Some(Outcome::Ok),
+                reason: format!(
+                    "{what}; the store was restored from a backup since the last unseal (the `restored` line), so the anchor starts again here"
+                ),
+                ..AuditEvent::default()
+            };
+            self.log.record(&event).map_err(|e| {
+                Error::UnsealRefused(format!("the anchor reset could not be audited: {e}"))
+            })?;
+            return self.reset(records);
+        }
         match accepted_by {
             Some(custodians) => {
                 let event = AuditEvent {

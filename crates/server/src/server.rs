@@ -243,12 +243,19 @@ fn log_seal_state(vault: &Vault) {
 
 /// Opens the configured store and vault (sealed).
 pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
-    let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
+    let store = open_store(config)?;
     let node = crate::node::load_or_create(&config.node.identity_key)?;
     let mut options =
         VaultOptions::new(config.environment.clone()).with_node_identity(Arc::new(node));
     options.unseal_timeout = config.unseal.timeout;
-    Ok(Vault::open(Arc::new(store), options)?)
+    Ok(Vault::open(store, options)?)
+}
+
+/// The store `config`'s `[storage]` names (what `tresor server` serves and `tresor operator
+/// restore` writes into).
+pub fn open_store(config: &Config) -> Result<Arc<dyn tresor_core::Store>, ServerError> {
+    let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
+    Ok(Arc::new(store))
 }
 
 /// What is checked and acquired before anything is written: the TLS files, the policy set

@@ -8,6 +8,7 @@
 //!   server's router and the client.
 //! - [`custody`]: seal status, root-key shares, tenant custody keys (docs/custody.md).
 //! - [`approvals`]: dangerous operations waiting for custodians, and what they sign.
+//! - [`backup`]: the signed backup file (docs/recovery.md).
 //! - [`pins`]: pin manifests and their verification, exports, delivered keys (docs/pinning.md).
 //! - [`keys`], [`tenants`]: key configuration changes and tenant descriptions.
 //! - [`duration`], [`time`]: durations and times as people write them.
@@ -43,6 +44,7 @@
 
 pub mod api;
 pub mod approvals;
+pub mod backup;
 pub mod custody;
 pub mod duration;
 pub mod keys;

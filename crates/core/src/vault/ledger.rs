@@ -168,6 +168,16 @@ impl Ledger {
         )
     }
 
+    /// The store's generation as it stands in the store now.
+    pub(crate) fn current(
+        &mut self,
+        store: &dyn Store,
+        barrier: &Barrier,
+    ) -> Result<StoreGeneration, Error> {
+        self.refresh(store, barrier)?;
+        Ok(self.generation())
+    }
+
     /// The store's generation and time of last write.
     pub(crate) fn generation(&self) -> StoreGeneration {
         StoreGeneration {

@@ -4,6 +4,7 @@
 //! unsealed. Sealing drops it; the last in-flight request holding it drops the keys, which
 //! zeroize themselves.
 
+mod backup;
 mod keys;
 mod ledger;
 mod ops;
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+pub use backup::{Snapshot, restore_into};
 pub use keys::KeyInfo;
 pub use ops::{BatchResult, DataKey};
 pub use seal::{Custodians, UnsealGuard};

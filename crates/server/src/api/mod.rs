@@ -110,6 +110,7 @@ registry! {
         approvals_approve,
         approvals_reject,
         approvals_cancel,
+        backup,
         metrics,
         audit_hash,
         health,

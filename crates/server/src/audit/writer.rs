@@ -241,6 +241,26 @@ impl AuditLog {
         Ok(None)
     }
 
+    /// Whether `tresor operator restore` wrote a `restored` line into the current file since the
+    /// last `unsealed` line: the store then comes from a backup, and its audit anchor may name
+    /// a checkpoint of another log.
+    pub fn restored_since_unseal(&self) -> std::io::Result<bool> {
+        let text = match fs::read_to_string(&self.config.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        for line in text.lines().rev() {
+            if line.contains("\"operation\":\"unsealed\"") {
+                return Ok(false);
+            }
+            if line.contains("\"operation\":\"restored\"") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn notify_checkpoint(&self, checkpoint: Option<(u64, [u8; 32])>) {
         if let Some((seq, hash)) = checkpoint {
             if let Some(hook) = &*self

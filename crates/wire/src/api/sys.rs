@@ -59,6 +59,8 @@ pub const REJECT: Route = Route::post("sys/approvals/{id}/reject");
 pub const CANCEL: Route = Route::post("sys/approvals/{id}/cancel");
 /// GET `sys/metrics`: Prometheus text.
 pub const METRICS: Route = Route::get("sys/metrics");
+/// GET `sys/backup`: a signed, consistent copy of the whole store (`tresor_wire::backup`).
+pub const BACKUP: Route = Route::get("sys/backup");
 /// POST `sys/audit/hash`: the audit form of a known value.
 pub const AUDIT_HASH: Route = Route::post("sys/audit/hash");
 
