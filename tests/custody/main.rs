@@ -9,5 +9,6 @@ mod common;
 mod cli;
 mod control;
 mod people;
+mod transfer;
 mod trust;
 mod unseal;

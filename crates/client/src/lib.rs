@@ -179,6 +179,16 @@ pub enum PinActivation {
     PendingApproval(Box<Approval>),
 }
 
+/// The sealed package in an executed key transfer's outcome (base64), if it is one.
+pub fn transfer_package(approval: &Approval) -> Option<&str> {
+    match &approval.state {
+        tresor_wire::approvals::ApprovalState::Executed { outcome, .. } => outcome
+            .split_once(tresor_wire::approvals::PACKAGE_MARK)
+            .map(|(_, package)| package),
+        _ => None,
+    }
+}
+
 /// One result of a batch call: a value or the server's message for that item.
 pub type ItemResult<T> = Result<T, String>;
 
@@ -809,6 +819,48 @@ impl Client {
     /// Seals the vault.
     pub async fn seal(&self) -> Result<(), ClientError> {
         self.answer(sys::SEAL, &[], None).await.map(drop)
+    }
+
+    /// This vault's key-transfer key, signed by its node (for another vault to seal a key to).
+    pub async fn transfer_key(&self) -> Result<tresor_wire::custody::TransferKey, ClientError> {
+        self.data_at(sys::TRANSFER_KEY, &[], None).await
+    }
+
+    /// Asks to seal `tenant`/`key` to the vault of `recipient` (whose node fingerprint is
+    /// `recipient_node`): an approval, whose executed outcome holds the package
+    /// ([`transfer_package`]).
+    pub async fn request_key_transfer(
+        &self,
+        tenant: &str,
+        key: &str,
+        recipient: &tresor_wire::custody::TransferKey,
+        recipient_node: &str,
+    ) -> Result<Approval, ClientError> {
+        let body = transit::TransferKeyRequest {
+            recipient: recipient.clone(),
+            recipient_node: recipient_node.to_owned(),
+        };
+        self.data_at(transit::TRANSFER_KEY, &[tenant, key], json(&body))
+            .await
+    }
+
+    /// Asks to store `package` (sealed to this vault by vault `from`) as `tenant`/`key`: an
+    /// approval.
+    pub async fn request_key_receipt(
+        &self,
+        tenant: &str,
+        key: &str,
+        package: &str,
+        from: &str,
+        replace: bool,
+    ) -> Result<Approval, ClientError> {
+        let body = transit::ReceiveKeyRequest {
+            package: package.to_owned(),
+            from: from.to_owned(),
+            replace,
+        };
+        self.data_at(transit::RECEIVE_KEY, &[tenant, key], json(&body))
+            .await
     }
 
     /// A backup of the whole store: the signed file `tresor_wire::backup` reads.

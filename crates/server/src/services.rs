@@ -2,6 +2,8 @@
 //! jobs run. The one place that knows every service, so that none of them knows another: the
 //! approval workflow runs an approved operation through [`Runner`], implemented here.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use tresor_core::{Error, Vault};
 use tresor_wire::approvals::{ApprovalOutcome, Dangerous, Decision};
 use tresor_wire::custody::InitRequest;
@@ -47,6 +49,9 @@ impl Services {
         self.approvals.decide(id, decision, signer, self)
     }
 }
+
+/// In an executed key transfer's outcome, what precedes the sealed package (base64).
+pub use tresor_wire::approvals::PACKAGE_MARK;
 
 impl Runner for Services {
     fn run(&self, request: &Dangerous) -> Result<String, Error> {
@@ -109,6 +114,46 @@ impl Runner for Services {
                 .vault
                 .change_tenant_custodians(tenant, custodians, *threshold)
                 .map(|t| format!("tenant {tenant} custodians: {}", t.custodians.join(", "))),
+            Dangerous::TransferKey {
+                tenant,
+                key,
+                to_vault,
+                to_key,
+            } => {
+                let recipient: [u8; 32] = STANDARD
+                    .decode(to_key)
+                    .ok()
+                    .and_then(|k| k.try_into().ok())
+                    .ok_or_else(|| Error::invalid("to_key", "not a 32-byte key"))?;
+                self.vault
+                    .export_key_sealed(tenant, key, to_vault, &recipient)
+                    .map(|package| {
+                        format!(
+                            "key {tenant}/{key} sealed to vault {to_vault}{}{}",
+                            PACKAGE_MARK,
+                            STANDARD.encode(package)
+                        )
+                    })
+            }
+            Dangerous::ReceiveKey {
+                tenant,
+                key,
+                from_vault,
+                package,
+                replace,
+            } => {
+                let package = STANDARD
+                    .decode(package)
+                    .map_err(|_| Error::invalid("package", "not base64"))?;
+                self.vault
+                    .import_key_sealed(tenant, key, from_vault, &package, *replace)
+                    .map(|info| {
+                        format!(
+                            "key {tenant}/{key} received from vault {from_vault}: versions 1 to {}",
+                            info.latest_version
+                        )
+                    })
+            }
             Dangerous::ActivatePinEarly { app, kid } => self
                 .pins
                 .activate_pin_key(app, kid, ActivationMode::Override)

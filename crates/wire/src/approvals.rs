@@ -99,6 +99,30 @@ pub enum Dangerous {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         threshold: Option<u8>,
     },
+    /// Seal a key (configuration and every version) to another vault's transfer key.
+    TransferKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// The receiving vault's id.
+        to_vault: String,
+        /// Its transfer key (base64 X25519), checked against its node when asked.
+        to_key: String,
+    },
+    /// Store a key another vault sealed to this one.
+    ReceiveKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// The sending vault's id.
+        from_vault: String,
+        /// The sealed package, base64.
+        package: String,
+        /// Replace an existing key of that name.
+        replace: bool,
+    },
     /// Activate a pinned key before it has been published for the app's `max_update_lag`:
     /// apps that have not updated since may not know its pin yet and would refuse the server.
     ActivatePinEarly {
@@ -108,6 +132,10 @@ pub enum Dangerous {
         kid: String,
     },
 }
+
+/// In the outcome of an executed [`Dangerous::TransferKey`], what precedes the sealed package
+/// (base64), which the requester hands to the receiving vault.
+pub const PACKAGE_MARK: &str = "; package: ";
 
 impl Dangerous {
     /// The operation's name, as in its JSON `operation` tag (`rotate-root`, `delete-key`, …).
@@ -120,6 +148,8 @@ impl Dangerous {
             Dangerous::RotateRoot => "rotate-root",
             Dangerous::Rekey { .. } => "rekey",
             Dangerous::ChangeTenantCustodians { .. } => "change-tenant-custodians",
+            Dangerous::TransferKey { .. } => "transfer-key",
+            Dangerous::ReceiveKey { .. } => "receive-key",
             Dangerous::ActivatePinEarly { .. } => "activate-pin-early",
         }
     }
@@ -129,7 +159,9 @@ impl Dangerous {
         match self {
             Dangerous::DeleteKey { tenant, key }
             | Dangerous::TrimKey { tenant, key, .. }
-            | Dangerous::ConfigureKey { tenant, key, .. } => format!("{tenant}/{key}"),
+            | Dangerous::ConfigureKey { tenant, key, .. }
+            | Dangerous::TransferKey { tenant, key, .. }
+            | Dangerous::ReceiveKey { tenant, key, .. } => format!("{tenant}/{key}"),
             Dangerous::ShredTenant { tenant }
             | Dangerous::ChangeTenantCustodians { tenant, .. } => tenant.clone(),
             Dangerous::RotateRoot | Dangerous::Rekey { .. } => "vault".to_owned(),
@@ -179,6 +211,28 @@ impl Dangerous {
             Dangerous::RotateRoot => {
                 "rotate the root key (custodians and threshold stay)".to_owned()
             }
+            Dangerous::TransferKey {
+                tenant,
+                key,
+                to_vault,
+                ..
+            } => format!(
+                "seal key {tenant}/{key}, every version, to vault {to_vault}: that vault can then serve it"
+            ),
+            Dangerous::ReceiveKey {
+                tenant,
+                key,
+                from_vault,
+                replace,
+                ..
+            } => format!(
+                "store key {tenant}/{key} as vault {from_vault} sealed it{}",
+                if *replace {
+                    ", REPLACING the existing key of that name (its versions are lost)"
+                } else {
+                    ""
+                }
+            ),
             Dangerous::Rekey {
                 custodians,
                 threshold,
@@ -434,6 +488,19 @@ mod tests {
             Dangerous::ActivatePinEarly {
                 app: "a".into(),
                 kid: "k1".into(),
+            },
+            Dangerous::TransferKey {
+                tenant: "t".into(),
+                key: "k".into(),
+                to_vault: "v".into(),
+                to_key: "a2V5".into(),
+            },
+            Dangerous::ReceiveKey {
+                tenant: "t".into(),
+                key: "k".into(),
+                from_vault: "v".into(),
+                package: "cGFja2FnZQ==".into(),
+                replace: false,
             },
         ];
         for request in all {

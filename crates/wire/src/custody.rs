@@ -242,6 +242,66 @@ pub fn unlock_context(
         .bytes(custodian.as_bytes())
 }
 
+/// A vault's key-transfer key: where another vault seals a key it moves here, signed by this
+/// vault's node identity so the sender can check whose it is (docs/recovery.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferKey {
+    /// The vault's id.
+    pub vault_id: String,
+    /// Its environment.
+    pub environment: String,
+    /// The X25519 public key, base64.
+    pub key: String,
+    /// The node identity key, base64 Ed25519.
+    pub node_key: String,
+    /// The node's signature (base64) over [`transfer_key_message`].
+    pub signature: String,
+}
+
+/// What a node signs to vouch for its vault's transfer key: LP("tresor-transfer-key-v1") ‖
+/// LP(vault id) ‖ LP(environment) ‖ LP(key).
+pub fn transfer_key_message(vault_id: &str, environment: &str, key: &[u8; 32]) -> Vec<u8> {
+    LengthPrefixed::new()
+        .bytes(b"tresor-transfer-key-v1")
+        .bytes(vault_id.as_bytes())
+        .bytes(environment.as_bytes())
+        .bytes(key)
+        .into_vec()
+}
+
+impl TransferKey {
+    /// The X25519 key, once its signature holds and its node is `node` (a fingerprint).
+    pub fn verify(&self, node: &str) -> Result<[u8; 32], String> {
+        let key: [u8; 32] = STANDARD
+            .decode(&self.key)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or("its key is not 32 bytes of base64")?;
+        let signer = STANDARD
+            .decode(&self.node_key)
+            .ok()
+            .and_then(|k| tresor_crypto::sign::VerifyingKey::from_slice(&k))
+            .ok_or("its node_key is not an Ed25519 key")?;
+        if !signer.fingerprint().eq_ignore_ascii_case(node.trim()) {
+            return Err(format!(
+                "it is signed by node {}, not by {node}",
+                signer.fingerprint()
+            ));
+        }
+        let signature = STANDARD
+            .decode(&self.signature)
+            .map_err(|_| "its signature is not base64")?;
+        if !signer.verify(
+            &transfer_key_message(&self.vault_id, &self.environment, &key),
+            &signature,
+        ) {
+            return Err("its signature does not verify".to_owned());
+        }
+        Ok(key)
+    }
+}
+
 /// How far the store has been written: its ledger's generation (raised by every commit) and the
 /// time of its last write. Shown at unseal, so that a store put back whole (a restored backup,
 /// a copy of the disk) is seen as older than the one the operators last knew (docs/custody.md,

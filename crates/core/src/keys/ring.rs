@@ -274,6 +274,12 @@ impl KeyRing {
         Ok(mac::ct_eq(&expected, &tag))
     }
 
+    /// Every version's material, retired ones too (a key moved to another vault keeps all it
+    /// holds).
+    pub(crate) fn materials(&self) -> impl Iterator<Item = (u32, &SecretKey)> + '_ {
+        self.versions.iter().map(|(v, keys)| (*v, &keys.material))
+    }
+
     /// For export, each version at or above `min_decryption_version` (as in Vault, a retired
     /// version is not handed out): its material (`EncryptionKey`, the input of every derivation
     /// above) or its derived HMAC key (`HmacKey`).

@@ -35,7 +35,7 @@ pub struct KeyInfo {
 }
 
 impl KeyInfo {
-    fn from_record(tenant: &str, name: &str, record: &KeyRecord) -> Self {
+    pub(super) fn from_record(tenant: &str, name: &str, record: &KeyRecord) -> Self {
         KeyInfo {
             tenant: tenant.to_owned(),
             name: name.to_owned(),
@@ -255,7 +255,7 @@ impl Vault {
         Ok(KeyInfo::from_record(tenant, name, &record))
     }
 
-    fn read_key(
+    pub(super) fn read_key(
         &self,
         unsealed: &Unsealed,
         tenant: &str,
@@ -306,7 +306,7 @@ impl Vault {
         Ok(ring)
     }
 
-    fn ring_from_record(
+    pub(super) fn ring_from_record(
         &self,
         _unsealed: &Unsealed,
         state: &TenantState,
@@ -365,7 +365,7 @@ pub(super) fn add_version(
     Ok(())
 }
 
-fn stored_version(
+pub(super) fn stored_version(
     tenant: &str,
     name: &str,
     version: u32,

@@ -11,6 +11,7 @@ mod ops;
 mod seal;
 mod sealed_records;
 mod tenants;
+mod transfer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -87,6 +87,8 @@ registry! {
         hmac,
         verify,
         export,
+        keys_transfer,
+        keys_receive,
     }
     /// Tresor's own routes under `/v1/sys/`: tenants, custody, approvals, metrics, status.
     sys {
@@ -111,6 +113,7 @@ registry! {
         approvals_reject,
         approvals_cancel,
         backup,
+        transfer_key,
         metrics,
         audit_hash,
         health,

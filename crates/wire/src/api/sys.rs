@@ -59,6 +59,8 @@ pub const REJECT: Route = Route::post("sys/approvals/{id}/reject");
 pub const CANCEL: Route = Route::post("sys/approvals/{id}/cancel");
 /// GET `sys/metrics`: Prometheus text.
 pub const METRICS: Route = Route::get("sys/metrics");
+/// GET `sys/transfer-key`: this vault's key-transfer key, signed by its node.
+pub const TRANSFER_KEY: Route = Route::get("sys/transfer-key");
 /// GET `sys/backup`: a signed, consistent copy of the whole store (`tresor_wire::backup`).
 pub const BACKUP: Route = Route::get("sys/backup");
 /// POST `sys/audit/hash`: the audit form of a known value.

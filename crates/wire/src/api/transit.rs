@@ -39,6 +39,36 @@ pub const HMAC: Route = Route::post("{tenant}/hmac/{key}/{algorithm?}");
 pub const VERIFY: Route = Route::post("{tenant}/verify/{key}/{algorithm?}");
 /// GET `{tenant}/export/{kind}/{key}[/{version}]`: key material of an exportable key.
 pub const EXPORT: Route = Route::get("{tenant}/export/{kind}/{key}/{version?}");
+/// POST `{tenant}/keys/{key}/transfer`: ask to seal the key to another vault (an approval;
+/// Tresor's own route, docs/recovery.md).
+pub const TRANSFER_KEY: Route = Route::post("{tenant}/keys/{key}/transfer");
+/// POST `{tenant}/keys/{key}/receive`: ask to store a key another vault sealed to this one (an
+/// approval; Tresor's own route).
+pub const RECEIVE_KEY: Route = Route::post("{tenant}/keys/{key}/receive");
+
+/// The body of [`TRANSFER_KEY`]. Tresor's own route: unknown fields are refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferKeyRequest {
+    /// The receiving vault's transfer key, as its `sys/transfer-key` answers.
+    pub recipient: crate::custody::TransferKey,
+    /// The receiving vault's node fingerprint, checked with its operators: the transfer key
+    /// must be signed by it.
+    pub recipient_node: String,
+}
+
+/// The body of [`RECEIVE_KEY`]. Tresor's own route: unknown fields are refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveKeyRequest {
+    /// The sealed package (base64), from the sending vault's executed transfer approval.
+    pub package: String,
+    /// The sending vault's id.
+    pub from: String,
+    /// Replace an existing key of that name.
+    #[serde(default)]
+    pub replace: bool,
+}
 
 // What travels on these routes. The server reads requests leniently (Vault's clients send
 // `"2"` for 2, and unknown fields are ignored on these Vault routes); a client writes them
