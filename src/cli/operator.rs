@@ -121,6 +121,13 @@ pub(crate) enum OperatorCommand {
         /// init (repeat for several nodes): a file signed by any other node is refused.
         #[arg(long = "node", value_name = "FINGERPRINT", required = true)]
         nodes: Vec<String>,
+        /// The vault's audit log files (oldest first): tenants they show shredded after the
+        /// backup was taken are shredded again at the next unseal.
+        #[arg(long = "audit-log", value_name = "FILE")]
+        audit_log: Vec<PathBuf>,
+        /// The audit log's public key (audit.pub), to verify it.
+        #[arg(long, value_name = "FILE")]
+        audit_key: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -261,6 +268,12 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             };
             // On stderr, so scripts reading `unsealed` keep working: the custodians compare
             // it with what they last saw (docs/custody.md, "Rollback").
+            if !progress.shredded.is_empty() {
+                eprintln!(
+                    "shredded again, as the restore found them shredded after the backup: {}",
+                    progress.shredded.join(", ")
+                );
+            }
             if let Some(store) = progress.store.filter(|_| !progress.sealed) {
                 eprintln!(
                     "store generation {}, last written {}",
@@ -308,8 +321,17 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             file,
             config,
             nodes,
+            audit_log,
+            audit_key,
             format,
-        } => super::recovery::restore(&file, &config, &nodes, format),
+        } => super::recovery::restore(
+            &file,
+            &config,
+            &nodes,
+            &audit_log,
+            audit_key.as_deref(),
+            format,
+        ),
     }
 }
 

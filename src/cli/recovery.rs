@@ -1,11 +1,11 @@
 //! `tresor operator backup` and `tresor operator restore` (docs/recovery.md).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use tresor_server::audit::{AuditEvent, AuditLog, Outcome};
+use tresor_server::audit::{AuditEvent, AuditLog, Outcome, VerifyOptions};
 use tresor_server::config::{AuditSetting, Config};
 use tresor_wire::backup;
 
@@ -80,10 +80,67 @@ pub(crate) async fn backup(
     })
 }
 
+/// The tenants of `backup` that `audit_log` (the vault's own log files, oldest first, checked
+/// with `audit_key`) shows shredded after the backup's audit checkpoint.
+fn shredded_since(
+    backup: &backup::Backup,
+    audit_log: &[PathBuf],
+    audit_key: Option<&Path>,
+) -> anyhow::Result<Vec<String>> {
+    if audit_log.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = audit_key.context("--audit-log needs --audit-key (the log's audit.pub)")?;
+    tresor_server::audit::verify_files(
+        audit_log,
+        key,
+        VerifyOptions {
+            allow_open_end: true,
+            allow_partial_start: true,
+        },
+    )
+    .context(
+        "the audit log given with --audit-log does not verify, so it cannot say what was shredded",
+    )?;
+    let after: u64 = backup
+        .header
+        .audit_checkpoint
+        .as_deref()
+        .and_then(|c| c.split(':').next())
+        .and_then(|seq| seq.parse().ok())
+        .unwrap_or(0);
+    let mut shredded = Vec::new();
+    for file in audit_log {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        for line in text.lines() {
+            let Ok(line) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let approval = &line["approval"];
+            if line["operation"] == "approval-executed"
+                && approval["operation"] == "shred-tenant"
+                && line["seq"].as_u64().is_some_and(|seq| seq > after)
+            {
+                if let Some(tenant) = approval["target"].as_str() {
+                    if backup.header.tenants.iter().any(|t| t == tenant)
+                        && !shredded.iter().any(|t| t == tenant)
+                    {
+                        shredded.push(tenant.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    Ok(shredded)
+}
+
 pub(crate) fn restore(
     file: &Path,
     config_path: &Path,
     nodes: &[String],
+    audit_log: &[PathBuf],
+    audit_key: Option<&Path>,
     format: Format,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -102,8 +159,9 @@ pub(crate) fn restore(
             backup.header.environment
         );
     }
+    let shredded = shredded_since(&backup, audit_log, audit_key)?;
     let store = tresor_server::server::open_store(&config)?;
-    tresor_core::restore_into(store.as_ref(), &backup.records).with_context(|| {
+    tresor_core::restore_into(store.as_ref(), &backup.records, &shredded).with_context(|| {
         format!(
             "nothing was restored into {}",
             config.storage.path.display()
@@ -120,7 +178,7 @@ pub(crate) fn restore(
             operation: "restored".to_owned(),
             outcome: Some(Outcome::Ok),
             reason: format!(
-                "restored from {}: vault {}, taken {} by node {}, store generation {}, {} records, tenants [{}], audit checkpoint {}",
+                "restored from {}: vault {}, taken {} by node {}, store generation {}, {} records, tenants [{}], audit checkpoint {}, shredded after it (shredded again at the next unseal) [{}]",
                 file.display(),
                 header.vault_id,
                 tresor_wire::time::rfc3339(header.taken_at, 0),
@@ -128,12 +186,19 @@ pub(crate) fn restore(
                 header.store.generation,
                 header.records,
                 header.tenants.join(", "),
-                header.audit_checkpoint.as_deref().unwrap_or("none")
+                header.audit_checkpoint.as_deref().unwrap_or("none"),
+                shredded.join(", ")
             ),
             store: Some(header.store),
             ..AuditEvent::default()
         })?;
         log.close()?;
+    }
+    if !shredded.is_empty() {
+        eprintln!(
+            "shredded after the backup was taken, and shredded again at the next unseal: {}",
+            shredded.join(", ")
+        );
     }
     let summary = Summary::of(file, &backup, bytes.len(), started);
     output::print(format, &summary, |s| {

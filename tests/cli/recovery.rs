@@ -98,6 +98,18 @@ async fn describe(client: &Client) -> BTreeMap<String, serde_json::Value> {
     out
 }
 
+/// As [`describe`], without the tenant shredded after the backup.
+async fn describe_kept(client: &Client) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for (tenant, key, _) in keys().into_iter().filter(|(t, _, _)| *t != "plain") {
+        out.insert(
+            format!("{tenant}/{key}"),
+            client.read_key(tenant, key).await.unwrap(),
+        );
+    }
+    out
+}
+
 fn node_fingerprint(d: &Deployment) -> String {
     let pins = std::fs::read_to_string(d.path("alice.nodes")).unwrap();
     pins.lines()
@@ -180,6 +192,19 @@ fn the_disaster_recovery_drill() {
     let again = server.run_as(&d, "ops", &["operator", "backup", "--out", "drill.backup"]);
     assert_eq!(again.code(), Some(1));
     assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+    // After the backup, tenant `plain` is shredded (with its approval).
+    let asked = server.ops(&d, &["tenant", "shred", "plain", "--format", "json"]);
+    let id = serde_json::from_str::<serde_json::Value>(&asked).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for who in ["alice", "bob"] {
+        let key = format!("{who}.key");
+        server.ops(
+            &d,
+            &["approval", "approve", &id, "--identity", &key, "--yes"],
+        );
+    }
     server.stop();
 
     // The machine is lost.
@@ -261,7 +286,8 @@ fn the_disaster_recovery_drill() {
     assert!(!d.path("restored").exists());
 
     // The restore, on another port.
-    let restored = d.ok(&[
+    // Given the vault's audit log, the restore finds `plain` shredded after the backup.
+    let restored = d.run(&[
         "operator",
         "restore",
         "drill.backup",
@@ -269,8 +295,24 @@ fn the_disaster_recovery_drill() {
         "restored.toml",
         "--node",
         &node,
+        "--audit-log",
+        "audit/audit.log",
+        "--audit-key",
+        "audit/audit.pub",
     ]);
-    assert!(restored.contains("it starts sealed"), "{restored}");
+    assert!(restored.status.success(), "{}", restored.stderr);
+    assert!(
+        restored.stdout.contains("it starts sealed"),
+        "{}",
+        restored.stdout
+    );
+    assert!(
+        restored
+            .stderr
+            .contains("shredded again at the next unseal: plain"),
+        "{}",
+        restored.stderr
+    );
     let again = d.run(&[
         "operator",
         "restore",
@@ -292,16 +334,32 @@ fn the_disaster_recovery_drill() {
     let server = d.start_config("restored.toml");
     // Carol is lost: Alice and Bob unseal.
     server.ops(&d, &["operator", "unseal", "--identity", "alice.key"]);
-    let unsealed = server.ops(&d, &["operator", "unseal", "--identity", "bob.key"]);
-    assert_eq!(unsealed.trim(), "unsealed");
+    let unsealed = server.run_as(&d, "ops", &["operator", "unseal", "--identity", "bob.key"]);
+    assert_eq!(unsealed.stdout.trim(), "unsealed", "{}", unsealed.stderr);
+    assert!(
+        unsealed.stderr.contains("shredded again"),
+        "{}",
+        unsealed.stderr
+    );
+    let tenants = server.ops(&d, &["tenant", "list"]);
+    assert!(!tenants.lines().any(|t| t == "plain"), "{tenants}");
     server.ops(
         &d,
         &["tenant", "unlock", "vault3", "--identity", "alice.key"],
     );
     let ops = d.client(&server, "ops");
     rt.block_on(async {
-        assert_eq!(describe(&ops).await, before, "key versions and configs");
+        let mut before = before.clone();
+        before.remove("plain/k1");
+        assert_eq!(
+            describe_kept(&ops).await,
+            before,
+            "key versions and configs"
+        );
         for (tenant, key, context, plaintext, ciphertext) in &written {
+            if tenant == "plain" {
+                continue;
+            }
             let crypto = CryptoOptions {
                 context: (!context.is_empty()).then(|| context.clone()),
                 ..Default::default()

@@ -328,6 +328,10 @@ pub struct UnsealProgress {
     /// Once unsealed: how far the store has been written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreGeneration>,
+    /// Tenants this unseal shredded again: a restore found them shredded after its backup was
+    /// taken (docs/recovery.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shredded: Vec<String>,
 }
 
 /// The vault's state as shown to anyone who asks (no secrets).

@@ -18,6 +18,10 @@ pub(crate) const ROOT_CHECK_PATH: &str = "core/root-check";
 /// Where the store's format is recorded (absent in stores written by release 0.1).
 pub(crate) const STORE_FORMAT_PATH: &str = "core/format";
 
+/// Tenants a restore found shredded after its backup was taken: shredded again at the next
+/// unseal (docs/recovery.md). Not a barrier record: the restore writes it without the root key.
+pub(crate) const SHRED_ON_UNSEAL_PATH: &str = "core/shred-on-unseal";
+
 /// Storage path of a tenant record.
 pub(crate) fn tenant_path(tenant: &str) -> String {
     format!("tenants/{tenant}")

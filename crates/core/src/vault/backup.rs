@@ -5,7 +5,9 @@
 use super::ledger::ROOT_PATH;
 use super::seal::SealConfig;
 use super::{Vault, lock};
-use crate::keys::records::TENANTS_PREFIX;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::records::{SHRED_ON_UNSEAL_PATH, TENANTS_PREFIX};
 use crate::store::{Batch, Store, StoreError};
 use crate::{Error, StoreGeneration};
 
@@ -87,9 +89,21 @@ impl Vault {
     }
 }
 
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShredOnUnseal {
+    tenants: Vec<String>,
+}
+
 /// Writes `records` (a backup's) into `store`, which must hold nothing: one atomic batch, each
 /// record expected absent, so nothing is overwritten even by a writer racing the restore.
-pub fn restore_into(store: &dyn Store, records: &[(String, Vec<u8>)]) -> Result<(), Error> {
+/// `shredded_since` are tenants shredded after the backup was taken: the next unseal shreds
+/// them again ([`Vault::shred_after_restore`]).
+pub fn restore_into(
+    store: &dyn Store,
+    records: &[(String, Vec<u8>)],
+    shredded_since: &[String],
+) -> Result<(), Error> {
     if let Some((path, _)) = store.scan_prefix("")?.first() {
         return Err(Error::NotPermitted(format!(
             "the store is not empty (it holds `{path}`, among others): a backup is restored only into an empty store"
@@ -100,6 +114,41 @@ pub fn restore_into(store: &dyn Store, records: &[(String, Vec<u8>)]) -> Result<
         batch.push_expect(path.clone(), None);
         batch.push_put(path.clone(), value.clone());
     }
+    if !shredded_since.is_empty() {
+        let marker = ShredOnUnseal {
+            tenants: shredded_since.to_vec(),
+        };
+        batch.push_put(
+            SHRED_ON_UNSEAL_PATH,
+            serde_json::to_vec(&marker).expect("serializes"),
+        );
+    }
     store.commit(batch)?;
     Ok(())
+}
+
+impl Vault {
+    /// At unseal: shreds again the tenants a restore found shredded after its backup was
+    /// taken, and forgets the list. Returns the tenants shredded.
+    pub(crate) fn shred_after_restore(&self) -> Result<Vec<String>, Error> {
+        let Some(raw) = self.store().get(SHRED_ON_UNSEAL_PATH)? else {
+            return Ok(Vec::new());
+        };
+        let marker: ShredOnUnseal = crate::keys::records::decode(SHRED_ON_UNSEAL_PATH, &raw)?;
+        let mut shredded = Vec::new();
+        for tenant in marker.tenants {
+            match self.shred_tenant(&tenant) {
+                Ok(()) => shredded.push(tenant),
+                Err(Error::TenantNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.store().commit(
+            Batch::new()
+                .expect(SHRED_ON_UNSEAL_PATH, Some(raw))
+                .delete(SHRED_ON_UNSEAL_PATH),
+        )?;
+        tracing::warn!(tenants = %shredded.join(", "), "shredded again after a restore: they were shredded after the backup was taken");
+        Ok(shredded)
+    }
 }

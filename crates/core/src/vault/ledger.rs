@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use tresor_crypto::{hex, sha256};
 
 use crate::barrier::Barrier;
-use crate::keys::records::{self, ROOT_CHECK_PATH, SEAL_CONFIG_PATH, STORE_FORMAT_PATH};
+use crate::keys::records::{
+    self, ROOT_CHECK_PATH, SEAL_CONFIG_PATH, SHRED_ON_UNSEAL_PATH, STORE_FORMAT_PATH,
+};
 use crate::store::{Batch, Store, StoreError};
 use crate::{Error, StoreGeneration};
 
@@ -43,6 +45,7 @@ pub(crate) fn covers(path: &str) -> bool {
     !(path == SEAL_CONFIG_PATH
         || path == STORE_FORMAT_PATH
         || path == ROOT_CHECK_PATH
+        || path == SHRED_ON_UNSEAL_PATH
         || path == ROOT_PATH
         || path.starts_with(LEAF_PREFIX))
 }

@@ -517,6 +517,11 @@ impl Vault {
             round.reset();
             self.install_root(&config, root?, accepted_by.as_deref())?;
             self.renew_unseal_key();
+            let shredded = self.shred_after_restore()?;
+            return Ok(UnsealProgress {
+                shredded,
+                ..self.progress(&config, &round)
+            });
         }
         Ok(self.progress(&config, &round))
     }
@@ -752,6 +757,7 @@ impl Vault {
     fn progress(&self, config: &SealConfig, round: &UnsealRound) -> UnsealProgress {
         let sealed = self.is_sealed();
         UnsealProgress {
+            shredded: Vec::new(),
             store: super::read(&self.inner.state)
                 .as_ref()
                 .map(|unsealed| lock(&unsealed.ledger).generation()),

@@ -37,6 +37,17 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         return Ok(reply);
     }
     report_store_rollback(call, progress.store);
+    if !progress.shredded.is_empty() {
+        record(
+            call,
+            "shredded-after-restore",
+            format!(
+                "tenants shredded after the restored backup was taken were shredded again: {}",
+                progress.shredded.join(", ")
+            ),
+            None,
+        );
+    }
     Ok(reply.seal_change("unsealed").store(progress.store))
 }
 
@@ -63,13 +74,26 @@ fn report_store_rollback(call: &Call<'_>, now: Option<tresor_core::StoreGenerati
         tresor_wire::time::rfc3339(last.last_write, 0)
     );
     tracing::warn!("{reason}");
+    record(call, "store-rolled-back", reason, Some(now));
+}
+
+/// A line the server writes about what an unseal found.
+fn record(
+    call: &Call<'_>,
+    operation: &str,
+    reason: String,
+    store: Option<tresor_core::StoreGeneration>,
+) {
+    let Some(log) = call.state.audit.as_deref() else {
+        return;
+    };
     let event = crate::audit::AuditEvent {
         principal: crate::api::SERVER_PRINCIPAL.to_owned(),
         source: call.caller.source.clone(),
-        operation: "store-rolled-back".to_owned(),
+        operation: operation.to_owned(),
         outcome: Some(crate::audit::Outcome::Ok),
         reason,
-        store: Some(now),
+        store,
         ..Default::default()
     };
     if let Err(e) = log.record(&event) {
