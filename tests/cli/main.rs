@@ -11,5 +11,6 @@ mod deploy;
 mod errors;
 mod operations;
 mod pki;
+mod postgres;
 mod readme;
 mod start;

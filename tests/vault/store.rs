@@ -1,14 +1,94 @@
-//! The sled backend's contract: atomic checked batches, ordered scans, durable reopen, and a
-//! purge that leaves no deleted bytes in the data directory.
+//! The storage contract, run against both backends (sled in a temporary directory, PostgreSQL
+//! in a database of its own): atomic checked batches, ordered scans, durable reopen, and a purge
+//! that leaves no deleted bytes behind. Then what only one backend has: sled's generations,
+//! PostgreSQL's schema versions, concurrent writers and what its rows may hold.
 
 use std::fs;
+use std::sync::Arc;
 
 use tresor_core::store::{Batch, SledStore, Store, StoreError};
+use tresor_postgres::{PgError, PgStore};
 
-#[test]
-fn commit_is_atomic_and_checks_expectations() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+use crate::common::postgres::TestDatabase;
+
+/// One store under test, and a way to look at everything it wrote.
+enum Backend {
+    Sled(tempfile::TempDir, Option<SledStore>),
+    Postgres(Box<TestDatabase>, Option<PgStore>),
+}
+
+impl Backend {
+    fn sled() -> Option<Backend> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        Some(Backend::Sled(dir, Some(store)))
+    }
+
+    fn postgres() -> Option<Backend> {
+        let db = TestDatabase::create()?;
+        let store = PgStore::open(&db.options("a")).unwrap();
+        Some(Backend::Postgres(Box::new(db), Some(store)))
+    }
+
+    fn store(&self) -> &dyn Store {
+        match self {
+            Backend::Sled(_, store) => store.as_ref().unwrap(),
+            Backend::Postgres(_, store) => store.as_ref().unwrap(),
+        }
+    }
+
+    /// True if anything the backend keeps holds `needle`.
+    fn holds(&self, needle: &[u8]) -> bool {
+        match self {
+            Backend::Sled(dir, _) => crate::common::dir_contains(dir.path(), needle),
+            Backend::Postgres(db, _) => db.holds(needle),
+        }
+    }
+
+    /// Drops the store (as a process exit would) and opens it again.
+    fn reopen(&mut self) {
+        match self {
+            Backend::Sled(dir, store) => {
+                drop(store.take());
+                *store = Some(crate::common::open_store(dir.path()));
+            }
+            Backend::Postgres(db, store) => {
+                drop(store.take());
+                *store = Some(PgStore::open(&db.options("a")).unwrap());
+            }
+        }
+    }
+}
+
+/// Each contract test runs once per backend, with the same body.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sled {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::sled().unwrap());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(backend) = super::Backend::postgres() {
+                    super::$name(backend);
+                }
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    commit_is_atomic_and_checks_expectations,
+    scan_prefix_in_order,
+    purge_removes_deleted_bytes_and_keeps_live_data,
+    values_are_kept_byte_for_byte,
+);
+
+fn commit_is_atomic_and_checks_expectations(backend: Backend) {
+    let store = backend.store();
     store.put("a", b"1").unwrap();
     let conflict = store.commit(
         Batch::new()
@@ -19,6 +99,9 @@ fn commit_is_atomic_and_checks_expectations() {
     assert!(matches!(conflict, Err(StoreError::Conflict { key }) if key == "a"));
     assert_eq!(store.get("a").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(store.get("b").unwrap(), None);
+    let absent = store.commit(Batch::new().expect("a", None).put("z", b"9".to_vec()));
+    assert!(matches!(absent, Err(StoreError::Conflict { key }) if key == "a"));
+    assert_eq!(store.get("z").unwrap(), None);
     store
         .commit(
             Batch::new()
@@ -30,13 +113,13 @@ fn commit_is_atomic_and_checks_expectations() {
         .unwrap();
     assert_eq!(store.get("a").unwrap(), None);
     assert_eq!(store.get("c").unwrap().as_deref(), Some(&b"3"[..]));
+    // Deleting what is absent is a no-op, not an error.
+    store.delete("never-there").unwrap();
 }
 
-#[test]
-fn scan_prefix_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
-    for key in ["k/b", "k/a", "kx", "j"] {
+fn scan_prefix_in_order(backend: Backend) {
+    let store = backend.store();
+    for key in ["k/b", "k/a", "kx", "j", "k/B", "k/a/1", "k/é"] {
         store.put(key, key.as_bytes()).unwrap();
     }
     let keys: Vec<String> = store
@@ -45,29 +128,58 @@ fn scan_prefix_in_order() {
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    assert_eq!(keys, ["k/a", "k/b"]);
+    // Byte order, as sled keeps it (not a locale's collation).
+    assert_eq!(keys, ["k/B", "k/a", "k/a/1", "k/b", "k/é"]);
+    assert!(store.scan_prefix("nothing/").unwrap().is_empty());
+    // `%` and `_` are plain characters in a prefix, not patterns.
+    store.put("p%/x", b"1").unwrap();
+    store.put("p_/x", b"2").unwrap();
+    let keys: Vec<String> = store
+        .scan_prefix("p%")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, ["p%/x"]);
 }
 
-#[test]
-fn purge_removes_deleted_bytes_from_disk_and_keeps_live_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+fn purge_removes_deleted_bytes_and_keeps_live_data(mut backend: Backend) {
     let doomed = b"DOOMED-VALUE-0123456789-ABCDEFGHIJ".repeat(4);
+    let store = backend.store();
     store.put("keep", b"live value").unwrap();
     store.put("doomed", &doomed).unwrap();
     store.delete("doomed").unwrap();
+    assert!(
+        backend.holds(&doomed),
+        "control: a deleted value stays in the files until purged"
+    );
+    let store = backend.store();
     store.purge_stale().unwrap();
     assert_eq!(
         store.get("keep").unwrap().as_deref(),
         Some(&b"live value"[..])
     );
-    assert!(!crate::common::dir_contains(dir.path(), &doomed));
-    drop(store);
-    let reopened = crate::common::open_store(dir.path());
+    assert!(backend.holds(b"live value"), "control: live data is found");
+    assert!(!backend.holds(&doomed));
+    backend.reopen();
     assert_eq!(
-        reopened.get("keep").unwrap().as_deref(),
+        backend.store().get("keep").unwrap().as_deref(),
         Some(&b"live value"[..])
     );
+}
+
+fn values_are_kept_byte_for_byte(mut backend: Backend) {
+    let every_byte: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    let large = vec![0xA5u8; 3 << 20];
+    let store = backend.store();
+    store.put("bytes", &every_byte).unwrap();
+    store.put("empty", b"").unwrap();
+    store.put("large", &large).unwrap();
+    backend.reopen();
+    let store = backend.store();
+    assert_eq!(store.get("bytes").unwrap(), Some(every_byte));
+    assert_eq!(store.get("empty").unwrap(), Some(Vec::new()));
+    assert_eq!(store.get("large").unwrap(), Some(large));
 }
 
 #[test]
@@ -82,4 +194,215 @@ fn leftover_generation_from_interrupted_purge_is_discarded() {
     let store = crate::common::open_store(dir.path());
     assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"v"[..]));
     assert!(!dir.path().join("gen-000002").exists());
+}
+
+#[test]
+fn postgres_refuses_a_schema_newer_than_it_knows() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    drop(PgStore::open(&db.options("a")).unwrap());
+    // Opening again migrates nothing and keeps the data.
+    let store = PgStore::open(&db.options("a")).unwrap();
+    store.put("k", b"v").unwrap();
+    drop(store);
+    let newer = tresor_postgres::SCHEMA_VERSION + 1;
+    db.sql(&format!("UPDATE tresor_schema SET version = {newer}"));
+    let e = PgStore::open(&db.options("a"))
+        .err()
+        .expect("a newer schema is refused");
+    assert!(
+        matches!(e, PgError::SchemaTooNew { found, known } if found == newer && known == tresor_postgres::SCHEMA_VERSION),
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("version {newer}")) && text.contains("upgrade Tresor"),
+        "{text}"
+    );
+    // Refusing changed nothing.
+    let rows = db.rows("SELECT version FROM tresor_schema");
+    assert_eq!(rows, [[newer.to_string().into_bytes()]]);
+    let rows = db.rows("SELECT path FROM tresor_kv");
+    assert_eq!(rows, [[b"k".to_vec()]]);
+}
+
+#[test]
+fn postgres_connection_errors_name_the_database_without_its_password() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong");
+    fs::write(&wrong, "not-the-password-0xC0FFEE\n").unwrap();
+    let options = tresor_postgres::PgOptions {
+        password_file: Some(wrong),
+        ..db.options("a")
+    };
+    let e = PgStore::open(&options)
+        .err()
+        .expect("a wrong password is refused");
+    let text = e.to_string();
+    assert!(matches!(e, PgError::Connect { .. }), "{text}");
+    assert!(text.contains(&db.url()), "names the database: {text}");
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(!text.contains("0xC0FFEE"), "{text}");
+    // Without a password the server refuses too, and the error says so.
+    let options = tresor_postgres::PgOptions {
+        password_file: None,
+        ..db.options("a")
+    };
+    let text = PgStore::open(&options).err().unwrap().to_string();
+    assert!(text.contains(&db.url()), "{text}");
+}
+
+/// Two nodes race to change one record, many times: each round exactly one wins, the other
+/// gets the typed conflict, and no accepted write is lost.
+#[test]
+fn postgres_concurrent_writers_never_lose_an_update() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let a = Arc::new(PgStore::open(&db.options("a")).unwrap());
+    let b = Arc::new(PgStore::open(&db.options("b")).unwrap());
+    a.put("counter", b"0").unwrap();
+    let rounds = 30;
+    let mut wins = 0;
+    for round in 0..rounds {
+        let current = a.get("counter").unwrap().unwrap();
+        let next = (round + 1).to_string().into_bytes();
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let attempts: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let (barrier, current, next) = (barrier.clone(), current.clone(), next.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    store.commit(
+                        Batch::new()
+                            .expect("counter", Some(current))
+                            .put("counter", next)
+                            .put(format!("won/{round}/{i}"), b"1".to_vec()),
+                    )
+                })
+            })
+            .collect();
+        let results: Vec<_> = attempts.into_iter().map(|t| t.join().unwrap()).collect();
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(
+            won, 1,
+            "round {round}: exactly one writer wins: {results:?}"
+        );
+        for result in &results {
+            if let Err(e) = result {
+                assert!(
+                    matches!(e, StoreError::Conflict { key } if key == "counter"),
+                    "{e}"
+                );
+            }
+        }
+        wins += won;
+        assert_eq!(b.get("counter").unwrap(), Some(next));
+        assert_eq!(a.scan_prefix(&format!("won/{round}/")).unwrap().len(), 1);
+    }
+    assert_eq!(wins, rounds as usize);
+    // Every committed write is in the change log once, in order, with its node.
+    let log = db.rows("SELECT position, path, node_id FROM tresor_changes ORDER BY position");
+    let positions: Vec<i64> = log
+        .iter()
+        .map(|row| String::from_utf8(row[0].clone()).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
+    assert_eq!(positions.len(), 1 + 2 * rounds as usize);
+    assert!(log.iter().any(|row| row[2] == b"b") && log.iter().any(|row| row[2] == b"a"));
+}
+
+/// A vault on PostgreSQL: the database sees only barrier-sealed values and their paths, never a
+/// plaintext, an exported key (raw, hex or base64) or a tenant's name inside a value; and the
+/// vault reopens from it.
+#[test]
+fn postgres_holds_only_sealed_records() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use tresor_core::{
+        EncryptRequest, ExportKind, KeySpec, ProtectionLevel, TenantSpec, Vault, VaultOptions,
+    };
+    use tresor_crypto::identity::CustodianIdentity;
+    use tresor_wire::custody::InitRequest;
+
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let custodian = CustodianIdentity::generate("custodian-0").unwrap();
+    let open = || {
+        let store = Arc::new(PgStore::open(&db.options("a")).unwrap());
+        Vault::open(store, VaultOptions::new("test")).unwrap()
+    };
+    let unseal = |vault: &Vault| {
+        let share = vault
+            .sealed_share(custodian.name())
+            .unwrap()
+            .open(&custodian)
+            .unwrap();
+        assert!(!vault.unseal(vec![share]).unwrap().sealed);
+    };
+    let vault = open();
+    vault
+        .init(&InitRequest {
+            custodians: vec![custodian.public().clone()],
+            threshold: 1,
+            four_eyes: None,
+        })
+        .unwrap();
+    unseal(&vault);
+    let plaintext = b"PLAINTEXT-NEVER-IN-THE-DATABASE-0123456789".to_vec();
+    let mut secrets = vec![plaintext.clone()];
+    let mut issued = Vec::new();
+    for (tenant, level) in [
+        ("flat", ProtectionLevel::One),
+        ("kek", ProtectionLevel::Two),
+    ] {
+        vault
+            .create_tenant(
+                tenant,
+                &TenantSpec {
+                    level,
+                    ..TenantSpec::default()
+                },
+            )
+            .unwrap();
+        let spec = KeySpec {
+            exportable: true,
+            ..Default::default()
+        };
+        vault.create_key(tenant, "k", spec).unwrap();
+        vault.rotate_key(tenant, "k").unwrap();
+        for kind in [ExportKind::EncryptionKey, ExportKind::HmacKey] {
+            for (_, key) in vault.export_key(tenant, "k", kind, None).unwrap() {
+                secrets.push(key.expose().to_vec());
+            }
+        }
+        let request = EncryptRequest {
+            plaintext: &plaintext,
+            ..Default::default()
+        };
+        issued.push((tenant, vault.encrypt(tenant, "k", &request).unwrap().text));
+    }
+    assert_eq!(secrets.len(), 9);
+    assert!(db.holds(b"keys/flat/k"), "control: paths are visible");
+    for secret in &secrets {
+        assert!(!db.holds(secret), "a secret reached the database");
+        assert!(!db.holds(STANDARD.encode(secret).as_bytes()));
+    }
+    // The values hold no readable record either (they are sealed, not just encoded).
+    assert!(!db.holds(b"\"versions\""));
+    drop(vault);
+    let vault = open();
+    assert!(vault.is_sealed());
+    unseal(&vault);
+    for (tenant, ciphertext) in issued {
+        let decrypted = crate::common::decrypt(&vault, tenant, "k", &ciphertext).unwrap();
+        assert_eq!(decrypted, plaintext);
+    }
 }

@@ -25,13 +25,13 @@ use tokio::task::JoinSet;
 
 use crate::api::{ApiState, Caller};
 use crate::audit::{AuditEvent, AuditLog, AuditWriteError, Outcome};
-use crate::config::{AuditSetting, Config};
+use crate::config::{AuditSetting, Backend, Config};
 use crate::metrics::Metrics;
 use crate::pins::PinsError;
 use crate::policy::{PolicyError, PolicyHandle};
 use crate::services::Services;
 use crate::tls::{self, ServerTls, ServerTlsFiles, TlsError};
-use tresor_core::{Error, SledStore, Vault, VaultOptions};
+use tresor_core::{Error, SledStore, Store, Vault, VaultOptions};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,9 @@ pub enum ServerError {
     /// The vault could not be opened.
     #[error(transparent)]
     Vault(#[from] Error),
+    /// The PostgreSQL store cannot be opened.
+    #[error(transparent)]
+    Storage(#[from] tresor_postgres::PgError),
     /// The audit log cannot be written: the server does not start without it.
     #[error(transparent)]
     Audit(#[from] AuditWriteError),
@@ -227,14 +230,29 @@ fn log_seal_state(vault: &Vault) {
     }
 }
 
+/// Opens the configured store (sled, or PostgreSQL: connecting and migrating its schema).
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(match config.storage.backend {
+        Backend::Sled => Arc::new(SledStore::open(&config.storage.path).map_err(Error::from)?),
+        Backend::Postgresql => {
+            let options = config.storage.postgres_options().ok_or_else(|| {
+                tresor_postgres::PgError::Options(
+                    "`storage.url` and `storage.node_id` are required".into(),
+                )
+            })?;
+            Arc::new(tresor_postgres::PgStore::open(&options)?)
+        }
+    })
+}
+
 /// Opens the configured store and vault (sealed).
 pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
-    let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
+    let store = open_store(config)?;
     let node = crate::node::load_or_create(&config.node.identity_key)?;
     let mut options =
         VaultOptions::new(config.environment.clone()).with_node_identity(Arc::new(node));
     options.unseal_timeout = config.unseal.timeout;
-    Ok(Vault::open(Arc::new(store), options)?)
+    Ok(Vault::open(store, options)?)
 }
 
 /// What is checked and acquired before anything is written: the TLS files, the policy set
@@ -292,7 +310,10 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
 /// so a corrected configuration starts from the same state.
 pub async fn open_and_start(config: Config) -> Result<ServerHandle, ServerError> {
     let prepared = prepare(&config).await?;
-    let before = StoreDir::note(&config.storage.path);
+    let before = match config.storage.backend {
+        Backend::Sled => StoreDir::note(&config.storage.path),
+        Backend::Postgresql => StoreDir::Used,
+    };
     let started = open_vault(&config).and_then(|vault| launch(config, vault, prepared));
     if started.is_err() {
         before.undo();
