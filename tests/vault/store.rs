@@ -406,3 +406,100 @@ fn postgres_holds_only_sealed_records() {
         assert_eq!(decrypted, plaintext);
     }
 }
+
+/// With `ca_file`, the store speaks TLS and trusts only that CA: the test turns TLS on in the
+/// test cluster with a certificate from its own CA, then connects with that CA (works) and with
+/// another one (refused, naming the certificate problem).
+#[test]
+fn postgres_over_tls_trusts_only_the_configured_ca() {
+    use std::os::unix::fs::PermissionsExt;
+    use tresor_server::tls::pki::DevCa;
+
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let data_dir = String::from_utf8(db.rows("SHOW data_directory")[0][0].clone()).unwrap();
+    let owner = match fs::metadata(&data_dir) {
+        Ok(meta) => std::os::unix::fs::MetadataExt::uid(&meta),
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("note: cannot see the cluster's data directory ({e}); skipping the TLS test");
+            return;
+        }
+        Err(e) => panic!("cannot see the cluster's data directory {data_dir}: {e}"),
+    };
+    let day = std::time::Duration::from_secs(86_400);
+    let ca = DevCa::generate("Tresor test database CA").unwrap();
+    let server = ca.issue_server(&["localhost", "127.0.0.1"], day).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let (cert, key) = (dir.path().join("db.pem"), dir.path().join("db-key.pem"));
+    fs::write(&cert, &server.cert_pem).unwrap();
+    fs::write(&key, server.key_pem.as_bytes()).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    if let Err(e) = std::os::unix::fs::chown(&key, Some(owner), None) {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("cannot hand the key to the cluster's user: {e}");
+        }
+        eprintln!("note: cannot hand the key to the cluster's user ({e}); skipping the TLS test");
+        return;
+    }
+    let ca_file = dir.path().join("ca.pem");
+    fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let other_ca_file = dir.path().join("other-ca.pem");
+    fs::write(
+        &other_ca_file,
+        DevCa::generate("Other CA").unwrap().cert_pem(),
+    )
+    .unwrap();
+
+    db.admin_sql(&format!(
+        "ALTER SYSTEM SET ssl_cert_file = '{}'; ALTER SYSTEM SET ssl_key_file = '{}'; \
+         ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf()",
+        cert.display(),
+        key.display()
+    ));
+    struct TlsOff<'a>(&'a TestDatabase);
+    impl Drop for TlsOff<'_> {
+        fn drop(&mut self) {
+            self.0.admin_sql(
+                "ALTER SYSTEM RESET ssl; ALTER SYSTEM RESET ssl_cert_file; \
+                 ALTER SYSTEM RESET ssl_key_file; SELECT pg_reload_conf()",
+            );
+        }
+    }
+    let _off = TlsOff(&db);
+    // The reload is asynchronous: wait (bounded) until the server says TLS is on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.rows("SHOW ssl")[0][0] != b"on" {
+        assert!(std::time::Instant::now() < deadline, "TLS did not come on");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let with_ca = |ca_file: &std::path::Path| tresor_postgres::PgOptions {
+        ca_file: Some(ca_file.to_owned()),
+        ..db.options("a")
+    };
+    let store = PgStore::open(&with_ca(&ca_file)).unwrap();
+    store.put("over-tls", b"1").unwrap();
+    assert_eq!(store.get("over-tls").unwrap().as_deref(), Some(&b"1"[..]));
+    let sessions = db.rows(&format!(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.usename = '{}'",
+        db.name
+    ));
+    assert_eq!(sessions, [[b"t".to_vec()]], "the store's sessions use TLS");
+    drop(store);
+
+    let e = PgStore::open(&with_ca(&other_ca_file))
+        .err()
+        .expect("another CA is refused");
+    let text = e.to_string();
+    assert!(matches!(e, PgError::Connect { .. }), "{text}");
+    assert!(text.contains("certificate"), "{text}");
+    // A CA file that holds no certificate is refused before connecting.
+    fs::write(dir.path().join("empty.pem"), "").unwrap();
+    let e = PgStore::open(&with_ca(&dir.path().join("empty.pem")))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("storage.ca_file"), "{e}");
+}
