@@ -1,6 +1,8 @@
 //! `tresor server` on PostgreSQL (`[storage] backend = "postgresql"`), as operators run it.
 
-use crate::common::deployment::Deployment;
+use std::time::{Duration, Instant};
+
+use crate::common::deployment::{Deployment, ServerProcess};
 use crate::common::postgres::TestDatabase;
 
 /// Replaces the deployment's sled `[storage]` table with `storage`.
@@ -95,5 +97,281 @@ fn an_unreachable_database_stops_the_start_with_the_redacted_target() {
     assert!(
         stderr.contains("cannot connect to postgresql://tresor@127.0.0.1:1/tresor"),
         "{stderr}"
+    );
+}
+
+/// Nodes of one deployment (same CA, policies and custodians) on one database, each with its
+/// own configuration file, node identity, audit log and database role.
+struct Cluster {
+    d: Deployment,
+    db: TestDatabase,
+}
+
+impl Cluster {
+    fn new() -> Option<Cluster> {
+        let db = TestDatabase::create()?;
+        Some(Cluster {
+            d: Deployment::new(),
+            db,
+        })
+    }
+
+    /// Writes `tresor-<node>.toml` and starts the node.
+    fn start(&self, node: &str) -> ServerProcess {
+        let base = std::fs::read_to_string(self.d.path("tresor.toml")).unwrap();
+        let start = base.find("[storage]").unwrap();
+        let end = base.find("[policies]").unwrap();
+        let config = format!(
+            "{}{}\n{}\n[node]\nidentity_key = \"node-{node}.key\"\n",
+            &base[..start],
+            self.db.node_storage_toml(node),
+            &base[end..]
+        )
+        .replace("audit/audit.log", &format!("audit-{node}/audit.log"));
+        let file = format!("tresor-{node}.toml");
+        self.d.write(&file, &config);
+        self.d.start_with(&file)
+    }
+
+    /// Starts nodes `a`, `b`, `c`: `a` is initialised (custodian alice, 1 of 1), and each is
+    /// unsealed by alice, one ceremony per node.
+    fn three(&self) -> [ServerProcess; 3] {
+        self.d.custodian("alice");
+        let a = self.start("a");
+        a.ops(
+            &self.d,
+            &[
+                "operator",
+                "init",
+                "--custodian",
+                "alice.pub",
+                "--threshold",
+                "1",
+            ],
+        );
+        let b = self.start("b");
+        let c = self.start("c");
+        // Alice pins the other nodes' fingerprints (each node has its own identity key).
+        for node in ["b", "c"] {
+            let public: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(self.d.path(&format!("node-{node}.pub"))).unwrap(),
+            )
+            .unwrap();
+            let fingerprint = public["fingerprint"].as_str().unwrap();
+            self.d.ok(&[
+                "operator",
+                "trust-node",
+                fingerprint,
+                "--identity",
+                "alice.key",
+            ]);
+        }
+        for node in [&a, &b, &c] {
+            node.ops(&self.d, &["operator", "unseal", "--identity", "alice.key"]);
+        }
+        [a, b, c]
+    }
+}
+
+/// The change-log position `node` has applied (from its metrics).
+fn position(d: &Deployment, node: &ServerProcess) -> i64 {
+    let text = node.ops(d, &["metrics"]);
+    text.lines()
+        .find_map(|l| l.strip_prefix("tresor_change_log_position "))
+        .unwrap_or_else(|| panic!("no change-log position in the metrics: {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The age of `node`'s last confirmed read of the change log, in seconds (from its metrics).
+fn age(d: &Deployment, node: &ServerProcess) -> f64 {
+    let text = node.ops(d, &["metrics"]);
+    text.lines()
+        .find_map(|l| l.strip_prefix("tresor_change_log_age_seconds "))
+        .unwrap_or_else(|| panic!("no change-log age in the metrics: {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits until `node` has applied the change log up to `at_least` (what a client that needs a
+/// change enforced everywhere would do; never a sleep). The deadline only bounds a failure.
+fn wait_for_position(d: &Deployment, node: &ServerProcess, at_least: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = position(d, node);
+        if now >= at_least {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node stayed at change-log position {now}, below {at_least}: {}",
+            node.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn three_nodes_on_one_database_see_each_others_changes() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let d = &cluster.d;
+    let [a, b, c] = cluster.three();
+
+    // Created on A, usable at once on B (a cache miss reads the store), decrypted on C.
+    a.ops(d, &["tenant", "create", "payments"]);
+    a.ops(d, &["key", "create", "payments/card-pan"]);
+    let v1 = b.ops(d, &["encrypt", "payments/card-pan", "4111 1111"]);
+    let v1 = v1.trim();
+    assert!(v1.starts_with("tresor:v1:"), "{v1}");
+    assert_eq!(
+        c.ops(d, &["decrypt", "payments/card-pan", v1]).trim(),
+        "4111 1111"
+    );
+    // A and B hold the ring in their caches now.
+    assert!(
+        a.ops(d, &["encrypt", "payments/card-pan", "x"])
+            .starts_with("tresor:v1:")
+    );
+
+    // Rotated on C: once A has applied C's change, A encrypts with version 2.
+    c.ops(d, &["key", "rotate", "payments/card-pan"]);
+    let rotated = position(d, &c);
+    wait_for_position(d, &a, rotated);
+    let v2 = a.ops(d, &["encrypt", "payments/card-pan", "5500 0000"]);
+    assert!(v2.trim().starts_with("tresor:v2:"), "{v2}");
+
+    // B's cached ring still ends at version 1 unless it has caught up: a version-2 ciphertext
+    // makes it reload the ring from the store instead of failing.
+    assert_eq!(
+        b.ops(d, &["decrypt", "payments/card-pan", v2.trim()])
+            .trim(),
+        "5500 0000"
+    );
+
+    // min_decryption_version raised on A: B refuses version 1 once it has applied A's change,
+    // also when its change-log connection (and pool) was cut just before the change.
+    assert_eq!(
+        b.ops(d, &["decrypt", "payments/card-pan", v1]).trim(),
+        "4111 1111"
+    );
+    cluster.db.end_sessions("b");
+    a.ops(
+        d,
+        &[
+            "key",
+            "config",
+            "payments/card-pan",
+            "--min-decryption-version",
+            "2",
+        ],
+    );
+    let raised = position(d, &a);
+    wait_for_position(d, &b, raised);
+    let refused = b.run_as(d, "ops", &["decrypt", "payments/card-pan", v1]);
+    assert!(!refused.status.success(), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("min_decryption_version") || refused.stderr.contains("below"),
+        "{}",
+        refused.stderr
+    );
+    // Each node's audit log names its own node.
+    for node in ["a", "b", "c"] {
+        assert!(d.path(&format!("audit-{node}/audit.log")).exists());
+    }
+}
+
+/// A node cut off from the database answers nothing once its view of the change log is older
+/// than max_staleness (1 s): 503, never the answer a stale cache would give; it recovers by
+/// itself when the database takes it back.
+#[test]
+fn a_node_cut_off_from_the_database_answers_503_then_recovers() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let d = &cluster.d;
+    let [a, b, _c] = cluster.three();
+    a.ops(d, &["tenant", "create", "payments"]);
+    a.ops(d, &["key", "create", "payments/card-pan"]);
+    let v1 = a.ops(d, &["encrypt", "payments/card-pan", "4111 1111"]);
+    let v1 = v1.trim();
+    a.ops(d, &["key", "rotate", "payments/card-pan"]);
+    // B caches the ring (versions 1 and 2).
+    assert_eq!(
+        b.ops(d, &["decrypt", "payments/card-pan", v1]).trim(),
+        "4111 1111"
+    );
+
+    cluster.db.block("b");
+    // Made while B cannot see it: B's cache would still decrypt version 1.
+    a.ops(
+        d,
+        &[
+            "key",
+            "config",
+            "payments/card-pan",
+            "--min-decryption-version",
+            "2",
+        ],
+    );
+    // Once B's view is older than max_staleness (its metrics say so; they stay readable)…
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while age(d, &b) <= 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "B's view never aged: {}",
+            b.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // …it answers 503, for the stale key as for everything else, health included.
+    let stale = b.run_as(d, "ops", &["decrypt", "payments/card-pan", v1]);
+    assert!(!stale.status.success(), "a stale answer: {}", stale.stdout);
+    assert!(
+        stale.stderr.contains("503")
+            || stale
+                .stderr
+                .contains("has not confirmed the storage change log"),
+        "{}",
+        stale.stderr
+    );
+    let health = b.run_as(d, "ops", &["status"]);
+    assert!(!health.status.success(), "{}", health.stdout);
+    // A, which sees the database, answers as before.
+    assert!(
+        a.ops(d, &["encrypt", "payments/card-pan", "x"])
+            .starts_with("tresor:v2:")
+    );
+
+    // The database takes B back: B catches up by itself, and then refuses version 1.
+    cluster.db.unblock("b");
+    let raised = position(d, &a);
+    wait_for_position(d, &b, raised);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = b.run_as(d, "ops", &["decrypt", "payments/card-pan", v1]);
+        assert!(!run.status.success(), "a stale answer: {}", run.stdout);
+        if !run
+            .stderr
+            .contains("has not confirmed the storage change log")
+        {
+            assert!(
+                run.stderr.contains("min_decryption_version") || run.stderr.contains("below"),
+                "{}",
+                run.stderr
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B did not recover: {}",
+            b.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        b.ops(d, &["encrypt", "payments/card-pan", "y"])
+            .starts_with("tresor:v2:")
     );
 }

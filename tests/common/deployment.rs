@@ -190,6 +190,13 @@ impl Deployment {
             .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
     }
 
+    /// `tresor server --config <file>` (a file in the deployment's directory), started and
+    /// listening: one node of several.
+    pub fn start_with(&self, file: &str) -> ServerProcess {
+        ServerProcess::start(self.dir.path(), &self.path(file))
+            .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
+    }
+
     /// `tresor server --config tresor.toml` when it is expected not to start: exit status and
     /// stderr.
     pub fn start_fails(&self) -> (ExitStatus, String) {

@@ -100,6 +100,57 @@ impl TestDatabase {
         )
     }
 
+    /// The login role of node `node_id` (made by [`TestDatabase::node_storage_toml`]).
+    pub fn node_role(&self, node_id: &str) -> String {
+        format!("{}_{}", self.name, node_id.replace('-', "_"))
+    }
+
+    /// The `[storage]` table of node `node_id` logging in as a role of its own (a member of
+    /// the database owner's role, acting as it), so that a test can cut
+    /// one node off the database ([`TestDatabase::block`]).
+    pub fn node_storage_toml(&self, node_id: &str) -> String {
+        let role = self.node_role(node_id);
+        let password = format!("pw-{role}");
+        let file = self.dir.path().join(format!("password-{node_id}"));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        // Sessions act as the owner's role, so every node may change the tables whichever
+        // node created them (docs/deployment.md, the database role and its grants).
+        self.admin_sql(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE {name}; \
+             ALTER ROLE {role} SET role = {name}",
+            name = self.name
+        ));
+        format!(
+            "[storage]\nbackend = \"postgresql\"\nurl = \"postgresql://{role}@{}:{}/{}\"\nnode_id = \"{node_id}\"\npassword_file = \"{}\"\npool_size = 4\n",
+            self.host,
+            self.port,
+            self.name,
+            file.display()
+        )
+    }
+
+    /// Cuts node `node_id` off the database: its role may no longer log in, and its sessions
+    /// are ended.
+    pub fn block(&self, node_id: &str) {
+        let role = self.node_role(node_id);
+        self.admin_sql(&format!("ALTER ROLE {role} NOLOGIN"));
+        self.end_sessions(node_id);
+    }
+
+    /// Lets node `node_id` log in again.
+    pub fn unblock(&self, node_id: &str) {
+        self.admin_sql(&format!("ALTER ROLE {} LOGIN", self.node_role(node_id)));
+    }
+
+    /// Ends every session of node `node_id` (its pool and its change-log connection), as a
+    /// network cut or a database failover would.
+    pub fn end_sessions(&self, node_id: &str) {
+        self.admin_sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{}'",
+            self.node_role(node_id)
+        ));
+    }
+
     /// Runs `sql` in this database as the superuser.
     pub fn sql(&self, sql: &str) {
         let mut config = self.admin.clone();
@@ -216,6 +267,21 @@ impl Drop for TestDatabase {
                 let _ = client
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await;
+                // The nodes' roles first (members of the owner's), then the owner.
+                if let Ok(rows) = client
+                    .query(
+                        "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)",
+                        &[&format!("{name}_")],
+                    )
+                    .await
+                {
+                    for row in rows {
+                        let role: String = row.get(0);
+                        let _ = client
+                            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+                            .await;
+                    }
+                }
                 let _ = client
                     .batch_execute(&format!("DROP ROLE IF EXISTS {name}"))
                     .await;

@@ -11,10 +11,12 @@ use tresor_postgres::{PgError, PgStore};
 
 use crate::common::postgres::TestDatabase;
 
-/// One store under test, and a way to look at everything it wrote.
+/// One store under test, and a way to look at everything it wrote. (A few in a test: their
+/// size does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Sled(tempfile::TempDir, Option<SledStore>),
-    Postgres(Box<TestDatabase>, Option<PgStore>),
+    Postgres(TestDatabase, Option<PgStore>),
 }
 
 impl Backend {
@@ -27,7 +29,7 @@ impl Backend {
     fn postgres() -> Option<Backend> {
         let db = TestDatabase::create()?;
         let store = PgStore::open(&db.options("a")).unwrap();
-        Some(Backend::Postgres(Box::new(db), Some(store)))
+        Some(Backend::Postgres(db, Some(store)))
     }
 
     fn store(&self) -> &dyn Store {

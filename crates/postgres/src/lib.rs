@@ -5,15 +5,19 @@
 //! - [`PgStore`]: the store. A `Batch` is one transaction; its expectations are compare-and-set
 //!   checks that fail with the same [`StoreError::Conflict`](tresor_core::store::StoreError) as on
 //!   sled. Every write also appends its path to the change log in the same transaction.
+//! - [`Follower`]: reads the change log from the last position it saw, so each node drops what
+//!   it cached of records other nodes changed.
 //!
 //! The database sees only what the vault hands the store: barrier-sealed values and their paths.
 #![forbid(unsafe_code)]
 
+mod changes;
 mod options;
 mod schema;
 mod store;
 mod tls;
 
+pub use changes::{Change, FollowStatus, Follower};
 pub use options::{PgOptions, redact_url};
 pub use schema::SCHEMA_VERSION;
 pub use store::PgStore;

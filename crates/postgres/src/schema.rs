@@ -48,13 +48,20 @@ pub(crate) async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), P
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(db)?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS tresor_schema (\
-             id boolean PRIMARY KEY DEFAULT true CHECK (id), \
-             version integer NOT NULL)",
-    )
-    .await
-    .map_err(db)?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('tresor_schema') IS NOT NULL", &[])
+        .await
+        .map_err(db)?
+        .get(0);
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE tresor_schema (\
+                 id boolean PRIMARY KEY DEFAULT true CHECK (id), \
+                 version integer NOT NULL)",
+        )
+        .await
+        .map_err(db)?;
+    }
     let found = current_version(&tx).await.map_err(db)?;
     if found > SCHEMA_VERSION {
         return Err(PgError::SchemaTooNew {

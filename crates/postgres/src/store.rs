@@ -41,7 +41,15 @@ pub struct PgStore {
     pool: Pool,
     node_id: Arc<str>,
     target: String,
+    connect: Connect,
     runtime: StoreRuntime,
+}
+
+/// What a connection outside the pool needs (the change-log follower's).
+#[derive(Clone)]
+pub(crate) struct Connect {
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl PgStore {
@@ -92,6 +100,7 @@ impl PgStore {
             pool,
             node_id: options.node_id.as_str().into(),
             target,
+            connect: Connect { config, tls },
             runtime,
         })
     }
@@ -104,6 +113,26 @@ impl PgStore {
     /// This node's name in the change log.
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    pub(crate) fn connect_options(&self) -> Connect {
+        self.connect.clone()
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.runtime.handle
+    }
+
+    /// Runs `op` on the store's runtime and waits for it (`None`: the runtime stopped).
+    pub(crate) fn runtime_run<T: Send + 'static>(
+        &self,
+        op: impl Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        self.runtime.run(op)
     }
 
     /// Runs `op` on the store's runtime within [`OP_TIMEOUT`] and waits for it.

@@ -213,6 +213,14 @@ pub struct StorageConfig {
     /// PostgreSQL: a file holding the database password.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// PostgreSQL: the node answers only while its last confirmed read of the change log is
+    /// younger than this many seconds.
+    #[serde(default = "default_max_staleness", deserialize_with = "seconds")]
+    pub max_staleness: u64,
+}
+
+fn default_max_staleness() -> u64 {
+    1
 }
 
 fn default_pool_size() -> usize {
@@ -247,6 +255,12 @@ impl StorageConfig {
                     return Err(
                         "key `storage.url`: required with `backend = \"postgresql\"`".into(),
                     );
+                }
+                if !(1..=3600).contains(&self.max_staleness) {
+                    return Err(format!(
+                        "key `storage.max_staleness`: {} s is not between 1 and 3600",
+                        self.max_staleness
+                    ));
                 }
                 if self.node_id.is_none() {
                     return Err("key `storage.node_id`: required with `backend = \"postgresql\"` (each node names itself in the change log)".into());

@@ -104,6 +104,9 @@ pub struct Gauges {
     pub cache: (u64, u64),
     /// Audit lines that could not be written.
     pub audit_write_failures: u64,
+    /// On PostgreSQL: the change-log position applied, and the age of the last confirmed read
+    /// in milliseconds.
+    pub change_log: Option<(i64, u64)>,
 }
 
 impl Metrics {
@@ -341,6 +344,26 @@ impl Metrics {
             "Audit lines that could not be written (their requests failed).",
             gauges.audit_write_failures,
         );
+        if let Some((position, age_ms)) = gauges.change_log {
+            single(
+                &mut out,
+                "tresor_change_log_position",
+                "gauge",
+                "The storage change-log position this node has applied (PostgreSQL).",
+                u64::try_from(position).unwrap_or(0),
+            );
+            header(
+                &mut out,
+                "tresor_change_log_age_seconds",
+                "gauge",
+                "Time since this node's last confirmed read of the change log (its lag bound; past storage.max_staleness it answers 503).",
+            );
+            let _ = writeln!(
+                out,
+                "tresor_change_log_age_seconds {}",
+                micros_as_seconds(age_ms * 1000)
+            );
+        }
         out
     }
 }
@@ -423,7 +446,13 @@ mod tests {
             sealed: false,
             cache: (5, 1),
             audit_write_failures: 0,
+            change_log: Some((7, 1250)),
         });
+        assert!(text.contains("tresor_change_log_position 7\n"), "{text}");
+        assert!(
+            text.contains("tresor_change_log_age_seconds 1.25\n"),
+            "{text}"
+        );
         assert!(
             text.contains("tresor_requests_total{operation=\"encrypt\",status=\"200\"} 2"),
             "{text}"

@@ -230,24 +230,47 @@ fn log_seal_state(vault: &Vault) {
     }
 }
 
+/// The configured store: sled, or PostgreSQL (connected, its schema migrated).
+pub enum OpenedStore {
+    /// sled on local disk.
+    Sled(Arc<SledStore>),
+    /// PostgreSQL, shared with other nodes.
+    Postgres(Arc<tresor_postgres::PgStore>),
+}
+
+impl OpenedStore {
+    fn as_store(&self) -> Arc<dyn Store> {
+        match self {
+            OpenedStore::Sled(store) => store.clone(),
+            OpenedStore::Postgres(store) => store.clone(),
+        }
+    }
+}
+
 /// Opens the configured store (sled, or PostgreSQL: connecting and migrating its schema).
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+pub fn open_store(config: &Config) -> Result<OpenedStore, ServerError> {
     Ok(match config.storage.backend {
-        Backend::Sled => Arc::new(SledStore::open(&config.storage.path).map_err(Error::from)?),
+        Backend::Sled => OpenedStore::Sled(Arc::new(
+            SledStore::open(&config.storage.path).map_err(Error::from)?,
+        )),
         Backend::Postgresql => {
             let options = config.storage.postgres_options().ok_or_else(|| {
                 tresor_postgres::PgError::Options(
                     "`storage.url` and `storage.node_id` are required".into(),
                 )
             })?;
-            Arc::new(tresor_postgres::PgStore::open(&options)?)
+            OpenedStore::Postgres(Arc::new(tresor_postgres::PgStore::open(&options)?))
         }
     })
 }
 
 /// Opens the configured store and vault (sealed).
 pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
-    let store = open_store(config)?;
+    open_vault_on(config, &open_store(config)?)
+}
+
+fn open_vault_on(config: &Config, store: &OpenedStore) -> Result<Vault, ServerError> {
+    let store = store.as_store();
     let node = crate::node::load_or_create(&config.node.identity_key)?;
     let mut options =
         VaultOptions::new(config.environment.clone()).with_node_identity(Arc::new(node));
@@ -300,7 +323,7 @@ async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
 /// Binds the listener and starts serving `vault` with `config`.
 pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerError> {
     let prepared = prepare(&config).await?;
-    launch(config, vault, prepared)
+    launch(config, vault, prepared, None)
 }
 
 /// Checks everything that can be checked without writing (configuration, TLS files, policies,
@@ -314,7 +337,18 @@ pub async fn open_and_start(config: Config) -> Result<ServerHandle, ServerError>
         Backend::Sled => StoreDir::note(&config.storage.path),
         Backend::Postgresql => StoreDir::Used,
     };
-    let started = open_vault(&config).and_then(|vault| launch(config, vault, prepared));
+    let started = open_store(&config).and_then(|store| {
+        let vault = open_vault_on(&config, &store)?;
+        let coherence = match &store {
+            OpenedStore::Postgres(pg) => Some(crate::coherence::Coherence::start(
+                pg,
+                &vault,
+                Duration::from_secs(config.storage.max_staleness),
+            )?),
+            OpenedStore::Sled(_) => None,
+        };
+        launch(config, vault, prepared, coherence)
+    });
     if started.is_err() {
         before.undo();
     }
@@ -379,7 +413,12 @@ impl StoreDir {
 }
 
 /// Opens the audit log and starts serving.
-fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHandle, ServerError> {
+fn launch(
+    config: Config,
+    vault: Vault,
+    prepared: Prepared,
+    coherence: Option<Arc<crate::coherence::Coherence>>,
+) -> Result<ServerHandle, ServerError> {
     let Prepared {
         tls,
         policies,
@@ -403,12 +442,15 @@ fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHand
         crate::anchor::AuditAnchor::install(&vault, log.clone(), &node)
     });
     let shared = Arc::new(Shared {
-        api: Arc::new(ApiState::new(
-            Services::new(vault, config.approvals.ttl),
-            policies,
-            config.limits.clone(),
-            audit,
-        )),
+        api: Arc::new(
+            ApiState::new(
+                Services::new(vault, config.approvals.ttl),
+                policies,
+                config.limits.clone(),
+                audit,
+            )
+            .with_coherence(coherence),
+        ),
         _anchor: anchor,
         tls,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),

@@ -31,15 +31,36 @@ struct Health<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster_id: Option<&'a str>,
     environment: &'a str,
+    /// On PostgreSQL: this node and where it stands in the change log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<StorageHealth<'a>>,
+}
+
+/// The shared store as this node sees it.
+#[derive(Serialize)]
+struct StorageHealth<'a> {
+    node_id: &'a str,
+    change_log_position: i64,
+    change_log_age_ms: u64,
 }
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    health(call.vault(), call.query, SystemClock.now())
+    let storage = call.state.coherence.as_ref().map(|c| StorageHealth {
+        node_id: c.node_id(),
+        change_log_position: c.status().position(),
+        change_log_age_ms: c.status().age().as_millis() as u64,
+    });
+    health(call.vault(), call.query, SystemClock.now(), storage)
 }
 
 /// Query parameters `activecode`, `sealedcode`, `uninitcode` (and the standby ones, accepted
 /// for compatibility) override the status codes, as in Vault.
-fn health(vault: &Vault, query: Option<&str>, now: u64) -> Result<Reply, ApiError> {
+fn health(
+    vault: &Vault,
+    query: Option<&str>,
+    now: u64,
+    storage: Option<StorageHealth<'_>>,
+) -> Result<Reply, ApiError> {
     let mut codes = (
         StatusCode::OK,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -96,6 +117,7 @@ fn health(vault: &Vault, query: Option<&str>, now: u64) -> Result<Reply, ApiErro
         cluster_name: (!status.sealed).then_some("tresor"),
         cluster_id: (!status.sealed).then_some(status.vault_id.as_str()),
         environment: &status.environment,
+        storage,
     };
     if matches!(
         code,

@@ -19,6 +19,10 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         sealed: state.services.vault.is_sealed(),
         cache: state.services.vault.key_cache_stats(),
         audit_write_failures: state.audit.as_ref().map_or(0, |a| a.write_failures()),
+        change_log: state.coherence.as_ref().map(|c| {
+            let status = c.status();
+            (status.position(), status.age().as_millis() as u64)
+        }),
     };
     Ok(Reply::text(
         StatusCode::OK,
