@@ -505,3 +505,56 @@ fn postgres_over_tls_trusts_only_the_configured_ca() {
         .unwrap();
     assert!(e.to_string().contains("storage.ca_file"), "{e}");
 }
+
+/// The change-log follower reports what other nodes changed, not its own node's writes, picks
+/// up after its connection is cut, and says "everything" when its position cannot be accounted
+/// for (entries trimmed, or a database restored to an older head).
+#[test]
+fn postgres_follower_reports_other_nodes_changes() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    use tresor_postgres::Change;
+
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let a = PgStore::open(&db.options("a")).unwrap();
+    let b = PgStore::open(&db.options("b")).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let follower = a
+        .follow(Duration::from_millis(50), move |change| {
+            let _ = tx.lock().unwrap().send(change);
+        })
+        .unwrap();
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the follower reports within the deadline")
+    };
+    a.put("own", b"1").unwrap();
+    b.commit(Batch::new().put("keys/t/k", b"1".to_vec()).delete("gone"))
+        .unwrap();
+    assert_eq!(
+        next(),
+        Change::Paths(vec!["keys/t/k".into(), "gone".into()])
+    );
+    assert_eq!(follower.status().position(), 3);
+
+    // Its connection cut: it reconnects and reads on from where it was.
+    db.admin_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tresor/a'",
+    );
+    b.put("tenants/t", b"2").unwrap();
+    assert_eq!(next(), Change::Paths(vec!["tenants/t".into()]));
+
+    // Entries trimmed away before it read them: it cannot list them, so everything.
+    db.sql(
+        "BEGIN; UPDATE tresor_log_head SET position = position + 5; COMMIT; NOTIFY tresor_changes",
+    );
+    assert_eq!(next(), Change::Everything);
+    assert_eq!(follower.status().position(), 9);
+    b.put("after", b"3").unwrap();
+    assert_eq!(next(), Change::Paths(vec!["after".into()]));
+    assert!(follower.status().age() < Duration::from_secs(30));
+    drop(follower);
+}

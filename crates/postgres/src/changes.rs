@@ -6,7 +6,10 @@
 //! - after each commit the writer sends `NOTIFY tresor_changes`, which wakes the follower at
 //!   once; a notification is only a hint (one lost with a connection changes nothing);
 //! - it reads anyway every `poll` (the floor);
-//! - after any reconnect it reads on from its last position (catch-up), so nothing is missed.
+//! - after any reconnect it reads on from its last position (catch-up), so nothing is missed;
+//! - entries older than an hour are trimmed; a node whose position is no longer in the log (a
+//!   hole in the gapless positions, or a head it cannot account for, e.g. after a restore) drops
+//!   everything it cached ([`Change::Everything`]).
 //!
 //! Each read that completes confirms the node's view as of the moment the read *started* (the
 //! statement's snapshot is taken after that, so every change committed before it is seen). The
@@ -27,6 +30,12 @@ use crate::{PgError, describe};
 
 /// Most changes read in one go; a node further behind reads again at once.
 const PAGE: i64 = 1000;
+
+/// How long the change log keeps an entry.
+const RETENTION_SECONDS: i64 = 3600;
+
+/// How often a follower trims the log.
+const TRIM_EVERY: Duration = Duration::from_secs(60);
 
 /// What a follower tells the node: the paths other nodes changed, or that it must forget
 /// everything (its position is no longer in the log).
@@ -183,15 +192,19 @@ async fn session(
             .batch_execute("LISTEN tresor_changes")
             .await
             .map_err(|e| describe(&e))?;
+        // The log head and the changes after `last`, from one snapshot.
         let read = client
             .prepare(
-                "SELECT position, path, node_id FROM tresor_changes \
-                 WHERE position > $1 ORDER BY position LIMIT $2",
+                "SELECT h.position, c.position, c.path, c.node_id FROM tresor_log_head h \
+                 LEFT JOIN LATERAL (SELECT position, path, node_id FROM tresor_changes \
+                 WHERE position > $1 ORDER BY position LIMIT $2) c ON true \
+                 WHERE h.id ORDER BY c.position",
             )
             .await
             .map_err(|e| describe(&e))?;
         status.connected.store(true, Ordering::SeqCst);
         *backoff = Duration::from_millis(50);
+        let mut trimmed = Instant::now();
         loop {
             let started = Instant::now();
             let last = status.position();
@@ -199,30 +212,55 @@ async fn session(
                 .await
                 .map_err(|_| "no answer to the change-log read".to_owned())?
                 .map_err(|e| describe(&e))?;
+            let head: i64 = rows.first().map_or(last, |row| row.get(0));
             let mut position = last;
             let mut paths = Vec::new();
+            let mut everything = false;
+            let mut listed: i64 = 0;
             for row in &rows {
-                let at: i64 = row.get(0);
-                if at != position + 1 {
-                    // Positions are gapless: a hole means the entries were trimmed away.
-                    on_change(Change::Everything);
-                    paths.clear();
-                }
+                let Some(at) = row.get::<_, Option<i64>>(1) else {
+                    continue;
+                };
+                listed += 1;
+                // Positions are gapless: a hole means the entries were trimmed away.
+                everything |= at != position + 1;
                 position = at;
-                let writer: &str = row.get(2);
+                let writer: &str = row.get(3);
                 if writer != node_id {
-                    paths.push(row.get::<_, String>(1));
+                    paths.push(row.get::<_, String>(2));
                 }
             }
-            if !paths.is_empty() {
+            if listed == 0 && head != last {
+                // Nothing listed, yet the head moved: trimmed past us. Or it went backwards: the
+                // database was restored. Either way what changed cannot be listed.
+                everything = true;
+                position = head;
+            }
+            if everything {
+                on_change(Change::Everything);
+            } else if !paths.is_empty() {
                 on_change(Change::Paths(paths));
             }
-            if rows.len() as i64 == PAGE {
+            if listed == PAGE {
                 // Behind by more than a page: applied, but not confirmed up to `started` yet.
                 status.position.store(position, Ordering::SeqCst);
                 continue;
             }
             status.confirm(started, position);
+            if trimmed.elapsed() >= TRIM_EVERY {
+                trimmed = Instant::now();
+                // Any node may trim; a node away for longer than the retention finds a hole
+                // (or a head it cannot reach) and drops everything it cached.
+                if let Err(e) = client
+                    .execute(
+                        "DELETE FROM tresor_changes WHERE changed_at < now() - $1::bigint * interval '1 second'",
+                        &[&RETENTION_SECONDS],
+                    )
+                    .await
+                {
+                    tracing::debug!(error = %describe(&e), "storage: cannot trim the change log");
+                }
+            }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
