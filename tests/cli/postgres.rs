@@ -375,3 +375,68 @@ fn a_node_cut_off_from_the_database_answers_503_then_recovers() {
             .starts_with("tresor:v2:")
     );
 }
+
+/// Two nodes rotating one key at the same moment: each round ends with versions n+1 and n+2,
+/// or one rotation and one clean conflict error; never a lost version.
+#[test]
+fn two_nodes_rotating_one_key_at_once_never_lose_a_version() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let d = &cluster.d;
+    let [a, b, _c] = cluster.three();
+    a.ops(d, &["tenant", "create", "payments"]);
+    a.ops(d, &["key", "create", "payments/card-pan"]);
+    let rounds = 8;
+    let mut rotations = 0;
+    let mut conflicts = 0;
+    for _ in 0..rounds {
+        let results = std::thread::scope(|scope| {
+            let runs: Vec<_> = [&a, &b]
+                .into_iter()
+                .map(|node| {
+                    scope.spawn(move || {
+                        node.run_as(d, "ops", &["key", "rotate", "payments/card-pan"])
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        for run in results {
+            if run.status.success() {
+                rotations += 1;
+            } else {
+                conflicts += 1;
+                assert!(
+                    run.stderr.contains("changed concurrently"),
+                    "a failed rotation is a clean conflict: {}",
+                    run.stderr
+                );
+            }
+        }
+    }
+    assert_eq!(rotations + conflicts, 2 * rounds);
+    assert!(rotations >= rounds, "at least one rotation per round");
+    eprintln!("{rotations} rotations, {conflicts} conflicts");
+    // Each node has applied the other's rotations before it is asked.
+    let (at_a, at_b) = (position(d, &a), position(d, &b));
+    wait_for_position(d, &a, at_b);
+    wait_for_position(d, &b, at_a);
+    // Every accepted rotation is a version, on both nodes.
+    let expected = 1 + rotations;
+    for node in [&a, &b] {
+        let json: serde_json::Value = serde_json::from_str(
+            &node.ops(d, &["key", "show", "payments/card-pan", "--format", "json"]),
+        )
+        .unwrap();
+        assert_eq!(json["latest_version"], expected, "{json}");
+        assert_eq!(json["keys"].as_object().unwrap().len(), expected as usize);
+    }
+    let ciphertext = b.ops(d, &["encrypt", "payments/card-pan", "x"]);
+    assert!(
+        ciphertext.starts_with(&format!("tresor:v{expected}:")),
+        "{ciphertext}"
+    );
+}
