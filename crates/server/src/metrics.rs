@@ -107,6 +107,8 @@ pub struct Gauges {
     /// On PostgreSQL: the change-log position applied, and the age of the last confirmed read
     /// in milliseconds.
     pub change_log: Option<(i64, u64)>,
+    /// SHA-256 (hex) of the loaded policy set.
+    pub policy_set_sha256: String,
 }
 
 impl Metrics {
@@ -344,6 +346,17 @@ impl Metrics {
             "Audit lines that could not be written (their requests failed).",
             gauges.audit_write_failures,
         );
+        header(
+            &mut out,
+            "tresor_policy_set_info",
+            "gauge",
+            "The loaded policy set, by the SHA-256 of its files (nodes that disagree differ).",
+        );
+        let _ = writeln!(
+            out,
+            "tresor_policy_set_info{{sha256=\"{}\"}} 1",
+            gauges.policy_set_sha256
+        );
         if let Some((position, age_ms)) = gauges.change_log {
             single(
                 &mut out,
@@ -447,7 +460,15 @@ mod tests {
             cache: (5, 1),
             audit_write_failures: 0,
             change_log: Some((7, 1250)),
+            policy_set_sha256: "ab".repeat(32),
         });
+        assert!(
+            text.contains(&format!(
+                "tresor_policy_set_info{{sha256=\"{}\"}} 1\n",
+                "ab".repeat(32)
+            )),
+            "{text}"
+        );
         assert!(text.contains("tresor_change_log_position 7\n"), "{text}");
         assert!(
             text.contains("tresor_change_log_age_seconds 1.25\n"),

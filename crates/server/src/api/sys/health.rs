@@ -31,6 +31,8 @@ struct Health<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster_id: Option<&'a str>,
     environment: &'a str,
+    /// SHA-256 of the policy set this node has loaded: nodes that disagree show different ones.
+    policy_set_sha256: &'a str,
     /// On PostgreSQL: this node and where it stands in the change log.
     #[serde(skip_serializing_if = "Option::is_none")]
     storage: Option<StorageHealth<'a>>,
@@ -50,7 +52,14 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         change_log_position: c.status().position(),
         change_log_age_ms: c.status().age().as_millis() as u64,
     });
-    health(call.vault(), call.query, SystemClock.now(), storage)
+    let policies = call.state.policies.current();
+    health(
+        call.vault(),
+        call.query,
+        SystemClock.now(),
+        policies.digest(),
+        storage,
+    )
 }
 
 /// Query parameters `activecode`, `sealedcode`, `uninitcode` (and the standby ones, accepted
@@ -59,6 +68,7 @@ fn health(
     vault: &Vault,
     query: Option<&str>,
     now: u64,
+    policy_set_sha256: &str,
     storage: Option<StorageHealth<'_>>,
 ) -> Result<Reply, ApiError> {
     let mut codes = (
@@ -117,6 +127,7 @@ fn health(
         cluster_name: (!status.sealed).then_some("tresor"),
         cluster_id: (!status.sealed).then_some(status.vault_id.as_str()),
         environment: &status.environment,
+        policy_set_sha256,
         storage,
     };
     if matches!(
@@ -152,6 +163,11 @@ mod tests {
         let (status, answer) = api.call("GET", "sys/health", Value::Null).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(answer["sealed"], false);
+        assert_eq!(
+            answer["policy_set_sha256"],
+            api.state().policies.current().digest()
+        );
+        assert_eq!(answer["policy_set_sha256"].as_str().unwrap().len(), 64);
         let (status, _) = api
             .call("GET", "sys/health?activecode=299", Value::Null)
             .await;

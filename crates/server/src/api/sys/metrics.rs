@@ -23,6 +23,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             let status = c.status();
             (status.position(), status.age().as_millis() as u64)
         }),
+        policy_set_sha256: state.policies.current().digest().to_owned(),
     };
     Ok(Reply::text(
         StatusCode::OK,
