@@ -440,3 +440,78 @@ fn two_nodes_rotating_one_key_at_once_never_lose_a_version() {
         "{ciphertext}"
     );
 }
+
+/// Total errors in a `tresor bench --format json` report (every `errors` count in it).
+fn bench_errors(report: &serde_json::Value) -> u64 {
+    match report {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match (k.as_str(), v) {
+                ("errors", serde_json::Value::Number(n)) => n.as_u64().unwrap(),
+                _ => bench_errors(v),
+            })
+            .sum(),
+        serde_json::Value::Array(items) => items.iter().map(bench_errors).sum(),
+        _ => 0,
+    }
+}
+
+/// Under load on A and B (`tresor bench`): C is killed with SIGKILL, then every database
+/// session of every node is ended at once (what a database restart or failover does to its
+/// clients). A and B answer every request, and afterwards still follow each other's changes
+/// without a restart.
+#[test]
+fn load_on_two_nodes_survives_a_killed_node_and_dropped_database_sessions() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let d = &cluster.d;
+    let [a, b, c] = cluster.three();
+    a.ops(d, &["tenant", "create", "bench"]);
+    a.ops(d, &["key", "create", "bench/bench"]);
+    let bench = [
+        "bench", "mixed", "-d", "4s", "-c", "2", "--tenant", "bench", "--key", "bench", "--format",
+        "json",
+    ];
+    let reports = std::thread::scope(|scope| {
+        let runs: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|node| scope.spawn(move || node.run_as(d, "ops", &bench)))
+            .collect();
+        // Both loads are running once each node has served some of it.
+        for node in [&a, &b] {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !node
+                .ops(d, &["metrics"])
+                .contains("operation=\"encrypt\",status=\"200\"")
+            {
+                assert!(Instant::now() < deadline, "no load reached the node");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        c.signal("KILL");
+        for node in ["a", "b", "c"] {
+            cluster.db.end_sessions(node);
+        }
+        runs.into_iter()
+            .map(|r| r.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for run in reports {
+        assert!(run.status.success(), "{}", run.stderr);
+        let report: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+        assert!(run.stdout.contains("\"errors\""), "{report}");
+        assert!(run.stdout.contains("\"requests\""), "{report}");
+        assert_eq!(bench_errors(&report), 0, "{report}");
+    }
+    // Still following each other: a rotation on B is seen by A.
+    b.ops(d, &["key", "rotate", "bench/bench"]);
+    let rotated = position(d, &b);
+    wait_for_position(d, &a, rotated);
+    assert!(
+        a.ops(d, &["encrypt", "bench/bench", "x"])
+            .starts_with("tresor:v2:")
+    );
+    drop(c);
+}
