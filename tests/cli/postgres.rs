@@ -515,3 +515,59 @@ fn load_on_two_nodes_survives_a_killed_node_and_dropped_database_sessions() {
     );
     drop(c);
 }
+
+/// Whether `node` says it holds the background-job lease (from its metrics).
+fn holds_lease(d: &Deployment, node: &ServerProcess) -> bool {
+    let text = node.ops(d, &["metrics"]);
+    match text
+        .lines()
+        .find_map(|l| l.strip_prefix("tresor_job_lease_held "))
+    {
+        Some("1") => true,
+        Some("0") => false,
+        other => panic!("no job lease gauge ({other:?}): {text}"),
+    }
+}
+
+/// Background jobs run on exactly one node: the job lease (2 s here) is held by one node; when
+/// that node is paused (SIGSTOP) past its lease another takes over, and the paused one, resumed,
+/// knows it no longer holds it (its late writes are fenced: see the store test
+/// `postgres_job_lease_fences_a_paused_leader`).
+#[test]
+fn the_job_lease_moves_to_another_node_when_its_holder_is_paused() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let d = &cluster.d;
+    let nodes = cluster.three();
+    let holders = |nodes: &[&ServerProcess]| -> Vec<usize> {
+        (0..nodes.len())
+            .filter(|&i| holds_lease(d, nodes[i]))
+            .collect()
+    };
+    let all: Vec<&ServerProcess> = nodes.iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let held = holders(&all);
+        if held.len() == 1 {
+            break held[0];
+        }
+        assert!(held.len() <= 1, "two nodes hold the lease: {held:?}");
+        assert!(Instant::now() < deadline, "no node took the lease");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let others: Vec<&ServerProcess> = (0..3).filter(|&i| i != leader).map(|i| &nodes[i]).collect();
+    nodes[leader].signal("STOP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while holders(&others).is_empty() {
+        assert!(Instant::now() < deadline, "no node took the lease over");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(holders(&others).len(), 1);
+    nodes[leader].signal("CONT");
+    assert!(
+        !holds_lease(d, &nodes[leader]),
+        "the resumed node still believes it holds the lease"
+    );
+    assert_eq!(holders(&all).len(), 1);
+}

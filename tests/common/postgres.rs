@@ -121,7 +121,7 @@ impl TestDatabase {
             name = self.name
         ));
         format!(
-            "[storage]\nbackend = \"postgresql\"\nurl = \"postgresql://{role}@{}:{}/{}\"\nnode_id = \"{node_id}\"\npassword_file = \"{}\"\npool_size = 4\n",
+            "[storage]\nbackend = \"postgresql\"\nurl = \"postgresql://{role}@{}:{}/{}\"\nnode_id = \"{node_id}\"\npassword_file = \"{}\"\npool_size = 4\njob_lease = 2\n",
             self.host,
             self.port,
             self.name,

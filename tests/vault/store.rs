@@ -527,9 +527,23 @@ fn postgres_follower_reports_other_nodes_changes() {
             let _ = tx.lock().unwrap().send(change);
         })
         .unwrap();
+    let status = follower.status().clone();
+    let follower_position = || status.position();
     let next = || {
         rx.recv_timeout(Duration::from_secs(30))
             .expect("the follower reports within the deadline")
+    };
+    // The position moves once the changes are applied (just after the report).
+    let reaches = |position: i64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while follower_position() < position {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stuck below {position}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(follower_position(), position);
     };
     a.put("own", b"1").unwrap();
     b.commit(Batch::new().put("keys/t/k", b"1".to_vec()).delete("gone"))
@@ -538,7 +552,7 @@ fn postgres_follower_reports_other_nodes_changes() {
         next(),
         Change::Paths(vec!["keys/t/k".into(), "gone".into()])
     );
-    assert_eq!(follower.status().position(), 3);
+    reaches(3);
 
     // Its connection cut: it reconnects and reads on from where it was.
     db.admin_sql(
@@ -552,7 +566,7 @@ fn postgres_follower_reports_other_nodes_changes() {
         "BEGIN; UPDATE tresor_log_head SET position = position + 5; COMMIT; NOTIFY tresor_changes",
     );
     assert_eq!(next(), Change::Everything);
-    assert_eq!(follower.status().position(), 9);
+    reaches(9);
     b.put("after", b"3").unwrap();
     assert_eq!(next(), Change::Paths(vec!["after".into()]));
     assert!(follower.status().age() < Duration::from_secs(30));
@@ -649,5 +663,89 @@ fn postgres_two_nodes_rotating_at_once_never_lose_a_version() {
             .starts_with(&format!("tresor:v{}:", 1 + accepted)),
         "{}",
         ciphertext.text
+    );
+}
+
+/// The background-job lease: one holder at a time; when the holder stops renewing (paused,
+/// killed), another node takes it over with the next epoch, and a commit fenced with the old
+/// epoch fails with a conflict and changes nothing.
+#[test]
+fn postgres_job_lease_fences_a_paused_leader() {
+    use std::time::{Duration, Instant};
+
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let a = PgStore::open(&db.options("a")).unwrap();
+    let b = PgStore::open(&db.options("b")).unwrap();
+    let wait_held = |lease: &tresor_postgres::Lease| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(epoch) = lease.status().held() {
+                return epoch;
+            }
+            assert!(Instant::now() < deadline, "the lease was never taken");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let ttl = Duration::from_millis(900);
+    let lease_a = a.lease("jobs", ttl);
+    let first = wait_held(&lease_a);
+    let lease_b = b.lease("jobs", ttl);
+    // B tries for a while (several of its renewals) and never gets it while A renews.
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(lease_b.status().held(), None);
+        assert_eq!(lease_a.status().held(), Some(first));
+    }
+    a.fenced("jobs", first, || a.put("job/a", b"1")).unwrap();
+    let refused = b.fenced("jobs", first, || b.put("job/b", b"1"));
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(a.get("job/b").unwrap(), None);
+    // Unfenced commits are not affected.
+    b.put("plain", b"1").unwrap();
+
+    // A stops renewing (as if paused): B takes over with the next epoch…
+    drop(lease_a);
+    let second = wait_held(&lease_b);
+    assert!(second > first, "{second} > {first}");
+    // …and A's job write, fenced with its old epoch, fails and changes nothing.
+    let stale = a.fenced("jobs", first, || {
+        a.commit(Batch::new().put("job/late", b"1".to_vec()).delete("job/a"))
+    });
+    assert!(
+        matches!(&stale, Err(StoreError::Conflict { key }) if key.contains("epoch")),
+        "{stale:?}"
+    );
+    assert_eq!(a.get("job/late").unwrap(), None);
+    assert_eq!(a.get("job/a").unwrap().as_deref(), Some(&b"1"[..]));
+    b.fenced("jobs", second, || b.put("job/b", b"2")).unwrap();
+    let holders = db.rows("SELECT holder, epoch FROM tresor_leases");
+    assert_eq!(holders, [[b"b".to_vec(), second.to_string().into_bytes()]]);
+}
+
+#[test]
+fn postgres_migrates_an_older_schema_and_keeps_the_data() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let store = PgStore::open(&db.options("a")).unwrap();
+    store.put("k", b"v").unwrap();
+    drop(store);
+    // Back to what version 1 had.
+    db.sql("DROP TABLE tresor_leases; UPDATE tresor_schema SET version = 1");
+    let store = PgStore::open(&db.options("a")).unwrap();
+    assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    let version = db.rows("SELECT version FROM tresor_schema");
+    assert_eq!(
+        version,
+        [[tresor_postgres::SCHEMA_VERSION.to_string().into_bytes()]]
+    );
+    assert_eq!(
+        db.rows("SELECT count(*) FROM tresor_leases"),
+        [[b"0".to_vec()]]
     );
 }

@@ -8,16 +8,21 @@
 //! - [`Follower`]: reads the change log from the last position it saw, so each node drops what
 //!   it cached of records other nodes changed.
 //!
+//! - [`Lease`]: background jobs on exactly one node, with a fencing epoch every job commit
+//!   checks ([`PgStore::fenced`]).
+//!
 //! The database sees only what the vault hands the store: barrier-sealed values and their paths.
 #![forbid(unsafe_code)]
 
 mod changes;
+mod lease;
 mod options;
 mod schema;
 mod store;
 mod tls;
 
 pub use changes::{Change, FollowStatus, Follower};
+pub use lease::{Lease, LeaseStatus};
 pub use options::{PgOptions, redact_url};
 pub use schema::SCHEMA_VERSION;
 pub use store::PgStore;

@@ -11,19 +11,22 @@
 //! - `tresor_log_head (position)`: one row, the last change-log position. Every commit updates
 //!   it first, which serialises commits and makes positions gapless and in commit order.
 //! - `tresor_changes (position, path, node_id, changed_at)`: the change log, paths only.
+//! - `tresor_leases (name, holder, epoch, expires_at)` (version 2): who runs the background
+//!   jobs, until when (the database's clock), and the fencing epoch their commits check.
 
 use tokio_postgres::Transaction;
 
 use crate::{PgError, describe};
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Key of the advisory lock that serialises migrations (an arbitrary constant: "tresor" in hex).
 const MIGRATION_LOCK: i64 = 0x7472_6573_6f72;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tresor_kv (
     path text COLLATE "C" PRIMARY KEY,
     value bytea NOT NULL
@@ -39,7 +42,16 @@ CREATE TABLE tresor_changes (
     node_id text NOT NULL,
     changed_at timestamptz NOT NULL DEFAULT now()
 );
-"#];
+"#,
+    r#"
+CREATE TABLE tresor_leases (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    epoch bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+"#,
+];
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer one.
 pub(crate) async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), PgError> {

@@ -198,6 +198,7 @@ impl Store for PgStore {
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         let node_id = self.node_id.clone();
+        let fence = crate::lease::current_fence();
         self.run(async move {
             let mut client = pool.get().await.map_err(backend_pool)?;
             let tx = client.transaction().await.map_err(backend)?;
@@ -214,6 +215,23 @@ impl Store for PgStore {
                 .await
                 .map_err(backend)?
                 .get(0);
+            if let Some(fence) = &fence {
+                // Share-locks the lease row: a takeover waits for this commit, and this commit
+                // happens only if the lease is still this node's at this epoch.
+                let held = tx
+                    .query_opt(
+                        "SELECT 1 FROM tresor_leases WHERE name = $1 AND holder = $2 \
+                         AND epoch = $3 AND expires_at > clock_timestamp() FOR SHARE",
+                        &[&fence.name, &fence.holder, &fence.epoch],
+                    )
+                    .await
+                    .map_err(backend)?;
+                if held.is_none() {
+                    return Err(StoreError::Conflict {
+                        key: format!("lease `{}` (epoch {})", fence.name, fence.epoch),
+                    });
+                }
+            }
             let read = tx
                 .prepare_cached("SELECT value FROM tresor_kv WHERE path = $1")
                 .await

@@ -7,21 +7,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tresor_core::Vault;
-use tresor_postgres::{Change, FollowStatus, Follower, PgError, PgStore};
+use tresor_postgres::{Change, FollowStatus, Follower, Lease, PgError, PgStore};
 
-/// The follower of this node and the bound it enforces.
+/// The name of the lease that decides which node runs the background jobs.
+const JOBS: &str = "jobs";
+
+/// The follower of this node, the bound it enforces, and the background-job lease.
 pub struct Coherence {
     follower: Follower,
+    lease: Lease,
+    store: Arc<PgStore>,
     node_id: String,
     max_staleness: Duration,
 }
 
 impl Coherence {
-    /// Starts following `store`'s change log on behalf of `vault`.
+    /// Starts following `store`'s change log on behalf of `vault`, and trying for the
+    /// background-job lease (`job_lease` at a time).
     pub fn start(
-        store: &PgStore,
+        store: &Arc<PgStore>,
         vault: &Vault,
         max_staleness: Duration,
+        job_lease: Duration,
     ) -> Result<Arc<Coherence>, PgError> {
         // The floor under the notifications: several reads per staleness bound, so one slow read
         // does not make the node refuse.
@@ -31,8 +38,11 @@ impl Coherence {
             Change::Paths(paths) => vault.invalidate(paths.iter().map(String::as_str)),
             Change::Everything => vault.invalidate_all(),
         })?;
+        let lease = store.lease(JOBS, job_lease);
         Ok(Arc::new(Coherence {
             follower,
+            lease,
+            store: store.clone(),
             node_id: store.node_id().to_owned(),
             max_staleness,
         }))
@@ -41,6 +51,17 @@ impl Coherence {
     /// Where the follower stands.
     pub fn status(&self) -> &FollowStatus {
         self.follower.status()
+    }
+
+    /// The background-job lease's epoch while this node holds it.
+    pub fn job_epoch(&self) -> Option<i64> {
+        self.lease.status().held()
+    }
+
+    /// Runs `work` (a background job, on this thread) with every commit it makes fenced by the
+    /// job lease at `epoch`: a commit after another node took the lease over fails.
+    pub fn fenced<T>(&self, epoch: i64, work: impl FnOnce() -> T) -> T {
+        self.store.fenced(JOBS, epoch, work)
     }
 
     /// This node's `storage.node_id`.

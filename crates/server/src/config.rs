@@ -217,6 +217,13 @@ pub struct StorageConfig {
     /// younger than this many seconds.
     #[serde(default = "default_max_staleness", deserialize_with = "seconds")]
     pub max_staleness: u64,
+    /// PostgreSQL: the background-job lease's time to live, in seconds.
+    #[serde(default = "default_job_lease", deserialize_with = "seconds")]
+    pub job_lease: u64,
+}
+
+fn default_job_lease() -> u64 {
+    10
 }
 
 fn default_max_staleness() -> u64 {
@@ -260,6 +267,12 @@ impl StorageConfig {
                     return Err(format!(
                         "key `storage.max_staleness`: {} s is not between 1 and 3600",
                         self.max_staleness
+                    ));
+                }
+                if !(1..=600).contains(&self.job_lease) {
+                    return Err(format!(
+                        "key `storage.job_lease`: {} s is not between 1 and 600",
+                        self.job_lease
                     ));
                 }
                 if self.node_id.is_none() {

@@ -107,6 +107,8 @@ pub struct Gauges {
     /// On PostgreSQL: the change-log position applied, and the age of the last confirmed read
     /// in milliseconds.
     pub change_log: Option<(i64, u64)>,
+    /// On PostgreSQL: whether this node holds the background-job lease.
+    pub job_lease_held: Option<bool>,
     /// SHA-256 (hex) of the loaded policy set.
     pub policy_set_sha256: String,
 }
@@ -357,6 +359,15 @@ impl Metrics {
             "tresor_policy_set_info{{sha256=\"{}\"}} 1",
             gauges.policy_set_sha256
         );
+        if let Some(held) = gauges.job_lease_held {
+            single(
+                &mut out,
+                "tresor_job_lease_held",
+                "gauge",
+                "1 while this node holds the background-job lease and runs the jobs (PostgreSQL).",
+                u64::from(held),
+            );
+        }
         if let Some((position, age_ms)) = gauges.change_log {
             single(
                 &mut out,
@@ -460,6 +471,7 @@ mod tests {
             cache: (5, 1),
             audit_write_failures: 0,
             change_log: Some((7, 1250)),
+            job_lease_held: Some(true),
             policy_set_sha256: "ab".repeat(32),
         });
         assert!(
@@ -470,6 +482,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tresor_change_log_position 7\n"), "{text}");
+        assert!(text.contains("tresor_job_lease_held 1\n"), "{text}");
         assert!(
             text.contains("tresor_change_log_age_seconds 1.25\n"),
             "{text}"

@@ -344,6 +344,7 @@ pub async fn open_and_start(config: Config) -> Result<ServerHandle, ServerError>
                 pg,
                 &vault,
                 Duration::from_secs(config.storage.max_staleness),
+                Duration::from_secs(config.storage.job_lease),
             )?),
             OpenedStore::Sled(_) => None,
         };
@@ -826,8 +827,21 @@ pub async fn wait_for_signals(handle: &ServerHandle) {
     }
 }
 
+/// Runs `work` as a background job: fenced by the job lease on PostgreSQL (where it runs only
+/// on the node holding it: `None` elsewhere), as it is on sled.
+fn as_job<T>(api: &ApiState, work: impl FnOnce() -> T) -> Option<T> {
+    match &api.coherence {
+        Some(coherence) => {
+            let epoch = coherence.job_epoch()?;
+            Some(coherence.fenced(epoch, work))
+        }
+        None => Some(work()),
+    }
+}
+
 /// Rotates due keys and re-signs pin manifests past half their freshness, once a minute while
-/// unsealed. Each change is audited like a request.
+/// unsealed (on PostgreSQL: on the one node holding the job lease, each commit fenced by it).
+/// Each change is audited like a request.
 async fn background(api: Arc<ApiState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -835,14 +849,29 @@ async fn background(api: Arc<ApiState>) {
         if api.services.vault.is_sealed() {
             continue;
         }
+        if api
+            .coherence
+            .as_ref()
+            .is_some_and(|c| c.job_epoch().is_none())
+        {
+            continue;
+        }
         let task_api = api.clone();
-        match tokio::task::spawn_blocking(move || rotate_due_keys(&task_api)).await {
+        match tokio::task::spawn_blocking(move || {
+            as_job(&task_api, || rotate_due_keys(&task_api)).unwrap_or(Ok(Vec::new()))
+        })
+        .await
+        {
             Ok(Ok(_)) | Ok(Err(Error::Sealed)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "auto-rotation failed"),
             Err(e) => tracing::error!(error = %e, "auto-rotation task panicked"),
         }
         let task_api = api.clone();
-        match tokio::task::spawn_blocking(move || reissue_due_pin_manifests(&task_api)).await {
+        match tokio::task::spawn_blocking(move || {
+            as_job(&task_api, || reissue_due_pin_manifests(&task_api)).unwrap_or(Ok(()))
+        })
+        .await
+        {
             Ok(Ok(())) | Ok(Err(PinsError::Vault(Error::Sealed))) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "pin manifest re-issue failed"),
             Err(e) => tracing::error!(error = %e, "pin manifest re-issue task panicked"),

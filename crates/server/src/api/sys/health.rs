@@ -44,6 +44,9 @@ struct StorageHealth<'a> {
     node_id: &'a str,
     change_log_position: i64,
     change_log_age_ms: u64,
+    /// The background-job lease's epoch while this node holds it (it runs the jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_lease_epoch: Option<i64>,
 }
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
@@ -51,6 +54,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         node_id: c.node_id(),
         change_log_position: c.status().position(),
         change_log_age_ms: c.status().age().as_millis() as u64,
+        job_lease_epoch: c.job_epoch(),
     });
     let policies = call.state.policies.current();
     health(

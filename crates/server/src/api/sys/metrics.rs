@@ -24,6 +24,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             (status.position(), status.age().as_millis() as u64)
         }),
         policy_set_sha256: state.policies.current().digest().to_owned(),
+        job_lease_held: state.coherence.as_ref().map(|c| c.job_epoch().is_some()),
     };
     Ok(Reply::text(
         StatusCode::OK,
