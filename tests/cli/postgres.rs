@@ -276,9 +276,17 @@ fn three_nodes_on_one_database_see_each_others_changes() {
         "{}",
         refused.stderr
     );
-    // Each node's audit log names its own node.
+    // Each node keeps its own audit log, and each of its event lines names the node.
     for node in ["a", "b", "c"] {
-        assert!(d.path(&format!("audit-{node}/audit.log")).exists());
+        let log = std::fs::read_to_string(d.path(&format!("audit-{node}/audit.log"))).unwrap();
+        let events: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("\"operation\""))
+            .collect();
+        assert!(!events.is_empty(), "{log}");
+        for line in events {
+            assert!(line.contains(&format!("\"node\":\"{node}\"")), "{line}");
+        }
     }
 }
 

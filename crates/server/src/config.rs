@@ -149,6 +149,7 @@ impl AuditFileConfig {
                 .unwrap_or_else(|| self.path.with_extension("key")),
             max_file_bytes: self.max_file_bytes,
             checkpoint_every: self.checkpoint_every,
+            node_id: None,
         }
     }
 }

@@ -427,7 +427,11 @@ fn launch(
         local_addr,
     } = prepared;
     let audit = match &config.audit {
-        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
+        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(crate::audit::AuditConfig {
+            // Several nodes on one database: each names itself in its own log.
+            node_id: config.storage.node_id.clone(),
+            ..file.to_audit_config()
+        })?)),
         AuditSetting::Disabled(_) => {
             tracing::warn!(
                 "the audit trail is disabled (audit = \"disabled\"): nothing records who used which key"
