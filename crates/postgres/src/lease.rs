@@ -14,7 +14,6 @@
 //! fails with a conflict and changes nothing. (Session advisory locks would not do: they
 //! strand under connection poolers and fence nothing.)
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,25 +21,8 @@ use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
 use crate::describe;
+use crate::fence::{FENCE, Fence};
 use crate::store::{Connect, PgStore};
-
-/// A lease check a commit carries.
-#[derive(Debug, Clone)]
-pub(crate) struct Fence {
-    pub(crate) name: String,
-    pub(crate) holder: String,
-    pub(crate) epoch: i64,
-}
-
-thread_local! {
-    /// The fence of the job running on this thread, if any (see [`PgStore::fenced`]).
-    static FENCE: RefCell<Option<Fence>> = const { RefCell::new(None) };
-}
-
-/// The fence the current thread's commits must carry.
-pub(crate) fn current_fence() -> Option<Fence> {
-    FENCE.with(|f| f.borrow().clone())
-}
 
 /// What this node knows of a lease.
 #[derive(Debug)]

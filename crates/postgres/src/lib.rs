@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod changes;
+mod fence;
 mod lease;
 mod options;
 mod schema;

@@ -198,7 +198,7 @@ impl Store for PgStore {
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         let node_id = self.node_id.clone();
-        let fence = crate::lease::current_fence();
+        let fence = crate::fence::current_fence();
         self.run(async move {
             let mut client = pool.get().await.map_err(backend_pool)?;
             let tx = client.transaction().await.map_err(backend)?;
