@@ -94,8 +94,23 @@ const CRATE_RULES: &[CrateRule] = &[
             "http-body-util",
             "rustls",
             "rcgen",
+            "tresor-postgres",
+            "tokio-postgres",
         ],
-        why: "the vault core knows no HTTP",
+        why: "the vault core knows no HTTP and no database driver (backends other than sled \
+              implement its Store trait from their own crate)",
+    },
+    CrateRule {
+        krate: "tresor-postgres",
+        forbidden: &[
+            "tresor-server",
+            "tresor-client",
+            "hyper",
+            "hyper-util",
+            "http-body-util",
+            "rcgen",
+        ],
+        why: "the PostgreSQL backend is storage below the server: it knows no HTTP",
     },
 ];
 

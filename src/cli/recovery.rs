@@ -160,7 +160,7 @@ pub(crate) fn restore(
         );
     }
     let shredded = shredded_since(&backup, audit_log, audit_key)?;
-    let store = tresor_server::server::open_store(&config)?;
+    let store = tresor_server::server::open_store(&config)?.as_store();
     tresor_core::restore_into(store.as_ref(), &backup.records, &shredded).with_context(|| {
         format!(
             "nothing was restored into {}",

@@ -11,6 +11,7 @@ mod deploy;
 mod errors;
 mod operations;
 mod pki;
+mod postgres;
 mod readme;
 mod recovery;
 mod start;

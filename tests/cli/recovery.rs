@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use tresor_client::{Client, CreateKeyOptions, CryptoOptions};
 
 use crate::common::deployment::Deployment;
+use crate::common::postgres::TestDatabase;
 
 const CIPHERTEXTS: usize = 10_000;
 
@@ -331,7 +332,7 @@ fn the_disaster_recovery_drill() {
     let audit = std::fs::read_to_string(d.path("restored-audit/audit.log")).unwrap();
     assert!(audit.contains("\"operation\":\"restored\""), "{audit}");
 
-    let server = d.start_config("restored.toml");
+    let server = d.start_with("restored.toml");
     // Carol is lost: Alice and Bob unseal.
     server.ops(&d, &["operator", "unseal", "--identity", "alice.key"]);
     let unsealed = server.run_as(&d, "ops", &["operator", "unseal", "--identity", "bob.key"]);
@@ -375,6 +376,52 @@ fn the_disaster_recovery_drill() {
             );
         }
     });
+
+    // The same backup into PostgreSQL: how a vault moves to several nodes.
+    if let Some(db) = TestDatabase::create() {
+        let start = config.find("[storage]").unwrap();
+        let end = config.find("[policies]").unwrap();
+        let on_pg = format!(
+            "{}{}\n{}",
+            &config[..start],
+            db.storage_toml("drill"),
+            &config[end..]
+        )
+        .replace("restored-audit/audit.log", "pg-audit/audit.log");
+        d.write("pg.toml", &on_pg);
+        d.ok(&[
+            "operator",
+            "restore",
+            "drill.backup",
+            "--config",
+            "pg.toml",
+            "--node",
+            &node,
+        ]);
+        let pg = d.start_with("pg.toml");
+        pg.ops(&d, &["operator", "unseal", "--identity", "alice.key"]);
+        pg.ops(&d, &["operator", "unseal", "--identity", "bob.key"]);
+        pg.ops(
+            &d,
+            &["tenant", "unlock", "vault3", "--identity", "alice.key"],
+        );
+        let on_pg = d.client(&pg, "ops");
+        rt.block_on(async {
+            assert_eq!(describe(&on_pg).await, before, "key versions and configs");
+            for (tenant, key, context, plaintext, ciphertext) in written.iter().step_by(7) {
+                let crypto = CryptoOptions {
+                    context: (!context.is_empty()).then(|| context.clone()),
+                    ..Default::default()
+                };
+                let opened = on_pg
+                    .decrypt(tenant, key, ciphertext, &crypto)
+                    .await
+                    .unwrap();
+                assert_eq!(opened.as_slice(), plaintext.as_slice());
+            }
+        });
+        pg.stop();
+    }
 
     // A rekey without Carol: her identity with one remaining custodian opens nothing after it.
     let approval = server.ops(

@@ -190,12 +190,6 @@ impl Deployment {
             .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
     }
 
-    /// `tresor server --config NAME` (another configuration in the same directory).
-    pub fn start_config(&self, name: &str) -> ServerProcess {
-        ServerProcess::start(self.dir.path(), &self.path(name))
-            .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
-    }
-
     /// A client of `server` with the certificate `<name>.pem`.
     pub fn client(&self, server: &ServerProcess, name: &str) -> tresor_client::Client {
         tresor_client::Client::new(&tresor_client::ClientSettings {
@@ -205,6 +199,13 @@ impl Deployment {
             client_key: self.path(&format!("{name}-key.pem")),
         })
         .unwrap()
+    }
+
+    /// `tresor server --config <file>` (a file in the deployment's directory), started and
+    /// listening: one node of several.
+    pub fn start_with(&self, file: &str) -> ServerProcess {
+        ServerProcess::start(self.dir.path(), &self.path(file))
+            .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
     }
 
     /// `tresor server --config tresor.toml` when it is expected not to start: exit status and

@@ -6,6 +6,7 @@ pub mod custody;
 pub mod deployment;
 pub mod dev;
 pub mod impostor;
+pub mod postgres;
 pub mod process;
 pub mod recording;
 pub mod server;

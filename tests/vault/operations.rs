@@ -1022,3 +1022,96 @@ fn tenants_and_keys_are_created_listed_and_described() {
         Err(Error::TenantNotFound(_))
     ));
 }
+
+/// Two vaults on one store, as two nodes on one database: what one changes, the other's cache
+/// does not know until told (`Vault::invalidate`, what the change-log follower calls), except
+/// that a ciphertext naming a version newer than its cached ring makes it reload the ring.
+#[test]
+fn a_second_vault_on_the_same_store_follows_changes_it_is_told_of() {
+    let v = TestVault::new();
+    v.tenant("t", ProtectionLevel::Two);
+    v.key("t", "k", KeySpec::default());
+    let other = Vault::open(v.store.clone(), VaultOptions::new("test")).unwrap();
+    assert!(!other.unseal(vec![v.share(0)]).unwrap().sealed);
+    let v1 = v.encrypt("t", "k", b"one");
+    // The other vault caches the ring (version 1 only).
+    assert_eq!(
+        crate::common::decrypt(&other, "t", "k", &v1).unwrap(),
+        b"one"
+    );
+    v.vault.rotate_key("t", "k").unwrap();
+    let v2 = v.encrypt("t", "k", b"two");
+    assert!(v2.starts_with("tresor:v2:"), "{v2}");
+    // Version 2 is newer than its cached ring: it reloads instead of failing, in batches too,
+    // and rewraps to the version named.
+    assert_eq!(
+        crate::common::decrypt(&other, "t", "k", &v2).unwrap(),
+        b"two"
+    );
+    v.vault.rotate_key("t", "k").unwrap();
+    let v3 = v.encrypt("t", "k", b"three");
+    let items = [v1.as_str(), v3.as_str()].map(|ciphertext| DecryptRequest {
+        ciphertext,
+        ..Default::default()
+    });
+    let results = other.decrypt_batch("t", "k", &items).unwrap();
+    assert_eq!(results[1].as_ref().unwrap().as_slice(), b"three");
+    v.vault.rotate_key("t", "k").unwrap();
+    let rewrapped = other
+        .rewrap(
+            "t",
+            "k",
+            &DecryptRequest {
+                ciphertext: &v1,
+                ..Default::default()
+            },
+            Some(4),
+        )
+        .unwrap();
+    assert!(
+        rewrapped.text.starts_with("tresor:v4:"),
+        "{}",
+        rewrapped.text
+    );
+    // A version that exists nowhere is still refused after the reload.
+    let v9 = with_version(&v1, 9);
+    assert!(matches!(
+        ciphertext_error(crate::common::decrypt(&other, "t", "k", &v9)),
+        CiphertextError::UnknownVersion { version: 9, .. }
+    ));
+
+    // A configuration change is not visible until the other vault is told of the path.
+    v.vault
+        .configure_key(
+            "t",
+            "k",
+            &KeyConfigUpdate {
+                min_decryption_version: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(
+        crate::common::decrypt(&other, "t", "k", &v1).is_ok(),
+        "control: the other vault's cache still has the old configuration"
+    );
+    other.invalidate(["keys/t/k"]);
+    assert!(matches!(
+        ciphertext_error(crate::common::decrypt(&other, "t", "k", &v1)),
+        CiphertextError::BelowMinDecryption { version: 1, .. }
+    ));
+
+    // A tenant KEK rotated elsewhere: told of the tenant record, the other vault reloads the
+    // tenant (its new KEK) and its rings, and everything still decrypts.
+    v.vault.rotate_tenant_kek("t").unwrap();
+    other.invalidate(["tenants/t"]);
+    assert_eq!(
+        crate::common::decrypt(&other, "t", "k", &v2).unwrap(),
+        b"two"
+    );
+    other.invalidate_all();
+    assert_eq!(
+        crate::common::decrypt(&other, "t", "k", &v3).unwrap(),
+        b"three"
+    );
+}

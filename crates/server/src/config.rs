@@ -149,6 +149,7 @@ impl AuditFileConfig {
                 .unwrap_or_else(|| self.path.with_extension("key")),
             max_file_bytes: self.max_file_bytes,
             checkpoint_every: self.checkpoint_every,
+            node_id: None,
         }
     }
 }
@@ -195,8 +196,108 @@ pub struct StorageConfig {
     /// Backend kind; `sled` is the embedded default.
     #[serde(default)]
     pub backend: Backend,
-    /// Directory of the sled store.
+    /// Directory of the sled store (sled only; required there).
+    #[serde(default)]
     pub path: PathBuf,
+    /// PostgreSQL: the connection URL, without a password (logged only redacted).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// PostgreSQL: connections in the pool.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// PostgreSQL: PEM file of the CA that signs the database's certificate (TLS required).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PostgreSQL: this node's name in the change log (and its audit log).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// PostgreSQL: a file holding the database password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// PostgreSQL: the node answers only while its last confirmed read of the change log is
+    /// younger than this many seconds.
+    #[serde(default = "default_max_staleness", deserialize_with = "seconds")]
+    pub max_staleness: u64,
+    /// PostgreSQL: the background-job lease's time to live, in seconds.
+    #[serde(default = "default_job_lease", deserialize_with = "seconds")]
+    pub job_lease: u64,
+}
+
+fn default_job_lease() -> u64 {
+    10
+}
+
+fn default_max_staleness() -> u64 {
+    1
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+
+impl StorageConfig {
+    fn validate(&self) -> Result<(), String> {
+        match self.backend {
+            Backend::Sled => {
+                if self.path.as_os_str().is_empty() {
+                    return Err("key `storage.path`: required with the sled backend (the store's directory)".into());
+                }
+                for (key, set) in [
+                    ("url", self.url.is_some()),
+                    ("ca_file", self.ca_file.is_some()),
+                    ("node_id", self.node_id.is_some()),
+                    ("password_file", self.password_file.is_some()),
+                ] {
+                    if set {
+                        return Err(format!(
+                            "key `storage.{key}`: only for `backend = \"postgresql\"`"
+                        ));
+                    }
+                }
+            }
+            Backend::Postgresql => {
+                if !self.path.as_os_str().is_empty() {
+                    return Err("key `storage.path`: only for the sled backend; PostgreSQL is reached through `storage.url`".into());
+                }
+                if self.url.is_none() {
+                    return Err(
+                        "key `storage.url`: required with `backend = \"postgresql\"`".into(),
+                    );
+                }
+                if !(1..=3600).contains(&self.max_staleness) {
+                    return Err(format!(
+                        "key `storage.max_staleness`: {} s is not between 1 and 3600",
+                        self.max_staleness
+                    ));
+                }
+                if !(1..=600).contains(&self.job_lease) {
+                    return Err(format!(
+                        "key `storage.job_lease`: {} s is not between 1 and 600",
+                        self.job_lease
+                    ));
+                }
+                if self.node_id.is_none() {
+                    return Err("key `storage.node_id`: required with `backend = \"postgresql\"` (each node names itself in the change log)".into());
+                }
+                // Everything else (URL form, no password in it, node_id syntax, pool size) is
+                // checked here too, so a mistake is reported at start, before anything opens.
+                let options = self.postgres_options().expect("url and node_id are set");
+                options.check().map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL backend's options (`None` unless `url` and `node_id` are set).
+    pub fn postgres_options(&self) -> Option<tresor_postgres::PgOptions> {
+        Some(tresor_postgres::PgOptions {
+            url: self.url.clone()?,
+            pool_size: self.pool_size,
+            ca_file: self.ca_file.clone(),
+            node_id: self.node_id.clone()?,
+            password_file: self.password_file.clone(),
+        })
+    }
 }
 
 /// Storage backends.
@@ -206,6 +307,8 @@ pub enum Backend {
     /// sled on local disk.
     #[default]
     Sled,
+    /// PostgreSQL, shared by several nodes (docs/deployment.md).
+    Postgresql,
 }
 
 /// Policy files.
@@ -353,6 +456,7 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         validate_environment_name(&self.environment)
             .map_err(|e| format!("key `environment`: {e}"))?;
+        self.storage.validate()?;
         let l = &self.limits;
         for (key, value) in [
             ("limits.max_body_bytes", l.max_body_bytes as u64),
@@ -388,7 +492,15 @@ impl Config {
         resolve(&mut self.tls.key);
         resolve(&mut self.tls.client_ca);
         self.tls.crls.iter_mut().for_each(resolve);
-        resolve(&mut self.storage.path);
+        if !self.storage.path.as_os_str().is_empty() {
+            resolve(&mut self.storage.path);
+        }
+        if let Some(file) = &mut self.storage.ca_file {
+            resolve(file);
+        }
+        if let Some(file) = &mut self.storage.password_file {
+            resolve(file);
+        }
         resolve(&mut self.node.identity_key);
         resolve(&mut self.policies.dir);
         if let AuditSetting::File(audit) = &mut self.audit {

@@ -17,6 +17,7 @@ pub mod anchor;
 mod api;
 pub mod approvals;
 pub mod audit;
+pub mod coherence;
 pub mod config;
 pub mod metrics;
 pub mod node;

@@ -104,6 +104,13 @@ pub struct Gauges {
     pub cache: (u64, u64),
     /// Audit lines that could not be written.
     pub audit_write_failures: u64,
+    /// On PostgreSQL: the change-log position applied, and the age of the last confirmed read
+    /// in milliseconds.
+    pub change_log: Option<(i64, u64)>,
+    /// On PostgreSQL: whether this node holds the background-job lease.
+    pub job_lease_held: Option<bool>,
+    /// SHA-256 (hex) of the loaded policy set.
+    pub policy_set_sha256: String,
 }
 
 impl Metrics {
@@ -341,6 +348,46 @@ impl Metrics {
             "Audit lines that could not be written (their requests failed).",
             gauges.audit_write_failures,
         );
+        header(
+            &mut out,
+            "tresor_policy_set_info",
+            "gauge",
+            "The loaded policy set, by the SHA-256 of its files (nodes that disagree differ).",
+        );
+        let _ = writeln!(
+            out,
+            "tresor_policy_set_info{{sha256=\"{}\"}} 1",
+            gauges.policy_set_sha256
+        );
+        if let Some(held) = gauges.job_lease_held {
+            single(
+                &mut out,
+                "tresor_job_lease_held",
+                "gauge",
+                "1 while this node holds the background-job lease and runs the jobs (PostgreSQL).",
+                u64::from(held),
+            );
+        }
+        if let Some((position, age_ms)) = gauges.change_log {
+            single(
+                &mut out,
+                "tresor_change_log_position",
+                "gauge",
+                "The storage change-log position this node has applied (PostgreSQL).",
+                u64::try_from(position).unwrap_or(0),
+            );
+            header(
+                &mut out,
+                "tresor_change_log_age_seconds",
+                "gauge",
+                "Time since this node's last confirmed read of the change log (its lag bound; past storage.max_staleness it answers 503).",
+            );
+            let _ = writeln!(
+                out,
+                "tresor_change_log_age_seconds {}",
+                micros_as_seconds(age_ms * 1000)
+            );
+        }
         out
     }
 }
@@ -423,7 +470,23 @@ mod tests {
             sealed: false,
             cache: (5, 1),
             audit_write_failures: 0,
+            change_log: Some((7, 1250)),
+            job_lease_held: Some(true),
+            policy_set_sha256: "ab".repeat(32),
         });
+        assert!(
+            text.contains(&format!(
+                "tresor_policy_set_info{{sha256=\"{}\"}} 1\n",
+                "ab".repeat(32)
+            )),
+            "{text}"
+        );
+        assert!(text.contains("tresor_change_log_position 7\n"), "{text}");
+        assert!(text.contains("tresor_job_lease_held 1\n"), "{text}");
+        assert!(
+            text.contains("tresor_change_log_age_seconds 1.25\n"),
+            "{text}"
+        );
         assert!(
             text.contains("tresor_requests_total{operation=\"encrypt\",status=\"200\"} 2"),
             "{text}"

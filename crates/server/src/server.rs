@@ -25,13 +25,13 @@ use tokio::task::JoinSet;
 
 use crate::api::{ApiState, Caller};
 use crate::audit::{AuditEvent, AuditLog, AuditWriteError, Outcome};
-use crate::config::{AuditSetting, Config};
+use crate::config::{AuditSetting, Backend, Config};
 use crate::metrics::Metrics;
 use crate::pins::PinsError;
 use crate::policy::{PolicyError, PolicyHandle};
 use crate::services::Services;
 use crate::tls::{self, ServerTls, ServerTlsFiles, TlsError};
-use tresor_core::{Error, SledStore, Vault, VaultOptions};
+use tresor_core::{Error, SledStore, Store, Vault, VaultOptions};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,9 @@ pub enum ServerError {
     /// The vault could not be opened.
     #[error(transparent)]
     Vault(#[from] Error),
+    /// The PostgreSQL store cannot be opened.
+    #[error(transparent)]
+    Storage(#[from] tresor_postgres::PgError),
     /// The audit log cannot be written: the server does not start without it.
     #[error(transparent)]
     Audit(#[from] AuditWriteError),
@@ -241,21 +244,53 @@ fn log_seal_state(vault: &Vault) {
     }
 }
 
+/// The configured store: sled, or PostgreSQL (connected, its schema migrated).
+pub enum OpenedStore {
+    /// sled on local disk.
+    Sled(Arc<SledStore>),
+    /// PostgreSQL, shared with other nodes.
+    Postgres(Arc<tresor_postgres::PgStore>),
+}
+
+impl OpenedStore {
+    /// The store, as the vault uses it.
+    pub fn as_store(&self) -> Arc<dyn Store> {
+        match self {
+            OpenedStore::Sled(store) => store.clone(),
+            OpenedStore::Postgres(store) => store.clone(),
+        }
+    }
+}
+
+/// Opens the configured store (sled, or PostgreSQL: connecting and migrating its schema).
+pub fn open_store(config: &Config) -> Result<OpenedStore, ServerError> {
+    Ok(match config.storage.backend {
+        Backend::Sled => OpenedStore::Sled(Arc::new(
+            SledStore::open(&config.storage.path).map_err(Error::from)?,
+        )),
+        Backend::Postgresql => {
+            let options = config.storage.postgres_options().ok_or_else(|| {
+                tresor_postgres::PgError::Options(
+                    "`storage.url` and `storage.node_id` are required".into(),
+                )
+            })?;
+            OpenedStore::Postgres(Arc::new(tresor_postgres::PgStore::open(&options)?))
+        }
+    })
+}
+
 /// Opens the configured store and vault (sealed).
 pub fn open_vault(config: &Config) -> Result<Vault, ServerError> {
-    let store = open_store(config)?;
+    open_vault_on(config, &open_store(config)?)
+}
+
+fn open_vault_on(config: &Config, store: &OpenedStore) -> Result<Vault, ServerError> {
+    let store = store.as_store();
     let node = crate::node::load_or_create(&config.node.identity_key)?;
     let mut options =
         VaultOptions::new(config.environment.clone()).with_node_identity(Arc::new(node));
     options.unseal_timeout = config.unseal.timeout;
     Ok(Vault::open(store, options)?)
-}
-
-/// The store `config`'s `[storage]` names (what `tresor server` serves and `tresor operator
-/// restore` writes into).
-pub fn open_store(config: &Config) -> Result<Arc<dyn tresor_core::Store>, ServerError> {
-    let store = SledStore::open(&config.storage.path).map_err(Error::from)?;
-    Ok(Arc::new(store))
 }
 
 /// What is checked and acquired before anything is written: the TLS files, the policy set
@@ -303,7 +338,7 @@ async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
 /// Binds the listener and starts serving `vault` with `config`.
 pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerError> {
     let prepared = prepare(&config).await?;
-    launch(config, vault, prepared)
+    launch(config, vault, prepared, None)
 }
 
 /// Checks everything that can be checked without writing (configuration, TLS files, policies,
@@ -313,8 +348,23 @@ pub async fn start(config: Config, vault: Vault) -> Result<ServerHandle, ServerE
 /// so a corrected configuration starts from the same state.
 pub async fn open_and_start(config: Config) -> Result<ServerHandle, ServerError> {
     let prepared = prepare(&config).await?;
-    let before = StoreDir::note(&config.storage.path);
-    let started = open_vault(&config).and_then(|vault| launch(config, vault, prepared));
+    let before = match config.storage.backend {
+        Backend::Sled => StoreDir::note(&config.storage.path),
+        Backend::Postgresql => StoreDir::Used,
+    };
+    let started = open_store(&config).and_then(|store| {
+        let vault = open_vault_on(&config, &store)?;
+        let coherence = match &store {
+            OpenedStore::Postgres(pg) => Some(crate::coherence::Coherence::start(
+                pg,
+                &vault,
+                Duration::from_secs(config.storage.max_staleness),
+                Duration::from_secs(config.storage.job_lease),
+            )?),
+            OpenedStore::Sled(_) => None,
+        };
+        launch(config, vault, prepared, coherence)
+    });
     if started.is_err() {
         before.undo();
     }
@@ -379,7 +429,12 @@ impl StoreDir {
 }
 
 /// Opens the audit log and starts serving.
-fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHandle, ServerError> {
+fn launch(
+    config: Config,
+    vault: Vault,
+    prepared: Prepared,
+    coherence: Option<Arc<crate::coherence::Coherence>>,
+) -> Result<ServerHandle, ServerError> {
     let Prepared {
         tls,
         policies,
@@ -387,7 +442,11 @@ fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHand
         local_addr,
     } = prepared;
     let audit = match &config.audit {
-        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(file.to_audit_config())?)),
+        AuditSetting::File(file) => Some(Arc::new(AuditLog::open(crate::audit::AuditConfig {
+            // Several nodes on one database: each names itself in its own log.
+            node_id: config.storage.node_id.clone(),
+            ..file.to_audit_config()
+        })?)),
         AuditSetting::Disabled(_) => {
             tracing::warn!(
                 "the audit trail is disabled (audit = \"disabled\"): nothing records who used which key"
@@ -403,12 +462,15 @@ fn launch(config: Config, vault: Vault, prepared: Prepared) -> Result<ServerHand
         crate::anchor::AuditAnchor::install(&vault, log.clone(), &node)
     });
     let shared = Arc::new(Shared {
-        api: Arc::new(ApiState::new(
-            Services::new(vault, config.approvals.ttl),
-            policies,
-            config.limits.clone(),
-            audit,
-        )),
+        api: Arc::new(
+            ApiState::new(
+                Services::new(vault, config.approvals.ttl),
+                policies,
+                config.limits.clone(),
+                audit,
+            )
+            .with_coherence(coherence),
+        ),
         _anchor: anchor,
         tls,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -785,8 +847,21 @@ pub async fn wait_for_signals(handle: &ServerHandle) {
     }
 }
 
+/// Runs `work` as a background job: fenced by the job lease on PostgreSQL (where it runs only
+/// on the node holding it: `None` elsewhere), as it is on sled.
+fn as_job<T>(api: &ApiState, work: impl FnOnce() -> T) -> Option<T> {
+    match &api.coherence {
+        Some(coherence) => {
+            let epoch = coherence.job_epoch()?;
+            Some(coherence.fenced(epoch, work))
+        }
+        None => Some(work()),
+    }
+}
+
 /// Rotates due keys and re-signs pin manifests past half their freshness, once a minute while
-/// unsealed. Each change is audited like a request.
+/// unsealed (on PostgreSQL: on the one node holding the job lease, each commit fenced by it).
+/// Each change is audited like a request.
 async fn background(api: Arc<ApiState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -794,14 +869,29 @@ async fn background(api: Arc<ApiState>) {
         if api.services.vault.is_sealed() {
             continue;
         }
+        if api
+            .coherence
+            .as_ref()
+            .is_some_and(|c| c.job_epoch().is_none())
+        {
+            continue;
+        }
         let task_api = api.clone();
-        match tokio::task::spawn_blocking(move || rotate_due_keys(&task_api)).await {
+        match tokio::task::spawn_blocking(move || {
+            as_job(&task_api, || rotate_due_keys(&task_api)).unwrap_or(Ok(Vec::new()))
+        })
+        .await
+        {
             Ok(Ok(_)) | Ok(Err(Error::Sealed)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "auto-rotation failed"),
             Err(e) => tracing::error!(error = %e, "auto-rotation task panicked"),
         }
         let task_api = api.clone();
-        match tokio::task::spawn_blocking(move || reissue_due_pin_manifests(&task_api)).await {
+        match tokio::task::spawn_blocking(move || {
+            as_job(&task_api, || reissue_due_pin_manifests(&task_api)).unwrap_or(Ok(()))
+        })
+        .await
+        {
             Ok(Ok(())) | Ok(Err(PinsError::Vault(Error::Sealed))) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "pin manifest re-issue failed"),
             Err(e) => tracing::error!(error = %e, "pin manifest re-issue task panicked"),

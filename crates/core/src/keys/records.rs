@@ -35,6 +35,9 @@ pub(crate) fn key_path(tenant: &str, key: &str) -> String {
     format!("keys/{tenant}/{key}")
 }
 
+/// Prefix under which every key record lives (`keys/<tenant>/<key>`).
+pub(crate) const KEYS_PREFIX: &str = "keys/";
+
 /// Prefix under which a tenant's key records live.
 pub(crate) fn keys_prefix(tenant: &str) -> String {
     format!("keys/{tenant}/")

@@ -99,6 +99,13 @@ impl Batch {
             .map(|(path, value)| (path.as_str(), value.as_deref()))
     }
 
+    /// The expectations, in order: each path and the value it must hold (`None`: absent).
+    pub fn expectations(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.expectations
+            .iter()
+            .map(|(path, value)| (path.as_str(), value.as_deref()))
+    }
+
     /// True when the batch writes nothing.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()

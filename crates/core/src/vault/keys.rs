@@ -279,6 +279,13 @@ impl Vault {
         }
     }
 
+    /// The key's ring read afresh from the store (the cached one dropped first).
+    pub(super) fn reloaded_ring(&self, tenant: &str, name: &str) -> Result<Arc<KeyRing>, Error> {
+        let unsealed = self.unsealed()?;
+        unsealed.tenant(self.store(), tenant)?.set_ring(name, None);
+        self.ring(tenant, name)
+    }
+
     fn load_ring(&self, tenant: &str, name: &str) -> Result<Arc<KeyRing>, Error> {
         let unsealed = self.unsealed()?;
         let state = unsealed.tenant(self.store(), tenant)?;

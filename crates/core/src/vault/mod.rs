@@ -186,6 +186,41 @@ impl Vault {
             .map(|key| key.verifying_key().fingerprint())
     }
 
+    /// Forgets what this node cached from storage `paths` that changed elsewhere (another node
+    /// sharing the store, docs/deployment.md): a changed tenant record drops the tenant's state
+    /// (its KEK and key rings; a level-3 tenant is locked again here), a changed key record drops
+    /// that key's ring. The next use reads them afresh. Other paths hold nothing cached.
+    /// Touches memory only, never the store.
+    pub fn invalidate<'a>(&self, paths: impl IntoIterator<Item = &'a str>) {
+        let Some(unsealed) = read(&self.inner.state).clone() else {
+            return;
+        };
+        for path in paths {
+            if let Some(tenant) = path.strip_prefix(records::TENANTS_PREFIX) {
+                unsealed.set_tenant(tenant, None);
+            } else if let Some((tenant, key)) = path
+                .strip_prefix(records::KEYS_PREFIX)
+                .and_then(|rest| rest.split_once('/'))
+            {
+                let state = read(&unsealed.tenants).get(tenant).cloned();
+                if let Some(state) = state {
+                    state.set_ring(key, None);
+                }
+            }
+        }
+    }
+
+    /// Forgets every tenant and key ring cached from storage (when the changes since the last
+    /// known position can no longer be listed).
+    pub fn invalidate_all(&self) {
+        let Some(unsealed) = read(&self.inner.state).clone() else {
+            return;
+        };
+        let mut tenants = write(&unsealed.tenants);
+        tenants.clear();
+        unsealed.tenants_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Installs `guard`: every later unseal is checked by it before any key is usable, for as
     /// long as the caller keeps `guard` alive.
     pub fn set_unseal_guard(&self, guard: &Arc<dyn UnsealGuard>) {

@@ -1,14 +1,18 @@
 //! The operations callers come for: encrypt, decrypt, rewrap, datakey, hmac, export. Each
 //! looks the key ring up once, so a batch pays for the lookup once.
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 use super::Vault;
 
 /// One result per batch item, in order; the outer error is for the request as a whole.
 pub type BatchResult<T> = Result<Vec<Result<T, Error>>, Error>;
+use crate::CiphertextError;
 use crate::Error;
 use crate::keys::HmacAlgorithm;
+use crate::keys::ring::KeyRing;
 use crate::keys::ring::{DecryptRequest, EncryptRequest, ExportKind, Versioned};
 use tresor_crypto::SecretKey;
 
@@ -29,7 +33,55 @@ impl std::fmt::Debug for DataKey {
     }
 }
 
+/// True if `error` says a ciphertext names a key version this ring does not have yet: another
+/// node may have rotated the key since this one cached it.
+fn names_newer_version(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Ciphertext(CiphertextError::UnknownVersion { .. })
+    )
+}
+
 impl Vault {
+    /// The key's ring, reloaded from the store first if `version` is newer than the cached
+    /// ring's latest (a version created on another node).
+    fn ring_at_least(
+        &self,
+        tenant: &str,
+        key: &str,
+        version: Option<u32>,
+    ) -> Result<Arc<KeyRing>, Error> {
+        let ring = self.ring(tenant, key)?;
+        match version {
+            Some(version) if version > ring.latest_version => self.reloaded_ring(tenant, key),
+            _ => Ok(ring),
+        }
+    }
+
+    /// Redoes, on a ring reloaded from the store, the items of a batch that named a version
+    /// newer than the cached ring (at most one reload per batch).
+    fn retry_newer<T>(
+        &self,
+        tenant: &str,
+        key: &str,
+        results: &mut [Result<T, Error>],
+        redo: impl Fn(&KeyRing, usize) -> Result<T, Error>,
+    ) -> Result<(), Error> {
+        if !results
+            .iter()
+            .any(|r| r.as_ref().err().is_some_and(names_newer_version))
+        {
+            return Ok(());
+        }
+        let ring = self.reloaded_ring(tenant, key)?;
+        for (i, result) in results.iter_mut().enumerate() {
+            if result.as_ref().err().is_some_and(names_newer_version) {
+                *result = redo(&ring, i);
+            }
+        }
+        Ok(())
+    }
+
     /// Encrypts one plaintext.
     pub fn encrypt(
         &self,
@@ -37,7 +89,8 @@ impl Vault {
         key: &str,
         request: &EncryptRequest<'_>,
     ) -> Result<Versioned, Error> {
-        self.ring(tenant, key)?.encrypt(request)
+        let ring = self.ring_at_least(tenant, key, request.key_version)?;
+        ring.encrypt(request)
     }
 
     /// Encrypts many plaintexts; one result per item, in order.
@@ -58,7 +111,11 @@ impl Vault {
         key: &str,
         request: &DecryptRequest<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.ring(tenant, key)?.decrypt(request)
+        let ring = self.ring(tenant, key)?;
+        match ring.decrypt(request) {
+            Err(e) if names_newer_version(&e) => self.reloaded_ring(tenant, key)?.decrypt(request),
+            other => other,
+        }
     }
 
     /// Decrypts many ciphertexts; one result per item, in order.
@@ -69,7 +126,9 @@ impl Vault {
         items: &[DecryptRequest<'_>],
     ) -> BatchResult<Zeroizing<Vec<u8>>> {
         let ring = self.ring(tenant, key)?;
-        Ok(items.iter().map(|item| ring.decrypt(item)).collect())
+        let mut results: Vec<_> = items.iter().map(|item| ring.decrypt(item)).collect();
+        self.retry_newer(tenant, key, &mut results, |ring, i| ring.decrypt(&items[i]))?;
+        Ok(results)
     }
 
     /// Re-encrypts a ciphertext under `key_version` (default: the latest) without revealing it.
@@ -80,7 +139,13 @@ impl Vault {
         request: &DecryptRequest<'_>,
         key_version: Option<u32>,
     ) -> Result<Versioned, Error> {
-        self.ring(tenant, key)?.rewrap(request, key_version)
+        let ring = self.ring_at_least(tenant, key, key_version)?;
+        match ring.rewrap(request, key_version) {
+            Err(e) if names_newer_version(&e) => self
+                .reloaded_ring(tenant, key)?
+                .rewrap(request, key_version),
+            other => other,
+        }
     }
 
     /// Rewraps many ciphertexts; one result per item, in order.
@@ -91,11 +156,15 @@ impl Vault {
         items: &[DecryptRequest<'_>],
         key_version: Option<u32>,
     ) -> BatchResult<Versioned> {
-        let ring = self.ring(tenant, key)?;
-        Ok(items
+        let ring = self.ring_at_least(tenant, key, key_version)?;
+        let mut results: Vec<_> = items
             .iter()
             .map(|item| ring.rewrap(item, key_version))
-            .collect())
+            .collect();
+        self.retry_newer(tenant, key, &mut results, |ring, i| {
+            ring.rewrap(&items[i], key_version)
+        })?;
+        Ok(results)
     }
 
     /// A fresh random key of `bits` (128, 256 or 512) wrapped under `key`, and the key itself
@@ -127,7 +196,8 @@ impl Vault {
         algorithm: HmacAlgorithm,
         key_version: Option<u32>,
     ) -> Result<Versioned, Error> {
-        self.ring(tenant, key)?.hmac(input, algorithm, key_version)
+        self.ring_at_least(tenant, key, key_version)?
+            .hmac(input, algorithm, key_version)
     }
 
     /// HMACs of many inputs; one result per item, in order.

@@ -186,6 +186,8 @@ pub(crate) struct ApiState {
     pub(crate) metrics: Arc<Metrics>,
     /// `None` only with `audit = "disabled"`.
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// On PostgreSQL: the change-log follower and the staleness bound every answer keeps to.
+    pub(crate) coherence: Option<Arc<crate::coherence::Coherence>>,
     /// The metrics row of each endpoint by registry position, then of unrouted requests.
     rows: Box<[Row]>,
 }
@@ -209,8 +211,18 @@ impl ApiState {
             limits,
             metrics: Arc::new(metrics),
             audit,
+            coherence: None,
             rows,
         }
+    }
+
+    /// The same state following a shared store's change log (PostgreSQL).
+    pub(crate) fn with_coherence(
+        mut self,
+        coherence: Option<Arc<crate::coherence::Coherence>>,
+    ) -> ApiState {
+        self.coherence = coherence;
+        self
     }
 
     /// The audit hasher, or `None` while sealed.
@@ -275,6 +287,18 @@ where
     let mut result = async {
         let routed = routed.as_ref().map_err(Clone::clone)?;
         access::authorize(&state, &caller, routed)?;
+        // A node whose view of a shared store may be stale answers nothing from it; the
+        // metrics stay readable, so operators can see why.
+        if let Some(coherence) = &state.coherence {
+            if routed.endpoint.name() != "metrics" {
+                coherence.check().map_err(|stale| {
+                    let mut error =
+                        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, stale.to_string());
+                    error.retry_after = Some(1);
+                    error
+                })?;
+            }
+        }
         let body = body::read(&parts, body, &state.limits).await?;
         // A change is recorded before it is made: if the log cannot take the line, nothing
         // happens.

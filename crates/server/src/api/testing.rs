@@ -75,6 +75,11 @@ impl TestApi {
         }
     }
 
+    /// The state the calls go to.
+    pub(crate) fn state(&self) -> &ApiState {
+        &self.state
+    }
+
     /// `method` `/v1/path` with a JSON body (`Null`: none), as `principal`: the status and the
     /// JSON answer (`Null` when empty).
     pub(crate) async fn call_as(

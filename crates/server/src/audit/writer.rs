@@ -38,6 +38,8 @@ pub struct AuditConfig {
     pub max_file_bytes: u64,
     /// Write a signed checkpoint at least every this many lines.
     pub checkpoint_every: u64,
+    /// This node's `storage.node_id` (several nodes on PostgreSQL): named in every event line.
+    pub node_id: Option<String>,
 }
 
 /// An audit line could not be written; the request must fail.
@@ -86,6 +88,8 @@ struct EventLine<'a> {
     seq: u64,
     time: &'a str,
     prev: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
     #[serde(flatten)]
     event: &'a AuditEvent,
 }
@@ -285,6 +289,7 @@ impl AuditLog {
             seq: state.next_seq,
             time: &time,
             prev: &prev,
+            node: self.config.node_id.as_deref(),
             event,
         };
         serde_json::to_writer(&mut text, &line).expect("audit lines serialize");
@@ -573,6 +578,7 @@ mod tests {
             signing_key: dir.path().join("audit.key"),
             max_file_bytes: 1 << 20,
             checkpoint_every: 3,
+            node_id: None,
         })
         .unwrap();
         std::thread::scope(|scope| {

@@ -283,6 +283,25 @@ pub struct PolicySet {
     files: Vec<String>,
     warnings: Vec<Warning>,
     limiter: RateLimiter,
+    /// SHA-256 (hex) of the files' base names and contents, in load order (see
+    /// [`PolicySet::digest`]).
+    digest: String,
+}
+
+fn digest_files<N: AsRef<str>, T: AsRef<str>>(files: &[(N, T)]) -> String {
+    let mut parts: Vec<Vec<u8>> = vec![b"tresor-policy-set-v1".to_vec()];
+    for (name, text) in files {
+        let name = name.as_ref();
+        let base = Path::new(name)
+            .file_name()
+            .map_or(name.to_owned(), |n| n.to_string_lossy().into_owned());
+        for field in [base.as_bytes(), text.as_ref().as_bytes()] {
+            parts.push((field.len() as u64).to_be_bytes().to_vec());
+            parts.push(field.to_vec());
+        }
+    }
+    let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    tresor_crypto::hex(&tresor_crypto::sha256(&parts))
 }
 
 impl Default for PolicySet {
@@ -393,6 +412,7 @@ impl PolicySet {
         let (rules, infos) = rules.into_iter().map(|p| (p.rule, p.info)).unzip();
         let mut set = PolicySet::build(vocabulary, rules, infos, names);
         set.warnings = warnings;
+        set.digest = digest_files(files);
         Ok(set)
     }
 
@@ -430,7 +450,16 @@ impl PolicySet {
             files,
             warnings: Vec::new(),
             limiter,
+            digest: digest_files::<&str, &str>(&[]),
         }
+    }
+
+    /// The hash of this set: SHA-256 (hex) over each file's base name and contents, each
+    /// length-prefixed, in load order. Nodes that load the same files show the same hash
+    /// (health and metrics), whatever directory they load them from, so an operator sees nodes
+    /// that disagree.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Decides a request: allowed by the first rule (in load order) whose principals match,

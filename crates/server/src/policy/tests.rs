@@ -1055,3 +1055,27 @@ fn the_shipped_policy_files_are_valid() {
         assert!(!admin.authorize(&r).is_allowed(), "{op}");
     }
 }
+
+#[test]
+fn the_digest_names_the_files_and_their_contents_not_their_directory() {
+    let a = "[[operator]]\nprincipals = [\"spiffe://t/ops\"]\noperations = [\"*\"]\n";
+    let b = "[[operator]]\nprincipals = [\"spiffe://t/other\"]\noperations = [\"*\"]\n";
+    let digest = |files: &[(&str, &str)]| {
+        PolicySet::from_files(operations(), files)
+            .unwrap()
+            .digest()
+            .to_owned()
+    };
+    let one = digest(&[("/etc/tresor/policies/ops.toml", a)]);
+    assert_eq!(one.len(), 64);
+    assert_eq!(one, digest(&[("/srv/node-b/policies/ops.toml", a)]));
+    assert_ne!(one, digest(&[("/etc/tresor/policies/ops.toml", b)]));
+    assert_ne!(one, digest(&[("/etc/tresor/policies/other.toml", a)]));
+    assert_ne!(
+        digest(&[("x.toml", a), ("y.toml", b)]),
+        digest(&[("x.toml", b), ("y.toml", a)])
+    );
+    // Length prefixes: moving bytes between name and contents changes the hash.
+    assert_ne!(digest(&[("a.toml", a)]), digest(&[("a.tom", a)]));
+    assert_ne!(one, PolicySet::default().digest());
+}

@@ -31,15 +31,50 @@ struct Health<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster_id: Option<&'a str>,
     environment: &'a str,
+    /// SHA-256 of the policy set this node has loaded: nodes that disagree show different ones.
+    policy_set_sha256: &'a str,
+    /// On PostgreSQL: this node and where it stands in the change log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<StorageHealth<'a>>,
+}
+
+/// The shared store as this node sees it.
+#[derive(Serialize)]
+struct StorageHealth<'a> {
+    node_id: &'a str,
+    change_log_position: i64,
+    change_log_age_ms: u64,
+    /// The background-job lease's epoch while this node holds it (it runs the jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_lease_epoch: Option<i64>,
 }
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
-    health(call.vault(), call.query, SystemClock.now())
+    let storage = call.state.coherence.as_ref().map(|c| StorageHealth {
+        node_id: c.node_id(),
+        change_log_position: c.status().position(),
+        change_log_age_ms: c.status().age().as_millis() as u64,
+        job_lease_epoch: c.job_epoch(),
+    });
+    let policies = call.state.policies.current();
+    health(
+        call.vault(),
+        call.query,
+        SystemClock.now(),
+        policies.digest(),
+        storage,
+    )
 }
 
 /// Query parameters `activecode`, `sealedcode`, `uninitcode` (and the standby ones, accepted
 /// for compatibility) override the status codes, as in Vault.
-fn health(vault: &Vault, query: Option<&str>, now: u64) -> Result<Reply, ApiError> {
+fn health(
+    vault: &Vault,
+    query: Option<&str>,
+    now: u64,
+    policy_set_sha256: &str,
+    storage: Option<StorageHealth<'_>>,
+) -> Result<Reply, ApiError> {
     let mut codes = (
         StatusCode::OK,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -96,6 +131,8 @@ fn health(vault: &Vault, query: Option<&str>, now: u64) -> Result<Reply, ApiErro
         cluster_name: (!status.sealed).then_some("tresor"),
         cluster_id: (!status.sealed).then_some(status.vault_id.as_str()),
         environment: &status.environment,
+        policy_set_sha256,
+        storage,
     };
     if matches!(
         code,
@@ -130,6 +167,11 @@ mod tests {
         let (status, answer) = api.call("GET", "sys/health", Value::Null).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(answer["sealed"], false);
+        assert_eq!(
+            answer["policy_set_sha256"],
+            api.state().policies.current().digest()
+        );
+        assert_eq!(answer["policy_set_sha256"].as_str().unwrap().len(), 64);
         let (status, _) = api
             .call("GET", "sys/health?activecode=299", Value::Null)
             .await;

@@ -19,6 +19,12 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         sealed: state.services.vault.is_sealed(),
         cache: state.services.vault.key_cache_stats(),
         audit_write_failures: state.audit.as_ref().map_or(0, |a| a.write_failures()),
+        change_log: state.coherence.as_ref().map(|c| {
+            let status = c.status();
+            (status.position(), status.age().as_millis() as u64)
+        }),
+        policy_set_sha256: state.policies.current().digest().to_owned(),
+        job_lease_held: state.coherence.as_ref().map(|c| c.job_epoch().is_some()),
     };
     Ok(Reply::text(
         StatusCode::OK,
