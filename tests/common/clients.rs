@@ -66,6 +66,11 @@ impl Bao {
 
     /// Runs `bao ARGS` (off the async workers: the server under test runs on them).
     pub fn run(&self, args: &[&str]) -> BaoRun {
+        self.run_with(args, &[])
+    }
+
+    /// Runs `bao ARGS` with extra environment variables.
+    pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> BaoRun {
         let output: Output = tokio::task::block_in_place(|| {
             let mut command = Command::new("bao");
             command.args(args);
@@ -77,6 +82,7 @@ impl Bao {
             command
                 .envs(self.env.iter().map(|(n, v)| (n, v)))
                 .env("HOME", self.home.path())
+                .envs(extra.iter().copied())
                 .stdin(std::process::Stdio::null())
                 .bounded_output()
         });
@@ -99,13 +105,17 @@ impl Bao {
         run.stdout
     }
 
-    /// Runs `bao ARGS -format=json`-style commands that must succeed; their JSON output.
+    /// Runs `bao ARGS` with JSON output (`BAO_FORMAT=json`), which must succeed; the JSON.
     #[track_caller]
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut with_format = vec![args[0], "-format=json"];
-        with_format.extend_from_slice(&args[1..]);
-        let out = self.ok(&with_format);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bao {args:?}: {e}: {out}"))
+        let run = self.run_with(args, &[("BAO_FORMAT", "json")]);
+        assert!(
+            run.success,
+            "bao {args:?} failed: {}{}",
+            run.stdout, run.stderr
+        );
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("bao {args:?}: {e}: {}", run.stdout))
     }
 
     /// Runs `bao ARGS`, which must fail; what it printed on stderr.

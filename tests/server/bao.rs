@@ -2,7 +2,7 @@
 //! mutual TLS: the commands Vault's own documentation uses with a transit mount (issue 15).
 
 use crate::common::clients::Bao;
-use crate::common::server::{ADMIN, Options, TestServer};
+use crate::common::server::{ADMIN, Options, TestServer, principal};
 
 async fn server() -> TestServer {
     TestServer::start(Options::default().tenants(&["payments"])).await
@@ -37,4 +37,45 @@ async fn write_f_sends_null_which_means_no_fields() {
         refused.contains("Code: 400") && !refused.contains("null"),
         "{refused}"
     );
+}
+
+/// Issue 15, point 2: `bao status` reads `sys/leader`, `bao secrets list` reads `sys/mounts`,
+/// which lists the tenants the caller may use as `transit` mounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_secrets_list() {
+    let app = principal("payments-app");
+    let server = TestServer::start(
+        Options::default()
+            .tenants(&["payments", "hr"])
+            .policy(
+                "app.toml",
+                &format!(
+                    "[[grant]]\nprincipals = [\"{app}\"]\ntenant = \"payments\"\nkeys = [\"*\"]\noperations = [\"encrypt\"]\n"
+                ),
+            ),
+    )
+    .await;
+    let Some(admin) = Bao::new(&server, &server.issue(ADMIN)) else {
+        return;
+    };
+    let status = admin.ok(&["status"]);
+    assert!(
+        status.contains("Sealed") && status.contains("false") && status.contains("HA Enabled"),
+        "{status}"
+    );
+    let mounts = admin.json(&["secrets", "list"]);
+    let names: Vec<&String> = mounts.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["hr/", "payments/"], "{mounts}");
+    assert_eq!(mounts["payments/"]["type"], "transit", "{mounts}");
+    let table = admin.ok(&["secrets", "list"]);
+    assert!(
+        table.contains("payments/") && table.contains("transit"),
+        "{table}"
+    );
+
+    // An application sees the tenant it may use, and not the other.
+    let app = Bao::new(&server, &server.issue(&app)).unwrap();
+    let mounts = app.json(&["secrets", "list"]);
+    let names: Vec<&String> = mounts.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["payments/"], "{mounts}");
 }

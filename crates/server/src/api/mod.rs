@@ -112,6 +112,8 @@ registry! {
         health,
         seal_status,
         init_status,
+        leader,
+        mounts,
     }
     /// Certificate pinning under `/v1/pins/` (docs/pinning.md).
     pins {

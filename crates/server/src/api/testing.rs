@@ -75,6 +75,11 @@ impl TestApi {
         }
     }
 
+    /// The vault behind the API.
+    pub(crate) fn vault(&self) -> &Vault {
+        &self.state.services.vault
+    }
+
     /// `method` `/v1/path` with a JSON body (`Null`: none), as `principal`: the status and the
     /// JSON answer (`Null` when empty).
     pub(crate) async fn call_as(
