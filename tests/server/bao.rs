@@ -79,3 +79,40 @@ async fn status_and_secrets_list() {
     let names: Vec<&String> = mounts.as_object().unwrap().keys().collect();
     assert_eq!(names, ["payments/"], "{mounts}");
 }
+
+/// Issue 15, point 3: `-wrap-ttl` (header `X-Vault-Wrap-TTL`) asks for the answer to be wrapped;
+/// Tresor cannot wrap, so it refuses the request instead of answering in clear, and changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrap_ttl_is_refused_not_ignored() {
+    let server = server().await;
+    let Some(bao) = Bao::new(&server, &server.issue(ADMIN)) else {
+        return;
+    };
+    bao.ok(&["write", "-f", "payments/keys/k1"]);
+    let run = bao.run(&[
+        "write",
+        "-wrap-ttl=60s",
+        "payments/datakey/plaintext/k1",
+        "bits=256",
+    ]);
+    assert!(!run.success, "answered: {}", run.stdout);
+    assert!(
+        run.stderr.contains("Code: 400")
+            && run.stderr.contains("response wrapping is not supported"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("plaintext"), "{}", run.stdout);
+    // Nothing is created by a refused request.
+    let refused = bao.fails(&["write", "-wrap-ttl=60s", "-f", "payments/keys/k2"]);
+    assert!(refused.contains("Code: 400"), "{refused}");
+    let missing = bao.run(&["read", "payments/keys/k2"]);
+    assert!(!missing.success, "k2 was created: {}", missing.stdout);
+    // Reads too: a wrapped read would be a token, never the data itself.
+    let refused = bao.fails(&["read", "-wrap-ttl=60s", "payments/keys/k1"]);
+    assert!(
+        refused.contains("response wrapping is not supported"),
+        "{refused}"
+    );
+}

@@ -271,6 +271,7 @@ where
     let mut result = async {
         let routed = routed.as_ref().map_err(Clone::clone)?;
         access::authorize(&state, &caller, routed)?;
+        refuse_wrapping(&parts.headers)?;
         let body = body::read(&parts, body, &state.limits).await?;
         // A change is recorded before it is made: if the log cannot take the line, nothing
         // happens.
@@ -311,6 +312,21 @@ where
         mount_type,
         parts.method == Method::HEAD,
     ))
+}
+
+/// The header with which a Vault client asks for response wrapping (`-wrap-ttl`).
+const WRAP_TTL: &str = "x-vault-wrap-ttl";
+
+/// Refuses a request that asks for its answer to be wrapped: Tresor has no cubbyhole to keep a
+/// wrapped answer in, and answering in clear a client that asked for a wrapping token would hand
+/// a secret (a data key) to whoever it meant to pass the token to.
+fn refuse_wrapping(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(WRAP_TTL) {
+        return Err(ApiError::bad_request(
+            "response wrapping is not supported (X-Vault-Wrap-TTL, `-wrap-ttl`): Tresor has no cubbyhole to hold a wrapped answer; send the request without it",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a request the server has no room for: an HTTP/2 stream beyond its connection's
