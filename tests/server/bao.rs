@@ -116,3 +116,28 @@ async fn wrap_ttl_is_refused_not_ignored() {
         "{refused}"
     );
 }
+
+/// Issue 15, point 4: `sign` answers the 400 that `verify` with a signature answers (the key
+/// type cannot sign), not a 404 that reads as a missing mount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_says_the_key_type_cannot_sign() {
+    let server = server().await;
+    let Some(bao) = Bao::new(&server, &server.issue(ADMIN)) else {
+        return;
+    };
+    bao.ok(&["write", "-f", "payments/keys/k1"]);
+    let signed = bao.fails(&["write", "payments/sign/k1", "input=aGk="]);
+    let verified = bao.fails(&[
+        "write",
+        "payments/verify/k1",
+        "input=aGk=",
+        "signature=vault:v1:AAAA",
+    ]);
+    for refused in [&signed, &verified] {
+        assert!(
+            refused.contains("Code: 400")
+                && refused.contains("key type aes256-gcm96 does not support signing"),
+            "{refused}"
+        );
+    }
+}

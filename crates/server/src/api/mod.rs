@@ -83,6 +83,7 @@ registry! {
         datakey,
         hmac,
         verify,
+        sign,
         export,
     }
     /// Tresor's own routes under `/v1/sys/`: tenants, custody, approvals, metrics, status.
