@@ -77,6 +77,23 @@ pub enum Dangerous {
         /// The whole change, applied as one.
         update: KeyConfigUpdate,
     },
+    /// Create an exportable key: its material may leave the vault from the start, so creating
+    /// it needs the approval that making an existing key exportable needs.
+    CreateExportableKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// A key per context.
+        #[serde(default)]
+        derived: bool,
+        /// Deterministic encryption (needs `derived`).
+        #[serde(default)]
+        convergent_encryption: bool,
+        /// Seconds between automatic rotations (0: never).
+        #[serde(default)]
+        auto_rotate_period: u64,
+    },
     /// Replace the root key, keeping custodians and threshold.
     RotateRoot,
     /// Replace the root key and hand its shares to a new custodian set and/or threshold.
@@ -149,6 +166,15 @@ impl Dangerous {
                     serde_json::to_string(update).unwrap_or_default()
                 )
             }
+            Dangerous::CreateExportableKey {
+                tenant,
+                key,
+                derived,
+                convergent_encryption,
+                auto_rotate_period,
+            } => format!(
+                "create key {tenant}/{key} exportable (derived {derived}, convergent {convergent_encryption}, auto_rotate_period {auto_rotate_period}s): its material may be exported at once"
+            ),
             Dangerous::RotateRoot => {
                 "rotate the root key (custodians and threshold stay)".to_owned()
             }
