@@ -20,7 +20,25 @@ pub(crate) const CREATE: Operation = Operation::new("create", Scope::Key);
 
 pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::CREATE_KEY, CREATE, handle).mutating();
 
+/// The fields this route reads.
+const FIELDS: &[&str] = &[
+    "type",
+    "derived",
+    "convergent_encryption",
+    "exportable",
+    "allow_plaintext_backup",
+    "auto_rotate_period",
+];
+
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let mut reply = create(call)?;
+    if let Some(warning) = params::ignored_fields(&params::field_names(call.body), FIELDS) {
+        reply = reply.warn(warning);
+    }
+    Ok(reply)
+}
+
+fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     let body: transit::CreateKeyRequest = params::body(call.body)?;
     check_key_type(body.key_type.as_deref())?;
     if body.allow_plaintext_backup.is_some_and(|f| f.0) {
@@ -125,6 +143,15 @@ mod tests {
             let (status, answer) = api.call("POST", &format!("{TENANT}/keys/y"), body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         }
+        // Fields it does not read are named in Vault's warning.
+        let (status, answer) = api
+            .call("POST", &format!("{TENANT}/keys/z"), json!({"derived": true, "colour": 1}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer["warnings"],
+            json!(["Endpoint ignored these unrecognized parameters: [colour]"])
+        );
         // An existing key is returned unchanged, saying so.
         api.call("POST", &format!("{TENANT}/keys/k"), Value::Null).await;
         let (status, answer) = api
