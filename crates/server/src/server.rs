@@ -248,15 +248,16 @@ struct Prepared {
 
 /// Loads the TLS files and policies and binds the listener. Writes nothing.
 async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
-    let tls = ServerTls::load_requiring_principal(
-        &ServerTlsFiles {
-            cert: config.tls.cert.clone(),
-            key: config.tls.key.clone(),
-            client_ca: config.tls.client_ca.clone(),
-            crls: config.tls.crls.clone(),
-        },
-        config.tls.allow_cn_fallback,
-    )?;
+    // The handshake checks the chain only: a certificate that chains to the client CA but names
+    // no usable principal completes it and is then answered 403 saying what is wrong with it
+    // (`refuse_unidentified`). Refused in the handshake instead, the client learns nothing
+    // (TLS 1.3 clients see their request go unanswered: "Empty reply").
+    let tls = ServerTls::load(&ServerTlsFiles {
+        cert: config.tls.cert.clone(),
+        key: config.tls.key.clone(),
+        client_ca: config.tls.client_ca.clone(),
+        crls: config.tls.crls.clone(),
+    })?;
     let policies = Arc::new(PolicyHandle::load_dir(
         crate::operations(),
         &config.policies.dir,
@@ -489,7 +490,15 @@ async fn serve_connection(
     let principal =
         match tls::peer_principal(tls_stream.get_ref().1, shared.config.tls.allow_cn_fallback) {
             Ok(principal) => principal,
-            Err(e) => return shared.handshake_failed(peer, "no_principal", &e.to_string()),
+            Err(e) => {
+                let reason = e.to_string();
+                shared.handshake_failed(
+                    peer,
+                    "no_principal",
+                    &format!("client certificate refused: {reason}"),
+                );
+                return refuse_unidentified(tls_stream, reason, limits).await;
+            }
         };
     shared.api.metrics.connection_opened();
     let caller = Arc::new(Caller::new(principal, peer));
@@ -588,6 +597,32 @@ async fn serve_connection(
         }
     }
     shared.api.metrics.connection_closed();
+}
+
+/// Serves a connection whose certificate names no usable identity (see
+/// [`crate::api::refuse_unidentified`]): every request gets the 403 saying why, rather than a
+/// connection closed without a word, which clients report as an empty reply. One HTTP/1.1
+/// request; over HTTP/2, whatever arrives within `limits.header_read_timeout`. Then it closes.
+async fn refuse_unidentified(
+    tls_stream: tokio_rustls::server::TlsStream<TcpStream>,
+    reason: String,
+    limits: &crate::config::Limits,
+) {
+    let http1 = tls_stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice());
+    let reason = Arc::new(reason);
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let head = request.method() == hyper::Method::HEAD;
+        let response = crate::api::refuse_unidentified(&reason, head, http1);
+        async move { Ok::<_, std::convert::Infallible>(response) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(false);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(16);
+    let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
+    let _ = tokio::time::timeout(Duration::from_secs(limits.header_read_timeout), connection).await;
 }
 
 /// When a connection last did something, so idle keep-alive connections can be closed, and

@@ -330,6 +330,25 @@ fn refuse_wrapping(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Answers a request on a connection whose certificate chains to the client CA but names no
+/// usable identity: 403 saying what is wrong with it (`reason`, about the client's own
+/// certificate). Nothing is routed or run; the connection's failure was audited and counted
+/// once, as a handshake failure (`no_principal`). Over HTTP/1.1 the connection then closes.
+pub(crate) fn refuse_unidentified(reason: &str, head: bool, http1: bool) -> Response<Full<Bytes>> {
+    let error = ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!("{}: {reason}", tresor_wire::api::UNIDENTIFIED),
+    );
+    let mut response = respond::respond(Err(error), &respond::new_request_id(), "", head);
+    if http1 {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 /// Refuses a request the server has no room for: an HTTP/2 stream beyond its connection's
 /// first while every slot of `limits.max_connections` is taken (see `server.rs`). Routed only to
 /// name it in the audit line; nothing runs. Audited, counted as a refused connection, answered
