@@ -290,12 +290,9 @@ where
         })
     }
     .await;
-    if let Err(error) = &result {
-        match error.status {
-            StatusCode::FORBIDDEN => state.metrics.record_denial(&caller.principal),
-            StatusCode::TOO_MANY_REQUESTS => state.metrics.record_rate_limited(),
-            _ => {}
-        }
+    // Denials are counted where they are decided (`access`), with their tenant and reason.
+    if matches!(&result, Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS) {
+        state.metrics.record_rate_limited();
     }
     let routed = routed.as_ref().ok();
     if let Err(error) = trail.outcome(&result, inputs.into_hmacs()) {

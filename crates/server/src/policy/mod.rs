@@ -474,6 +474,11 @@ impl PolicySet {
         })
     }
 
+    /// Whether some grant names `tenant` (operator rules name no tenant).
+    pub fn names_tenant(&self, tenant: &str) -> bool {
+        self.by_tenant.contains_key(tenant)
+    }
+
     /// Whether `principal`, from `source`, may do anything at all in `tenant`: some rule that
     /// matches it, covers the tenant and allows the source grants a tenant- or key-scoped
     /// operation (on any of its keys). What `sys/mounts` lists (README.md).
