@@ -665,3 +665,30 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out
 }
+
+/// Issue 15: RFC 9112 requires a 400 for an HTTP/1.1 request without a Host header or with
+/// several.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http11_needs_exactly_one_host_header() {
+    let server = TestServer::new().await;
+    let cases: [(&str, u16, &str); 4] = [
+        ("", 400, "needs a Host header"),
+        ("host: a\r\nhost: b\r\n", 400, "only one Host header"),
+        ("host: a\r\nHOST: a\r\n", 400, "only one Host header"),
+        ("host: localhost\r\n", 200, ""),
+    ];
+    for (headers, expected, message) in cases {
+        let mut stream = server.connect_as(ADMIN).await;
+        let request = format!("GET /v1/sys/health HTTP/1.1\r\n{headers}connection: close\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+            .await
+            .unwrap();
+        let (status, body) =
+            crate::common::server::read_response(&mut stream, Duration::from_secs(10)).await;
+        assert_eq!(status, expected, "{headers:?}: {body}");
+        assert!(
+            error_message(&body).contains(message),
+            "{headers:?}: {body}"
+        );
+    }
+}

@@ -270,6 +270,7 @@ where
     let trail = Trail::new(&state, &caller, &request_id, routed.as_ref().ok(), started);
     let inputs = InputLog::new(&state);
     let mut result = async {
+        check_host(&parts)?;
         let routed = routed.as_ref().map_err(Clone::clone)?;
         access::authorize(&state, &caller, routed)?;
         refuse_wrapping(&parts.headers)?;
@@ -310,6 +311,23 @@ where
         mount_type,
         parts.method == Method::HEAD,
     ))
+}
+
+/// RFC 9112, section 3.2: an HTTP/1.1 request without a Host header, or with more than one,
+/// is answered 400. (HTTP/2 names the authority in its own pseudo-header.)
+fn check_host(parts: &hyper::http::request::Parts) -> Result<(), ApiError> {
+    if parts.version != hyper::Version::HTTP_11 {
+        return Ok(());
+    }
+    match parts.headers.get_all(hyper::header::HOST).iter().count() {
+        1 => Ok(()),
+        0 => Err(ApiError::bad_request(
+            "an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)",
+        )),
+        _ => Err(ApiError::bad_request(
+            "an HTTP/1.1 request may have only one Host header (RFC 9112, section 3.2)",
+        )),
+    }
 }
 
 /// The header with which a Vault client asks for response wrapping (`-wrap-ttl`).

@@ -96,6 +96,7 @@ impl TestApi {
         let request = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).unwrap())
             .uri(format!("/v1/{path}"))
+            .header(hyper::header::HOST, "tresor.test")
             .body(Full::new(body))
             .unwrap();
         let address: SocketAddr = "127.0.0.1:40000".parse().unwrap();
