@@ -126,3 +126,52 @@ impl Bao {
         run.stderr
     }
 }
+
+/// Python's hvac with an identity against a [`TestServer`]: scripts get `hvac`, `os` and a
+/// `client` (`hvac.Client` with the certificate, key and CA), run by `python3`.
+pub struct Hvac {
+    env: Vec<(String, String)>,
+}
+
+impl Hvac {
+    /// `None` (after a note) when python3 or hvac is missing outside CI.
+    pub fn new(server: &TestServer, files: &ClientFiles) -> Option<Hvac> {
+        if !available(
+            "Python's hvac",
+            Command::new("python3").args(["-c", "import hvac"]),
+            "pip install hvac==2.4.0",
+        ) {
+            return None;
+        }
+        let path = |p: &Path| p.display().to_string();
+        Some(Hvac {
+            env: vec![
+                ("TRESOR_TEST_URL".into(), server.url.clone()),
+                ("TRESOR_TEST_CA".into(), path(&server.path("ca.pem"))),
+                ("TRESOR_TEST_CERT".into(), path(&files.cert)),
+                ("TRESOR_TEST_KEY".into(), path(&files.key)),
+            ],
+        })
+    }
+
+    /// Runs `script` after the preamble; what it printed (stdout, then stderr).
+    pub fn run(&self, script: &str) -> (String, String) {
+        let program = format!(
+            "import os, base64, hvac\n\
+             client = hvac.Client(url=os.environ['TRESOR_TEST_URL'], \
+             cert=(os.environ['TRESOR_TEST_CERT'], os.environ['TRESOR_TEST_KEY']), \
+             verify=os.environ['TRESOR_TEST_CA'])\n{script}"
+        );
+        let output = tokio::task::block_in_place(|| {
+            Command::new("python3")
+                .args(["-c", &program])
+                .envs(self.env.iter().map(|(n, v)| (n, v)))
+                .stdin(std::process::Stdio::null())
+                .bounded_output()
+        });
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}

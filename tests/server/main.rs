@@ -10,6 +10,7 @@ mod access;
 mod attacks;
 mod audit;
 mod bao;
+mod hvac;
 mod limits;
 mod routes;
 mod tls_handshake;
