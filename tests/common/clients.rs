@@ -175,3 +175,55 @@ impl Hvac {
         )
     }
 }
+
+/// Debian's curl (with HTTP/2), as `curl --http2` clients see the server.
+pub struct Curl {
+    args: Vec<String>,
+}
+
+impl Curl {
+    /// `None` (after a note) when curl is missing outside CI.
+    pub fn new(server: &TestServer, files: &ClientFiles) -> Option<Curl> {
+        if !available(
+            "curl",
+            Command::new("curl").arg("--version"),
+            "apt-get install curl",
+        ) {
+            return None;
+        }
+        let path = |p: &Path| p.display().to_string();
+        Some(Curl {
+            args: vec![
+                "--silent".into(),
+                "--show-error".into(),
+                "--cacert".into(),
+                path(&server.path("ca.pem")),
+                "--cert".into(),
+                path(&files.cert),
+                "--key".into(),
+                path(&files.key),
+            ],
+        })
+    }
+
+    /// `curl ARGS URL` writing the answer's body to `out`: curl's exit code, the status and
+    /// HTTP version it reports (`%{http_code} %{http_version}`), and its stderr.
+    pub fn run(&self, args: &[&str], url: &str, out: &Path) -> (Option<i32>, String, String) {
+        let output = tokio::task::block_in_place(|| {
+            Command::new("curl")
+                .args(&self.args)
+                .args(args)
+                .args(["--output"])
+                .arg(out)
+                .args(["--write-out", "%{http_code} %{http_version}"])
+                .arg(url)
+                .stdin(std::process::Stdio::null())
+                .bounded_output()
+        });
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}

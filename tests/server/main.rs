@@ -10,6 +10,7 @@ mod access;
 mod attacks;
 mod audit;
 mod bao;
+mod curl;
 mod hvac;
 mod limits;
 mod routes;

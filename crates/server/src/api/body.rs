@@ -23,20 +23,53 @@ where
     if matches!(parts.method, Method::POST | Method::PUT) {
         // A client that waits for `100 Continue` has not sent the body: reading it to discard it
         // would only ask for it.
-        let expects_continue = parts
-            .headers
-            .get(EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         read_limited(
             body,
             parts.headers.get(CONTENT_LENGTH),
             limits,
-            !expects_continue,
+            !expects_continue(parts),
         )
         .await
     } else {
         Ok(Bytes::new())
     }
+}
+
+/// Reads and throws away a body the answer did not need (a refusal before it was read, a route
+/// that takes none), within the bounds of a body that is too large: so that the answer reaches
+/// clients still sending it. Nothing to do for a body already complete (most requests), for a
+/// client waiting for `100 Continue`, or for one declared past the bound.
+pub(crate) async fn drain<B>(parts: &Parts, body: B, limits: &Limits)
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if body.is_end_stream() || expects_continue(parts) {
+        return;
+    }
+    let bound = limits.max_body_bytes.saturating_add(drain_limit(limits));
+    if declared_length(parts.headers.get(CONTENT_LENGTH)).is_some_and(|n| n > bound) {
+        return;
+    }
+    let over = AtomicBool::new(false);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(limits.body_read_timeout),
+        collect(body, 0, 0, bound, &over),
+    )
+    .await;
+}
+
+fn expects_continue(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+fn declared_length(length: Option<&HeaderValue>) -> Option<usize> {
+    length
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
 }
 
 /// How much of a body over `limits.max_body_bytes` is read and thrown away before the 413 goes
@@ -74,10 +107,7 @@ where
         )
     };
     let drain_limit = if drain { drain_limit(limits) } else { 0 };
-    let declared = length
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let keep = match declared {
+    let keep = match declared_length(length) {
         // Too large whatever it holds: at most drained, never kept.
         Some(n) if n > limits.max_body_bytes => {
             if n > limits.max_body_bytes.saturating_add(drain_limit) {

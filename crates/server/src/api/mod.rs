@@ -269,12 +269,16 @@ where
     let routed = route(&parts.method, parts.uri.path(), parts.uri.query());
     let trail = Trail::new(&state, &caller, &request_id, routed.as_ref().ok(), started);
     let inputs = InputLog::new(&state);
+    let mut unread = Some(body);
     let mut result = async {
         check_host(&parts)?;
         let routed = routed.as_ref().map_err(Clone::clone)?;
         access::authorize(&state, &caller, routed)?;
         refuse_wrapping(&parts.headers)?;
-        let body = body::read(&parts, body, &state.limits).await?;
+        let body = match unread.take() {
+            Some(body) => body::read(&parts, body, &state.limits).await?,
+            None => Bytes::new(),
+        };
         // A change is recorded before it is made: if the log cannot take the line, nothing
         // happens.
         if routed.endpoint.mutates {
@@ -294,6 +298,12 @@ where
     // Denials are counted where they are decided (`access`), with their tenant and reason.
     if matches!(&result, Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS) {
         state.metrics.record_rate_limited();
+    }
+    // An answer given before the body was read (a refusal, a route that takes no body) goes out
+    // once the body has arrived: over HTTP/2 the stream is otherwise reset under the client
+    // while it still sends, and common clients (curl 7.88) then drop the answer.
+    if let Some(body) = unread {
+        body::drain(&parts, body, &state.limits).await;
     }
     let routed = routed.as_ref().ok();
     if let Err(error) = trail.outcome(&result, inputs.into_hmacs()) {
