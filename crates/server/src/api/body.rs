@@ -14,7 +14,7 @@ use hyper::{Method, StatusCode};
 use super::reply::ApiError;
 use crate::config::Limits;
 
-/// The body of a `POST` or `PUT`; other methods' bodies are not read.
+/// The body of a `POST` or `PUT`; other methods' bodies are not kept (but read: see [`drain`]).
 pub(crate) async fn read<B>(parts: &Parts, body: B, limits: &Limits) -> Result<Bytes, ApiError>
 where
     B: Body<Data = Bytes>,
@@ -31,6 +31,7 @@ where
         )
         .await
     } else {
+        drain(parts, body, limits).await;
         Ok(Bytes::new())
     }
 }
