@@ -200,6 +200,24 @@ async fn an_unusable_identity_is_told_why() {
             "invalid SPIFFE ID",
         ),
         (
+            "percent",
+            &["spiffe://test.tresor.local/ad%6Din"],
+            None,
+            "invalid SPIFFE ID",
+        ),
+        (
+            "query",
+            &["spiffe://test.tresor.local/admin?x=1"],
+            None,
+            "invalid SPIFFE ID",
+        ),
+        (
+            "userinfo",
+            &["spiffe://admin@test.tresor.local/admin"],
+            None,
+            "invalid SPIFFE ID",
+        ),
+        (
             "https",
             &["https://test.tresor.local/admin"],
             None,
