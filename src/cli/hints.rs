@@ -42,6 +42,26 @@ pub(crate) fn message(error: &anyhow::Error) -> String {
 /// What a TLS alert from the server says about our certificate, or what our side found wrong
 /// with the server's; `None` for any other error.
 pub(crate) fn tls_refusal(error: &ClientError, cert: Option<&std::path::Path>) -> Option<String> {
+    if let ClientError::Api {
+        status: 403,
+        errors,
+    } = error
+    {
+        // A certificate that chains to the client CA but names no usable identity: the server
+        // says what is wrong; the certificate itself says it best.
+        let told = errors
+            .first()?
+            .strip_prefix(tresor_wire::api::UNIDENTIFIED)?
+            .trim_start_matches(": ");
+        let this = match cert {
+            Some(path) => format!("this certificate ({})", path.display()),
+            None => "this certificate".to_owned(),
+        };
+        let why = cert
+            .and_then(missing_principal)
+            .unwrap_or_else(|| told.to_owned());
+        return Some(format!("the server refused {this}: {why} (docs/pki.md)"));
+    }
     let ClientError::Connect { addr, message } = error else {
         return None;
     };
@@ -161,5 +181,24 @@ mod tests {
         assert!(refused("CertificateRevoked").unwrap().contains("revoked"));
         assert!(refused("UnexpectedMessage").is_none());
         assert_eq!(word_after("alert: Foo_bar.", "alert: "), Some("Foo_bar"));
+    }
+
+    #[test]
+    fn an_unusable_identity_403_becomes_a_hint() {
+        let api = |status, message: &str| ClientError::Api {
+            status,
+            errors: vec![message.to_owned()],
+        };
+        let told = format!(
+            "{}: the certificate has 2 URI SANs, one of them a SPIFFE ID",
+            tresor_wire::api::UNIDENTIFIED
+        );
+        assert_eq!(
+            tls_refusal(&api(403, &told), None).unwrap(),
+            "the server refused this certificate: the certificate has 2 URI SANs, one of them a SPIFFE ID (docs/pki.md)"
+        );
+        // Other 403s are policy denials, not about the certificate.
+        assert!(tls_refusal(&api(403, "permission denied"), None).is_none());
+        assert!(tls_refusal(&api(400, &told), None).is_none());
     }
 }

@@ -29,7 +29,7 @@ pub(crate) enum KeyCommand {
         /// Deterministic encryption for equality lookups (implies --derived).
         #[arg(long)]
         convergent: bool,
-        /// Allow exporting the key material.
+        /// Allow exporting the key material (waits for custodian approval).
         #[arg(long)]
         exportable: bool,
         /// Rotate automatically, e.g. 30d (at least 1h).
@@ -116,12 +116,17 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
                 exportable,
                 auto_rotate_period: auto_rotate_period.unwrap_or(0),
             };
-            let data = common
+            match common
                 .connection
                 .client()?
                 .create_key(tenant, key, &options)
-                .await?;
-            output::print(common.format, &data, describe)
+                .await?
+            {
+                Configured::Applied(data) => output::print(common.format, &data, describe),
+                Configured::PendingApproval(approval) => {
+                    output::print(common.format, approval.as_ref(), super::operator::pending)
+                }
+            }
         }
         KeyCommand::Show { path, common } => {
             let (tenant, key) = tenant_key(&path)?;

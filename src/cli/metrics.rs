@@ -116,7 +116,8 @@ struct Summary {
     latency_p50_seconds: Option<f64>,
     latency_p99_seconds: Option<f64>,
     denied: u64,
-    denied_by_principal: BTreeMap<String, u64>,
+    /// By tenant (`-`: vault-wide operations).
+    denied_by_tenant: BTreeMap<String, u64>,
     rate_limited: u64,
     handshake_failures: u64,
     handshake_failures_by_reason: BTreeMap<String, u64>,
@@ -161,7 +162,7 @@ impl Summary {
                 }
                 "tresor_denials_total" => {
                     summary.denied += n;
-                    summary.denied_by_principal.insert(label("principal"), n);
+                    *summary.denied_by_tenant.entry(label("tenant")).or_default() += n;
                 }
                 "tresor_rate_limited_total" => summary.rate_limited = n,
                 "tresor_handshake_failures_total" => {
@@ -244,7 +245,7 @@ impl Summary {
             format!(
                 "denied by policy: {}{}",
                 self.denied,
-                detail(&self.denied_by_principal)
+                detail(&self.denied_by_tenant)
             ),
             format!("rate limited: {}", self.rate_limited),
             format!(
@@ -278,7 +279,8 @@ tresor_request_duration_seconds_bucket{operation="encrypt",le="+Inf"} 8
 tresor_request_duration_seconds_bucket{operation="decrypt",le="0.001"} 0
 tresor_request_duration_seconds_bucket{operation="decrypt",le="0.01"} 2
 tresor_request_duration_seconds_bucket{operation="decrypt",le="+Inf"} 2
-tresor_denials_total{principal="spiffe://x/\"odd\""} 3
+tresor_denials_total{tenant="pay\"ments",reason="no_grant"} 2
+tresor_denials_total{tenant="pay\"ments",reason="source_not_allowed"} 1
 tresor_handshake_failures_total{reason="unknown_ca"} 2
 tresor_sealed 0
 tresor_key_cache_hits_total 9
@@ -292,7 +294,7 @@ tresor_key_cache_misses_total 1
         assert_eq!(summary.requests_by_status["2xx"], 8);
         assert_eq!(summary.requests_by_status["4xx"], 2);
         assert_eq!(summary.requests_by_status["5xx"], 1);
-        assert_eq!(summary.denied_by_principal["spiffe://x/\"odd\""], 3);
+        assert_eq!(summary.denied_by_tenant["pay\"ments"], 3);
         assert_eq!(summary.latency_p50_seconds, Some(0.001));
         assert_eq!(summary.latency_p99_seconds, Some(0.01));
         let text = summary.text();

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod audit;
+pub mod clients;
 pub mod custody;
 pub mod deployment;
 pub mod dev;

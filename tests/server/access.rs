@@ -12,8 +12,10 @@ use tresor_core::TenantSpec;
 
 use crate::common::server::{
     ADMIN, ADMIN_POLICY, Http1, Options, TestServer, b64, call, client_cert_between, connect,
-    error_message, list, peer_certificate, principal, refused, tls_config,
+    error_message, list, peer_certificate, principal, read_response, read_until_closed, refused,
+    tls_config,
 };
+use tokio::io::AsyncWriteExt;
 use tresor_server::tls::pki::DevCa;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -56,14 +58,31 @@ async fn refused_handshakes_are_counted_with_their_reason() {
     let (status, _) = server.admin().health().await.unwrap();
     assert_eq!(status, StatusCode::OK);
 
-    // A certificate that names no principal (no SPIFFE URI, CN fallback off).
+    // A certificate that names no principal (no SPIFFE URI, CN fallback off): the chain is
+    // good, so the handshake completes, and every request is answered 403 saying why.
     let cn_only = server
         .ca
         .issue_client_with(&tresor_server::tls::pki::ClientCertSpec::common_name(
             "svc", DAY,
         ))
         .unwrap();
-    assert!(refused(server.connect(Some(&cn_only)).await).await);
+    let mut stream = server.connect(Some(&cn_only)).await.unwrap();
+    stream
+        .write_all(b"GET /v1/sys/health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, body) = read_response(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        error_message(&body),
+        "the client certificate names no usable identity: the certificate has no SPIFFE URI SAN (spiffe://<trust-domain>/<path>)"
+    );
+    // Then the connection closes.
+    assert!(
+        read_until_closed(&mut stream, Duration::from_secs(10))
+            .await
+            .is_empty()
+    );
     server.wait_for_handshake_failures("no_principal", 1).await;
 
     let counted = stats();

@@ -665,3 +665,79 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out
 }
+
+/// Issue 15: RFC 9112 requires a 400 for an HTTP/1.1 request without a Host header or with
+/// several.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http11_needs_exactly_one_host_header() {
+    let server = TestServer::new().await;
+    let cases: [(&str, u16, &str); 4] = [
+        ("", 400, "needs a Host header"),
+        ("host: a\r\nhost: b\r\n", 400, "only one Host header"),
+        ("host: a\r\nHOST: a\r\n", 400, "only one Host header"),
+        ("host: localhost\r\n", 200, ""),
+    ];
+    for (headers, expected, message) in cases {
+        let mut stream = server.connect_as(ADMIN).await;
+        let request = format!("GET /v1/sys/health HTTP/1.1\r\n{headers}connection: close\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+            .await
+            .unwrap();
+        let (status, body) =
+            crate::common::server::read_response(&mut stream, Duration::from_secs(10)).await;
+        assert_eq!(status, expected, "{headers:?}: {body}");
+        assert!(
+            error_message(&body).contains(message),
+            "{headers:?}: {body}"
+        );
+    }
+}
+
+/// Issue 12 of the conformance issue (15): slow, partial ClientHellos from one address (200 of
+/// them, re-opened as the server drops them) must not make the clients behind the same address
+/// (a NAT, a sidecar) wait: slow handshakes hurt themselves only. A generous bound, far below
+/// the throttle's delay that used to apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_handshakes_do_not_slow_completed_ones() {
+    let server = TestServer::start(
+        Options::default()
+            .limit("handshake_timeout = 1")
+            .limit("handshake_failure_max_delay = 60"),
+    )
+    .await;
+    let addr = server.addr();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let stop = stop.clone();
+        attackers.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                // A handshake record header announcing 512 bytes, and 2 of them.
+                let _ = tcp
+                    .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])
+                    .await;
+                let mut buf = [0u8; 64];
+                let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+            }
+        });
+    }
+    // Let the slow handshakes time out, many times over the allowance of failures.
+    server.wait_for_handshake_failures("timeout", 100).await;
+    let files = server.issue(ADMIN);
+    for i in 0..5 {
+        // A new client each time: a new connection, a new handshake.
+        let client = server.client_with(&files);
+        let answered = tokio::time::timeout(Duration::from_secs(15), client.health()).await;
+        let (status, _) = answered
+            .unwrap_or_else(|_| panic!("request {i} got no answer within 15 s during the attack"))
+            .unwrap();
+        assert_eq!(status, StatusCode::OK);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    attackers.shutdown().await;
+}

@@ -431,3 +431,42 @@ async fn shutdown_lets_an_in_flight_request_finish_then_seals() {
         .unwrap();
     assert!(vault.is_sealed(), "keys are dropped at the end of shutdown");
 }
+
+/// Issue 15, point 5: a body over the limit is read and thrown away (up to a bound) so that a
+/// client that sends it whole before reading gets the 413 (tests/server/hvac.rs); but not from a
+/// client that waits for `100 Continue`, nor past the bound: those are answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_body_is_drained_only_when_on_its_way() {
+    let server = TestServer::start(Options::default().limit("max_body_bytes = 4096")).await;
+    for (headers, what) in [
+        (
+            "content-length: 100000\r\nexpect: 100-continue\r\n",
+            "waits for 100 Continue",
+        ),
+        (
+            "content-length: 1000000000000\r\n",
+            "declares more than the drain bound",
+        ),
+    ] {
+        let mut raw = server.connect_as(ADMIN).await;
+        let head = format!("POST /v1/dev/encrypt/k HTTP/1.1\r\nhost: localhost\r\n{headers}\r\n");
+        raw.write_all(head.as_bytes()).await.unwrap();
+        // No body is sent: the answer comes anyway, and it is no 100 Continue.
+        let (status, answer) = read_response(&mut raw, Duration::from_secs(10)).await;
+        assert_eq!(status, 413, "{what}: {answer}");
+        assert!(
+            error_message(&answer).contains("limits.max_body_bytes"),
+            "{what}: {answer}"
+        );
+    }
+    // Sent whole without waiting, within the bound: read to its end, then answered, and the
+    // connection stays usable.
+    let mut conn = server.http1_as(ADMIN).await;
+    let (status, answer) = conn
+        .send_bytes("POST", "dev/encrypt/k", vec![b'a'; 200_000])
+        .await
+        .unwrap();
+    assert_eq!(status.as_u16(), 413, "{answer}");
+    let (status, answer) = conn.send("GET", "sys/health", None).await.unwrap();
+    assert_eq!(status.as_u16(), 200, "{answer}");
+}

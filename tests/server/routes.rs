@@ -18,6 +18,22 @@ async fn ok(client: &Client, path: &str, body: Value) -> Value {
     value["data"].clone()
 }
 
+/// Creates an exportable key: the request waits for approval, and the key exists only once the
+/// vault's custodian has signed.
+async fn create_exportable(server: &TestServer, client: &Client, path: &str) {
+    let (status, value) = post(client, path, json!({"exportable": "true"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "POST {path}: {value}");
+    let (status, _) = call(client, Method::GET, path, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "{path} exists before approval"
+    );
+    server.approve_pending().await;
+    let key = read_key(client, path).await;
+    assert_eq!(key["exportable"], true, "{key}");
+}
+
 async fn read_key(client: &Client, path: &str) -> Value {
     let (status, value) = call(client, Method::GET, path, None).await;
     assert_eq!(status, StatusCode::OK, "GET {path}: {value}");
@@ -58,7 +74,8 @@ async fn key_management_routes_round_trip() {
     // Creating again changes nothing and answers 200 (Vault's upsert semantics).
     let again = ok(&admin, "dev/keys/card-pan", json!({"derived": true})).await;
     assert_eq!(again["derived"], false);
-    ok(&admin, "dev/keys/iban", json!({"exportable": "true"})).await;
+    // An exportable key is created once custodians approve (issue 15, point 10).
+    create_exportable(&server, &admin, "dev/keys/iban").await;
 
     // Read, list both ways.
     let key = read_key(&admin, "dev/keys/card-pan").await;
@@ -195,7 +212,7 @@ async fn key_management_routes_round_trip() {
 async fn crypto_routes_round_trip() {
     let server = TestServer::new().await;
     let admin = server.admin();
-    ok(&admin, "dev/keys/k", json!({"exportable": true})).await;
+    create_exportable(&server, &admin, "dev/keys/k").await;
 
     // Encrypt and decrypt, with associated data bound in.
     let sealed = ok(
@@ -910,7 +927,7 @@ async fn health_and_seal_status_follow_vault_and_a_sealed_vault_answers_503() {
         (Method::GET, "sys/tenants/dev", None),
         (list(), "sys/tenants", None),
     ];
-    ok(&admin, "dev/keys/k", json!({"exportable": true})).await;
+    create_exportable(&server, &admin, "dev/keys/k").await;
     server.vault().seal();
     for (method, path, body) in &key_routes {
         let (status, answer) = call(&admin, method.clone(), path, body.clone()).await;
@@ -933,4 +950,48 @@ async fn health_and_seal_status_follow_vault_and_a_sealed_vault_answers_503() {
         body["data"]["latest_version"], 1,
         "nothing changed while sealed"
     );
+}
+
+/// Issue 15, point 10: creating an exportable key needs the approval that making a key
+/// exportable needs, so a name cannot be claimed exportable in advance: if an application
+/// creates the key (by encrypting) before custodians sign, the approval fails and the key stays
+/// unexportable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exportable_key_cannot_be_claimed_in_advance() {
+    let server = TestServer::new().await;
+    let admin = server.admin();
+    let (status, pending) = post(&admin, "dev/keys/orders", json!({"exportable": true})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
+    let (status, refused) = call(
+        &admin,
+        Method::GET,
+        "dev/export/encryption-key/orders",
+        None,
+    )
+    .await;
+    assert_ne!(status, StatusCode::OK, "{refused}");
+    // The application's first encrypt creates it, unexportable.
+    ok(
+        &admin,
+        "dev/encrypt/orders",
+        json!({"plaintext": b64("order 1")}),
+    )
+    .await;
+    let outcome = server
+        .approve(pending["data"]["id"].as_str().unwrap())
+        .await;
+    let state = serde_json::to_value(&outcome.approval.state).unwrap();
+    assert_eq!(state["state"], "failed", "{state}");
+    assert_eq!(
+        read_key(&admin, "dev/keys/orders").await["exportable"],
+        false
+    );
+    let (status, refused) = call(
+        &admin,
+        Method::GET,
+        "dev/export/encryption-key/orders",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
 }

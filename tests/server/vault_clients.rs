@@ -82,6 +82,8 @@ async fn vaultrs_works_unchanged_against_a_tenant_mount() {
     )
     .await
     .unwrap();
+    // An exportable key waits for custodian approval (202, which vaultrs reads as success).
+    server.approve_pending().await;
 
     // Read and list.
     let read = key::read(&client, mount, "card-pan").await.unwrap();

@@ -161,12 +161,13 @@ pub struct Sealed {
 /// itself (redacted from `Debug`).
 pub use tresor_wire::api::transit::DataKeyResponse;
 
-/// What a configuration change did.
+/// What a key creation or configuration change did.
 #[derive(Debug, Clone)]
 pub enum Configured {
     /// Applied: the key's description afterwards.
     Applied(Value),
-    /// Weakens protection or destroys key material: waits for custodian approval.
+    /// Weakens protection, destroys key material or creates an exportable key: waits for
+    /// custodian approval.
     PendingApproval(Box<Approval>),
 }
 
@@ -464,13 +465,14 @@ impl Client {
         self.data_at(sys::SHRED_TENANT, &[name], None).await
     }
 
-    /// Creates a key; returns Vault's key description.
+    /// Creates a key: applied (Vault's key description), or, for an exportable key, pending
+    /// custodian approval.
     pub async fn create_key(
         &self,
         tenant: &str,
         key: &str,
         options: &CreateKeyOptions,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Configured, ClientError> {
         let body = transit::CreateKeyRequest {
             derived: options.derived.then_some(Flag(true)),
             convergent_encryption: options.convergent_encryption.then_some(Flag(true)),
@@ -479,7 +481,7 @@ impl Client {
                 .then_some(Seconds(options.auto_rotate_period)),
             ..Default::default()
         };
-        self.data_at(transit::CREATE_KEY, &[tenant, key], json(&body))
+        self.applied_or_pending(transit::CREATE_KEY, &[tenant, key], json(&body))
             .await
     }
 

@@ -1,5 +1,7 @@
 //! Counters for `GET /v1/sys/metrics` in Prometheus text format: requests by operation and
-//! status, latency and batch-size histograms, failed handshakes by reason, denials by principal,
+//! status, latency and batch-size histograms, failed handshakes by reason, denials by tenant and
+//! reason (who was denied is in the audit log: a label per principal would grow with the number
+//! of certificates),
 //! rate-limit hits, connections, seal state, key cache hits and misses, audit write failures.
 //!
 //! Recording costs a few relaxed atomic increments into fixed arrays; nothing is allocated or
@@ -22,8 +24,12 @@ const LATENCY_US: [u64; 14] = [
 ];
 /// Batch size bucket bounds.
 const BATCH_ITEMS: [u64; 6] = [1, 10, 100, 1_000, 10_000, 100_000];
-/// Distinct principals kept in the denial counter; beyond it denials count under `other`.
-const MAX_DENIED_PRINCIPALS: usize = 10_000;
+/// Distinct tenants kept in the denial counter; beyond it denials count under `other`.
+const MAX_DENIED_TENANTS: usize = 1_000;
+/// The `tenant` label of denials of vault-wide operations (`sys/…`, `pins/…`).
+pub const NO_TENANT: &str = "-";
+/// The `tenant` label of denials in tenants beyond [`MAX_DENIED_TENANTS`] or no policy names.
+pub const OTHER_TENANT: &str = "other";
 
 /// Which row a request is counted in: one of the names given to [`Metrics::new`] (the server
 /// gives its operations, then the routes without one and `unrouted`). The name is the
@@ -63,7 +69,7 @@ pub struct Metrics {
     latency: Vec<Histogram>,
     batch_items: Histogram,
     handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
-    denials: Mutex<HashMap<String, u64>>,
+    denials: Mutex<HashMap<(String, &'static str), u64>>,
     rate_limited: AtomicU64,
     refused_connections: AtomicU64,
     open_connections: AtomicU64,
@@ -127,15 +133,19 @@ impl Metrics {
         }
     }
 
-    /// Counts a policy denial of `principal`.
-    pub fn record_denial(&self, principal: &str) {
+    /// Counts a policy denial in `tenant` ([`NO_TENANT`] for vault-wide operations; the caller
+    /// gives [`OTHER_TENANT`] for a tenant no policy names, so request paths cannot grow the
+    /// label set) for `reason` (a fixed label).
+    pub fn record_denial(&self, tenant: &str, reason: &'static str) {
         let mut denials = self.denials.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = denials.get_mut(principal) {
+        if let Some(count) = denials.get_mut(&(tenant.to_owned(), reason)) {
             *count += 1;
-        } else if denials.len() < MAX_DENIED_PRINCIPALS {
-            denials.insert(principal.to_owned(), 1);
+        } else if denials.len() < MAX_DENIED_TENANTS {
+            denials.insert((tenant.to_owned(), reason), 1);
         } else {
-            *denials.entry("other".to_owned()).or_default() += 1;
+            *denials
+                .entry((OTHER_TENANT.to_owned(), reason))
+                .or_default() += 1;
         }
     }
 
@@ -199,12 +209,12 @@ impl Metrics {
         self.rate_limited.load(Ordering::Relaxed)
     }
 
-    /// Denials of `principal`.
-    pub fn denials(&self, principal: &str) -> u64 {
+    /// Denials in `tenant` for `reason`.
+    pub fn denials(&self, tenant: &str, reason: &'static str) -> u64 {
         self.denials
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(principal)
+            .get(&(tenant.to_owned(), reason))
             .copied()
             .unwrap_or(0)
     }
@@ -283,7 +293,7 @@ impl Metrics {
             &mut out,
             "tresor_denials_total",
             "counter",
-            "Requests refused by policy, by principal.",
+            "Requests refused by policy, by tenant and reason.",
         );
         let denials = self
             .denials
@@ -292,11 +302,11 @@ impl Metrics {
             .clone();
         let mut denials: Vec<_> = denials.into_iter().collect();
         denials.sort();
-        for (principal, count) in denials {
+        for ((tenant, reason), count) in denials {
             let _ = writeln!(
                 out,
-                "tresor_denials_total{{principal=\"{}\"}} {count}",
-                escape(&principal)
+                "tresor_denials_total{{tenant=\"{}\",reason=\"{reason}\"}} {count}",
+                escape(&tenant)
             );
         }
         single(
@@ -464,7 +474,9 @@ mod tests {
             Duration::from_micros(10),
             0,
         );
-        metrics.record_denial("spiffe://x/\"odd\"");
+        metrics.record_denial("pay\"ments", "no_grant");
+        metrics.record_denial("pay\"ments", "no_grant");
+        metrics.record_denial(NO_TENANT, "source_not_allowed");
         metrics.record_handshake_failure("unknown_ca");
         let text = metrics.render(&Gauges {
             sealed: false,
@@ -512,9 +524,15 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("tresor_denials_total{principal=\"spiffe://x/\\\"odd\\\"\"} 1"),
+            text.contains("tresor_denials_total{tenant=\"pay\\\"ments\",reason=\"no_grant\"} 2"),
             "{text}"
         );
+        assert!(
+            text.contains("tresor_denials_total{tenant=\"-\",reason=\"source_not_allowed\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("principal="), "{text}");
+        assert_eq!(metrics.denials("pay\"ments", "no_grant"), 2);
         assert!(
             text.contains("tresor_handshake_failures_total{reason=\"unknown_ca\"} 1"),
             "{text}"

@@ -7,7 +7,7 @@
 //! connections and requests without touching open ones; shutdown stops accepting, lets
 //! in-flight requests finish, then seals the vault so every key is zeroized.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::api::{ApiState, Caller};
@@ -88,7 +88,12 @@ impl Shared {
     /// Counts, audits and remembers a failed handshake (or a certificate without principal).
     fn handshake_failed(&self, peer: SocketAddr, reason: &'static str, detail: &str) {
         // The throttle first: once the failure shows in the metrics, it also slows the address.
-        self.throttle.failed(peer.ip());
+        // Only refused certificates and protocol errors count: a handshake that is slow or
+        // abandoned (`timeout`, `closed`) costs its sender a connection, and counting it would
+        // slow down every client behind the same address, however well it behaves.
+        if !matches!(reason, "timeout" | "closed") {
+            self.throttle.failed(peer.ip());
+        }
         self.api.metrics.record_handshake_failure(reason);
         tracing::info!(peer = %peer, reason, detail, "TLS handshake failed");
         if let Some(audit) = &self.api.audit {
@@ -108,17 +113,85 @@ impl Shared {
 
 /// Slows down addresses that keep failing the handshake (certificate guessing, scanners): past
 /// `handshake_failures_allowed` failures in a minute, each new connection from that address
-/// waits 100 ms, doubling per further failure, up to `handshake_failure_max_delay`.
+/// waits 100 ms, doubling per further failure, up to `handshake_failure_max_delay`. And bounds
+/// the unfinished handshakes of an address: beyond [`MAX_UNFINISHED_HANDSHAKES`], a new one
+/// drops that address's oldest, so slow handshakes hurt themselves, not the clients behind the
+/// same address that complete theirs.
 struct HandshakeThrottle {
     allowed: u32,
     max_delay: Duration,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Each address's unfinished handshakes, oldest first.
+    unfinished: Mutex<HashMap<IpAddr, VecDeque<Pending>>>,
+    next_id: AtomicU64,
 }
 
 const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
 const THROTTLE_MAX_ADDRESSES: usize = 100_000;
+/// Handshakes one address may have under way at once (docs/configuration.md).
+const MAX_UNFINISHED_HANDSHAKES: usize = 256;
+
+/// A handshake under way as the throttle keeps it: its id and what tells it to give up.
+type Pending = (u64, Arc<Notify>);
+
+/// One handshake under way, from [`HandshakeThrottle::begin`]; forgotten when dropped.
+struct Unfinished<'a> {
+    throttle: &'a HandshakeThrottle,
+    ip: IpAddr,
+    id: u64,
+    /// Notified when newer handshakes from the address push this one out.
+    superseded: Arc<Notify>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        let mut unfinished = self
+            .throttle
+            .unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = unfinished.get_mut(&self.ip) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                unfinished.remove(&self.ip);
+            }
+        }
+    }
+}
 
 impl HandshakeThrottle {
+    fn new(allowed: u32, max_delay: Duration) -> HandshakeThrottle {
+        HandshakeThrottle {
+            allowed,
+            max_delay,
+            failures: Mutex::default(),
+            unfinished: Mutex::default(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Registers a handshake from `ip`; if the address now has more than
+    /// [`MAX_UNFINISHED_HANDSHAKES`], its oldest is told to give up.
+    fn begin(&self, ip: IpAddr) -> Unfinished<'_> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let superseded = Arc::new(Notify::new());
+        let mut unfinished = self.unfinished.lock().unwrap_or_else(|p| p.into_inner());
+        let list = unfinished.entry(ip).or_default();
+        list.push_back((id, superseded.clone()));
+        if list.len() > MAX_UNFINISHED_HANDSHAKES {
+            if let Some((_, oldest)) = list.pop_front() {
+                // Stored if the handshake is not waiting yet: it gives up when it does.
+                oldest.notify_one();
+            }
+        }
+        Unfinished {
+            throttle: self,
+            ip,
+            id,
+            superseded,
+        }
+    }
+
     fn delay_for(&self, ip: IpAddr) -> Duration {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         match failures.get(&ip) {
@@ -304,15 +377,16 @@ struct Prepared {
 
 /// Loads the TLS files and policies and binds the listener. Writes nothing.
 async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
-    let tls = ServerTls::load_requiring_principal(
-        &ServerTlsFiles {
-            cert: config.tls.cert.clone(),
-            key: config.tls.key.clone(),
-            client_ca: config.tls.client_ca.clone(),
-            crls: config.tls.crls.clone(),
-        },
-        config.tls.allow_cn_fallback,
-    )?;
+    // The handshake checks the chain only: a certificate that chains to the client CA but names
+    // no usable principal completes it and is then answered 403 saying what is wrong with it
+    // (`refuse_unidentified`). Refused in the handshake instead, the client learns nothing
+    // (TLS 1.3 clients see their request go unanswered: "Empty reply").
+    let tls = ServerTls::load(&ServerTlsFiles {
+        cert: config.tls.cert.clone(),
+        key: config.tls.key.clone(),
+        client_ca: config.tls.client_ca.clone(),
+        crls: config.tls.crls.clone(),
+    })?;
     let policies = Arc::new(PolicyHandle::load_dir(
         crate::operations(),
         &config.policies.dir,
@@ -474,11 +548,10 @@ fn launch(
         _anchor: anchor,
         tls,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
-        throttle: HandshakeThrottle {
-            allowed: config.limits.handshake_failures_allowed,
-            max_delay: Duration::from_secs(config.limits.handshake_failure_max_delay),
-            failures: Mutex::default(),
-        },
+        throttle: HandshakeThrottle::new(
+            config.limits.handshake_failures_allowed,
+            Duration::from_secs(config.limits.handshake_failure_max_delay),
+        ),
         config,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -548,12 +621,23 @@ async fn serve_connection(
         tokio::time::sleep(delay).await;
     }
     let acceptor = shared.tls.acceptor();
-    let tls_stream = match tokio::time::timeout(
-        Duration::from_secs(limits.handshake_timeout),
-        acceptor.accept(stream),
-    )
-    .await
-    {
+    let unfinished = shared.throttle.begin(peer.ip());
+    let accepted = tokio::select! {
+        accepted = tokio::time::timeout(
+            Duration::from_secs(limits.handshake_timeout),
+            acceptor.accept(stream),
+        ) => accepted,
+        () = unfinished.superseded.notified() => {
+            drop(unfinished);
+            return shared.handshake_failed(
+                peer,
+                "timeout",
+                &format!("dropped unfinished: the address began {MAX_UNFINISHED_HANDSHAKES} newer handshakes"),
+            );
+        }
+    };
+    drop(unfinished);
+    let tls_stream = match accepted {
         Ok(Ok(tls_stream)) => tls_stream,
         Ok(Err(e)) => {
             return shared.handshake_failed(
@@ -573,7 +657,15 @@ async fn serve_connection(
     let principal =
         match tls::peer_principal(tls_stream.get_ref().1, shared.config.tls.allow_cn_fallback) {
             Ok(principal) => principal,
-            Err(e) => return shared.handshake_failed(peer, "no_principal", &e.to_string()),
+            Err(e) => {
+                let reason = e.to_string();
+                shared.handshake_failed(
+                    peer,
+                    "no_principal",
+                    &format!("client certificate refused: {reason}"),
+                );
+                return refuse_unidentified(tls_stream, reason, limits).await;
+            }
         };
     shared.api.metrics.connection_opened();
     let caller = Arc::new(Caller::new(principal, peer));
@@ -672,6 +764,32 @@ async fn serve_connection(
         }
     }
     shared.api.metrics.connection_closed();
+}
+
+/// Serves a connection whose certificate names no usable identity (see
+/// [`crate::api::refuse_unidentified`]): every request gets the 403 saying why, rather than a
+/// connection closed without a word, which clients report as an empty reply. One HTTP/1.1
+/// request; over HTTP/2, whatever arrives within `limits.header_read_timeout`. Then it closes.
+async fn refuse_unidentified(
+    tls_stream: tokio_rustls::server::TlsStream<TcpStream>,
+    reason: String,
+    limits: &crate::config::Limits,
+) {
+    let http1 = tls_stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice());
+    let reason = Arc::new(reason);
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let head = request.method() == hyper::Method::HEAD;
+        let response = crate::api::refuse_unidentified(&reason, head, http1);
+        async move { Ok::<_, std::convert::Infallible>(response) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(false);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(16);
+    let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
+    let _ = tokio::time::timeout(Duration::from_secs(limits.header_read_timeout), connection).await;
 }
 
 /// When a connection last did something, so idle keep-alive connections can be closed, and
@@ -1023,4 +1141,47 @@ fn rotate_due_keys(api: &ApiState) -> Result<Vec<tresor_core::KeyInfo>, Error> {
         }
     }
     Ok(rotated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn told_to_give_up(unfinished: &Unfinished<'_>) -> bool {
+        tokio::time::timeout(Duration::from_millis(1), unfinished.superseded.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn an_address_beyond_its_unfinished_handshakes_loses_its_oldest() {
+        let throttle = HandshakeThrottle::new(10, Duration::from_secs(1));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut held: Vec<Unfinished<'_>> = (0..MAX_UNFINISHED_HANDSHAKES)
+            .map(|_| throttle.begin(ip))
+            .collect();
+        let elsewhere = throttle.begin(other);
+        for unfinished in &held {
+            assert!(!told_to_give_up(unfinished).await);
+        }
+        // One more from the same address: the oldest gives up, nobody else.
+        held.push(throttle.begin(ip));
+        assert!(told_to_give_up(&held[0]).await);
+        for unfinished in &held[1..] {
+            assert!(!told_to_give_up(unfinished).await);
+        }
+        assert!(!told_to_give_up(&elsewhere).await);
+        // Finished handshakes make room again.
+        held.drain(..10);
+        for _ in 0..9 {
+            held.push(throttle.begin(ip));
+        }
+        for unfinished in &held {
+            assert!(!told_to_give_up(unfinished).await);
+        }
+        drop(held);
+        drop(elsewhere);
+        assert!(throttle.unfinished.lock().unwrap().is_empty());
+    }
 }

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tresor_core::{Error, Vault};
+use tresor_core::{Error, KeySpec, Vault};
 use tresor_wire::approvals::{ApprovalOutcome, Dangerous, Decision};
 use tresor_wire::custody::InitRequest;
 use tresor_wire::pins::ActivationMode;
@@ -85,6 +85,25 @@ impl Runner for Services {
                 .vault
                 .configure_key(tenant, key, update)
                 .map(|_| format!("key {tenant}/{key} reconfigured")),
+            Dangerous::CreateExportableKey {
+                tenant,
+                key,
+                derived,
+                convergent_encryption,
+                auto_rotate_period,
+            } => {
+                let spec = KeySpec {
+                    derived: *derived,
+                    convergent_encryption: *convergent_encryption,
+                    exportable: true,
+                    auto_rotate_period: *auto_rotate_period,
+                };
+                // A key created under this name since the request was made (an application's
+                // encrypt creating it) is not replaced or made exportable: the approval fails.
+                self.vault
+                    .create_key(tenant, key, spec)
+                    .map(|_| format!("key {tenant}/{key} created exportable"))
+            }
             Dangerous::RotateRoot => self
                 .vault
                 .rotate_root(None)

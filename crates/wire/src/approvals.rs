@@ -77,6 +77,23 @@ pub enum Dangerous {
         /// The whole change, applied as one.
         update: KeyConfigUpdate,
     },
+    /// Create an exportable key: its material may leave the vault from the start, so creating
+    /// it needs the approval that making an existing key exportable needs.
+    CreateExportableKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// A key per context.
+        #[serde(default)]
+        derived: bool,
+        /// Deterministic encryption (needs `derived`).
+        #[serde(default)]
+        convergent_encryption: bool,
+        /// Seconds between automatic rotations (0: never).
+        #[serde(default)]
+        auto_rotate_period: u64,
+    },
     /// Replace the root key, keeping custodians and threshold.
     RotateRoot,
     /// Replace the root key and hand its shares to a new custodian set and/or threshold.
@@ -145,6 +162,7 @@ impl Dangerous {
             Dangerous::TrimKey { .. } => "trim-key",
             Dangerous::ShredTenant { .. } => "shred-tenant",
             Dangerous::ConfigureKey { .. } => "configure-key",
+            Dangerous::CreateExportableKey { .. } => "create-exportable-key",
             Dangerous::RotateRoot => "rotate-root",
             Dangerous::Rekey { .. } => "rekey",
             Dangerous::ChangeTenantCustodians { .. } => "change-tenant-custodians",
@@ -160,6 +178,7 @@ impl Dangerous {
             Dangerous::DeleteKey { tenant, key }
             | Dangerous::TrimKey { tenant, key, .. }
             | Dangerous::ConfigureKey { tenant, key, .. }
+            | Dangerous::CreateExportableKey { tenant, key, .. }
             | Dangerous::TransferKey { tenant, key, .. }
             | Dangerous::ReceiveKey { tenant, key, .. } => format!("{tenant}/{key}"),
             Dangerous::ShredTenant { tenant }
@@ -208,6 +227,15 @@ impl Dangerous {
                     serde_json::to_string(update).unwrap_or_default()
                 )
             }
+            Dangerous::CreateExportableKey {
+                tenant,
+                key,
+                derived,
+                convergent_encryption,
+                auto_rotate_period,
+            } => format!(
+                "create key {tenant}/{key} exportable (derived {derived}, convergent {convergent_encryption}, auto_rotate_period {auto_rotate_period}s): its material may be exported at once"
+            ),
             Dangerous::RotateRoot => {
                 "rotate the root key (custodians and threshold stay)".to_owned()
             }
@@ -473,6 +501,13 @@ mod tests {
                 tenant: "t".into(),
                 key: "k".into(),
                 update: KeyConfigUpdate::default(),
+            },
+            Dangerous::CreateExportableKey {
+                tenant: "t".into(),
+                key: "k".into(),
+                derived: false,
+                convergent_encryption: false,
+                auto_rotate_period: 0,
             },
             Dangerous::RotateRoot,
             Dangerous::Rekey {

@@ -110,7 +110,13 @@ pub enum TlsError {
     /// The certificate has neither a `spiffe://` URI SAN nor a subject CN.
     #[error("the certificate has no SPIFFE URI SAN and no subject CN")]
     NoPrincipal,
-    /// The certificate's first `spiffe:` URI SAN is not a valid SPIFFE ID.
+    /// The certificate has a `spiffe:` URI SAN among several URI SANs: an X.509-SVID has
+    /// exactly one, so which identity it speaks for is ambiguous.
+    #[error(
+        "the certificate has {0} URI SANs, one of them a SPIFFE ID: an X.509-SVID has exactly one URI SAN"
+    )]
+    SeveralUriSans(usize),
+    /// The certificate's `spiffe:` URI SAN is not a valid SPIFFE ID.
     #[error("invalid SPIFFE ID `{uri}`: {reason}")]
     InvalidSpiffeId {
         /// The URI, escaped and shortened for logs.

@@ -7,6 +7,7 @@ use hyper::StatusCode;
 use super::reply::ApiError;
 use super::router::Routed;
 use super::{ApiState, Caller};
+use crate::metrics::{NO_TENANT, OTHER_TENANT};
 use crate::policy::{AccessRequest, Decision, DenyReason};
 
 /// Allows the request, or answers 403 (denied) or 429 (rate limited).
@@ -45,10 +46,22 @@ pub(crate) fn authorize(
                 error
             }),
         Decision::Deny(reason) => {
-            let why = match reason {
-                DenyReason::SourceNotAllowed { .. } => "not from this address",
-                DenyReason::NoMatchingRule | DenyReason::IncompleteRequest => "no policy grants it",
+            let (why, label) = match reason {
+                DenyReason::SourceNotAllowed { .. } => {
+                    ("not from this address", "source_not_allowed")
+                }
+                DenyReason::NoMatchingRule | DenyReason::IncompleteRequest => {
+                    ("no policy grants it", "no_grant")
+                }
             };
+            // Counted by tenant and reason; who was denied is in the audit line. Only tenants a
+            // policy names get their own label, so request paths cannot grow the label set.
+            let tenant = match request.tenant {
+                None => NO_TENANT,
+                Some(t) if policies.names_tenant(t) => t,
+                Some(_) => OTHER_TENANT,
+            };
+            state.metrics.record_denial(tenant, label);
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!(

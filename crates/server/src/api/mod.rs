@@ -86,6 +86,7 @@ registry! {
         datakey,
         hmac,
         verify,
+        sign,
         export,
         keys_transfer,
         keys_receive,
@@ -119,6 +120,8 @@ registry! {
         health,
         seal_status,
         init_status,
+        leader,
+        mounts,
     }
     /// Certificate pinning under `/v1/pins/` (docs/pinning.md).
     pins {
@@ -284,7 +287,9 @@ where
     let routed = route(&parts.method, parts.uri.path(), parts.uri.query());
     let trail = Trail::new(&state, &caller, &request_id, routed.as_ref().ok(), started);
     let inputs = InputLog::new(&state);
+    let mut unread = Some(body);
     let mut result = async {
+        check_host(&parts)?;
         let routed = routed.as_ref().map_err(Clone::clone)?;
         access::authorize(&state, &caller, routed)?;
         // A node whose view of a shared store may be stale answers nothing from it; the
@@ -299,7 +304,11 @@ where
                 })?;
             }
         }
-        let body = body::read(&parts, body, &state.limits).await?;
+        refuse_wrapping(&parts.headers)?;
+        let body = match unread.take() {
+            Some(body) => body::read(&parts, body, &state.limits).await?,
+            None => Bytes::new(),
+        };
         // A change is recorded before it is made: if the log cannot take the line, nothing
         // happens.
         if routed.endpoint.mutates {
@@ -317,12 +326,15 @@ where
         .and_then(|reply| inputs.check().map(|()| reply))
     }
     .await;
-    if let Err(error) = &result {
-        match error.status {
-            StatusCode::FORBIDDEN => state.metrics.record_denial(&caller.principal),
-            StatusCode::TOO_MANY_REQUESTS => state.metrics.record_rate_limited(),
-            _ => {}
-        }
+    // Denials are counted where they are decided (`access`), with their tenant and reason.
+    if matches!(&result, Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS) {
+        state.metrics.record_rate_limited();
+    }
+    // An answer given before the body was read (a refusal, a route that takes no body) goes out
+    // once the body has arrived: over HTTP/2 the stream is otherwise reset under the client
+    // while it still sends, and common clients (curl 7.88) then drop the answer.
+    if let Some(body) = unread {
+        body::drain(&parts, body, &state.limits).await;
     }
     let routed = routed.as_ref().ok();
     if let Err(error) = trail.outcome(&result, inputs.into_hmacs()) {
@@ -340,6 +352,57 @@ where
         mount_type,
         parts.method == Method::HEAD,
     ))
+}
+
+/// RFC 9112, section 3.2: an HTTP/1.1 request without a Host header, or with more than one,
+/// is answered 400. (HTTP/2 names the authority in its own pseudo-header.)
+fn check_host(parts: &hyper::http::request::Parts) -> Result<(), ApiError> {
+    if parts.version != hyper::Version::HTTP_11 {
+        return Ok(());
+    }
+    match parts.headers.get_all(hyper::header::HOST).iter().count() {
+        1 => Ok(()),
+        0 => Err(ApiError::bad_request(
+            "an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)",
+        )),
+        _ => Err(ApiError::bad_request(
+            "an HTTP/1.1 request may have only one Host header (RFC 9112, section 3.2)",
+        )),
+    }
+}
+
+/// The header with which a Vault client asks for response wrapping (`-wrap-ttl`).
+const WRAP_TTL: &str = "x-vault-wrap-ttl";
+
+/// Refuses a request that asks for its answer to be wrapped: Tresor has no cubbyhole to keep a
+/// wrapped answer in, and answering in clear a client that asked for a wrapping token would hand
+/// a secret (a data key) to whoever it meant to pass the token to.
+fn refuse_wrapping(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(WRAP_TTL) {
+        return Err(ApiError::bad_request(
+            "response wrapping is not supported (X-Vault-Wrap-TTL, `-wrap-ttl`): Tresor has no cubbyhole to hold a wrapped answer; send the request without it",
+        ));
+    }
+    Ok(())
+}
+
+/// Answers a request on a connection whose certificate chains to the client CA but names no
+/// usable identity: 403 saying what is wrong with it (`reason`, about the client's own
+/// certificate). Nothing is routed or run; the connection's failure was audited and counted
+/// once, as a handshake failure (`no_principal`). Over HTTP/1.1 the connection then closes.
+pub(crate) fn refuse_unidentified(reason: &str, head: bool, http1: bool) -> Response<Full<Bytes>> {
+    let error = ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!("{}: {reason}", tresor_wire::api::UNIDENTIFIED),
+    );
+    let mut response = respond::respond(Err(error), &respond::new_request_id(), "", head);
+    if http1 {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Refuses a request the server has no room for: an HTTP/2 stream beyond its connection's

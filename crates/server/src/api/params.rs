@@ -1,7 +1,9 @@
-//! Request parameters the way Vault clients send them: an empty body means no fields, no
+//! Request parameters the way Vault clients send them: an empty body (or the JSON `null` that
+//! `vault write -f` / `bao write -f` sends) means no fields, no
 //! Content-Type is needed, booleans and integers may arrive as strings, durations as `"1h"`
 //! (the lenient types are shared with the client: [`tresor_wire::api::params`]). Unknown fields
-//! are ignored on Vault-compatible routes (as Vault does) and refused on Tresor's own routes.
+//! are ignored on Vault-compatible routes (as Vault does; key creation and configuration name
+//! them in Vault's warning, [`ignored_fields`]) and refused on Tresor's own routes.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -11,14 +13,59 @@ use zeroize::Zeroizing;
 use super::reply::ApiError;
 pub(crate) use tresor_wire::api::params::Int;
 
-/// Parses a JSON object body; an empty body is `{}`.
+/// Parses a JSON object body; an empty body and a `null` body are `{}` (Vault's CLI sends `null`
+/// for `write -f`, and Vault reads it as no fields).
 pub(crate) fn body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
+    let bytes = if no_fields(bytes) { b"{}" } else { bytes };
     serde_json::from_slice(bytes).map_err(json_error)
+}
+
+/// Whether a body carries no fields: empty, blank, or the JSON `null`.
+fn no_fields(bytes: &[u8]) -> bool {
+    bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null"
+}
+
+/// The top-level field names of a JSON object body, sorted, each cut to
+/// [`MAX_FIELD_NAME_SHOWN`] characters; none for a body with no fields or one that is not an
+/// object (parsing it as the request says what is wrong with it). Values are skipped unread.
+pub(crate) fn field_names(bytes: &[u8]) -> Vec<String> {
+    if no_fields(bytes) {
+        return Vec::new();
+    }
+    serde_json::from_slice::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(bytes)
+        .map(|fields| fields.into_keys().map(|name| shown_name(&name)).collect())
+        .unwrap_or_default()
+}
+
+/// A field name as messages show it: at most [`MAX_FIELD_NAME_SHOWN`] characters.
+fn shown_name(name: &str) -> String {
+    match name.char_indices().nth(MAX_FIELD_NAME_SHOWN) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
+}
+
+/// Names listed in one warning about ignored fields.
+const MAX_IGNORED_SHOWN: usize = 16;
+
+/// Vault's warning for fields an endpoint does not read (`warnings` in the answer), or `None`
+/// if every field in `names` is in `known`.
+pub(crate) fn ignored_fields(names: &[String], known: &[&str]) -> Option<String> {
+    let ignored: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !known.contains(name))
+        .collect();
+    if ignored.is_empty() {
+        return None;
+    }
+    let mut shown = ignored[..ignored.len().min(MAX_IGNORED_SHOWN)].join(" ");
+    if ignored.len() > MAX_IGNORED_SHOWN {
+        shown.push_str(&format!(" …and {} more", ignored.len() - MAX_IGNORED_SHOWN));
+    }
+    Some(format!(
+        "Endpoint ignored these unrecognized parameters: [{shown}]"
+    ))
 }
 
 /// A JSON error without echoing the caller's values (they may be plaintext): see
@@ -168,6 +215,15 @@ mod tests {
         );
         let f: Fields = body(b"").unwrap();
         assert!(f.text.is_none() && f.flag.is_none());
+        // `vault write -f` / `bao write -f` send `null`: no fields, as in Vault.
+        for nothing in [&b"null"[..], b" null\n", b"\n"] {
+            let f: Fields = body(nothing).unwrap();
+            assert!(f.text.is_none() && f.flag.is_none());
+        }
+        // Anything else that is not an object is still refused.
+        for not_object in [&b"nul"[..], b"[]", b"\"null\"", b"null null", b"0"] {
+            assert!(body::<Fields>(not_object).is_err(), "{not_object:?}");
+        }
         let f: Fields = body(br#"{"flag":false,"int":3,"secs":90}"#).unwrap();
         assert_eq!(
             (f.flag, f.int, f.secs),
@@ -230,6 +286,26 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn ignored_fields_are_named_like_vault() {
+        let names = field_names(br#"{"b": {"deep": [1, 2]}, "a": "x", "known": 1}"#);
+        assert_eq!(names, ["a", "b", "known"]);
+        assert_eq!(
+            ignored_fields(&names, &["known"]).as_deref(),
+            Some("Endpoint ignored these unrecognized parameters: [a b]")
+        );
+        assert_eq!(ignored_fields(&names, &["a", "b", "known"]), None);
+        for nothing in [&b""[..], b"null", b"[1]", b"{", b"7"] {
+            assert!(field_names(nothing).is_empty(), "{nothing:?}");
+        }
+        let long = format!("{{\"{}\": 1}}", "n".repeat(1000));
+        let names = field_names(long.as_bytes());
+        assert_eq!(names, [format!("{}…", "n".repeat(64))]);
+        let many: Vec<String> = (0..40).map(|i| format!("f{i:02}")).collect();
+        let warning = ignored_fields(&many, &[]).unwrap();
+        assert!(warning.ends_with("f15 …and 24 more]"), "{warning}");
     }
 
     #[test]

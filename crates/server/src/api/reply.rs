@@ -4,7 +4,7 @@
 use hyper::StatusCode;
 use serde::Serialize;
 
-use tresor_core::{Error, ErrorKind};
+use tresor_core::{CiphertextError, Error, ErrorKind};
 
 use crate::audit::{ApprovalRef, CustodianRef};
 
@@ -237,6 +237,13 @@ impl From<Error> for ApiError {
     /// key on an operation (only reads answer 404); handlers that read use
     /// [`ApiError::from_read`].
     fn from(error: Error) -> Self {
+        // A ciphertext is an input (audited only as an HMAC, docs/audit.md): its version field
+        // is not quoted back, whatever the vault's message holds.
+        if let Error::Ciphertext(CiphertextError::BadVersion(_)) = &error {
+            return ApiError::bad_request(
+                "invalid ciphertext: its version field is not a positive integer",
+            );
+        }
         let status = match (&error, error.kind()) {
             (Error::Sealed, _) => return ApiError::sealed(),
             (Error::TenantNotFound(_), _) => StatusCode::NOT_FOUND,
@@ -286,6 +293,16 @@ mod tests {
         assert_eq!(body["data"]["ciphertext"], "tresor:v1:x");
         assert_eq!(body["warnings"][0], "careful");
         assert!(body["auth"].is_null());
+    }
+
+    #[test]
+    fn ciphertext_fields_are_not_quoted() {
+        let error = ApiError::from(Error::Ciphertext(CiphertextError::BadVersion(
+            "4111x".into(),
+        )));
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(!error.message.contains("4111"), "{}", error.message);
+        assert!(error.message.contains("version field"), "{}", error.message);
     }
 
     #[test]

@@ -80,6 +80,11 @@ impl TestApi {
         &self.state
     }
 
+    /// The vault behind the API.
+    pub(crate) fn vault(&self) -> &Vault {
+        &self.state.services.vault
+    }
+
     /// `method` `/v1/path` with a JSON body (`Null`: none), as `principal`: the status and the
     /// JSON answer (`Null` when empty).
     pub(crate) async fn call_as(
@@ -96,6 +101,7 @@ impl TestApi {
         let request = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).unwrap())
             .uri(format!("/v1/{path}"))
+            .header(hyper::header::HOST, "tresor.test")
             .body(Full::new(body))
             .unwrap();
         let address: SocketAddr = "127.0.0.1:40000".parse().unwrap();

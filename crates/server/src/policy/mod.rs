@@ -503,6 +503,26 @@ impl PolicySet {
         })
     }
 
+    /// Whether some grant names `tenant` (operator rules name no tenant).
+    pub fn names_tenant(&self, tenant: &str) -> bool {
+        self.by_tenant.contains_key(tenant)
+    }
+
+    /// Whether `principal`, from `source`, may do anything at all in `tenant`: some rule that
+    /// matches it, covers the tenant and allows the source grants a tenant- or key-scoped
+    /// operation (on any of its keys). What `sys/mounts` lists (README.md).
+    pub fn may_see_tenant(&self, principal: &str, tenant: &str, source: Option<IpAddr>) -> bool {
+        let in_tenant = OpSet(self.vocabulary.bits_in(&[Scope::Key, Scope::Tenant]));
+        let source = source.map(|a| a.to_canonical());
+        let candidates = self.by_tenant.get(tenant).unwrap_or(&self.operators);
+        candidates.iter().any(|&i| {
+            let rule = &self.rules[i as usize];
+            rule.ops.0 & in_tenant.0 != 0
+                && rule.principal_matches(principal)
+                && rule.source_allowed(source)
+        })
+    }
+
     /// The operations the set's rules may name.
     pub fn vocabulary(&self) -> &'static Vocabulary {
         self.vocabulary

@@ -1079,3 +1079,30 @@ fn the_digest_names_the_files_and_their_contents_not_their_directory() {
     assert_ne!(digest(&[("a.toml", a)]), digest(&[("a.tom", a)]));
     assert_ne!(one, PolicySet::default().digest());
 }
+
+#[test]
+fn tenants_a_principal_may_see() {
+    let set = payments();
+    let api = "spiffe://prod.example/payments-api";
+    assert!(set.may_see_tenant(api, "payments", Some(ip("10.1.2.3"))));
+    // Its grant's CIDRs apply, and its grant is for one tenant.
+    assert!(!set.may_see_tenant(api, "payments", Some(ip("192.168.1.1"))));
+    assert!(!set.may_see_tenant(api, "payments", None));
+    assert!(!set.may_see_tenant(api, "hr", Some(ip("10.1.2.3"))));
+    // An operator with a key-scoped operation sees every tenant.
+    assert!(set.may_see_tenant("spiffe://prod.example/ops/a", "hr", None));
+    assert!(!set.may_see_tenant("spiffe://prod.example/stranger", "payments", None));
+    // Vault-scoped operations alone show no tenant.
+    let sealer = set_of(
+        r#"
+[[operator]]
+principals = ["spiffe://prod.example/sealer"]
+operations = ["seal", "tenant-list"]
+"#,
+    );
+    assert!(!sealer.may_see_tenant("spiffe://prod.example/sealer", "payments", None));
+}
+
+fn set_of(toml: &str) -> PolicySet {
+    set(&[("policies/one.toml", toml)])
+}

@@ -24,11 +24,13 @@ const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// The principal of a DER certificate.
 ///
-/// - The first URI SAN whose scheme is `spiffe` (in any case) decides. It must be a valid SPIFFE
-///   ID (see [`validate_spiffe_id`]); if it is not, the certificate is refused, rather than
-///   falling through to a later SAN or the CN, because a malformed identity from the CA is a
-///   mis-issuance, not a reason to pick another identity. Other URI SANs (`https:`, `urn:`, …)
-///   are ignored.
+/// - A URI SAN whose scheme is `spiffe` (in any case) decides, and must be the certificate's
+///   only URI SAN, as the SPIFFE X.509-SVID specification requires: with several, which identity
+///   the certificate speaks for would depend on their order, so it is refused
+///   ([`TlsError::SeveralUriSans`]). It must be a valid SPIFFE ID (see [`validate_spiffe_id`]);
+///   if it is not, the certificate is refused, rather than falling back to the CN, because a
+///   malformed identity from the CA is a mis-issuance, not a reason to pick another identity.
+///   Without a `spiffe` URI SAN, other URI SANs (`https:`, `urn:`, …) are ignored.
 /// - Without a SPIFFE URI SAN, and only if `allow_cn_fallback`, the subject CN: exactly one CN
 ///   attribute, 1 to 256 characters, no control or invisible formatting characters, no
 ///   leading or trailing space, and not itself starting with `spiffe:` (a CN must never pass
@@ -54,14 +56,19 @@ pub fn principal_from_certificate(
             reason: format!("unreadable subjectAltName: {e}"),
         })?;
     if let Some((_critical, SubjectAltName(names))) = sans {
-        for name in &names {
-            if let GeneralName::UniformResourceIdentifier(uri) = name {
-                let uri = uri.as_str();
-                if has_spiffe_scheme(uri) {
-                    validate_spiffe_id(uri)?;
-                    return Ok(uri.to_owned());
-                }
-            }
+        let uris: Vec<&str> = names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::UniformResourceIdentifier(uri) => Some(uri.as_str()),
+                _ => None,
+            })
+            .collect();
+        if uris.iter().any(|uri| has_spiffe_scheme(uri)) {
+            let [uri] = uris[..] else {
+                return Err(TlsError::SeveralUriSans(uris.len()));
+            };
+            validate_spiffe_id(uri)?;
+            return Ok(uri.to_owned());
         }
     }
     if !allow_cn_fallback {
@@ -236,13 +243,9 @@ mod tests {
     }
 
     #[test]
-    fn the_first_spiffe_uri_san_is_the_principal() {
+    fn the_only_uri_san_is_the_principal() {
         let c = cert(
-            &[
-                "https://payments.example.com/",
-                "spiffe://prod.example.org/ns/payments/sa/api",
-                "spiffe://prod.example.org/other",
-            ],
+            &["spiffe://prod.example.org/ns/payments/sa/api"],
             &["payments-api"],
         );
         for fallback in [false, true] {
@@ -250,6 +253,29 @@ mod tests {
                 principal_from_certificate(&c, fallback).unwrap(),
                 "spiffe://prod.example.org/ns/payments/sa/api"
             );
+        }
+    }
+
+    /// Issue 15, point 9: an X.509-SVID has exactly one URI SAN; with several, the identity
+    /// would depend on their order.
+    #[test]
+    fn a_spiffe_id_among_several_uri_sans_is_refused() {
+        let cases: &[&[&str]] = &[
+            &["spiffe://td/admin", "spiffe://td/app/other"],
+            &["spiffe://td/app/other", "spiffe://td/admin"],
+            &["https://example.com/x", "spiffe://td/admin"],
+            &["spiffe://td/admin", "urn:uuid:1234"],
+            &["spiffe://td/admin", "spiffe://td/admin"],
+        ];
+        for uris in cases {
+            let c = cert(uris, &["admin"]);
+            for fallback in [false, true] {
+                let err = principal_from_certificate(&c, fallback).unwrap_err();
+                assert!(
+                    matches!(err, TlsError::SeveralUriSans(n) if n == uris.len()),
+                    "{uris:?}: {err}"
+                );
+            }
         }
     }
 

@@ -73,7 +73,8 @@ impl ServerTls {
     /// was refused instead of seeing the connection drop after the handshake; the server
     /// classifies the failure as `no_principal`
     /// ([`HandshakeFailure::NoPrincipal`](super::HandshakeFailure::NoPrincipal)), its message
-    /// naming what is missing.
+    /// naming what is missing. (`tresor server` uses [`ServerTls::load`] and answers such a
+    /// client 403 after the handshake instead, which every client can show: docs/pki.md.)
     pub fn load_requiring_principal(
         files: &ServerTlsFiles,
         allow_cn_fallback: bool,

@@ -24,6 +24,10 @@ pub mod pins;
 pub mod sys;
 pub mod transit;
 
+/// How the 403 to a client whose certificate chains to the client CA but names no usable
+/// identity begins; what is wrong with the certificate follows after `": "`.
+pub const UNIDENTIFIED: &str = "the client certificate names no usable identity";
+
 use std::borrow::Cow;
 use std::fmt;
 

@@ -13,6 +13,11 @@ use crate::approvals::Approval;
 pub const HEALTH: Route = Route::get("sys/health");
 /// GET `sys/seal-status`: Vault's seal status, plus custodians and the current unseal key.
 pub const SEAL_STATUS: Route = Route::get("sys/seal-status");
+/// GET `sys/leader`: Vault's HA leader status (`bao status` reads it).
+pub const LEADER: Route = Route::get("sys/leader");
+/// GET `sys/mounts`: the tenants the caller may use, as Vault `transit` mounts (`bao secrets
+/// list`).
+pub const MOUNTS: Route = Route::get("sys/mounts");
 /// GET `sys/init`: whether the vault is initialised.
 pub const INIT_STATUS: Route = Route::get("sys/init");
 /// POST `sys/init`: initialise with custodians and a threshold.

@@ -37,6 +37,9 @@ pub const DATAKEY: Route = Route::post("{tenant}/datakey/{form}/{key}");
 pub const HMAC: Route = Route::post("{tenant}/hmac/{key}/{algorithm?}");
 /// POST `{tenant}/verify/{key}[/{algorithm}]`: check HMAC tokens, single or batch.
 pub const VERIFY: Route = Route::post("{tenant}/verify/{key}/{algorithm?}");
+/// POST `{tenant}/sign/{key}[/{algorithm}]`: Vault's signing route; Tresor keys cannot sign, so
+/// it always answers 400 naming the key type.
+pub const SIGN: Route = Route::post("{tenant}/sign/{key}/{algorithm?}");
 /// GET `{tenant}/export/{kind}/{key}[/{version}]`: key material of an exportable key.
 pub const EXPORT: Route = Route::get("{tenant}/export/{kind}/{key}/{version?}");
 /// POST `{tenant}/keys/{key}/transfer`: ask to seal the key to another vault (an approval;

@@ -1,7 +1,9 @@
 //! POST `{tenant}/encrypt/{key}`, single or `batch_input`. Encrypting with a key that does
 //! not exist creates it when the caller may `create` it (Vault's upsert): derived if a context
 //! was given. The creation is a change, so the request's `started` audit line is written before
-//! it.
+//! it; and it happens only for a request that then succeeds whole (a refused request changes
+//! nothing): every item must decode, name no version a new key lacks, and agree with the new
+//! key's derivation, or the key is not created and the request is refused saying why.
 
 use std::borrow::Cow;
 
@@ -78,7 +80,9 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
             body.nonce.as_deref(),
             body.key_version,
         )?;
-        let ciphertext = with_upsert(ctx, input.context.is_some(), convergent, || {
+        let derived = input.context.is_some();
+        let refusal = unfit_for_new_key([&input], derived, false);
+        let ciphertext = with_upsert(ctx, derived, convergent, refusal, || {
             ctx.vault.encrypt(ctx.tenant, ctx.key, &input.request())
         })?;
         ctx.inputs.note(ciphertext.text.as_bytes());
@@ -86,25 +90,52 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         let version = result.key_version.unwrap_or_default();
         return Ok(Reply::data(&result).version(version));
     };
+    let partial_success = body
+        .partial_failure_response_code
+        .is_some_and(|code| (200..400).contains(&code.0));
+    // The first item that does not decode, by position: a batch with one creates no key.
+    let decoded = std::cell::Cell::new(0usize);
+    let first_invalid = std::cell::Cell::new(None);
     batch::run(
         &call.state.limits,
         &items,
         BatchStatus::PartialFailure(body.partial_failure_response_code),
         |i| {
-            Input::decode(
+            let input = Input::decode(
                 ctx,
                 i.plaintext.as_deref(),
                 i.context.as_deref(),
                 i.associated_data.as_deref(),
                 i.nonce.as_deref(),
                 i.key_version,
-            )
+            );
+            if input.is_err() && first_invalid.get().is_none() {
+                first_invalid.set(Some(decoded.get()));
+            }
+            decoded.set(decoded.get() + 1);
+            input
         },
         |valid| {
             // A missing key is created derived if the first item has a context.
             let derived = items[0].context.as_deref().is_some_and(|c| !c.is_empty());
+            let unfit = match first_invalid.get() {
+                Some(at) => Some(format!("batch item {at} is invalid (see its error)")),
+                None => unfit_for_new_key(valid.iter().copied(), derived, true),
+            };
+            // A caller that accepts partial failure with a success code gets the key if any item
+            // succeeds with it; otherwise a failing item makes the answer a 4xx: no key.
+            let fit = valid
+                .iter()
+                .filter(|i| unfit_for_new_key([**i], derived, false).is_none())
+                .count();
+            let refusal = match unfit {
+                Some(_) if fit > 0 && partial_success => None,
+                Some(reason) => Some(reason),
+                None if fit == 0 => Some("no batch item is valid".to_owned()),
+                None => None,
+            };
             let requests: Vec<EncryptRequest<'_>> = valid.iter().map(|i| i.request()).collect();
-            with_upsert(ctx, derived, convergent, || {
+            with_upsert(ctx, derived, convergent, refusal, || {
                 ctx.vault.encrypt_batch(ctx.tenant, ctx.key, &requests)
             })
         },
@@ -117,12 +148,43 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     )
 }
 
+/// Why `inputs` would fail with a key this request creates (version 1 only, derived as
+/// `derived`), naming the first such input (by position in a batch); `None` if none would.
+fn unfit_for_new_key<'i>(
+    inputs: impl IntoIterator<Item = &'i Input>,
+    derived: bool,
+    batch: bool,
+) -> Option<String> {
+    inputs.into_iter().enumerate().find_map(|(at, input)| {
+        let item = if batch {
+            format!("batch item {at}: ")
+        } else {
+            String::new()
+        };
+        if input.key_version.is_some_and(|v| v > 1) {
+            Some(format!(
+                "{item}key_version is above 1, and a key created by this request has version 1 only"
+            ))
+        } else if input.context.is_some() != derived {
+            Some(format!(
+                "{item}the key would be created {} (as the first item), so this item's context {}",
+                if derived { "derived" } else { "not derived" },
+                if derived { "is missing" } else { "would be refused" }
+            ))
+        } else {
+            None
+        }
+    })
+}
+
 /// Runs `operation`; if the key does not exist and the caller may create it, creates it (as
-/// Vault's upsert does) and runs `operation` again.
+/// Vault's upsert does) and runs `operation` again, unless `refusal` says why the request would
+/// fail with the new key: then nothing is created and the request is refused with that reason.
 fn with_upsert<T>(
     ctx: &KeyCtx<'_>,
     derived: bool,
     convergent: bool,
+    refusal: Option<String>,
     operation: impl Fn() -> Result<T, Error>,
 ) -> Result<T, ApiError> {
     match operation() {
@@ -132,6 +194,12 @@ fn with_upsert<T>(
                 return Err(ApiError::bad_request(
                     "convergent encryption requires derivation to be enabled, so context is required",
                 ));
+            }
+            if let Some(reason) = refusal {
+                return Err(ApiError::bad_request(format!(
+                    "key `{}` does not exist in tenant `{}` and was not created, because the request would fail with it: {reason}",
+                    ctx.key, ctx.tenant
+                )));
             }
             let spec = KeySpec {
                 derived,
@@ -186,6 +254,50 @@ mod tests {
                 .contains("this principal may not create it"),
             "{answer}"
         );
+    }
+
+    /// Issue 15, point 8: a request that fails creates no key.
+    #[tokio::test]
+    async fn a_refused_request_creates_no_key() {
+        let api = TestApi::new();
+        let refused = [
+            json!({"batch_input": [{"plaintext": "!!!"}]}),
+            json!({"batch_input": [{"plaintext": "aGk="}, {"plaintext": "!!!"}]}),
+            json!({"plaintext": "aGk=", "key_version": 3}),
+            json!({"batch_input": [{"plaintext": "aGk="}, {"plaintext": "aGk=", "key_version": 2}]}),
+            json!({"batch_input": [{"plaintext": "aGk=", "context": "Yw=="}, {"plaintext": "aGk="}]}),
+            json!({"batch_input": [{"plaintext": "aGk="}, {"plaintext": "aGk=", "context": "Yw=="}]}),
+            json!({"plaintext": "aGk=", "convergent_encryption": true}),
+            json!({"plaintext": "aGk=", "nonce": "AAAAAAAAAAAAAAAA"}),
+        ];
+        for body in refused {
+            let (status, answer) = api.call("POST", "t/encrypt/new", body.clone()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+            assert!(
+                api.vault().list_keys("t").unwrap().is_empty(),
+                "{body} created the key: {answer}"
+            );
+        }
+        // A caller that accepts partial failure with 207 gets it when an item succeeds.
+        let (status, answer) = api
+            .call(
+                "POST",
+                "t/encrypt/partial",
+                json!({"batch_input": [{"plaintext": "!!!"}], "partial_failure_response_code": 207}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(api.vault().list_keys("t").unwrap().is_empty());
+        // The same requests that can succeed do create it.
+        let (status, answer) = api
+            .call(
+                "POST",
+                "t/encrypt/new",
+                json!({"batch_input": [{"plaintext": "aGk=", "key_version": 1}, {"plaintext": "aGk="}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(api.vault().list_keys("t").unwrap(), ["new"]);
     }
 
     #[tokio::test]

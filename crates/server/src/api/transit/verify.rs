@@ -7,7 +7,7 @@ use tresor_wire::api::transit::{self, VerifyResult};
 use zeroize::Zeroizing;
 
 use super::hmac::{algorithm, decode_input};
-use super::mount::{KEY_TYPE, KeyCtx};
+use super::mount::KeyCtx;
 use crate::api::batch::{self, BatchStatus};
 use crate::api::endpoint::{Call, Endpoint};
 use crate::api::params;
@@ -92,10 +92,7 @@ fn decode_verify<'a>(
     signature: Option<&str>,
 ) -> Result<VerifyInput<'a>, ApiError> {
     if signature.is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::bad_request(format!(
-            "key type {} does not support signing: verify HMAC tokens with `hmac`",
-            KEY_TYPE
-        )));
+        return Err(super::sign::no_signing());
     }
     let token = hmac
         .filter(|h| !h.is_empty())
