@@ -211,6 +211,16 @@ impl Ledger {
         }
         self.refresh(store, barrier)?;
         let leaf = self.leaf(store, barrier, at)?;
+        let agrees = leaf.records.get(path) == want.as_ref();
+        if !agrees && store.get(path)?.as_deref() != raw {
+            // The record changed since the caller read it (another writer, on this node or
+            // another): the caller's copy is merely stale, not put back. A conflict, which
+            // readers retry and writers report like any lost compare-and-swap.
+            return Err(Error::Store(StoreError::Conflict {
+                key: path.to_owned(),
+            }));
+        }
+        let leaf = self.leaf(store, barrier, at)?;
         match (leaf.records.get(path), &want) {
             (found, want) if found == want.as_ref() => Ok(()),
             (None, None) => Ok(()),
@@ -318,9 +328,23 @@ impl Ledger {
             let expected = &self.root.leaves[at];
             let leaf = match store.get(&path)? {
                 None if expected.is_empty() => Leaf::default(),
-                None => return Err(rollback(&path, "a leaf of the ledger is missing")),
+                None => {
+                    if root_moved_on(store, barrier, self.root.generation)? {
+                        return Err(Error::Store(StoreError::Conflict {
+                            key: ROOT_PATH.to_owned(),
+                        }));
+                    }
+                    return Err(rollback(&path, "a leaf of the ledger is missing"));
+                }
                 Some(raw) => {
                     if leaf_hash(&raw) != *expected {
+                        // Another writer may have committed between our read of the root and
+                        // of this leaf: then the root has moved on, and the caller retries.
+                        if root_moved_on(store, barrier, self.root.generation)? {
+                            return Err(Error::Store(StoreError::Conflict {
+                                key: ROOT_PATH.to_owned(),
+                            }));
+                        }
                         return Err(rollback(
                             &path,
                             "this leaf of the ledger is not the one its root names: an older copy was put back",
@@ -333,6 +357,11 @@ impl Ledger {
         }
         Ok(&self.leaves[&at])
     }
+}
+
+/// Whether the stored root is newer than `generation` (another writer committed meanwhile).
+fn root_moved_on(store: &dyn Store, barrier: &Barrier, generation: u64) -> Result<bool, Error> {
+    Ok(load_root(store, barrier)?.is_some_and(|(root, _)| root.generation > generation))
 }
 
 fn load_root(store: &dyn Store, barrier: &Barrier) -> Result<Option<(Root, Vec<u8>)>, Error> {
@@ -363,7 +392,10 @@ pub(crate) fn commit(
     for _ in 0..RETRIES {
         let mut current = super::lock(ledger);
         let mut full = batch.clone();
-        let next = current.updated(store, barrier, &mut full, now)?;
+        let next = match current.updated(store, barrier, &mut full, now) {
+            Err(Error::Store(StoreError::Conflict { key })) if key == ROOT_PATH => continue,
+            other => other?,
+        };
         match store.commit(full) {
             Ok(()) => {
                 let mut leaves = std::mem::take(&mut current.leaves);

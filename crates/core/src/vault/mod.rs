@@ -258,6 +258,12 @@ impl Vault {
     }
 }
 
+/// A record's plaintext and its stored (sealed) bytes.
+type Opened = (zeroize::Zeroizing<Vec<u8>>, Vec<u8>);
+
+/// How often a read is retried when the record changes under it.
+const READ_ATTEMPTS: usize = 8;
+
 impl Unsealed {
     /// Reads and opens a barrier record.
     fn read_record<T: for<'a> serde::Deserialize<'a>>(
@@ -265,12 +271,38 @@ impl Unsealed {
         store: &dyn Store,
         path: &str,
     ) -> Result<Option<(T, Vec<u8>)>, Error> {
-        let Some(raw) = store.get(path)? else {
-            self.check_absent(store, path)?;
-            return Ok(None);
-        };
-        let plain = self.open(store, path, &raw)?;
-        Ok(Some((records::decode(path, &plain)?, raw)))
+        match self.read_opened(store, path)? {
+            None => Ok(None),
+            Some((plain, raw)) => Ok(Some((records::decode(path, &plain)?, raw))),
+        }
+    }
+
+    /// Reads the record at `path` and opens it (checked against the ledger): its plaintext and
+    /// its stored bytes, or `None` if the vault holds none there. A record another writer
+    /// changes between the read and the ledger's check is read again.
+    fn read_opened(
+        &self,
+        store: &dyn Store,
+        path: &str,
+    ) -> Result<Option<Opened>, Error> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let found = store.get(path)?;
+            let checked = match &found {
+                None => self.check_absent(store, path).map(|()| None),
+                Some(raw) => self.open(store, path, raw).map(Some),
+            };
+            match checked {
+                Err(Error::Store(crate::store::StoreError::Conflict { .. }))
+                    if attempts < READ_ATTEMPTS =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+                Ok(opened) => return Ok(opened.map(|plain| (plain, found.expect("opened")))),
+            }
+        }
     }
 
     /// Opens `raw`, read from `path`: it must be sealed by this barrier for this path, and be

@@ -88,11 +88,9 @@ impl SealedRecords {
 
     /// The record at `path` and its raw stored bytes (for a compare-and-swap commit).
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<(T, Vec<u8>)>, Error> {
-        let Some(raw) = self.store.get(path)? else {
-            self.unsealed.check_absent(self.store.as_ref(), path)?;
+        let Some((plain, raw)) = self.unsealed.read_opened(self.store.as_ref(), path)? else {
             return Ok(None);
         };
-        let plain = self.unsealed.open(self.store.as_ref(), path, &raw)?;
         let value = serde_json::from_slice(&plain).map_err(|e| Error::RecordFormat {
             path: path.to_owned(),
             reason: format!(
