@@ -110,10 +110,14 @@ struct Cluster {
 impl Cluster {
     fn new() -> Option<Cluster> {
         let db = TestDatabase::create()?;
-        Some(Cluster {
+        Some(Cluster::on(db))
+    }
+
+    fn on(db: TestDatabase) -> Cluster {
+        Cluster {
             d: Deployment::new(),
             db,
-        })
+        }
     }
 
     /// Writes `tresor-<node>.toml` and starts the node.
@@ -578,4 +582,88 @@ fn the_job_lease_moves_to_another_node_when_its_holder_is_paused() {
         "the resumed node still believes it holds the lease"
     );
     assert_eq!(holders(&all).len(), 1);
+}
+
+/// The database restarts (its own cluster, `pg_ctl restart -m fast`) while A and B are under
+/// load: requests fail only with 503 while the nodes cannot confirm their view (never a wrong
+/// answer), and the nodes recover by themselves, without a restart: they serve again and follow
+/// each other's changes.
+#[test]
+fn nodes_recover_by_themselves_when_the_database_restarts_under_load() {
+    let Some(private) = crate::common::postgres::PrivateCluster::start() else {
+        return;
+    };
+    let db = TestDatabase::create_on(&private.admin_url());
+    let cluster = Cluster::on(db);
+    let d = &cluster.d;
+    let [a, b, _c] = cluster.three();
+    a.ops(d, &["tenant", "create", "bench"]);
+    a.ops(d, &["key", "create", "bench/bench"]);
+    let bench = [
+        "bench", "encrypt", "-d", "6s", "-c", "2", "--tenant", "bench", "--key", "bench",
+        "--format", "json",
+    ];
+    let reports = std::thread::scope(|scope| {
+        let runs: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|node| scope.spawn(move || node.run_as(d, "ops", &bench)))
+            .collect();
+        for node in [&a, &b] {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !node
+                .ops(d, &["metrics"])
+                .contains("operation=\"encrypt\",status=\"200\"")
+            {
+                assert!(Instant::now() < deadline, "no load reached the node");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        private.restart();
+        runs.into_iter()
+            .map(|r| r.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for run in reports {
+        let report: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {} {}", run.stdout, run.stderr));
+        assert!(run.stdout.contains("\"errors_by_kind\""), "{report}");
+        let mut kinds = Vec::new();
+        collect_error_kinds(&report, &mut kinds);
+        eprintln!(
+            "errors while the database restarted: {} ({kinds:?})",
+            bench_errors(&report)
+        );
+        for kind in kinds {
+            assert!(kind.contains("503"), "only 503s while stale: {report}");
+        }
+    }
+    // Recovered without a restart: a rotation on B reaches A, and both serve.
+    b.ops(d, &["key", "rotate", "bench/bench"]);
+    let rotated = position(d, &b);
+    wait_for_position(d, &a, rotated);
+    assert!(
+        a.ops(d, &["encrypt", "bench/bench", "x"])
+            .starts_with("tresor:v2:")
+    );
+    assert!(
+        b.ops(d, &["encrypt", "bench/bench", "y"])
+            .starts_with("tresor:v2:")
+    );
+}
+
+/// Every key of every `errors_by_kind` object in a bench report.
+fn collect_error_kinds(report: &serde_json::Value, kinds: &mut Vec<String>) {
+    match report {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                if k == "errors_by_kind" {
+                    kinds.extend(v.as_object().unwrap().keys().cloned());
+                } else {
+                    collect_error_kinds(v, kinds);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_error_kinds(v, kinds)),
+        _ => {}
+    }
 }

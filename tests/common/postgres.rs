@@ -39,6 +39,11 @@ impl TestDatabase {
             );
             return None;
         };
+        Some(Self::create_on(&url))
+    }
+
+    /// A new database on the server a superuser `url` names.
+    pub fn create_on(url: &str) -> TestDatabase {
         let admin: tokio_postgres::Config = url.parse().expect("TRESOR_TEST_DATABASE_URL");
         let (host, port) = match (admin.get_hosts().first(), admin.get_ports().first()) {
             (Some(tokio_postgres::config::Host::Tcp(host)), Some(port)) => (host.clone(), *port),
@@ -67,7 +72,7 @@ impl TestDatabase {
         db.admin_sql(&format!(
             "CREATE ROLE {name} LOGIN PASSWORD '{password}'; CREATE DATABASE {name} OWNER {name}"
         ));
-        Some(db)
+        db
     }
 
     /// The URL Tresor is given (no password in it).
@@ -310,4 +315,164 @@ where
         let _ = driver.await;
         out
     })
+}
+
+/// A PostgreSQL cluster of a test's own, which the test may restart (the shared one of
+/// `.ci/with-postgres` serves other tests meanwhile). Made like that script makes its cluster:
+/// initdb and pg_ctl from Debian's packages, run as `postgres` (or `nobody`) when the tests run
+/// as root, loopback only, the superuser trusted.
+pub struct PrivateCluster {
+    dir: tempfile::TempDir,
+    bindir: PathBuf,
+    user: Option<String>,
+    /// Its TCP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PrivateCluster {
+    /// A started cluster, or `None` (with a note) outside CI when PostgreSQL is not installed.
+    pub fn start() -> Option<PrivateCluster> {
+        let bindir = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max();
+        let Some(bindir) = bindir else {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb)");
+            }
+            eprintln!("note: PostgreSQL is not installed, skipping a test that restarts it");
+            return None;
+        };
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let user = root.then(|| {
+            let postgres = std::process::Command::new("id")
+                .arg("postgres")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if postgres { "postgres" } else { "nobody" }.to_owned()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        if let Some(user) = &user {
+            let chown = std::process::Command::new("chown")
+                .arg(user)
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let cluster = PrivateCluster {
+            dir,
+            bindir,
+            user,
+            port,
+        };
+        let data = cluster.dir.path().join("data");
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+        );
+        cluster.pg_ctl("start");
+        Some(cluster)
+    }
+
+    /// The superuser URL.
+    pub fn admin_url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Restarts the server (`pg_ctl restart -m fast`: every session is ended), waiting until it
+    /// accepts connections again.
+    pub fn restart(&self) {
+        self.pg_ctl("restart");
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("server.log");
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=100",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                "fast",
+                "-o",
+                &options,
+                action,
+            ],
+        );
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        use crate::common::process::Bounded;
+        let binary = self.bindir.join(program);
+        let mut command = match &self.user {
+            Some(user) => {
+                let mut command = std::process::Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(&binary);
+                command
+            }
+            None => std::process::Command::new(&binary),
+        };
+        let output = command.args(args).bounded_output();
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let mut command = match &self.user {
+            Some(user) => {
+                let mut command = std::process::Command::new("runuser");
+                command
+                    .args(["-u", user, "--"])
+                    .arg(self.bindir.join("pg_ctl"));
+                command
+            }
+            None => std::process::Command::new(self.bindir.join("pg_ctl")),
+        };
+        let _ = command
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
 }

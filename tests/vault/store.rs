@@ -749,3 +749,43 @@ fn postgres_migrates_an_older_schema_and_keeps_the_data() {
         [[b"0".to_vec()]]
     );
 }
+
+/// A measurement, not a test (docs/benchmarks.md): how long after node B's commit returns node
+/// A's follower reports the change, over 300 commits. Run with
+/// `.ci/with-postgres cargo test --test vault -- --ignored --nocapture propagation`.
+#[test]
+#[ignore = "a measurement for docs/benchmarks.md, not a test"]
+fn postgres_change_propagation_delay() {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let a = PgStore::open(&db.options("a")).unwrap();
+    let b = PgStore::open(&db.options("b")).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let _follower = a
+        .follow(Duration::from_millis(200), move |_| {
+            let _ = tx.lock().unwrap().send(Instant::now());
+        })
+        .unwrap();
+    let mut delays = Vec::new();
+    for i in 0..300 {
+        b.put(&format!("keys/t/k{i}"), b"v").unwrap();
+        let committed = Instant::now();
+        let seen = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        delays.push(seen.saturating_duration_since(committed));
+    }
+    delays.sort();
+    let at = |q: f64| delays[((delays.len() - 1) as f64 * q) as usize];
+    println!(
+        "change propagation over {} commits: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        delays.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        delays[delays.len() - 1]
+    );
+}
