@@ -280,11 +280,7 @@ impl Unsealed {
     /// Reads the record at `path` and opens it (checked against the ledger): its plaintext and
     /// its stored bytes, or `None` if the vault holds none there. A record another writer
     /// changes between the read and the ledger's check is read again.
-    fn read_opened(
-        &self,
-        store: &dyn Store,
-        path: &str,
-    ) -> Result<Option<Opened>, Error> {
+    fn read_opened(&self, store: &dyn Store, path: &str) -> Result<Option<Opened>, Error> {
         let mut attempts = 0;
         loop {
             attempts += 1;
