@@ -59,7 +59,18 @@ pub(crate) async fn backup(
         );
     }
     let started = Instant::now();
-    let file = connection.client()?.backup().await?;
+    // The server answers once the copy is taken: on a terminal, a spinner meanwhile.
+    let spinner = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let spinner = indicatif::ProgressBar::new_spinner()
+            .with_message("taking a consistent copy of the whole store (the vault keeps serving)");
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        spinner
+    });
+    let file = connection.client()?.backup().await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let file = file?;
     // Read back as a restore would: a file that does not verify is not written.
     let taken = backup::read(&file).context("the server's backup does not verify")?;
     super::write_private(out, &file)?;
