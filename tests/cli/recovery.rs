@@ -146,6 +146,34 @@ fn the_disaster_recovery_drill() {
         &d,
         &["tenant", "unlock", "vault3", "--identity", "alice.key"],
     );
+    // A pinning app with an active manifest.
+    server.ops(
+        &d,
+        &[
+            "pins",
+            "app",
+            "create",
+            "ios",
+            "--host",
+            "api.example.com:all",
+            "--max-update-lag",
+            "90d",
+            "--expires",
+            "14d",
+            "--enforce-until",
+            "180d",
+        ],
+    );
+    server.ops(&d, &["pins", "key", "generate", "ios"]);
+    server.ops(
+        &d,
+        &["pins", "key", "generate", "ios", "--algorithm", "ed25519"],
+    );
+    server.ops(
+        &d,
+        &["pins", "manifest-key", "show", "--out", "manifest.pub"],
+    );
+    let manifest = server.ops(&d, &["pins", "export", "ios", "--format", "json"]);
     let (written, tokens, before) = rt.block_on(async {
         for (tenant, key, options) in keys() {
             ops.create_key(tenant, key, &options).await.unwrap();
@@ -348,6 +376,20 @@ fn the_disaster_recovery_drill() {
         &d,
         &["tenant", "unlock", "vault3", "--identity", "alice.key"],
     );
+    // The pins manifest is the same, and verifies as the app does.
+    let restored_manifest = server.ops(&d, &["pins", "export", "ios", "--format", "json"]);
+    assert_eq!(restored_manifest, manifest);
+    d.write("restored-manifest.json", &restored_manifest);
+    let verified = d.ok(&[
+        "pins",
+        "verify",
+        "restored-manifest.json",
+        "--app",
+        "ios",
+        "--trust",
+        "manifest.pub",
+    ]);
+    assert!(verified.starts_with("valid: app ios"), "{verified}");
     let ops = d.client(&server, "ops");
     rt.block_on(async {
         let mut before = before.clone();
