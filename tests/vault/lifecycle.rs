@@ -1252,3 +1252,33 @@ fn removed_tenant_custodians_with_an_old_store_copy_open_nothing_written_after_t
     );
     assert_eq!(v.decrypt("ledger", "k", &after).unwrap(), b"written after");
 }
+
+/// Issue 13, point 4: a node that sees the root key rotated by another node (both on one store)
+/// seals itself instead of going on with a barrier key that opens nothing the store now holds;
+/// its custodians unseal it with the new shares.
+#[test]
+fn a_node_that_sees_the_root_rotated_elsewhere_seals_itself() {
+    let v = TestVault::new();
+    v.unseal();
+    v.tenant("t", ProtectionLevel::Two);
+    v.key("t", "k", KeySpec::default());
+    let ciphertext = v.encrypt("t", "k", b"before the rotation");
+    let other = Vault::open(
+        v.store.clone() as Arc<dyn Store>,
+        VaultOptions::new(&v.environment),
+    )
+    .unwrap();
+    other.unseal(vec![v.share(0)]).unwrap();
+    // A change the other node follows that is not the root: it keeps serving.
+    other.invalidate(["keys/t/k"]);
+    assert!(!other.is_sealed());
+    v.vault.rotate_root(None).unwrap();
+    other.invalidate(["core/seal", "core/root-check"]);
+    assert!(other.is_sealed(), "the other node kept the replaced root");
+    // With the new shares it serves again, and every ciphertext decrypts.
+    other.unseal(vec![v.share(0)]).unwrap();
+    assert_eq!(
+        crate::common::decrypt(&other, "t", "k", &ciphertext).unwrap(),
+        b"before the rotation"
+    );
+}

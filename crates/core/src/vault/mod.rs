@@ -107,6 +107,8 @@ struct Inner {
 /// Everything that exists only while unsealed.
 pub(crate) struct Unsealed {
     vault_id: String,
+    /// The generation of the root key in memory.
+    root_generation: u32,
     barrier: Barrier,
     tenants: RwLock<HashMap<String, Arc<TenantState>>>,
     /// Bumped under the `tenants` write lock whenever the map changes; see [`Generation`].
@@ -196,7 +198,9 @@ impl Vault {
             return;
         };
         for path in paths {
-            if let Some(tenant) = path.strip_prefix(records::TENANTS_PREFIX) {
+            if path == records::SEAL_CONFIG_PATH {
+                self.seal_if_root_replaced(&unsealed);
+            } else if let Some(tenant) = path.strip_prefix(records::TENANTS_PREFIX) {
                 unsealed.set_tenant(tenant, None);
             } else if let Some((tenant, key)) = path
                 .strip_prefix(records::KEYS_PREFIX)
@@ -216,9 +220,23 @@ impl Vault {
         let Some(unsealed) = read(&self.inner.state).clone() else {
             return;
         };
+        self.seal_if_root_replaced(&unsealed);
         let mut tenants = write(&unsealed.tenants);
         tenants.clear();
         unsealed.tenants_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Seals this node when another node rotated the root key (rotate-root, rekey): its barrier
+    /// key opens nothing the store now holds, and the new root is never handed over through the
+    /// store (docs/deployment.md: custodians unseal each node with the new shares).
+    fn seal_if_root_replaced(&self, unsealed: &Unsealed) {
+        let stored = seal::SealConfig::load(self.store()).ok().flatten();
+        if stored.is_some_and(|config| config.root_generation != unsealed.root_generation) {
+            tracing::warn!(
+                "the root key was rotated on another node: sealed; custodians unseal this node with the new shares"
+            );
+            self.seal();
+        }
     }
 
     /// Installs `guard`: every later unseal is checked by it before any key is usable, for as

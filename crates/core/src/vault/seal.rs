@@ -694,6 +694,7 @@ impl Vault {
         let ledger = self.open_ledger(&barrier, format)?;
         let unsealed = Arc::new(Unsealed {
             vault_id: config.vault_id.clone(),
+            root_generation: config.root_generation,
             barrier,
             tenants: Default::default(),
             tenants_generation: AtomicU64::new(0),
@@ -866,6 +867,7 @@ impl Vault {
             *state = if still_ours {
                 Some(Arc::new(Unsealed {
                     vault_id: old.vault_id.clone(),
+                    root_generation: config.root_generation,
                     barrier,
                     tenants: std::sync::RwLock::new(tenants),
                     tenants_generation: AtomicU64::new(0),
