@@ -10,6 +10,7 @@ use tresor_wire::pins::ActivationMode;
 use crate::approvals::{Approvals, Runner, Signer};
 use crate::audit::AuditKey;
 use crate::pins::{Pins, PinsError};
+use crate::transform::Transforms;
 
 /// The vault and its services.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct Services {
     pub approvals: Approvals,
     /// The audit HMAC key.
     pub audit_key: AuditKey,
+    /// Transform roles, transformations and templates (issue 16).
+    pub transforms: Transforms,
 }
 
 impl Services {
@@ -31,6 +34,7 @@ impl Services {
         Services {
             pins: Pins::new(store.clone()),
             approvals: Approvals::new(store.clone(), approval_ttl),
+            transforms: Transforms::new(store.clone()),
             audit_key: AuditKey::new(store),
             vault,
         }
