@@ -567,6 +567,7 @@ impl Transforms {
             _ => base_tweak,
         };
         Ok(Coder {
+            ff1: std::sync::Mutex::new(Vec::new()),
             kind: record.kind,
             transformation: name,
             template,
@@ -580,6 +581,8 @@ impl Transforms {
 
 /// Encodes and decodes values with one transformation for one role.
 pub struct Coder {
+    /// FF1 per alphabet, keyed once (an AES key schedule) for every value of a request.
+    ff1: std::sync::Mutex<Vec<std::sync::Arc<Ff1>>>,
     kind: Kind,
     transformation: String,
     template: Template,
@@ -593,6 +596,17 @@ pub struct Coder {
 pub const MAX_TWEAK: usize = 32;
 
 impl Coder {
+    /// FF1 under `key` over `alphabet`, made once per alphabet.
+    fn ff1(&self, key: &SecretKey, alphabet: &Alphabet) -> std::sync::Arc<Ff1> {
+        let mut made = self.ff1.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ff1) = made.iter().find(|f| f.alphabet() == alphabet) {
+            return ff1.clone();
+        }
+        let ff1 = std::sync::Arc::new(Ff1::new(key, alphabet.clone()));
+        made.push(ff1.clone());
+        ff1
+    }
+
     /// The transformation's name.
     pub fn transformation(&self) -> &str {
         &self.transformation
@@ -639,7 +653,7 @@ impl Coder {
         match self.kind {
             Kind::Fpe => {
                 let key = self.key.as_ref().expect("checked when made");
-                let map = |a: &Alphabet, s: &str| Ff1::new(key, a.clone()).encrypt(&tweak, s);
+                let map = |a: &Alphabet, s: &str| self.ff1(key, a).encrypt(&tweak, s);
                 Ok(self.template.apply(value, &Action::Map(&map))?)
             }
             Kind::Pseudonym => {
@@ -668,7 +682,7 @@ impl Coder {
         }
         let tweak = self.tweak(tweak)?;
         let key = self.key.as_ref().expect("checked when made");
-        let map = |a: &Alphabet, s: &str| Ff1::new(key, a.clone()).decrypt(&tweak, s);
+        let map = |a: &Alphabet, s: &str| self.ff1(key, a).decrypt(&tweak, s);
         Ok(self.template.apply(value, &Action::Map(&map))?)
     }
 }
