@@ -75,7 +75,16 @@ impl Runner for Services {
             Dangerous::ShredTenant { tenant } => self
                 .vault
                 .shred_tenant(tenant)
-                .map(|()| format!("tenant {tenant} shredded")),
+                // Issue 16: the tenant's transform keys go with it.
+                .and_then(|()| {
+                    self.transforms.purge_tenant(tenant).map_err(|e| match e {
+                        crate::transform::TransformError::Vault(e) => e,
+                        other => Error::NotPermitted(format!(
+                            "tenant {tenant} shredded, but its transform records were not purged: {other}"
+                        )),
+                    })
+                })
+                .map(|_| format!("tenant {tenant} shredded")),
             Dangerous::ConfigureKey {
                 tenant,
                 key,

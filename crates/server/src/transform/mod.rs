@@ -326,6 +326,26 @@ impl Transforms {
         Ok(())
     }
 
+    /// Deletes every role, transformation (with its key) and template of `tenant`: run when
+    /// the tenant is shredded, so that its transform keys go with it and a tenant created later
+    /// under the same name starts empty.
+    pub fn purge_tenant(&self, tenant: &str) -> Result<usize, TransformError> {
+        let records = self.records()?;
+        let prefix = format!("transform/{tenant}/");
+        let paths: Vec<String> = records
+            .scan::<serde_json::Value>(&prefix)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        if paths.is_empty() {
+            return Ok(0);
+        }
+        let batch = paths.iter().fold(Batch::new(), |b, p| b.delete(p.clone()));
+        records.commit(batch)?;
+        records.purge_stale()?;
+        Ok(paths.len())
+    }
+
     /// Creates or replaces a regex template, refused when its domain is under 10⁶.
     pub fn put_template(
         &self,
@@ -689,7 +709,62 @@ impl Coder {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use tresor_core::{SledStore, TenantSpec, Vault, VaultOptions};
+    use tresor_crypto::identity::CustodianIdentity;
+    use tresor_wire::custody::InitRequest;
+
+    use super::*;
     use crate::policy::{AccessRequest, PolicySet};
+
+    /// Shredding a tenant purges its transforms: nothing of them stays in the store, another
+    /// tenant's stay, and a tenant of the same name created later starts empty.
+    #[test]
+    fn a_purged_tenant_keeps_no_transform_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(
+            Arc::new(SledStore::open(dir.path()).unwrap()),
+            VaultOptions::new("test"),
+        )
+        .unwrap();
+        let alice = CustodianIdentity::generate("alice").unwrap();
+        vault
+            .init(&InitRequest {
+                custodians: vec![alice.public().clone()],
+                threshold: 1,
+                four_eyes: None,
+            })
+            .unwrap();
+        let share = vault.sealed_share("alice").unwrap().open(&alice).unwrap();
+        vault.unseal(vec![share]).unwrap();
+        vault.create_tenant("a", &TenantSpec::default()).unwrap();
+        let transforms = Transforms::new(vault.sealed_store());
+        let spec = TransformationSpec {
+            kind: Kind::Fpe,
+            template: "builtin/bsn".into(),
+            tweak_source: TweakSource::Internal,
+            masking_character: '*',
+            allowed_roles: vec!["r".into()],
+        };
+        for tenant in ["a", "b"] {
+            transforms.put_transformation(tenant, "t", &spec).unwrap();
+            transforms.put_role(tenant, "r", &["t".into()]).unwrap();
+        }
+        assert_eq!(transforms.purge_tenant("a").unwrap(), 2);
+        assert!(matches!(
+            transforms.role("a", "r"),
+            Err(TransformError::NotFound { .. })
+        ));
+        assert!(
+            transforms
+                .list("a", Object::Transformation)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(transforms.role("b", "r").is_ok());
+        assert_eq!(transforms.purge_tenant("a").unwrap(), 0);
+    }
 
     /// policies/analyst.example.toml: the pipeline encodes and cannot decode, the officer
     /// decodes and cannot encode, an analyst gets nothing.
