@@ -5,5 +5,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod anonymize;
 pub mod bench;
 pub mod cli;

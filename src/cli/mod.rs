@@ -4,6 +4,8 @@
 //! Errors print one line on stderr and exit non-zero (`policy check`: one line per problem;
 //! `status`: 2 while sealed); `--format json` gives scripts JSON.
 
+// Issue 16.
+mod anonymize;
 mod audit;
 mod batch;
 mod bench;
@@ -96,6 +98,11 @@ enum Command {
     /// A small CA for teams without a PKI: CA, server and client certificates, CRLs.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Turn a production extract (CSV, JSON Lines) into an analyst's extract with the vault's
+    /// transforms, per the rules; with a k-anonymity report (docs/anonymize.md).
+    Anonymize(Box<anonymize::AnonymizeArgs>),
+    /// Write a synthetic payroll extract (invented people) for trying `tresor anonymize`.
+    SamplePayroll(anonymize::SamplePayrollArgs),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -210,6 +217,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Pins(command) => pins::run(command).await,
         Command::Bench(args) => bench::run(*args).await,
         Command::Pki(command) => pki::run(command),
+        Command::Anonymize(args) => anonymize::run(*args).await,
+        Command::SamplePayroll(args) => anonymize::sample_payroll(args),
     }
 }
 

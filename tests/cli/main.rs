@@ -6,6 +6,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// Issue 16: tresor anonymize.
+mod anonymize;
 mod bench;
 mod deploy;
 mod errors;

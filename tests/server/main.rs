@@ -16,3 +16,5 @@ mod limits;
 mod routes;
 mod tls_handshake;
 mod vault_clients;
+// Issue 16: hvac's transform calls.
+mod hvac_transform;

@@ -26,6 +26,8 @@
 #![deny(missing_docs)]
 
 pub mod aead;
+// Transform (issue 16): FF1 and shaped pseudonyms.
+pub mod format_preserving;
 pub mod identity;
 pub mod kdf;
 pub mod keypair;

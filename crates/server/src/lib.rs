@@ -26,6 +26,8 @@ pub mod policy;
 pub mod server;
 pub mod services;
 pub mod tls;
+// Issue 16: Vault Transform (format-preserving transforms) per tenant.
+pub mod transform;
 
 /// The operations this server's API declares: what its policies may name (see
 /// [`policy::Vocabulary`]).

@@ -12,6 +12,7 @@ use tresor_wire::pins::ActivationMode;
 use crate::approvals::{Approvals, Runner, Signer};
 use crate::audit::AuditKey;
 use crate::pins::{Pins, PinsError};
+use crate::transform::Transforms;
 
 /// The vault and its services.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Services {
     pub approvals: Approvals,
     /// The audit HMAC key.
     pub audit_key: AuditKey,
+    /// Transform roles, transformations and templates (issue 16).
+    pub transforms: Transforms,
 }
 
 impl Services {
@@ -33,6 +36,7 @@ impl Services {
         Services {
             pins: Pins::new(store.clone()),
             approvals: Approvals::new(store.clone(), approval_ttl),
+            transforms: Transforms::new(store.clone()),
             audit_key: AuditKey::new(store),
             vault,
         }
@@ -76,7 +80,16 @@ impl Runner for Services {
             Dangerous::ShredTenant { tenant } => self
                 .vault
                 .shred_tenant(tenant)
-                .map(|()| format!("tenant {tenant} shredded")),
+                // Issue 16: the tenant's transform keys go with it.
+                .and_then(|()| {
+                    self.transforms.purge_tenant(tenant).map_err(|e| match e {
+                        crate::transform::TransformError::Vault(e) => e,
+                        other => Error::NotPermitted(format!(
+                            "tenant {tenant} shredded, but its transform records were not purged: {other}"
+                        )),
+                    })
+                })
+                .map(|_| format!("tenant {tenant} shredded")),
             Dangerous::ConfigureKey {
                 tenant,
                 key,

@@ -135,6 +135,12 @@ pub(crate) enum Prefix {
     Literal(&'static str),
     /// With a name (a tenant), checked with the whole path before any route is tried.
     Named(fn(name: &str, path: &str) -> Result<(), ApiError>),
+    /// With a name checked as for `Named`, then this segment (a tenant's `transform/` engine):
+    /// tried before the `Named` mounts.
+    NamedThen(
+        fn(name: &str, path: &str) -> Result<(), ApiError>,
+        &'static str,
+    ),
 }
 
 impl Mount {

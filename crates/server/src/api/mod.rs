@@ -142,6 +142,24 @@ registry! {
         manifest_key_rotate,
         keys_deliver,
     }
+    /// Issue 16: Vault's Transform engine on each tenant at `/v1/<tenant>/transform/`
+    /// (docs/anonymize.md).
+    transform {
+        role_write,
+        role_read,
+        role_list,
+        role_delete,
+        transformation_write,
+        transformation_read,
+        transformation_list,
+        transformation_delete,
+        template_write,
+        template_read,
+        template_list,
+        template_delete,
+        encode,
+        decode,
+    }
 }
 
 static ROUTER: LazyLock<Router> = LazyLock::new(|| Router::new(REGISTRY));

@@ -215,6 +215,9 @@ impl Router {
                 let starts_right = match (mount.prefix, template.segments[0]) {
                     (Prefix::Literal(prefix), Segment::Literal(first)) => prefix == first,
                     (Prefix::Named(_), Segment::Param { .. }) => true,
+                    (Prefix::NamedThen(_, second), Segment::Param { .. }) => {
+                        template.segments.get(1) == Some(&Segment::Literal(second))
+                    }
                     _ => false,
                 };
                 assert!(
@@ -287,7 +290,7 @@ impl Router {
             .strip_prefix("/v1/")
             .and_then(|rest| Segments::split(rest.trim_end_matches('/')))
             .ok_or_else(ApiError::unsupported_path)?;
-        let mount = self.mount(segments.items[0], path)?;
+        let mount = self.mount(segments.items[0], segments.get(1), path)?;
         let verb = Verb::of(method, query);
         // `pins/sys/…` is the mount's own area: only its exact routes.
         let reserved = segments
@@ -322,13 +325,26 @@ impl Router {
     }
 
     /// The mount of paths starting with `first`.
-    fn mount(&self, first: &str, path: &str) -> Result<&CompiledMount, ApiError> {
+    fn mount(
+        &self,
+        first: &str,
+        second: Option<&str>,
+        path: &str,
+    ) -> Result<&CompiledMount, ApiError> {
         let literal = self
             .mounts
             .iter()
             .find(|m| matches!(m.mount.prefix, Prefix::Literal(prefix) if prefix == first));
         if let Some(mount) = literal {
             return Ok(mount);
+        }
+        for mount in &self.mounts {
+            if let Prefix::NamedThen(check, literal) = mount.mount.prefix {
+                if second == Some(literal) {
+                    check(first, path)?;
+                    return Ok(mount);
+                }
+            }
         }
         for mount in &self.mounts {
             if let Prefix::Named(check) = mount.mount.prefix {

@@ -25,6 +25,9 @@ pub(crate) const ADMIN: &str = "spiffe://test/admin";
 /// A principal allowed `encrypt` and `decrypt` on `t`'s keys, and nothing else.
 pub(crate) const APP: &str = "spiffe://test/app";
 
+/// A principal allowed only `transform-encode` on `t`'s roles (issue 16).
+pub(crate) const ENCODER: &str = "spiffe://test/encoder";
+
 /// An API and its vault's directory.
 pub(crate) struct TestApi {
     state: Arc<ApiState>,
@@ -58,7 +61,9 @@ impl TestApi {
                 format!(
                     "[[operator]]\nprincipals = [\"{ADMIN}\"]\noperations = [\"*\"]\n\n\
                      [[grant]]\nprincipals = [\"{APP}\"]\ntenant = \"{TENANT}\"\nkeys = [\"*\"]\n\
-                     operations = [\"encrypt\", \"decrypt\"]\n"
+                     operations = [\"encrypt\", \"decrypt\"]\n\n\
+                     [[grant]]\nprincipals = [\"{ENCODER}\"]\ntenant = \"{TENANT}\"\nkeys = [\"*\"]\n\
+                     operations = [\"transform-encode\"]\n"
                 ),
             )],
         )

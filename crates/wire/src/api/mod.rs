@@ -22,6 +22,8 @@
 pub mod params;
 pub mod pins;
 pub mod sys;
+// Issue 16: Vault Transform on each tenant.
+pub mod transform;
 pub mod transit;
 
 /// How the 403 to a client whose certificate chains to the client CA but names no usable

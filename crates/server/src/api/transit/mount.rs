@@ -21,7 +21,7 @@ pub(crate) const MOUNT: Mount = Mount {
 
 /// A reserved name is no mount; any other must be a tenant name (the tenant need not exist:
 /// that is the vault's answer, after authorization).
-fn tenant_mount(name: &str, path: &str) -> Result<(), ApiError> {
+pub(crate) fn tenant_mount(name: &str, path: &str) -> Result<(), ApiError> {
     if tresor_core::keys::RESERVED_TENANT_NAMES.contains(&name) {
         return Err(ApiError::unsupported_path());
     }
