@@ -74,8 +74,21 @@ pub(crate) enum TenantCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Ask to destroy a tenant and every key in it (runs once custodians approve). Irreversible.
+    /// Ask to destroy a tenant and every key in it (runs once custodians approve). The tenant
+    /// is then unusable for its deletion window (default 7 days) and destroyed when it ends;
+    /// `cancel-shred` restores it until then.
     Shred {
+        name: String,
+        /// Window instead of the tenant's (0 shreds at once once approved; at most 30d).
+        #[arg(long, value_parser = super::key::duration)]
+        deletion_window: Option<u64>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Restore a tenant whose shred waits for its window to end (runs once custodians approve).
+    CancelShred {
         name: String,
         #[command(flatten)]
         connection: ConnectionArgs,
@@ -143,10 +156,23 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::Shred {
             name,
+            deletion_window,
             connection,
             format,
         } => {
-            let approval = connection.client()?.shred_tenant(&name).await?;
+            let client = connection.client()?;
+            let approval = match deletion_window {
+                Some(seconds) => client.shred_tenant_within(&name, seconds).await?,
+                None => client.shred_tenant(&name).await?,
+            };
+            output::print(format, &approval, super::operator::pending)
+        }
+        TenantCommand::CancelShred {
+            name,
+            connection,
+            format,
+        } => {
+            let approval = connection.client()?.cancel_tenant_shred(&name).await?;
             output::print(format, &approval, super::operator::pending)
         }
         TenantCommand::Unlock {

@@ -9,6 +9,7 @@ mod common;
 mod access;
 mod attacks;
 mod audit;
+mod deletion;
 mod limits;
 mod routes;
 mod tls_handshake;

@@ -7,6 +7,7 @@
 mod common;
 
 mod crash;
+mod deletion;
 mod format;
 mod lifecycle;
 mod operations;

@@ -36,6 +36,20 @@ pub enum Error {
         /// Key name searched.
         key: String,
     },
+    /// A key or tenant waits for destruction: unusable until its deletion is cancelled.
+    #[error(
+        "{what} is scheduled for destruction at {} (deletion window running since {}): it cannot be used; custodians can restore it with `tresor key cancel-deletion` / `tresor tenant cancel-shred` until then",
+        tresor_wire::time::rfc3339(*destroy_at, 0),
+        tresor_wire::time::rfc3339(*scheduled_at, 0)
+    )]
+    PendingDeletion {
+        /// `key `k` in tenant `t`` or `tenant `t``.
+        what: String,
+        /// When the deletion was approved (Unix seconds).
+        scheduled_at: u64,
+        /// When it will be destroyed (Unix seconds).
+        destroy_at: u64,
+    },
     /// A key by that name exists already.
     #[error("key `{key}` already exists in tenant `{tenant}`")]
     KeyExists {
@@ -242,7 +256,8 @@ impl Error {
             | Error::UnsealRefused(_)
             | Error::InvalidInput { .. }
             | Error::Ciphertext(_)
-            | Error::NotPermitted(_) => ErrorKind::InvalidInput,
+            | Error::NotPermitted(_)
+            | Error::PendingDeletion { .. } => ErrorKind::InvalidInput,
             Error::Integrity { .. }
             | Error::Rollback { .. }
             | Error::RecordFormat { .. }

@@ -176,6 +176,13 @@ impl ServerHandle {
         rotate_due_keys(&self.shared.api)
     }
 
+    /// Destroys the keys and tenants whose deletion window has ended, as the server does once a
+    /// minute: each destruction is audited like a request (principal
+    /// [`crate::scheduled_deletion::DELETION_PRINCIPAL`]).
+    pub fn destroy_due_deletions(&self) -> Result<Vec<tresor_core::DueDeletion>, Error> {
+        crate::scheduled_deletion::destroy_due_deletions(&self.shared.api)
+    }
+
     /// Starts what the server does by itself once a minute: rotating keys whose
     /// `auto_rotate_period` has passed and re-issuing pin manifests before they expire.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
@@ -785,8 +792,8 @@ pub async fn wait_for_signals(handle: &ServerHandle) {
     }
 }
 
-/// Rotates due keys and re-signs pin manifests past half their freshness, once a minute while
-/// unsealed. Each change is audited like a request.
+/// Rotates due keys, destroys what a deletion window has run out on and re-signs pin manifests
+/// past half their freshness, once a minute while unsealed. Each change is audited like a request.
 async fn background(api: Arc<ApiState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -799,6 +806,16 @@ async fn background(api: Arc<ApiState>) {
             Ok(Ok(_)) | Ok(Err(Error::Sealed)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "auto-rotation failed"),
             Err(e) => tracing::error!(error = %e, "auto-rotation task panicked"),
+        }
+        let task_api = api.clone();
+        match tokio::task::spawn_blocking(move || {
+            crate::scheduled_deletion::destroy_due_deletions(&task_api)
+        })
+        .await
+        {
+            Ok(Ok(_)) | Ok(Err(Error::Sealed)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "scheduled destruction failed"),
+            Err(e) => tracing::error!(error = %e, "scheduled destruction task panicked"),
         }
         let task_api = api.clone();
         match tokio::task::spawn_blocking(move || reissue_due_pin_manifests(&task_api)).await {

@@ -2,10 +2,11 @@
 //! jobs run. The one place that knows every service, so that none of them knows another: the
 //! approval workflow runs an approved operation through [`Runner`], implemented here.
 
-use tresor_core::{Error, Vault};
+use tresor_core::{Deletion, Error, Vault};
 use tresor_wire::approvals::{ApprovalOutcome, Dangerous, Decision};
 use tresor_wire::custody::InitRequest;
 use tresor_wire::pins::ActivationMode;
+use tresor_wire::time::rfc3339;
 
 use crate::approvals::{Approvals, Runner, Signer};
 use crate::audit::AuditKey;
@@ -51,10 +52,33 @@ impl Services {
 impl Runner for Services {
     fn run(&self, request: &Dangerous) -> Result<String, Error> {
         match request {
-            Dangerous::DeleteKey { tenant, key } => self
+            Dangerous::DeleteKey {
+                tenant,
+                key,
+                deletion_window,
+            } => self
                 .vault
-                .delete_key(tenant, key)
-                .map(|()| format!("key {tenant}/{key} deleted")),
+                .schedule_key_deletion(tenant, key, *deletion_window)
+                .map(|deletion| match deletion {
+                    Deletion::Destroyed => format!("key {tenant}/{key} deleted"),
+                    Deletion::Scheduled(d) => format!(
+                        "key {tenant}/{key} scheduled for destruction at {} (cancellable until then)",
+                        rfc3339(d.destroy_at, 0)
+                    ),
+                }),
+            Dangerous::CancelKeyDeletion { tenant, key } => self
+                .vault
+                .cancel_key_deletion(tenant, key)
+                .map(|info| {
+                    format!(
+                        "key {tenant}/{key} restored with versions {:?}",
+                        info.versions.keys().collect::<Vec<_>>()
+                    )
+                }),
+            Dangerous::CancelTenantShred { tenant } => self
+                .vault
+                .cancel_tenant_shred(tenant)
+                .map(|info| format!("tenant {tenant} restored with {} keys", info.keys)),
             Dangerous::TrimKey {
                 tenant,
                 key,
@@ -68,10 +92,19 @@ impl Runner for Services {
                         info.config.min_available_version
                     )
                 }),
-            Dangerous::ShredTenant { tenant } => self
+            Dangerous::ShredTenant {
+                tenant,
+                deletion_window,
+            } => self
                 .vault
-                .shred_tenant(tenant)
-                .map(|()| format!("tenant {tenant} shredded")),
+                .schedule_tenant_shred(tenant, *deletion_window)
+                .map(|deletion| match deletion {
+                    Deletion::Destroyed => format!("tenant {tenant} shredded"),
+                    Deletion::Scheduled(d) => format!(
+                        "tenant {tenant} scheduled for shredding at {} (cancellable until then)",
+                        rfc3339(d.destroy_at, 0)
+                    ),
+                }),
             Dangerous::ConfigureKey {
                 tenant,
                 key,

@@ -59,6 +59,20 @@ pub(crate) struct KeyRecord {
     /// The KEK version the materials are wrapped under (absent at level 1).
     pub(crate) kek_version: Option<u32>,
     pub(crate) versions: BTreeMap<u32, VersionRecord>,
+    /// Set while an approved deletion waits for its window to end: the key is unusable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deletion: Option<ScheduledDeletion>,
+}
+
+/// A deletion approved and waiting for its window to end (docs/custody.md, "Scheduled
+/// deletion"). Until then it can be cancelled and nothing is destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledDeletion {
+    /// When the deletion was approved (Unix seconds).
+    pub scheduled_at: u64,
+    /// When the background job destroys it (Unix seconds).
+    pub destroy_at: u64,
 }
 
 /// One version of a data key.

@@ -9,7 +9,7 @@ use super::{Generation, TenantState, Unsealed, Vault, read, write};
 use crate::Error;
 use crate::keys::config::trim;
 use crate::keys::kek::Kek;
-use crate::keys::records::{self, KeyRecord, VersionRecord};
+use crate::keys::records::{self, KeyRecord, ScheduledDeletion, VersionRecord};
 use crate::keys::ring::{KeyIdentity, KeyRing};
 use crate::keys::{KeyConfig, KeyConfigUpdate, KeySpec, validate_key_name};
 use crate::store::{Batch, StoreError, StoredBytes};
@@ -32,10 +32,13 @@ pub struct KeyInfo {
     pub rotated_at: u64,
     /// Every version still held, with its creation time.
     pub versions: BTreeMap<u32, u64>,
+    /// Set while an approved deletion waits for its window to end (the key is unusable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<ScheduledDeletion>,
 }
 
 impl KeyInfo {
-    fn from_record(tenant: &str, name: &str, record: &KeyRecord) -> Self {
+    pub(super) fn from_record(tenant: &str, name: &str, record: &KeyRecord) -> Self {
         KeyInfo {
             tenant: tenant.to_owned(),
             name: name.to_owned(),
@@ -48,6 +51,7 @@ impl KeyInfo {
                 .iter()
                 .map(|(v, r)| (*v, r.created_at))
                 .collect(),
+            deletion: record.deletion,
         }
     }
 }
@@ -70,6 +74,7 @@ impl Vault {
             rotated_at: now,
             kek_version: kek.as_ref().map(|k| k.version),
             versions: BTreeMap::new(),
+            deletion: None,
         };
         record.versions.insert(
             1,
@@ -153,14 +158,32 @@ impl Vault {
         })
     }
 
-    /// Deletes a key (only if `deletion_allowed`), then purges storage. Irreversible: its
-    /// ciphertexts can never be decrypted again.
+    /// Destroys a key at once (only if `deletion_allowed`), then purges storage. Irreversible:
+    /// its ciphertexts can never be decrypted again. The server calls this only for an approved
+    /// deletion with a window of 0 or when a window ends; otherwise it schedules the deletion
+    /// ([`Vault::schedule_key_deletion`]).
     pub fn delete_key(&self, tenant: &str, name: &str) -> Result<(), Error> {
+        self.destroy_key(tenant, name, true, |_| Ok(()))
+    }
+
+    /// Destroys the key if `check` accepts its record, deciding on the record it commits against.
+    /// A window that ends destroys the key also in a locked level-3 tenant (`need_unlocked`
+    /// false): its record goes, no KEK is needed for that.
+    pub(super) fn destroy_key(
+        &self,
+        tenant: &str,
+        name: &str,
+        need_unlocked: bool,
+        check: impl FnOnce(&KeyRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let _writer = self.writer();
         let unsealed = self.unsealed()?;
         let state = unsealed.tenant(self.store(), tenant)?;
-        state.kek()?;
+        if need_unlocked {
+            state.kek()?;
+        }
         let (record, raw) = self.read_key(&unsealed, tenant, name)?;
+        check(&record)?;
         if !record.config.deletion_allowed {
             return Err(Error::NotPermitted(format!(
                 "key `{name}` cannot be deleted: set deletion_allowed to true first"
@@ -210,7 +233,10 @@ impl Vault {
         let mut due = Vec::new();
         for tenant in self.list_tenants()? {
             let unsealed = self.unsealed()?;
-            let state = unsealed.tenant(self.store(), &tenant)?;
+            let state = match unsealed.tenant(self.store(), &tenant) {
+                Err(Error::PendingDeletion { .. }) => continue,
+                other => other?,
+            };
             if state.kek().is_err() {
                 continue;
             }
@@ -219,7 +245,10 @@ impl Vault {
                 let record: KeyRecord =
                     records::decode(&path, &unsealed.open(self.store(), &path, &raw)?)?;
                 let period = record.config.auto_rotate_period;
-                if period > 0 && now >= record.rotated_at.saturating_add(period) {
+                if period > 0
+                    && record.deletion.is_none()
+                    && now >= record.rotated_at.saturating_add(period)
+                {
                     due.push((tenant.clone(), path[prefix.len()..].to_owned()));
                 }
             }
@@ -241,6 +270,7 @@ impl Vault {
         let state = unsealed.tenant(self.store(), tenant)?;
         let kek = state.kek()?;
         let (mut record, raw) = self.read_key(&unsealed, tenant, name)?;
+        usable(tenant, name, &record)?;
         let destroyed = change(&mut record, kek.as_deref())?;
         let path = records::key_path(tenant, name);
         let batch = Batch::new()
@@ -255,7 +285,7 @@ impl Vault {
         Ok(KeyInfo::from_record(tenant, name, &record))
     }
 
-    fn read_key(
+    pub(super) fn read_key(
         &self,
         unsealed: &Unsealed,
         tenant: &str,
@@ -294,6 +324,7 @@ impl Vault {
         let kek = state.kek()?;
         let generation = Generation::start(&state.rings_generation);
         let (record, _) = self.read_key(&unsealed, tenant, name)?;
+        usable(tenant, name, &record)?;
         let ring =
             Arc::new(self.ring_from_record(&unsealed, &state, name, &record, kek.as_deref())?);
         let mut rings = write(&state.rings);
@@ -306,7 +337,7 @@ impl Vault {
         Ok(ring)
     }
 
-    fn ring_from_record(
+    pub(super) fn ring_from_record(
         &self,
         _unsealed: &Unsealed,
         state: &TenantState,
@@ -342,6 +373,26 @@ impl Vault {
             record.latest_version,
             materials,
         ))
+    }
+}
+
+/// The refusal of using a key or tenant that waits for destruction (see `vault::deletion`).
+pub(super) fn pending(what: String, deletion: ScheduledDeletion) -> Error {
+    Error::PendingDeletion {
+        what,
+        scheduled_at: deletion.scheduled_at,
+        destroy_at: deletion.destroy_at,
+    }
+}
+
+/// Refuses a key waiting for destruction.
+fn usable(tenant: &str, name: &str, record: &KeyRecord) -> Result<(), Error> {
+    match record.deletion {
+        Some(deletion) => Err(pending(
+            format!("key `{name}` in tenant `{tenant}`"),
+            deletion,
+        )),
+        None => Ok(()),
     }
 }
 

@@ -87,6 +87,8 @@ registry! {
         hmac,
         verify,
         export,
+        // Issue 17: scheduled deletion.
+        keys_cancel_deletion,
     }
     /// Tresor's own routes under `/v1/sys/`: tenants, custody, approvals, metrics, status.
     sys {
@@ -116,6 +118,8 @@ registry! {
         health,
         seal_status,
         init_status,
+        // Issue 17: scheduled deletion.
+        tenants_cancel_shred,
     }
     /// Certificate pinning under `/v1/pins/` (docs/pinning.md).
     pins {

@@ -19,6 +19,9 @@ pub const CREATE_KEY: Route = Route::post("{tenant}/keys/{key}");
 pub const READ_KEY: Route = Route::get("{tenant}/keys/{key}");
 /// DELETE `{tenant}/keys/{key}`: delete, once custodians approve.
 pub const DELETE_KEY: Route = Route::delete("{tenant}/keys/{key}");
+/// POST `{tenant}/keys/{key}/cancel-deletion`: restore a key whose deletion waits for its
+/// window to end, once custodians approve.
+pub const CANCEL_KEY_DELETION: Route = Route::post("{tenant}/keys/{key}/cancel-deletion");
 /// POST `{tenant}/keys/{key}/config`: change a key's configuration.
 pub const CONFIGURE_KEY: Route = Route::post("{tenant}/keys/{key}/config");
 /// POST `{tenant}/keys/{key}/rotate`: a new key version.
@@ -65,6 +68,9 @@ pub struct CreateKeyRequest<'a> {
     /// Seconds between automatic rotations (0: never).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_rotate_period: Option<Seconds>,
+    /// Seconds between an approved deletion and destruction (default 7 days, at most 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_window: Option<Seconds>,
 }
 
 /// The body of [`CONFIGURE_KEY`]: what to change (see [`crate::keys::KeyConfigUpdate`]).
@@ -88,6 +94,9 @@ pub struct ConfigureKeyRequest {
     /// Seconds between automatic rotations (0: never).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_rotate_period: Option<Seconds>,
+    /// Seconds between an approved deletion and destruction (default 7 days, at most 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_window: Option<Seconds>,
 }
 
 impl From<&crate::keys::KeyConfigUpdate> for ConfigureKeyRequest {
@@ -99,9 +108,15 @@ impl From<&crate::keys::KeyConfigUpdate> for ConfigureKeyRequest {
             exportable: update.exportable.map(Flag),
             allow_plaintext_backup: None,
             auto_rotate_period: update.auto_rotate_period.map(Seconds),
+            deletion_window: update.deletion_window.map(Seconds),
         }
     }
 }
+
+/// The query parameter of [`DELETE_KEY`] and `sys::SHRED_TENANT` that asks for another
+/// deletion window than the key's or tenant's (`?deletion_window=0` destroys at once once
+/// approved; docs/custody.md, "Scheduled deletion"). Vault's clients send none.
+pub const DELETION_WINDOW_QUERY: &str = "deletion_window";
 
 /// The body of [`TRIM_KEY`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
