@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod aead;
+pub mod byok;
 pub mod identity;
 pub mod kdf;
 pub mod keypair;
