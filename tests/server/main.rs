@@ -11,6 +11,7 @@ mod attacks;
 mod audit;
 mod deletion;
 mod limits;
+mod openbao;
 mod routes;
 mod tls_handshake;
 mod vault_clients;

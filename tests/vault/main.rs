@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod deletion;
 mod format;
+mod import;
 mod lifecycle;
 mod operations;
 mod properties;

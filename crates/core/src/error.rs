@@ -158,6 +158,22 @@ pub enum CiphertextError {
     /// The payload cannot even hold a nonce and a tag.
     #[error("payload is {0} bytes, shorter than the 28 bytes of nonce and tag")]
     TooShort(usize),
+    /// A `vault:` ciphertext for a version Tresor made, or a `tresor:` one for a version
+    /// imported from Vault/OpenBao: no such ciphertext can be genuine.
+    #[error(
+        "key version {version} {}",
+        if *imported {
+            "was imported from Vault/OpenBao: its ciphertexts start with `vault:v`, and it never encrypts"
+        } else {
+            "is Tresor's own: its ciphertexts start with `tresor:v`, not `vault:v`"
+        }
+    )]
+    WrongOrigin {
+        /// Version in the ciphertext.
+        version: u32,
+        /// Whether that version was imported.
+        imported: bool,
+    },
     /// The version was never created.
     #[error("key version {version} does not exist (latest is {latest})")]
     UnknownVersion {

@@ -154,26 +154,40 @@ impl WrappingKey {
 
     /// What Vault's import command does, for tests and drills: wraps `key` to this wrapping key.
     pub fn wrap_for_import(&self, key: &[u8]) -> Result<Vec<u8>, ByokError> {
-        let ephemeral = SecretKey::random();
-        let mut rng = rsa::rand_core::OsRng;
-        let mut out = self
-            .private
-            .to_public_key()
-            .encrypt(
-                &mut rng,
-                Oaep::new::<rsa::sha2::Sha256>(),
-                ephemeral.expose(),
-            )
-            .map_err(|e| ByokError::WrappingKey(e.to_string()))?;
-        let kwp = KwpAes256::new_from_slice(ephemeral.expose())
-            .map_err(|_| ByokError::EphemeralLength(KEY_LEN))?;
-        let mut buf = vec![0u8; key.len().div_ceil(8) * 8 + 8];
-        let wrapped = kwp
-            .wrap_key(key, &mut buf)
-            .map_err(|_| ByokError::KeyLength(key.len()))?;
-        out.extend_from_slice(wrapped);
-        Ok(out)
+        wrap_to_pem(&self.public_pem()?, key)
     }
+}
+
+/// What Vault's import command does on the client side: wraps `key` to the wrapping key whose
+/// SubjectPublicKeyInfo PEM is `pem` (for drills, tests and a future client-side import).
+pub fn wrap_to_pem(pem: &str, key: &[u8]) -> Result<Vec<u8>, ByokError> {
+    use rsa::pkcs8::DecodePublicKey;
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = STANDARD
+        .decode(body.trim())
+        .map_err(|_| ByokError::WrappingKey("public key PEM is not base64".into()))?;
+    let public = rsa::RsaPublicKey::from_public_key_der(&der)
+        .map_err(|_| ByokError::WrappingKey("not an RSA SubjectPublicKeyInfo".into()))?;
+    let ephemeral = SecretKey::random();
+    let mut rng = rsa::rand_core::OsRng;
+    let mut out = public
+        .encrypt(
+            &mut rng,
+            Oaep::new::<rsa::sha2::Sha256>(),
+            ephemeral.expose(),
+        )
+        .map_err(|e| ByokError::WrappingKey(e.to_string()))?;
+    let kwp = KwpAes256::new_from_slice(ephemeral.expose())
+        .map_err(|_| ByokError::EphemeralLength(KEY_LEN))?;
+    let mut buf = vec![0u8; key.len().div_ceil(8) * 8 + 8];
+    let wrapped = kwp
+        .wrap_key(key, &mut buf)
+        .map_err(|_| ByokError::KeyLength(key.len()))?;
+    out.extend_from_slice(wrapped);
+    Ok(out)
 }
 
 /// Opens a Vault `aes256-gcm96` payload (`nonce ‖ ciphertext ‖ tag`, the base64 part of

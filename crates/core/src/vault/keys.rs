@@ -35,6 +35,9 @@ pub struct KeyInfo {
     /// Set while an approved deletion waits for its window to end (the key is unusable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<ScheduledDeletion>,
+    /// Versions imported from Vault/OpenBao: they decrypt `vault:` ciphertexts, never encrypt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imported_versions: Vec<u32>,
 }
 
 impl KeyInfo {
@@ -52,6 +55,12 @@ impl KeyInfo {
                 .map(|(v, r)| (*v, r.created_at))
                 .collect(),
             deletion: record.deletion,
+            imported_versions: record
+                .versions
+                .iter()
+                .filter(|(_, r)| r.imported)
+                .map(|(v, _)| *v)
+                .collect(),
         }
     }
 }
@@ -259,7 +268,7 @@ impl Vault {
     /// Reads a key record, modifies it with `change`, commits it if unchanged meanwhile, and
     /// refreshes the cached ring. `change` returns true when versions were destroyed, which
     /// calls for a purge.
-    fn update_key(
+    pub(super) fn update_key(
         &self,
         tenant: &str,
         name: &str,
@@ -307,6 +316,28 @@ impl Vault {
             Err(Error::Integrity { .. }) => self.load_ring(tenant, name),
             other => other,
         }
+    }
+
+    /// The ring to encrypt with: if the newest version was imported (it never encrypts), a
+    /// Tresor version is added after it first (docs/format.md, "Vault and OpenBao").
+    pub(super) fn encrypting_ring(&self, tenant: &str, name: &str) -> Result<Arc<KeyRing>, Error> {
+        let ring = self.ring(tenant, name)?;
+        if !ring.latest_is_imported() {
+            return Ok(ring);
+        }
+        let now = self.now();
+        self.update_key(tenant, name, |record, kek| {
+            // Decided on the record committed against: a concurrent request may have added it.
+            if record
+                .versions
+                .get(&record.latest_version)
+                .is_some_and(|v| v.imported)
+            {
+                add_version(tenant, name, record, kek, now)?;
+            }
+            Ok(false)
+        })?;
+        self.ring(tenant, name)
     }
 
     fn load_ring(&self, tenant: &str, name: &str) -> Result<Arc<KeyRing>, Error> {
@@ -367,11 +398,18 @@ impl Vault {
             tenant: tenant.to_owned(),
             name: name.to_owned(),
         };
+        let imported = record
+            .versions
+            .iter()
+            .filter(|(_, r)| r.imported)
+            .map(|(v, _)| *v)
+            .collect();
         Ok(KeyRing::new(
             identity,
             record.config.clone(),
             record.latest_version,
             materials,
+            &imported,
         ))
     }
 }
@@ -416,7 +454,7 @@ pub(super) fn add_version(
     Ok(())
 }
 
-fn stored_version(
+pub(super) fn stored_version(
     tenant: &str,
     name: &str,
     version: u32,
@@ -431,5 +469,6 @@ fn stored_version(
     VersionRecord {
         created_at: now,
         material: StoredBytes::new(stored),
+        imported: false,
     }
 }

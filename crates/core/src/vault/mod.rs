@@ -6,6 +6,7 @@
 
 mod backup;
 mod deletion;
+mod import;
 mod keys;
 mod ledger;
 mod ops;

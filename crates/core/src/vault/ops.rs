@@ -37,7 +37,7 @@ impl Vault {
         key: &str,
         request: &EncryptRequest<'_>,
     ) -> Result<Versioned, Error> {
-        self.ring(tenant, key)?.encrypt(request)
+        self.encrypting_ring(tenant, key)?.encrypt(request)
     }
 
     /// Encrypts many plaintexts; one result per item, in order.
@@ -47,7 +47,7 @@ impl Vault {
         key: &str,
         items: &[EncryptRequest<'_>],
     ) -> BatchResult<Versioned> {
-        let ring = self.ring(tenant, key)?;
+        let ring = self.encrypting_ring(tenant, key)?;
         Ok(items.iter().map(|item| ring.encrypt(item)).collect())
     }
 
@@ -80,7 +80,8 @@ impl Vault {
         request: &DecryptRequest<'_>,
         key_version: Option<u32>,
     ) -> Result<Versioned, Error> {
-        self.ring(tenant, key)?.rewrap(request, key_version)
+        self.encrypting_ring(tenant, key)?
+            .rewrap(request, key_version)
     }
 
     /// Rewraps many ciphertexts; one result per item, in order.
@@ -91,7 +92,7 @@ impl Vault {
         items: &[DecryptRequest<'_>],
         key_version: Option<u32>,
     ) -> BatchResult<Versioned> {
-        let ring = self.ring(tenant, key)?;
+        let ring = self.encrypting_ring(tenant, key)?;
         Ok(items
             .iter()
             .map(|item| ring.rewrap(item, key_version))
@@ -110,7 +111,7 @@ impl Vault {
         with_plaintext: bool,
     ) -> Result<DataKey, Error> {
         let (plaintext, ciphertext) =
-            self.ring(tenant, key)?
+            self.encrypting_ring(tenant, key)?
                 .datakey(bits, context, associated_data)?;
         Ok(DataKey {
             plaintext: with_plaintext.then_some(plaintext),
@@ -127,7 +128,8 @@ impl Vault {
         algorithm: HmacAlgorithm,
         key_version: Option<u32>,
     ) -> Result<Versioned, Error> {
-        self.ring(tenant, key)?.hmac(input, algorithm, key_version)
+        self.encrypting_ring(tenant, key)?
+            .hmac(input, algorithm, key_version)
     }
 
     /// HMACs of many inputs; one result per item, in order.
@@ -139,7 +141,7 @@ impl Vault {
         algorithm: HmacAlgorithm,
         key_version: Option<u32>,
     ) -> BatchResult<Versioned> {
-        let ring = self.ring(tenant, key)?;
+        let ring = self.encrypting_ring(tenant, key)?;
         Ok(inputs
             .iter()
             .map(|input| ring.hmac(input, algorithm, key_version))

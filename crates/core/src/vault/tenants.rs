@@ -618,6 +618,10 @@ impl Vault {
         for (key_path, _) in self.store().scan_prefix(&records::keys_prefix(tenant))? {
             batch.push_delete(key_path);
         }
+        let wrapping = records::wrapping_key_path(tenant);
+        if self.store().get(&wrapping)?.is_some() {
+            batch.push_delete(wrapping);
+        }
         self.commit(&unsealed, batch)?;
         unsealed.set_tenant(tenant, None);
         self.store().purge_stale()?;

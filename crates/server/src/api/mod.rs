@@ -89,6 +89,11 @@ registry! {
         export,
         // Issue 17: scheduled deletion.
         keys_cancel_deletion,
+        // Issue 17: bring your own key in Vault's wire format.
+        wrapping_key,
+        wrapping_key_rotate,
+        keys_import,
+        keys_import_version,
     }
     /// Tresor's own routes under `/v1/sys/`: tenants, custody, approvals, metrics, status.
     sys {

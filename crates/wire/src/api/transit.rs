@@ -478,3 +478,49 @@ mod tests {
         );
     }
 }
+
+// Issue 17: bring your own key in Vault's wire format (docs/format.md, "Vault and OpenBao").
+
+/// GET `{tenant}/wrapping_key`: the tenant's RSA-4096 wrapping key (PEM) for imports.
+pub const WRAPPING_KEY: Route = Route::get("{tenant}/wrapping_key");
+/// POST `{tenant}/wrapping_key/rotate`: a new wrapping key (Tresor's; Vault has none).
+pub const ROTATE_WRAPPING_KEY: Route = Route::post("{tenant}/wrapping_key/rotate");
+/// POST `{tenant}/keys/{key}/import`: create a key from wrapped material.
+pub const IMPORT_KEY: Route = Route::post("{tenant}/keys/{key}/import");
+/// POST `{tenant}/keys/{key}/import_version`: add an imported version.
+pub const IMPORT_KEY_VERSION: Route = Route::post("{tenant}/keys/{key}/import_version");
+
+/// The body of [`IMPORT_KEY`] and [`IMPORT_KEY_VERSION`], as `bao/vault transit import` sends it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportKeyRequest<'a> {
+    /// base64(RSA-OAEP(ephemeral AES-256 key) ‖ AES-KWP(ephemeral key, key)).
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub ciphertext: Text<'a>,
+    /// The OAEP hash: `SHA256` (the default; the only one read).
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub hash_function: Text<'a>,
+    /// Key type: `aes256-gcm96` (the default; the only one read).
+    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
+    pub key_type: Text<'a>,
+    /// Derive a key per context (HKDF-SHA256, as Vault's `hkdf_sha256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derived: Option<Flag>,
+    /// Convergent encryption (needs `derived`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convergent_encryption: Option<Flag>,
+    /// Refused: ask for it in `keys/{key}/config` afterwards (dual-controlled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exportable: Option<Flag>,
+    /// Refused: Tresor has no plaintext backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_plaintext_backup: Option<Flag>,
+    /// Accepted and ignored: rotation makes a Tresor version after the imported ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_rotation: Option<Flag>,
+    /// Seconds between automatic rotations (0: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_rotate_period: Option<Seconds>,
+    /// `import_version` only: the version number (default: the next one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Int>,
+}

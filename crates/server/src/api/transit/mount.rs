@@ -185,7 +185,7 @@ pub(crate) fn key_reply(info: &KeyInfo) -> Reply {
         supports_signing: false,
         supports_derivation: true,
         auto_rotate_period: config.auto_rotate_period,
-        imported_key: false,
+        imported_key: !info.imported_versions.is_empty(),
         created_at: info.created_at,
         keys: info
             .versions
