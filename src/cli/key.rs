@@ -101,6 +101,16 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Count the ciphertexts per key version in a JSON Lines or CSV file, changing nothing: when
+    /// no count is left below a version, `min_decryption_version` can be raised to it.
+    Census {
+        /// TENANT/KEY
+        path: String,
+        #[command(flatten)]
+        source: super::rewrap_file::SourceArgs,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Restore a key whose deletion waits for its window to end (runs once custodians approve).
     CancelDeletion {
         /// TENANT/KEY
@@ -215,6 +225,17 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
                 None => client.delete_key(tenant, key).await?,
             };
             output::print(common.format, &approval, super::operator::pending)
+        }
+        KeyCommand::Census {
+            path,
+            source,
+            common,
+        } => {
+            let (tenant, key) = tenant_key(&path)?;
+            let census =
+                super::rewrap_file::census(tenant, key, &source, &common.connection).await?;
+            println!("{census}");
+            Ok(())
         }
         KeyCommand::CancelDeletion { path, common } => {
             let (tenant, key) = tenant_key(&path)?;

@@ -13,4 +13,5 @@ mod operations;
 mod pki;
 mod readme;
 mod recovery;
+mod rewrap;
 mod start;
