@@ -245,3 +245,59 @@ async fn a_file_is_rewrapped_to_the_latest_version_and_an_interruption_resumes()
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_delete_and_cancel_deletion_from_the_command_line() {
+    let server = TestServer::new().await;
+    let files = server.issue(ADMIN);
+    let cli = Cli {
+        env: vec![
+            ("TRESOR_CACERT".into(), server.path("ca.pem")),
+            ("TRESOR_CLIENT_CERT".into(), files.cert.clone()),
+            ("TRESOR_CLIENT_KEY".into(), files.key.clone()),
+        ],
+        url: server.url.clone(),
+    };
+    let admin = server.admin();
+    admin
+        .create_key("dev", "k", &Default::default())
+        .await
+        .unwrap();
+    let key = |args: &[&str]| {
+        let mut all = vec!["key"];
+        all.extend_from_slice(args);
+        all.extend(["--format", "json"]);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let cli = &cli;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli.json(&args).await
+        }
+    };
+    run(key(&[
+        "config",
+        "dev/k",
+        "--deletion-allowed",
+        "true",
+        "--deletion-window",
+        "3d",
+    ]))
+    .await;
+    let approval = run(key(&["delete", "dev/k"])).await;
+    assert_eq!(approval["request"]["operation"], "delete-key", "{approval}");
+    server.approve(approval["id"].as_str().unwrap()).await;
+    let read = admin.read_key("dev", "k").await.unwrap();
+    assert_eq!(read["state"], "pending-deletion");
+    let approval = run(key(&["cancel-deletion", "dev/k"])).await;
+    assert_eq!(approval["request"]["operation"], "cancel-key-deletion");
+    server.approve(approval["id"].as_str().unwrap()).await;
+    assert_eq!(admin.read_key("dev", "k").await.unwrap()["state"], "active");
+    // --deletion-window 0 is in what custodians sign.
+    let approval = run(key(&["delete", "dev/k", "--deletion-window", "0"])).await;
+    assert_eq!(approval["request"]["deletion_window"], 0);
+    server.approve(approval["id"].as_str().unwrap()).await;
+    assert!(admin.read_key("dev", "k").await.is_err());
+    server.shutdown().await;
+}
