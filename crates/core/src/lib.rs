@@ -53,7 +53,9 @@ pub mod keys;
 pub mod store;
 mod vault;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(any(test, feature = "manual-clock"))]
+pub use clock::ManualClock;
+pub use clock::{Clock, SystemClock};
 pub use error::{CiphertextError, Error, ErrorKind, UnsealError};
 pub use keys::records::ScheduledDeletion;
 pub use keys::ring::{DecryptRequest, EncryptRequest, ExportKind, Versioned};
