@@ -20,6 +20,9 @@ pub(crate) enum TenantCommand {
         /// Level 3: a custodian's public key file (repeat for several).
         #[arg(long = "custodian", value_name = "FILE.pub")]
         custodians: Vec<PathBuf>,
+        /// Time between an approved shred and destruction (default 7d, at most 30d).
+        #[arg(long, value_parser = super::key::duration)]
+        deletion_window: Option<u64>,
         #[command(flatten)]
         connection: ConnectionArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -103,13 +106,16 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
             name,
             level,
             custodians,
+            deletion_window,
             connection,
             format,
         } => {
             let files = custodians;
             let custodians = read_public_keys(&files)?;
             let client = connection.client()?;
-            let info = client.create_tenant(&name, level, &custodians).await?;
+            let info = client
+                .create_tenant_with_window(&name, level, &custodians, deletion_window)
+                .await?;
             // As at init: the tenant's custodians pin the node that answered, beside their .pub.
             if !files.is_empty() {
                 let status = client.seal_status().await?;

@@ -299,5 +299,27 @@ async fn key_delete_and_cancel_deletion_from_the_command_line() {
     assert_eq!(approval["request"]["deletion_window"], 0);
     server.approve(approval["id"].as_str().unwrap()).await;
     assert!(admin.read_key("dev", "k").await.is_err());
+
+    // A tenant's own window, set at creation.
+    let tenant = cli
+        .json(&[
+            "tenant",
+            "create",
+            "t2",
+            "--deletion-window",
+            "2d",
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(tenant["deletion_window"], 2 * 86_400, "{tenant}");
+    let out = cli
+        .run(&["tenant", "create", "t3", "--deletion-window", "31d"])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("longer than 30 days"),
+        "{out:?}"
+    );
     server.shutdown().await;
 }

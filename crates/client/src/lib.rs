@@ -408,11 +408,24 @@ impl Client {
         level: u8,
         custodians: &[CustodianPublicKey],
     ) -> Result<TenantInfo, ClientError> {
+        self.create_tenant_with_window(name, level, custodians, None)
+            .await
+    }
+
+    /// As [`Client::create_tenant`], with the seconds between an approved shred and destruction
+    /// (absent: 7 days).
+    pub async fn create_tenant_with_window(
+        &self,
+        name: &str,
+        level: u8,
+        custodians: &[CustodianPublicKey],
+        deletion_window: Option<u64>,
+    ) -> Result<TenantInfo, ClientError> {
         let body = sys::CreateTenantRequest {
             level: Some(Int::from(level)),
             custodians: custodians.to_vec(),
             threshold: None,
-            deletion_window: None,
+            deletion_window: deletion_window.map(Seconds),
         };
         self.data_at(sys::CREATE_TENANT, &[name], json(&body)).await
     }
