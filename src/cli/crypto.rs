@@ -77,8 +77,11 @@ pub(crate) struct DecryptArgs {
 pub(crate) struct RewrapArgs {
     /// TENANT/KEY
     path: String,
-    /// Ciphertext (default: read stdin).
+    /// Ciphertext (default: read stdin; with --input, the ciphertexts of a whole file).
     ciphertext: Option<String>,
+    /// Issue 17: a whole JSON Lines or CSV file (src/cli/rewrap_file.rs).
+    #[command(flatten)]
+    file: super::rewrap_file::FileArgs,
     /// Rewrap to this version instead of the latest.
     #[arg(long)]
     key_version: Option<u32>,
@@ -224,6 +227,24 @@ pub(crate) async fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
     let (tenant, key) = tenant_key(&args.path)?;
+    if args.file.source.input.is_some() {
+        if args.ciphertext.is_some() {
+            anyhow::bail!("give a ciphertext or --input FILE, not both");
+        }
+        if args.options.context.is_some() || args.options.associated_data.is_some() {
+            anyhow::bail!(
+                "--input rewraps ciphertexts of keys without context or associated data; --context and --associated-data are for one ciphertext"
+            );
+        }
+        let summary =
+            super::rewrap_file::run(tenant, key, &args.file, &args.options.connection).await?;
+        println!("{summary}");
+        let errors = summary["errors"].as_u64().unwrap_or(0);
+        return match errors {
+            0 => Ok(()),
+            _ => Err(super::Exit(1).into()),
+        };
+    }
     let ciphertext = text_input(args.ciphertext)?;
     let sealed = args
         .options

@@ -72,6 +72,10 @@ pub(crate) enum KeyCommand {
         exportable: Option<bool>,
         #[arg(long, value_parser = duration)]
         auto_rotate_period: Option<u64>,
+        /// Time between an approved deletion and destruction (default 7d, at most 30d; 0
+        /// needs custodian approval).
+        #[arg(long, value_parser = duration)]
+        deletion_window: Option<u64>,
         #[command(flatten)]
         common: Common,
     },
@@ -84,8 +88,31 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Delete a key (needs deletion_allowed). Irreversible.
+    /// Delete a key (needs deletion_allowed), once custodians approve. The key is then unusable
+    /// for its deletion window (default 7 days) and destroyed when it ends; `cancel-deletion`
+    /// restores it until then.
     Delete {
+        /// TENANT/KEY
+        path: String,
+        /// Window instead of the key's deletion_window (0 destroys at once once approved; at
+        /// most 30d).
+        #[arg(long, value_parser = duration)]
+        deletion_window: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Count the ciphertexts per key version in a JSON Lines or CSV file, changing nothing: when
+    /// no count is left below a version, `min_decryption_version` can be raised to it.
+    Census {
+        /// TENANT/KEY
+        path: String,
+        #[command(flatten)]
+        source: super::rewrap_file::SourceArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Restore a key whose deletion waits for its window to end (runs once custodians approve).
+    CancelDeletion {
         /// TENANT/KEY
         path: String,
         #[command(flatten)]
@@ -149,6 +176,7 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
             deletion_allowed,
             exportable,
             auto_rotate_period,
+            deletion_window,
             common,
         } => {
             let (tenant, key) = tenant_key(&path)?;
@@ -158,6 +186,7 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
                 deletion_allowed,
                 exportable,
                 auto_rotate_period,
+                deletion_window,
             };
             match common
                 .connection
@@ -189,9 +218,34 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        KeyCommand::Delete { path, common } => {
+        KeyCommand::Delete {
+            path,
+            deletion_window,
+            common,
+        } => {
             let (tenant, key) = tenant_key(&path)?;
-            let approval = common.connection.client()?.delete_key(tenant, key).await?;
+            let client = common.connection.client()?;
+            let approval = match deletion_window {
+                Some(seconds) => client.delete_key_within(tenant, key, seconds).await?,
+                None => client.delete_key(tenant, key).await?,
+            };
+            output::print(common.format, &approval, super::operator::pending)
+        }
+        KeyCommand::Census {
+            path,
+            source,
+            common,
+        } => {
+            let (tenant, key) = tenant_key(&path)?;
+            let census =
+                super::rewrap_file::census(tenant, key, &source, &common.connection).await?;
+            println!("{census}");
+            Ok(())
+        }
+        KeyCommand::CancelDeletion { path, common } => {
+            let (tenant, key) = tenant_key(&path)?;
+            let client = common.connection.client()?;
+            let approval = client.cancel_key_deletion(tenant, key).await?;
             output::print(common.format, &approval, super::operator::pending)
         }
     }

@@ -22,6 +22,7 @@ mod pins;
 mod pki;
 mod policy;
 mod recovery;
+mod rewrap_file;
 mod tenant;
 
 use std::process::ExitCode;

@@ -20,6 +20,9 @@ pub(crate) enum TenantCommand {
         /// Level 3: a custodian's public key file (repeat for several).
         #[arg(long = "custodian", value_name = "FILE.pub")]
         custodians: Vec<PathBuf>,
+        /// Time between an approved shred and destruction (default 7d, at most 30d).
+        #[arg(long, value_parser = super::key::duration)]
+        deletion_window: Option<u64>,
         #[command(flatten)]
         connection: ConnectionArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -74,8 +77,21 @@ pub(crate) enum TenantCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Ask to destroy a tenant and every key in it (runs once custodians approve). Irreversible.
+    /// Ask to destroy a tenant and every key in it (runs once custodians approve). The tenant
+    /// is then unusable for its deletion window (default 7 days) and destroyed when it ends;
+    /// `cancel-shred` restores it until then.
     Shred {
+        name: String,
+        /// Window instead of the tenant's (0 shreds at once once approved; at most 30d).
+        #[arg(long, value_parser = super::key::duration)]
+        deletion_window: Option<u64>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Restore a tenant whose shred waits for its window to end (runs once custodians approve).
+    CancelShred {
         name: String,
         #[command(flatten)]
         connection: ConnectionArgs,
@@ -90,13 +106,16 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
             name,
             level,
             custodians,
+            deletion_window,
             connection,
             format,
         } => {
             let files = custodians;
             let custodians = read_public_keys(&files)?;
             let client = connection.client()?;
-            let info = client.create_tenant(&name, level, &custodians).await?;
+            let info = client
+                .create_tenant_with_window(&name, level, &custodians, deletion_window)
+                .await?;
             // As at init: the tenant's custodians pin the node that answered, beside their .pub.
             if !files.is_empty() {
                 let status = client.seal_status().await?;
@@ -143,10 +162,23 @@ pub(crate) async fn run(command: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::Shred {
             name,
+            deletion_window,
             connection,
             format,
         } => {
-            let approval = connection.client()?.shred_tenant(&name).await?;
+            let client = connection.client()?;
+            let approval = match deletion_window {
+                Some(seconds) => client.shred_tenant_within(&name, seconds).await?,
+                None => client.shred_tenant(&name).await?,
+            };
+            output::print(format, &approval, super::operator::pending)
+        }
+        TenantCommand::CancelShred {
+            name,
+            connection,
+            format,
+        } => {
+            let approval = connection.client()?.cancel_tenant_shred(&name).await?;
             output::print(format, &approval, super::operator::pending)
         }
         TenantCommand::Unlock {

@@ -16,4 +16,5 @@ mod pki;
 mod postgres;
 mod readme;
 mod recovery;
+mod rewrap;
 mod start;

@@ -101,9 +101,27 @@ pub struct TestVault {
     pub vault: Vault,
     pub custodians: Vec<CustodianIdentity>,
     pub environment: String,
+    /// The test's clock, if it moves time itself (kept across `reopen`).
+    pub clock: Option<Arc<tresor_core::ManualClock>>,
 }
 
 impl TestVault {
+    /// As [`TestVault::new`], on a clock the test moves.
+    pub fn with_clock(clock: Arc<tresor_core::ManualClock>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let custodians = vec![CustodianIdentity::generate("custodian-0").unwrap()];
+        let test = Self::open_with(dir, custodians, "test", Some(clock));
+        test.vault
+            .init(&InitRequest {
+                custodians: test.custodians.iter().map(|c| c.public().clone()).collect(),
+                threshold: 1,
+                four_eyes: None,
+            })
+            .unwrap();
+        test.unseal();
+        test
+    }
+
     /// An initialised and unsealed vault for environment `test` with one custodian.
     pub fn new() -> Self {
         Self::with(1, 1, "test")
@@ -128,14 +146,28 @@ impl TestVault {
     }
 
     fn open_in(dir: tempfile::TempDir, custodians: Vec<CustodianIdentity>, env: &str) -> Self {
+        Self::open_with(dir, custodians, env, None)
+    }
+
+    fn open_with(
+        dir: tempfile::TempDir,
+        custodians: Vec<CustodianIdentity>,
+        env: &str,
+        clock: Option<Arc<tresor_core::ManualClock>>,
+    ) -> Self {
         let store = Arc::new(open_store(&dir.path().join("data")));
-        let vault = Vault::open(store.clone(), VaultOptions::new(env)).unwrap();
+        let mut options = VaultOptions::new(env);
+        if let Some(clock) = &clock {
+            options = options.with_clock(clock.clone());
+        }
+        let vault = Vault::open(store.clone(), options).unwrap();
         TestVault {
             dir,
             store,
             vault,
             custodians,
             environment: env.to_owned(),
+            clock,
         }
     }
 
@@ -171,10 +203,11 @@ impl TestVault {
             vault,
             custodians,
             environment,
+            clock,
         } = self;
         drop(vault);
         drop(store);
-        let reopened = Self::open_in(dir, custodians, &environment);
+        let reopened = Self::open_with(dir, custodians, &environment, clock);
         assert!(reopened.vault.is_sealed(), "a reopened vault starts sealed");
         reopened
     }

@@ -141,18 +141,15 @@ impl Ctx {
     async fn observe(&self, op: Op) -> Value {
         let admin = self.server.admin();
         match op {
-            Op::DeleteKey => json!(
-                call(&admin, Method::GET, "ops/keys/doomed", None)
-                    .await
-                    .0
-                    .as_u16()
-            ),
-            Op::ShredTenant => json!(
-                call(&admin, Method::GET, "sys/tenants/doomed", None)
-                    .await
-                    .0
-                    .as_u16()
-            ),
+            // An approved deletion starts the deletion window: the key reads as pending.
+            Op::DeleteKey => {
+                let (status, body) = call(&admin, Method::GET, "ops/keys/doomed", None).await;
+                json!([status.as_u16(), body["data"]["state"]])
+            }
+            Op::ShredTenant => {
+                let (status, body) = call(&admin, Method::GET, "sys/tenants/doomed", None).await;
+                json!([status.as_u16(), body["data"]["destroy_at"]])
+            }
             Op::TrimKey => {
                 let key = admin.read_key("ops", "trimmed").await.unwrap();
                 json!([key["min_available_version"], key["keys"]])
@@ -224,6 +221,7 @@ async fn dual_control(ctx: &Ctx, op: Op) {
     other_request.request = match genuine.request {
         Dangerous::RotateRoot => Dangerous::ShredTenant {
             tenant: "ops".into(),
+            deletion_window: None,
         },
         _ => Dangerous::RotateRoot,
     };
@@ -458,18 +456,16 @@ async fn every_dangerous_operation_needs_k_distinct_fresh_approvals_and_runs_onc
     ] {
         dual_control(&ctx, op).await;
     }
-    // What ran, ran as asked.
+    // What ran, ran as asked: the deletion and the shred wait for their windows.
     let admin = ctx.server.admin();
+    let (status, key) = call(&admin, Method::GET, "ops/keys/doomed", None).await;
     assert_eq!(
-        call(&admin, Method::GET, "ops/keys/doomed", None).await.0,
-        StatusCode::NOT_FOUND
+        (status, &key["data"]["state"]),
+        (StatusCode::OK, &json!("pending-deletion"))
     );
-    assert_eq!(
-        call(&admin, Method::GET, "sys/tenants/doomed", None)
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
+    let (status, tenant) = call(&admin, Method::GET, "sys/tenants/doomed", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(tenant["data"]["destroy_at"].is_u64(), "{tenant}");
     let key = admin.read_key("ops", "k").await.unwrap();
     assert_eq!(
         (
@@ -929,10 +925,11 @@ async fn a_custodian_removed_by_a_rekey_no_longer_counts_towards_approvals() {
         )
         .await
         .unwrap();
+    // An approved deletion starts the key's deletion window: it then reads as pending.
     let key_status = || async {
-        call(&server.admin(), Method::GET, "ops/keys/doomed", None)
-            .await
-            .0
+        let (status, body) = call(&server.admin(), Method::GET, "ops/keys/doomed", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]["state"].as_str().unwrap().to_owned()
     };
 
     // c3 (about to be removed, say because their identity was stolen) signs a deletion.
@@ -959,7 +956,7 @@ async fn a_custodian_removed_by_a_rekey_no_longer_counts_towards_approvals() {
             "{body}"
         );
     }
-    assert_eq!(key_status().await, StatusCode::OK, "not deleted");
+    assert_eq!(key_status().await, "active", "not deleted");
     // Asked again, c3 is no custodian at all, and two current custodians are needed.
     let deletion = admin.delete_key("ops", "doomed").await.unwrap();
     let (status, body) = sign(&server, &deletion.id, &deletion, server.custodian(2)).await;
@@ -968,11 +965,11 @@ async fn a_custodian_removed_by_a_rekey_no_longer_counts_towards_approvals() {
     let (status, body) = sign(&server, &deletion.id, &deletion, server.custodian(0)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["approval"]["state"]["state"], "pending");
-    assert_eq!(key_status().await, StatusCode::OK, "not deleted");
+    assert_eq!(key_status().await, "active", "not deleted");
     let (status, body) = sign(&server, &deletion.id, &deletion, &newcomer).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["approval"]["state"]["state"], "executed");
-    assert_eq!(key_status().await, StatusCode::NOT_FOUND);
+    assert_eq!(key_status().await, "pending-deletion");
     server.shutdown().await;
 }
 

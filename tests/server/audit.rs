@@ -397,8 +397,13 @@ rate_limit = {{ requests_per_second = 0.01, burst = 2 }}
     });
     server.approve_pending().await;
     assert!(
-        server.vault().key_info("dev", "k").is_err(),
-        "deleted once approved"
+        server
+            .vault()
+            .key_info("dev", "k")
+            .unwrap()
+            .deletion
+            .is_some(),
+        "its deletion window runs once approved"
     );
 
     // Encrypt that creates its key (Vault's upsert): a change, so `started` first.

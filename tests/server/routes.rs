@@ -145,7 +145,8 @@ async fn key_management_routes_round_trip() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // Delete: refused until deletion_allowed; then a pending approval (202) that, once a
-    // custodian signs it, deletes the key.
+    // custodian signs it, deletes the key. Here with a deletion window of 0, which custodians
+    // see in what they sign: destroyed at once (the window itself: tests/server/deletion.rs).
     let (status, body) = call(&admin, Method::DELETE, "dev/keys/card-pan", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -158,9 +159,16 @@ async fn key_management_routes_round_trip() {
         json!({"deletion_allowed": true}),
     )
     .await;
-    let (status, body) = call(&admin, Method::DELETE, "dev/keys/card-pan", None).await;
+    let (status, body) = call(
+        &admin,
+        Method::DELETE,
+        "dev/keys/card-pan?deletion_window=0s",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["data"]["request"]["operation"], "delete-key");
+    assert_eq!(body["data"]["request"]["deletion_window"], 0);
     assert_eq!(body["data"]["state"]["state"], "pending");
     let (status, _) = call(&admin, Method::GET, "dev/keys/card-pan", None).await;
     assert_eq!(status, StatusCode::OK, "not deleted before approval");

@@ -268,9 +268,21 @@ async fn vaultrs_works_unchanged_against_a_tenant_mount() {
         "not deleted before approval"
     );
     server.approve_pending().await;
+    // Approved, its deletion window runs (docs/custody.md, "Scheduled deletion"): vaultrs still
+    // reads the key, and using it is a 400 naming the date.
+    assert!(key::read(&client, mount, "card-pan").await.is_ok());
+    match data::encrypt(&client, mount, "card-pan", &b64("x"), None).await {
+        Err(ClientError::APIError { code: 400, errors }) => {
+            assert!(
+                errors[0].contains("scheduled for destruction at"),
+                "{errors:?}"
+            )
+        }
+        other => panic!("expected a 400 naming the date, got {other:?}"),
+    }
 
     // Vault's error shapes as vaultrs reads them.
-    match key::read(&client, mount, "card-pan").await {
+    match key::read(&client, mount, "never-made").await {
         Err(ClientError::APIError { code: 404, errors }) => assert!(errors.is_empty()),
         other => panic!("expected a bare 404, got {other:?}"),
     }

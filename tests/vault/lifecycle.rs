@@ -1177,6 +1177,7 @@ fn removed_tenant_custodians_with_an_old_store_copy_open_nothing_written_after_t
             .map(|c| c.public().clone())
             .collect(),
         threshold: 2,
+        ..TenantSpec::default()
     };
     let info = v.vault.create_tenant("ledger", &spec).unwrap();
     assert_eq!((info.threshold, info.locked), (2, true));

@@ -7,7 +7,9 @@
 mod common;
 
 mod crash;
+mod deletion;
 mod format;
+mod import;
 mod lifecycle;
 mod operations;
 mod properties;

@@ -559,6 +559,7 @@ fn key_configuration_changes_are_stored_and_follow_vault_rules() {
                 deletion_allowed: Some(true),
                 exportable: Some(true),
                 auto_rotate_period: Some(86_400),
+                deletion_window: None,
             },
         )
         .unwrap();

@@ -196,8 +196,17 @@ fn truncated_malformed_and_foreign_ciphertexts_are_refused_specifically() {
         );
     }
     let body = &ciphertext["tresor:v1:".len()..];
+    // `vault:` is read, but only for versions imported from Vault/OpenBao (docs/format.md,
+    // section 11): this key's version 1 is Tresor's own.
+    assert_eq!(
+        ciphertext_error(v.decrypt(T, "k", &format!("vault:v1:{body}"))),
+        CiphertextError::WrongOrigin {
+            version: 1,
+            imported: false
+        }
+    );
     for text in [
-        format!("vault:v1:{body}"),
+        format!("VAULT:v1:{body}"),
         format!("TRESOR:v1:{body}"),
         format!("tresor:1:{body}"),
         format!(" tresor:v1:{body}"),

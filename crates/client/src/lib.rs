@@ -419,10 +419,24 @@ impl Client {
         level: u8,
         custodians: &[CustodianPublicKey],
     ) -> Result<TenantInfo, ClientError> {
+        self.create_tenant_with_window(name, level, custodians, None)
+            .await
+    }
+
+    /// As [`Client::create_tenant`], with the seconds between an approved shred and destruction
+    /// (absent: 7 days).
+    pub async fn create_tenant_with_window(
+        &self,
+        name: &str,
+        level: u8,
+        custodians: &[CustodianPublicKey],
+        deletion_window: Option<u64>,
+    ) -> Result<TenantInfo, ClientError> {
         let body = sys::CreateTenantRequest {
             level: Some(Int::from(level)),
             custodians: custodians.to_vec(),
             threshold: None,
+            deletion_window: deletion_window.map(Seconds),
         };
         self.data_at(sys::CREATE_TENANT, &[name], json(&body)).await
     }
@@ -439,6 +453,7 @@ impl Client {
             level: Some(Int::from(3u8)),
             custodians: custodians.to_vec(),
             threshold: Some(Int::from(threshold)),
+            deletion_window: None,
         };
         self.data_at(sys::CREATE_TENANT, &[name], json(&body)).await
     }
@@ -463,6 +478,22 @@ impl Client {
     /// approval.
     pub async fn shred_tenant(&self, name: &str) -> Result<Approval, ClientError> {
         self.data_at(sys::SHRED_TENANT, &[name], None).await
+    }
+
+    /// As [`Client::shred_tenant`] with a deletion window of `seconds` instead of the tenant's
+    /// (0: shred at once once approved).
+    pub async fn shred_tenant_within(
+        &self,
+        name: &str,
+        seconds: u64,
+    ) -> Result<Approval, ClientError> {
+        self.deletion_within(&format!("sys/tenants/{name}"), seconds)
+            .await
+    }
+
+    /// Asks for a tenant's scheduled shred to be cancelled: needs custodian approval.
+    pub async fn cancel_tenant_shred(&self, name: &str) -> Result<Approval, ClientError> {
+        self.data_at(sys::CANCEL_TENANT_SHRED, &[name], None).await
     }
 
     /// Creates a key: applied (Vault's key description), or, for an exportable key, pending
@@ -550,6 +581,40 @@ impl Client {
     /// approval.
     pub async fn delete_key(&self, tenant: &str, key: &str) -> Result<Approval, ClientError> {
         self.data_at(transit::DELETE_KEY, &[tenant, key], None)
+            .await
+    }
+
+    /// As [`Client::delete_key`] with a deletion window of `seconds` instead of the key's (0:
+    /// destroy at once once approved).
+    pub async fn delete_key_within(
+        &self,
+        tenant: &str,
+        key: &str,
+        seconds: u64,
+    ) -> Result<Approval, ClientError> {
+        self.deletion_within(&format!("{tenant}/keys/{key}"), seconds)
+            .await
+    }
+
+    /// DELETE `path?deletion_window=seconds`: the pending approval.
+    async fn deletion_within(&self, path: &str, seconds: u64) -> Result<Approval, ClientError> {
+        let query = transit::DELETION_WINDOW_QUERY;
+        let (status, value) = self
+            .raw(Method::DELETE, &format!("{path}?{query}={seconds}"), None)
+            .await?;
+        if !status.is_success() {
+            return Err(api_error(status, &value));
+        }
+        data_of(value)
+    }
+
+    /// Asks for a key's scheduled deletion to be cancelled: needs custodian approval.
+    pub async fn cancel_key_deletion(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Approval, ClientError> {
+        self.data_at(transit::CANCEL_KEY_DELETION, &[tenant, key], None)
             .await
     }
 

@@ -1,6 +1,7 @@
 //! Time, behind a trait so that rotation schedules, approval expiry and manifest freshness can
 //! be tested with a clock the test moves.
 
+#[cfg(any(test, feature = "manual-clock"))]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,10 +24,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to: for drills and tests.
+/// A clock that only moves when told to: for tests (feature `manual-clock`, which only the
+/// test builds enable, so no release build can be handed a fake clock).
+#[cfg(any(test, feature = "manual-clock"))]
 #[derive(Debug)]
 pub struct ManualClock(AtomicU64);
 
+#[cfg(any(test, feature = "manual-clock"))]
 impl ManualClock {
     /// A clock showing `now`.
     pub fn new(now: u64) -> Self {
@@ -44,6 +48,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "manual-clock"))]
 impl Clock for ManualClock {
     fn now(&self) -> u64 {
         self.0.load(Ordering::SeqCst)

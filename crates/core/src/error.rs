@@ -36,6 +36,20 @@ pub enum Error {
         /// Key name searched.
         key: String,
     },
+    /// A key or tenant waits for destruction: unusable until its deletion is cancelled.
+    #[error(
+        "{what} is scheduled for destruction at {} (deletion window running since {}): it cannot be used; custodians can restore it with `tresor key cancel-deletion` / `tresor tenant cancel-shred` until then",
+        tresor_wire::time::rfc3339(*destroy_at, 0),
+        tresor_wire::time::rfc3339(*scheduled_at, 0)
+    )]
+    PendingDeletion {
+        /// `key `k` in tenant `t`` or `tenant `t``.
+        what: String,
+        /// When the deletion was approved (Unix seconds).
+        scheduled_at: u64,
+        /// When it will be destroyed (Unix seconds).
+        destroy_at: u64,
+    },
     /// A key by that name exists already.
     #[error("key `{key}` already exists in tenant `{tenant}`")]
     KeyExists {
@@ -144,6 +158,22 @@ pub enum CiphertextError {
     /// The payload cannot even hold a nonce and a tag.
     #[error("payload is {0} bytes, shorter than the 28 bytes of nonce and tag")]
     TooShort(usize),
+    /// A `vault:` ciphertext for a version Tresor made, or a `tresor:` one for a version
+    /// imported from Vault/OpenBao: no such ciphertext can be genuine.
+    #[error(
+        "key version {version} {}",
+        if *imported {
+            "was imported from Vault/OpenBao: its ciphertexts start with `vault:v`, and it never encrypts"
+        } else {
+            "is Tresor's own: its ciphertexts start with `tresor:v`, not `vault:v`"
+        }
+    )]
+    WrongOrigin {
+        /// Version in the ciphertext.
+        version: u32,
+        /// Whether that version was imported.
+        imported: bool,
+    },
     /// The version was never created.
     #[error("key version {version} does not exist (latest is {latest})")]
     UnknownVersion {
@@ -242,7 +272,8 @@ impl Error {
             | Error::UnsealRefused(_)
             | Error::InvalidInput { .. }
             | Error::Ciphertext(_)
-            | Error::NotPermitted(_) => ErrorKind::InvalidInput,
+            | Error::NotPermitted(_)
+            | Error::PendingDeletion { .. } => ErrorKind::InvalidInput,
             Error::Integrity { .. }
             | Error::Rollback { .. }
             | Error::RecordFormat { .. }

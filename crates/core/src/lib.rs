@@ -53,13 +53,17 @@ pub mod keys;
 pub mod store;
 mod vault;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(any(test, feature = "manual-clock"))]
+pub use clock::ManualClock;
+pub use clock::{Clock, SystemClock};
 pub use error::{CiphertextError, Error, ErrorKind, UnsealError};
+pub use keys::records::ScheduledDeletion;
 pub use keys::ring::{DecryptRequest, EncryptRequest, ExportKind, Versioned};
 pub use keys::{HmacAlgorithm, KeyConfig, KeySpec, ProtectionLevel};
 pub use store::{SledStore, Store};
 pub use tresor_wire::custody::StoreGeneration;
 pub use vault::{
-    BatchResult, Custodians, DataKey, KeyInfo, SealedRecords, SealedStore, Snapshot, TenantSpec,
-    UnsealGuard, Vault, VaultOptions, check_principal, restore_into, validate_custody,
+    BatchResult, Custodians, DataKey, Deletion, DueDeletion, KeyInfo, SealedRecords, SealedStore,
+    Snapshot, TenantSpec, UnsealGuard, Vault, VaultOptions, check_principal, restore_into,
+    validate_custody,
 };

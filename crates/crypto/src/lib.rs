@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod aead;
+pub mod byok;
 // Transform (issue 16): FF1 and shaped pseudonyms.
 pub mod format_preserving;
 pub mod identity;

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod node;
 pub mod pins;
 pub mod policy;
+pub mod scheduled_deletion;
 pub mod server;
 pub mod services;
 pub mod tls;

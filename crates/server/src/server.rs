@@ -252,6 +252,13 @@ impl ServerHandle {
         rotate_due_keys(&self.shared.api)
     }
 
+    /// Destroys the keys and tenants whose deletion window has ended, as the server does once a
+    /// minute: each destruction is audited like a request (principal
+    /// [`crate::scheduled_deletion::DELETION_PRINCIPAL`]).
+    pub fn destroy_due_deletions(&self) -> Result<Vec<tresor_core::DueDeletion>, Error> {
+        crate::scheduled_deletion::destroy_due_deletions(&self.shared.api)
+    }
+
     /// Starts what the server does by itself once a minute: rotating keys whose
     /// `auto_rotate_period` has passed and re-issuing pin manifests before they expire.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
@@ -977,9 +984,9 @@ fn as_job<T>(api: &ApiState, work: impl FnOnce() -> T) -> Option<T> {
     }
 }
 
-/// Rotates due keys and re-signs pin manifests past half their freshness, once a minute while
-/// unsealed (on PostgreSQL: on the one node holding the job lease, each commit fenced by it).
-/// Each change is audited like a request.
+/// Rotates due keys, destroys what a deletion window has run out on and re-signs pin manifests
+/// past half their freshness, once a minute while unsealed (on PostgreSQL: on the one node
+/// holding the job lease, each commit fenced by it). Each change is audited like a request.
 async fn background(api: Arc<ApiState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -1003,6 +1010,19 @@ async fn background(api: Arc<ApiState>) {
             Ok(Ok(_)) | Ok(Err(Error::Sealed)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "auto-rotation failed"),
             Err(e) => tracing::error!(error = %e, "auto-rotation task panicked"),
+        }
+        let task_api = api.clone();
+        match tokio::task::spawn_blocking(move || {
+            as_job(&task_api, || {
+                crate::scheduled_deletion::destroy_due_deletions(&task_api)
+            })
+            .unwrap_or(Ok(Default::default()))
+        })
+        .await
+        {
+            Ok(Ok(_)) | Ok(Err(Error::Sealed)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "scheduled destruction failed"),
+            Err(e) => tracing::error!(error = %e, "scheduled destruction task panicked"),
         }
         let task_api = api.clone();
         match tokio::task::spawn_blocking(move || {

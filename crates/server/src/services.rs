@@ -4,10 +4,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tresor_core::{Error, KeySpec, Vault};
+use tresor_core::{Deletion, Error, KeySpec, Vault};
 use tresor_wire::approvals::{ApprovalOutcome, Dangerous, Decision};
 use tresor_wire::custody::InitRequest;
 use tresor_wire::pins::ActivationMode;
+use tresor_wire::time::rfc3339;
 
 use crate::approvals::{Approvals, Runner, Signer};
 use crate::audit::AuditKey;
@@ -42,6 +43,20 @@ impl Services {
         }
     }
 
+    /// Deletes a shredded tenant's transform roles, transformations and keys (issue 16): they
+    /// live beside the key hierarchy, so the tenant's shred does not reach them by itself.
+    pub(crate) fn purge_transforms(&self, tenant: &str) -> Result<(), Error> {
+        self.transforms
+            .purge_tenant(tenant)
+            .map(drop)
+            .map_err(|e| match e {
+                crate::transform::TransformError::Vault(e) => e,
+                other => Error::NotPermitted(format!(
+                    "tenant {tenant} shredded, but its transform records were not purged: {other}"
+                )),
+            })
+    }
+
     /// Adds a custodian's signed decision to an approval; the last approval needed runs the
     /// operation (see [`Approvals::decide`]).
     pub fn decide(
@@ -60,10 +75,33 @@ pub use tresor_wire::approvals::PACKAGE_MARK;
 impl Runner for Services {
     fn run(&self, request: &Dangerous) -> Result<String, Error> {
         match request {
-            Dangerous::DeleteKey { tenant, key } => self
+            Dangerous::DeleteKey {
+                tenant,
+                key,
+                deletion_window,
+            } => self
                 .vault
-                .delete_key(tenant, key)
-                .map(|()| format!("key {tenant}/{key} deleted")),
+                .schedule_key_deletion(tenant, key, *deletion_window)
+                .map(|deletion| match deletion {
+                    Deletion::Destroyed => format!("key {tenant}/{key} deleted"),
+                    Deletion::Scheduled(d) => format!(
+                        "key {tenant}/{key} scheduled for destruction at {} (cancellable until then)",
+                        rfc3339(d.destroy_at, 0)
+                    ),
+                }),
+            Dangerous::CancelKeyDeletion { tenant, key } => self
+                .vault
+                .cancel_key_deletion(tenant, key)
+                .map(|info| {
+                    format!(
+                        "key {tenant}/{key} restored with versions {:?}",
+                        info.versions.keys().collect::<Vec<_>>()
+                    )
+                }),
+            Dangerous::CancelTenantShred { tenant } => self
+                .vault
+                .cancel_tenant_shred(tenant)
+                .map(|info| format!("tenant {tenant} restored with {} keys", info.keys)),
             Dangerous::TrimKey {
                 tenant,
                 key,
@@ -77,19 +115,22 @@ impl Runner for Services {
                         info.config.min_available_version
                     )
                 }),
-            Dangerous::ShredTenant { tenant } => self
+            Dangerous::ShredTenant {
+                tenant,
+                deletion_window,
+            } => self
                 .vault
-                .shred_tenant(tenant)
-                // Issue 16: the tenant's transform keys go with it.
-                .and_then(|()| {
-                    self.transforms.purge_tenant(tenant).map_err(|e| match e {
-                        crate::transform::TransformError::Vault(e) => e,
-                        other => Error::NotPermitted(format!(
-                            "tenant {tenant} shredded, but its transform records were not purged: {other}"
-                        )),
-                    })
-                })
-                .map(|_| format!("tenant {tenant} shredded")),
+                .schedule_tenant_shred(tenant, *deletion_window)
+                .and_then(|deletion| match deletion {
+                    Deletion::Destroyed => {
+                        self.purge_transforms(tenant)?;
+                        Ok(format!("tenant {tenant} shredded"))
+                    }
+                    Deletion::Scheduled(d) => Ok(format!(
+                        "tenant {tenant} scheduled for shredding at {} (cancellable until then)",
+                        rfc3339(d.destroy_at, 0)
+                    )),
+                }),
             Dangerous::ConfigureKey {
                 tenant,
                 key,
@@ -110,6 +151,7 @@ impl Runner for Services {
                     convergent_encryption: *convergent_encryption,
                     exportable: true,
                     auto_rotate_period: *auto_rotate_period,
+                    ..KeySpec::default()
                 };
                 // A key created under this name since the request was made (an application's
                 // encrypt creating it) is not replaced or made exportable: the approval fails.

@@ -45,8 +45,19 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "operation", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Dangerous {
-    /// Delete a key and with it every ciphertext it protects.
+    /// Delete a key and with it every ciphertext it protects: after its deletion window, or
+    /// at once with a window of 0 (docs/custody.md, "Scheduled deletion").
     DeleteKey {
+        /// Tenant.
+        tenant: String,
+        /// Key.
+        key: String,
+        /// The window asked for, in seconds (absent: the key's `deletion_window`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deletion_window: Option<u64>,
+    },
+    /// Cancel a key's scheduled deletion: it is restored with every version.
+    CancelKeyDeletion {
         /// Tenant.
         tenant: String,
         /// Key.
@@ -62,8 +73,16 @@ pub enum Dangerous {
         /// The lowest version that stays.
         min_available_version: u32,
     },
-    /// Shred a tenant and every key in it.
+    /// Shred a tenant and every key in it: after its deletion window, or at once with 0.
     ShredTenant {
+        /// Tenant.
+        tenant: String,
+        /// The window asked for, in seconds (absent: the tenant's `deletion_window`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deletion_window: Option<u64>,
+    },
+    /// Cancel a tenant's scheduled shred: it is restored with every key.
+    CancelTenantShred {
         /// Tenant.
         tenant: String,
     },
@@ -159,6 +178,8 @@ impl Dangerous {
     pub fn operation(&self) -> &'static str {
         match self {
             Dangerous::DeleteKey { .. } => "delete-key",
+            Dangerous::CancelKeyDeletion { .. } => "cancel-key-deletion",
+            Dangerous::CancelTenantShred { .. } => "cancel-tenant-shred",
             Dangerous::TrimKey { .. } => "trim-key",
             Dangerous::ShredTenant { .. } => "shred-tenant",
             Dangerous::ConfigureKey { .. } => "configure-key",
@@ -175,13 +196,15 @@ impl Dangerous {
     /// What it acts on: `tenant/key`, a tenant, `pins/<app>/<kid>`, or `vault`.
     pub fn target(&self) -> String {
         match self {
-            Dangerous::DeleteKey { tenant, key }
+            Dangerous::DeleteKey { tenant, key, .. }
+            | Dangerous::CancelKeyDeletion { tenant, key }
             | Dangerous::TrimKey { tenant, key, .. }
             | Dangerous::ConfigureKey { tenant, key, .. }
             | Dangerous::CreateExportableKey { tenant, key, .. }
             | Dangerous::TransferKey { tenant, key, .. }
             | Dangerous::ReceiveKey { tenant, key, .. } => format!("{tenant}/{key}"),
-            Dangerous::ShredTenant { tenant }
+            Dangerous::ShredTenant { tenant, .. }
+            | Dangerous::CancelTenantShred { tenant }
             | Dangerous::ChangeTenantCustodians { tenant, .. } => tenant.clone(),
             Dangerous::RotateRoot | Dangerous::Rekey { .. } => "vault".to_owned(),
             Dangerous::ActivatePinEarly { app, kid } => format!("pins/{app}/{kid}"),
@@ -202,9 +225,20 @@ impl Dangerous {
     /// One line saying what will happen, for the custodian deciding whether to sign.
     pub fn describe(&self) -> String {
         match self {
-            Dangerous::DeleteKey { tenant, key } => {
-                format!("delete key {tenant}/{key}: its ciphertexts can never be decrypted again")
-            }
+            Dangerous::DeleteKey {
+                tenant,
+                key,
+                deletion_window,
+            } => format!(
+                "delete key {tenant}/{key}{}: its ciphertexts can never be decrypted again",
+                window_words(*deletion_window)
+            ),
+            Dangerous::CancelKeyDeletion { tenant, key } => format!(
+                "cancel the scheduled deletion of key {tenant}/{key}: it is usable again with every version"
+            ),
+            Dangerous::CancelTenantShred { tenant } => format!(
+                "cancel the scheduled shred of tenant {tenant}: it is usable again with every key"
+            ),
             Dangerous::TrimKey {
                 tenant,
                 key,
@@ -212,9 +246,13 @@ impl Dangerous {
             } => format!(
                 "trim key {tenant}/{key}: versions below {min_available_version} are destroyed and their ciphertexts can never be decrypted again"
             ),
-            Dangerous::ShredTenant { tenant } => {
+            Dangerous::ShredTenant {
+                tenant,
+                deletion_window,
+            } => {
                 format!(
-                    "shred tenant {tenant}: every key in it and every ciphertext under them is lost"
+                    "shred tenant {tenant}{}: every key in it and every ciphertext under them is lost",
+                    window_words(*deletion_window)
                 )
             }
             Dangerous::ConfigureKey {
@@ -307,6 +345,19 @@ impl Dangerous {
                 "activate pinned key {kid} of app {app} before max_update_lag has passed: app installs that have not updated since its pin was published will fail to connect"
             ),
         }
+    }
+}
+
+/// How a deletion's window reads in its description.
+fn window_words(window: Option<u64>) -> String {
+    match window {
+        None => {
+            " after its deletion window (unusable meanwhile, cancellable until then)".to_owned()
+        }
+        Some(0) => " IMMEDIATELY, with no deletion window to cancel it in".to_owned(),
+        Some(seconds) => format!(
+            " after a deletion window of {seconds} seconds (unusable meanwhile, cancellable until then)"
+        ),
     }
 }
 
@@ -490,13 +541,22 @@ mod tests {
             Dangerous::DeleteKey {
                 tenant: "t".into(),
                 key: "k".into(),
+                deletion_window: Some(0),
             },
+            Dangerous::CancelKeyDeletion {
+                tenant: "t".into(),
+                key: "k".into(),
+            },
+            Dangerous::CancelTenantShred { tenant: "t".into() },
             Dangerous::TrimKey {
                 tenant: "t".into(),
                 key: "k".into(),
                 min_available_version: 2,
             },
-            Dangerous::ShredTenant { tenant: "t".into() },
+            Dangerous::ShredTenant {
+                tenant: "t".into(),
+                deletion_window: None,
+            },
             Dangerous::ConfigureKey {
                 tenant: "t".into(),
                 key: "k".into(),

@@ -21,4 +21,7 @@ pub struct KeyConfigUpdate {
     /// New `KeyConfig::auto_rotate_period`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_rotate_period: Option<u64>,
+    /// New `KeyConfig::deletion_window` (seconds; 0 destroys at once, which needs approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_window: Option<u64>,
 }

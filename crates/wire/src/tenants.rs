@@ -25,4 +25,13 @@ pub struct TenantInfo {
     pub submitted: Vec<String>,
     /// Number of keys.
     pub keys: usize,
+    /// Seconds between an approved shred and destruction.
+    #[serde(default)]
+    pub deletion_window: u64,
+    /// While an approved shred waits for its window to end: when it was approved (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_scheduled_at: Option<u64>,
+    /// While an approved shred waits: when the tenant is destroyed (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destroy_at: Option<u64>,
 }

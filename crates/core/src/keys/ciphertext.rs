@@ -9,6 +9,32 @@ use base64::engine::general_purpose::STANDARD;
 use crate::CiphertextError;
 
 const PREFIX: &str = "tresor:v";
+/// Vault's and OpenBao's prefix, read for imported versions only (docs/format.md).
+const VAULT_PREFIX: &str = "vault:v";
+
+/// Who wrote a ciphertext: Tresor, or Vault/OpenBao under a key since imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `tresor:v<N>:`.
+    Tresor,
+    /// `vault:v<N>:`.
+    Vault,
+}
+
+/// Splits a `tresor:v<N>:` or `vault:v<N>:` text into its origin, version and decoded payload.
+pub(crate) fn parse_any(text: &str) -> Result<(Origin, u32, Vec<u8>), CiphertextError> {
+    match text.strip_prefix(VAULT_PREFIX) {
+        Some(rest) => {
+            let (version, payload) = rest.split_once(':').ok_or(CiphertextError::WrongPrefix)?;
+            let version = parse_version(version)?;
+            let payload = STANDARD
+                .decode(payload)
+                .map_err(|_| CiphertextError::NotBase64)?;
+            Ok((Origin::Vault, version, payload))
+        }
+        None => parse(text).map(|(version, payload)| (Origin::Tresor, version, payload)),
+    }
+}
 
 /// Splits `text` into its version and decoded payload.
 pub(crate) fn parse(text: &str) -> Result<(u32, Vec<u8>), CiphertextError> {
@@ -68,6 +94,23 @@ mod tests {
             );
         }
         assert_eq!(format(12, b"abc"), "tresor:v12:YWJj");
+    }
+
+    #[test]
+    fn vault_texts_are_read_with_their_origin() {
+        assert_eq!(
+            parse_any("vault:v3:YWJj").unwrap(),
+            (Origin::Vault, 3, b"abc".to_vec())
+        );
+        assert_eq!(
+            parse_any("tresor:v3:YWJj").unwrap(),
+            (Origin::Tresor, 3, b"abc".to_vec())
+        );
+        use CiphertextError::*;
+        assert_eq!(parse_any("vault:v0:YWJj"), Err(BadVersion("0".into())));
+        assert_eq!(parse_any("vault:v1"), Err(WrongPrefix));
+        assert_eq!(parse_any("vault:v1:Y*"), Err(NotBase64));
+        assert_eq!(parse_any("Vault:v1:YWJj"), Err(WrongPrefix));
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct KeyConfig {
     pub min_available_version: u32,
     /// Rotate automatically after this many seconds; 0 disables.
     pub auto_rotate_period: u64,
+    /// Seconds between an approved deletion and the key's destruction (docs/custody.md,
+    /// "Scheduled deletion"); absent means [`DEFAULT_DELETION_WINDOW`], 0 destroys at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_window: Option<u64>,
 }
 
 /// Options for creating a key.
@@ -42,6 +46,8 @@ pub struct KeySpec {
     pub exportable: bool,
     /// See [`KeyConfig::auto_rotate_period`].
     pub auto_rotate_period: u64,
+    /// See [`KeyConfig::deletion_window`].
+    pub deletion_window: Option<u64>,
 }
 
 impl KeySpec {
@@ -53,6 +59,9 @@ impl KeySpec {
             ));
         }
         check_auto_rotate_period(self.auto_rotate_period)?;
+        if let Some(window) = self.deletion_window {
+            check_deletion_window(window)?;
+        }
         Ok(KeyConfig {
             derived: self.derived,
             convergent_encryption: self.convergent_encryption,
@@ -62,6 +71,7 @@ impl KeySpec {
             min_encryption_version: 0,
             min_available_version: 0,
             auto_rotate_period: self.auto_rotate_period,
+            deletion_window: self.deletion_window,
         })
     }
 }
@@ -118,6 +128,10 @@ impl KeyConfig {
             check_auto_rotate_period(period)?;
             next.auto_rotate_period = period;
         }
+        if let Some(window) = update.deletion_window {
+            check_deletion_window(window)?;
+            next.deletion_window = Some(window);
+        }
         let trimmed_below = next.min_available_version;
         if trimmed_below > 0 {
             if next.min_decryption_version < trimmed_below {
@@ -156,8 +170,36 @@ impl KeyConfig {
         if update.exportable == Some(true) && !current.exportable {
             weakened.push("makes the key exportable");
         }
+        if update.deletion_window == Some(0) && current.deletion_window() != 0 {
+            weakened.push("sets deletion_window to 0 (a deletion destroys the key at once)");
+        }
         weakened
     }
+}
+
+impl KeyConfig {
+    /// The deletion window in force: the configured one or [`DEFAULT_DELETION_WINDOW`].
+    pub fn deletion_window(&self) -> u64 {
+        self.deletion_window.unwrap_or(DEFAULT_DELETION_WINDOW)
+    }
+}
+
+/// The deletion window of keys and tenants that set none: seven days, as in AWS KMS's minimum
+/// and GCP KMS's default scheduled destruction.
+pub const DEFAULT_DELETION_WINDOW: u64 = 7 * 86_400;
+
+/// The longest deletion window: thirty days.
+pub const MAX_DELETION_WINDOW: u64 = 30 * 86_400;
+
+/// A deletion window must be 0 (destroy at once) to thirty days.
+pub fn check_deletion_window(window: u64) -> Result<(), Error> {
+    if window > MAX_DELETION_WINDOW {
+        return Err(Error::invalid(
+            "deletion_window",
+            format!("{window} seconds is longer than 30 days ({MAX_DELETION_WINDOW} seconds)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a trim to `min_available_version` and returns the new configuration.

@@ -66,6 +66,20 @@ pub(crate) struct KeyRecord {
     /// The KEK version the materials are wrapped under (absent at level 1).
     pub(crate) kek_version: Option<u32>,
     pub(crate) versions: BTreeMap<u32, VersionRecord>,
+    /// Set while an approved deletion waits for its window to end: the key is unusable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deletion: Option<ScheduledDeletion>,
+}
+
+/// A deletion approved and waiting for its window to end (docs/custody.md, "Scheduled
+/// deletion"). Until then it can be cancelled and nothing is destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledDeletion {
+    /// When the deletion was approved (Unix seconds).
+    pub scheduled_at: u64,
+    /// When the background job destroys it (Unix seconds).
+    pub destroy_at: u64,
 }
 
 /// One version of a data key.
@@ -75,6 +89,24 @@ pub(crate) struct VersionRecord {
     pub(crate) created_at: u64,
     /// Level 1: the key material. Level ≥ 2: the material wrapped under the tenant KEK.
     pub(crate) material: StoredBytes,
+    /// Imported from Vault/OpenBao (an `aes256-gcm96` key): decrypts `vault:` ciphertexts only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) imported: bool,
+}
+
+/// Storage path of a tenant's BYOK wrapping key (docs/format.md, "Vault and OpenBao").
+pub(crate) fn wrapping_key_path(tenant: &str) -> String {
+    format!("wrapping/{tenant}")
+}
+
+/// A tenant's RSA-4096 wrapping key for imports, behind the barrier.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WrappingKeyRecord {
+    pub(crate) version: u32,
+    pub(crate) created_at: u64,
+    /// PKCS#8 DER of the private key.
+    pub(crate) private_key: StoredBytes,
 }
 
 /// Serializes a record into a zeroizing buffer.

@@ -20,7 +20,7 @@ use tresor_crypto::mac::{self, Sha2};
 use tresor_crypto::{AeadKey, LengthPrefixed, NONCE_LEN, SecretKey, derive_key, hmac_sha256};
 use zeroize::Zeroizing;
 
-use super::ciphertext;
+use super::ciphertext::{self, Origin};
 use super::config::{HmacAlgorithm, KeyConfig};
 use crate::{CiphertextError, Error};
 
@@ -81,6 +81,9 @@ pub struct DecryptRequest<'a> {
 
 /// One version's keys, derived once when the ring is loaded.
 struct VersionKeys {
+    /// Imported from Vault/OpenBao (docs/format.md, "Vault and OpenBao"): decrypts `vault:`
+    /// ciphertexts, never encrypts.
+    imported: bool,
     material: SecretKey,
     /// The encryption key of a non-derived key; derived keys make one per context.
     cipher: Option<AeadKey>,
@@ -112,11 +115,13 @@ impl KeyRing {
         config: KeyConfig,
         latest_version: u32,
         materials: impl IntoIterator<Item = (u32, SecretKey)>,
+        imported: &std::collections::BTreeSet<u32>,
     ) -> Self {
         let versions = materials
             .into_iter()
             .map(|(version, material)| {
-                let cipher = (!config.derived).then(|| {
+                let imported = imported.contains(&version);
+                let cipher = (!config.derived && !imported).then(|| {
                     AeadKey::new(&derive_key(
                         &material,
                         LengthPrefixed::new().bytes(ENCRYPT_LABEL).as_slice(),
@@ -129,6 +134,7 @@ impl KeyRing {
                 (
                     version,
                     VersionKeys {
+                        imported,
                         material,
                         cipher,
                         hmac_key,
@@ -193,9 +199,18 @@ impl KeyRing {
         &self,
         request: &DecryptRequest<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let (version, payload) = ciphertext::parse(request.ciphertext)?;
+        let (origin, version, payload) = ciphertext::parse_any(request.ciphertext)?;
         let context = self.context(request.context)?;
         let keys = self.decryption_version(version)?;
+        match (origin, keys.imported) {
+            (Origin::Tresor, false) => {}
+            (Origin::Vault, true) => {
+                return open_vault(keys, context, request.associated_data, &payload);
+            }
+            (_, imported) => {
+                return Err(CiphertextError::WrongOrigin { version, imported }.into());
+            }
+        }
         if payload.len() < OVERHEAD {
             return Err(CiphertextError::TooShort(payload.len()).into());
         }
@@ -324,13 +339,19 @@ impl KeyRing {
                 ),
             ));
         }
-        if !self.versions.contains_key(&version) {
-            return Err(Error::invalid(
+        match self.versions.get(&version) {
+            None => Err(Error::invalid(
                 field,
                 format!("version {version} has been destroyed"),
-            ));
+            )),
+            Some(keys) if keys.imported => Err(Error::invalid(
+                field,
+                format!(
+                    "version {version} was imported from Vault/OpenBao: it only decrypts (and rewraps to a Tresor version)"
+                ),
+            )),
+            Some(_) => Ok(version),
         }
-        Ok(version)
     }
 
     fn decryption_version(&self, version: u32) -> Result<&VersionKeys, Error> {
@@ -355,6 +376,14 @@ impl KeyRing {
             }
             .into()
         })
+    }
+
+    /// True when the newest version was imported: encrypting first needs a Tresor version
+    /// after it (see `Vault::encrypting_ring`).
+    pub(crate) fn latest_is_imported(&self) -> bool {
+        self.versions
+            .get(&self.latest_version)
+            .is_some_and(|keys| keys.imported)
     }
 
     /// The effective context: empty for non-derived keys. Giving a context to a non-derived key
@@ -411,6 +440,28 @@ fn derived_cipher(keys: &VersionKeys, context: &[u8]) -> AeadKey {
     ))
 }
 
+/// Opens a Vault `aes256-gcm96` payload under an imported version: the version key itself, or
+/// for derived keys HKDF-SHA256(version key, no salt, info = context) (Vault's `hkdf_sha256`).
+fn open_vault(
+    keys: &VersionKeys,
+    context: &[u8],
+    associated_data: Option<&[u8]>,
+    payload: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    use tresor_crypto::byok::{ByokError, vault_gcm_open};
+    let derived;
+    let key = if context.is_empty() {
+        &keys.material
+    } else {
+        derived = derive_key(&keys.material, context);
+        &derived
+    };
+    vault_gcm_open(key, payload, associated_data.unwrap_or_default()).map_err(|e| match e {
+        ByokError::TooShort(n) => CiphertextError::TooShort(n).into(),
+        _ => CiphertextError::Authentication.into(),
+    })
+}
+
 fn compute_hmac(key: &[u8], algorithm: HmacAlgorithm, input: &[u8]) -> Vec<u8> {
     let hash = match algorithm {
         HmacAlgorithm::Sha2_224 => Sha2::Sha224,
@@ -460,6 +511,7 @@ mod format_vectors {
             spec.into_config().unwrap(),
             version,
             [(version, SecretKey::from_slice(&hex(material)).unwrap())],
+            &Default::default(),
         )
     }
 

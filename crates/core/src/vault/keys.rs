@@ -9,7 +9,7 @@ use super::{Generation, TenantState, Unsealed, Vault, read, write};
 use crate::Error;
 use crate::keys::config::trim;
 use crate::keys::kek::Kek;
-use crate::keys::records::{self, KeyRecord, VersionRecord};
+use crate::keys::records::{self, KeyRecord, ScheduledDeletion, VersionRecord};
 use crate::keys::ring::{KeyIdentity, KeyRing};
 use crate::keys::{KeyConfig, KeyConfigUpdate, KeySpec, validate_key_name};
 use crate::store::{Batch, StoreError, StoredBytes};
@@ -32,6 +32,12 @@ pub struct KeyInfo {
     pub rotated_at: u64,
     /// Every version still held, with its creation time.
     pub versions: BTreeMap<u32, u64>,
+    /// Set while an approved deletion waits for its window to end (the key is unusable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<ScheduledDeletion>,
+    /// Versions imported from Vault/OpenBao: they decrypt `vault:` ciphertexts, never encrypt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imported_versions: Vec<u32>,
 }
 
 impl KeyInfo {
@@ -47,6 +53,13 @@ impl KeyInfo {
                 .versions
                 .iter()
                 .map(|(v, r)| (*v, r.created_at))
+                .collect(),
+            deletion: record.deletion,
+            imported_versions: record
+                .versions
+                .iter()
+                .filter(|(_, r)| r.imported)
+                .map(|(v, _)| *v)
                 .collect(),
         }
     }
@@ -70,6 +83,7 @@ impl Vault {
             rotated_at: now,
             kek_version: kek.as_ref().map(|k| k.version),
             versions: BTreeMap::new(),
+            deletion: None,
         };
         record.versions.insert(
             1,
@@ -153,14 +167,32 @@ impl Vault {
         })
     }
 
-    /// Deletes a key (only if `deletion_allowed`), then purges storage. Irreversible: its
-    /// ciphertexts can never be decrypted again.
+    /// Destroys a key at once (only if `deletion_allowed`), then purges storage. Irreversible:
+    /// its ciphertexts can never be decrypted again. The server calls this only for an approved
+    /// deletion with a window of 0 or when a window ends; otherwise it schedules the deletion
+    /// ([`Vault::schedule_key_deletion`]).
     pub fn delete_key(&self, tenant: &str, name: &str) -> Result<(), Error> {
+        self.destroy_key(tenant, name, true, |_| Ok(()))
+    }
+
+    /// Destroys the key if `check` accepts its record, deciding on the record it commits against.
+    /// A window that ends destroys the key also in a locked level-3 tenant (`need_unlocked`
+    /// false): its record goes, no KEK is needed for that.
+    pub(super) fn destroy_key(
+        &self,
+        tenant: &str,
+        name: &str,
+        need_unlocked: bool,
+        check: impl FnOnce(&KeyRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let _writer = self.writer();
         let unsealed = self.unsealed()?;
         let state = unsealed.tenant(self.store(), tenant)?;
-        state.kek()?;
+        if need_unlocked {
+            state.kek()?;
+        }
         let (record, raw) = self.read_key(&unsealed, tenant, name)?;
+        check(&record)?;
         if !record.config.deletion_allowed {
             return Err(Error::NotPermitted(format!(
                 "key `{name}` cannot be deleted: set deletion_allowed to true first"
@@ -210,7 +242,10 @@ impl Vault {
         let mut due = Vec::new();
         for tenant in self.list_tenants()? {
             let unsealed = self.unsealed()?;
-            let state = unsealed.tenant(self.store(), &tenant)?;
+            let state = match unsealed.tenant(self.store(), &tenant) {
+                Err(Error::PendingDeletion { .. }) => continue,
+                other => other?,
+            };
             if state.kek().is_err() {
                 continue;
             }
@@ -219,7 +254,10 @@ impl Vault {
                 let record: KeyRecord =
                     records::decode(&path, &unsealed.open(self.store(), &path, &raw)?)?;
                 let period = record.config.auto_rotate_period;
-                if period > 0 && now >= record.rotated_at.saturating_add(period) {
+                if period > 0
+                    && record.deletion.is_none()
+                    && now >= record.rotated_at.saturating_add(period)
+                {
                     due.push((tenant.clone(), path[prefix.len()..].to_owned()));
                 }
             }
@@ -230,7 +268,7 @@ impl Vault {
     /// Reads a key record, modifies it with `change`, commits it if unchanged meanwhile, and
     /// refreshes the cached ring. `change` returns true when versions were destroyed, which
     /// calls for a purge.
-    fn update_key(
+    pub(super) fn update_key(
         &self,
         tenant: &str,
         name: &str,
@@ -241,6 +279,7 @@ impl Vault {
         let state = unsealed.tenant(self.store(), tenant)?;
         let kek = state.kek()?;
         let (mut record, raw) = self.read_key(&unsealed, tenant, name)?;
+        usable(tenant, name, &record)?;
         let destroyed = change(&mut record, kek.as_deref())?;
         let path = records::key_path(tenant, name);
         let batch = Batch::new()
@@ -286,6 +325,35 @@ impl Vault {
         self.ring(tenant, name)
     }
 
+    /// The ring to encrypt with: if the newest version was imported (it never encrypts), a
+    /// Tresor version is added after it first (docs/format.md, "Vault and OpenBao").
+    /// `at_least`: a version the request names, which a ring cached before another node made
+    /// it would not hold (it is then read afresh).
+    pub(super) fn encrypting_ring(
+        &self,
+        tenant: &str,
+        name: &str,
+        at_least: Option<u32>,
+    ) -> Result<Arc<KeyRing>, Error> {
+        let ring = self.ring_at_least(tenant, name, at_least)?;
+        if !ring.latest_is_imported() {
+            return Ok(ring);
+        }
+        let now = self.now();
+        self.update_key(tenant, name, |record, kek| {
+            // Decided on the record committed against: a concurrent request may have added it.
+            if record
+                .versions
+                .get(&record.latest_version)
+                .is_some_and(|v| v.imported)
+            {
+                add_version(tenant, name, record, kek, now)?;
+            }
+            Ok(false)
+        })?;
+        self.ring(tenant, name)
+    }
+
     fn load_ring(&self, tenant: &str, name: &str) -> Result<Arc<KeyRing>, Error> {
         let unsealed = self.unsealed()?;
         let state = unsealed.tenant(self.store(), tenant)?;
@@ -301,6 +369,7 @@ impl Vault {
         let kek = state.kek()?;
         let generation = Generation::start(&state.rings_generation);
         let (record, _) = self.read_key(&unsealed, tenant, name)?;
+        usable(tenant, name, &record)?;
         let ring =
             Arc::new(self.ring_from_record(&unsealed, &state, name, &record, kek.as_deref())?);
         let mut rings = write(&state.rings);
@@ -343,12 +412,39 @@ impl Vault {
             tenant: tenant.to_owned(),
             name: name.to_owned(),
         };
+        let imported = record
+            .versions
+            .iter()
+            .filter(|(_, r)| r.imported)
+            .map(|(v, _)| *v)
+            .collect();
         Ok(KeyRing::new(
             identity,
             record.config.clone(),
             record.latest_version,
             materials,
+            &imported,
         ))
+    }
+}
+
+/// The refusal of using a key or tenant that waits for destruction (see `vault::deletion`).
+pub(super) fn pending(what: String, deletion: ScheduledDeletion) -> Error {
+    Error::PendingDeletion {
+        what,
+        scheduled_at: deletion.scheduled_at,
+        destroy_at: deletion.destroy_at,
+    }
+}
+
+/// Refuses a key waiting for destruction.
+fn usable(tenant: &str, name: &str, record: &KeyRecord) -> Result<(), Error> {
+    match record.deletion {
+        Some(deletion) => Err(pending(
+            format!("key `{name}` in tenant `{tenant}`"),
+            deletion,
+        )),
+        None => Ok(()),
     }
 }
 
@@ -387,5 +483,6 @@ pub(super) fn stored_version(
     VersionRecord {
         created_at: now,
         material: StoredBytes::new(stored),
+        imported: false,
     }
 }

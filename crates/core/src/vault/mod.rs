@@ -5,6 +5,8 @@
 //! zeroize themselves.
 
 mod backup;
+mod deletion;
+mod import;
 mod keys;
 mod ledger;
 mod ops;
@@ -18,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use backup::{Snapshot, restore_into};
+pub use deletion::{Deletion, DueDeletion};
 pub use keys::KeyInfo;
 pub use ops::{BatchResult, DataKey};
 pub use seal::{Custodians, UnsealGuard};
@@ -356,6 +359,9 @@ impl Unsealed {
         let (record, _) = self
             .read_record::<TenantRecord>(store, &path)?
             .ok_or_else(|| Error::TenantNotFound(tenant.to_owned()))?;
+        if let Some(deletion) = record.deletion {
+            return Err(keys::pending(format!("tenant `{tenant}`"), deletion));
+        }
         let kek = match (record.level, &record.kek) {
             (ProtectionLevel::Two, Some(kek)) => Some(Arc::new(Kek::new(
                 kek.version,

@@ -45,7 +45,7 @@ fn names_newer_version(error: &Error) -> bool {
 impl Vault {
     /// The key's ring, reloaded from the store first if `version` is newer than the cached
     /// ring's latest (a version created on another node).
-    fn ring_at_least(
+    pub(super) fn ring_at_least(
         &self,
         tenant: &str,
         key: &str,
@@ -89,8 +89,8 @@ impl Vault {
         key: &str,
         request: &EncryptRequest<'_>,
     ) -> Result<Versioned, Error> {
-        let ring = self.ring_at_least(tenant, key, request.key_version)?;
-        ring.encrypt(request)
+        self.encrypting_ring(tenant, key, request.key_version)?
+            .encrypt(request)
     }
 
     /// Encrypts many plaintexts; one result per item, in order.
@@ -100,7 +100,7 @@ impl Vault {
         key: &str,
         items: &[EncryptRequest<'_>],
     ) -> BatchResult<Versioned> {
-        let ring = self.ring(tenant, key)?;
+        let ring = self.encrypting_ring(tenant, key, None)?;
         Ok(items.iter().map(|item| ring.encrypt(item)).collect())
     }
 
@@ -139,7 +139,7 @@ impl Vault {
         request: &DecryptRequest<'_>,
         key_version: Option<u32>,
     ) -> Result<Versioned, Error> {
-        let ring = self.ring_at_least(tenant, key, key_version)?;
+        let ring = self.encrypting_ring(tenant, key, key_version)?;
         match ring.rewrap(request, key_version) {
             Err(e) if names_newer_version(&e) => self
                 .reloaded_ring(tenant, key)?
@@ -156,7 +156,7 @@ impl Vault {
         items: &[DecryptRequest<'_>],
         key_version: Option<u32>,
     ) -> BatchResult<Versioned> {
-        let ring = self.ring_at_least(tenant, key, key_version)?;
+        let ring = self.encrypting_ring(tenant, key, key_version)?;
         let mut results: Vec<_> = items
             .iter()
             .map(|item| ring.rewrap(item, key_version))
@@ -179,7 +179,7 @@ impl Vault {
         with_plaintext: bool,
     ) -> Result<DataKey, Error> {
         let (plaintext, ciphertext) =
-            self.ring(tenant, key)?
+            self.encrypting_ring(tenant, key, None)?
                 .datakey(bits, context, associated_data)?;
         Ok(DataKey {
             plaintext: with_plaintext.then_some(plaintext),
@@ -196,7 +196,7 @@ impl Vault {
         algorithm: HmacAlgorithm,
         key_version: Option<u32>,
     ) -> Result<Versioned, Error> {
-        self.ring_at_least(tenant, key, key_version)?
+        self.encrypting_ring(tenant, key, key_version)?
             .hmac(input, algorithm, key_version)
     }
 
@@ -209,7 +209,7 @@ impl Vault {
         algorithm: HmacAlgorithm,
         key_version: Option<u32>,
     ) -> BatchResult<Versioned> {
-        let ring = self.ring(tenant, key)?;
+        let ring = self.encrypting_ring(tenant, key, key_version)?;
         Ok(inputs
             .iter()
             .map(|input| ring.hmac(input, algorithm, key_version))

@@ -33,6 +33,8 @@ pub struct TenantSpec {
     /// Level 3 only: how many of them unlock it and approve what only they may (k of n;
     /// 0 means 1).
     pub threshold: u8,
+    /// Seconds between an approved shred and destruction (absent: 7 days; at most 30 days).
+    pub deletion_window: Option<u64>,
 }
 
 /// A tenant: its protection level and, from level 2, its key-encryption key.
@@ -56,6 +58,12 @@ pub(crate) struct TenantRecord {
     /// vault's own custodians do not have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) custodians_mac: Option<StoredBytes>,
+    /// Seconds between an approved shred and destruction (absent: the default, 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deletion_window: Option<u64>,
+    /// Set while an approved shred waits for its window to end: the tenant is unusable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deletion: Option<crate::keys::records::ScheduledDeletion>,
 }
 
 /// An unlock in progress: the shares of a level-3 tenant's custody key given so far.
@@ -94,6 +102,9 @@ impl Vault {
             }
             _ => {}
         }
+        if let Some(window) = spec.deletion_window {
+            crate::keys::config::check_deletion_window(window)?;
+        }
         let _writer = self.writer();
         let unsealed = self.unsealed()?;
         let now = self.now();
@@ -105,6 +116,8 @@ impl Vault {
             custodians: Vec::new(),
             threshold: None,
             custodians_mac: None,
+            deletion_window: spec.deletion_window,
+            deletion: None,
         };
         match spec.level {
             ProtectionLevel::One => {}
@@ -204,6 +217,11 @@ impl Vault {
                 Vec::new()
             },
             keys,
+            deletion_window: record
+                .deletion_window
+                .unwrap_or(crate::keys::config::DEFAULT_DELETION_WINDOW),
+            deletion_scheduled_at: record.deletion.map(|d| d.scheduled_at),
+            destroy_at: record.deletion.map(|d| d.destroy_at),
         }
     }
 
@@ -579,16 +597,30 @@ impl Vault {
     /// Destroys a tenant: its record and every key, then purges storage so no copy of the old
     /// records survives in the data directory. Irreversible.
     pub fn shred_tenant(&self, tenant: &str) -> Result<(), Error> {
+        self.destroy_tenant(tenant, |_| Ok(()))
+    }
+
+    /// Shreds the tenant if `check` accepts its record, deciding on the record it commits
+    /// against.
+    pub(super) fn destroy_tenant(
+        &self,
+        tenant: &str,
+        check: impl FnOnce(&TenantRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let _writer = self.writer();
         let unsealed = self.unsealed()?;
         let path = records::tenant_path(tenant);
-        let raw = self
-            .store()
-            .get(&path)?
+        let (record, raw) = unsealed
+            .read_record::<TenantRecord>(self.store(), &path)?
             .ok_or_else(|| Error::TenantNotFound(tenant.to_owned()))?;
+        check(&record)?;
         let mut batch = Batch::new().expect(path.clone(), Some(raw)).delete(path);
         for (key_path, _) in self.store().scan_prefix(&records::keys_prefix(tenant))? {
             batch.push_delete(key_path);
+        }
+        let wrapping = records::wrapping_key_path(tenant);
+        if self.store().get(&wrapping)?.is_some() {
+            batch.push_delete(wrapping);
         }
         self.commit(&unsealed, batch)?;
         unsealed.set_tenant(tenant, None);

@@ -31,8 +31,17 @@ struct KeyPackage {
     config: KeyConfig,
     latest_version: u32,
     rotated_at: u64,
-    /// version → (created_at, material)
-    versions: BTreeMap<u32, (u64, StoredBytes)>,
+    versions: BTreeMap<u32, PackagedVersion>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackagedVersion {
+    created_at: u64,
+    material: StoredBytes,
+    /// Imported from Vault or OpenBao: decrypts their ciphertexts, never encrypts.
+    #[serde(default)]
+    imported: bool,
 }
 
 /// Binds a package to its environment, both vaults and the key's name (ciphertexts bind the
@@ -96,6 +105,11 @@ impl Vault {
         let state = unsealed.tenant(self.store(), tenant)?;
         let kek = state.kek()?;
         let (record, _) = self.read_key(&unsealed, tenant, key)?;
+        if record.deletion.is_some() {
+            return Err(Error::NotPermitted(format!(
+                "key `{key}` is scheduled for deletion: cancel the deletion before moving it"
+            )));
+        }
         let ring = self.ring_from_record(&unsealed, &state, key, &record, kek.as_deref())?;
         let package = KeyPackage {
             created_at: record.created_at,
@@ -105,9 +119,13 @@ impl Vault {
             versions: ring
                 .materials()
                 .map(|(version, material)| {
-                    let created = record.versions.get(&version).map_or(0, |v| v.created_at);
-                    let material = StoredBytes::new(material.expose().to_vec());
-                    (version, (created, material))
+                    let stored = record.versions.get(&version);
+                    let packaged = PackagedVersion {
+                        created_at: stored.map_or(0, |v| v.created_at),
+                        material: StoredBytes::new(material.expose().to_vec()),
+                        imported: stored.is_some_and(|v| v.imported),
+                    };
+                    (version, packaged)
                 })
                 .collect(),
         };
@@ -161,21 +179,21 @@ impl Vault {
             rotated_at: package.rotated_at,
             kek_version: kek.as_ref().map(|k| k.version),
             versions: BTreeMap::new(),
+            deletion: None,
         };
-        for (version, (created_at, material)) in &package.versions {
-            let material = SecretKey::from_slice(&material.0)
+        for (version, packaged) in &package.versions {
+            let material = SecretKey::from_slice(&packaged.material.0)
                 .ok_or_else(|| Error::invalid("package", "a version's material is malformed"))?;
-            record.versions.insert(
+            let mut stored = stored_version(
+                tenant,
+                key,
                 *version,
-                stored_version(
-                    tenant,
-                    key,
-                    *version,
-                    &material,
-                    kek.as_deref(),
-                    *created_at,
-                ),
+                &material,
+                kek.as_deref(),
+                packaged.created_at,
             );
+            stored.imported = packaged.imported;
+            record.versions.insert(*version, stored);
         }
         let path = records::key_path(tenant, key);
         let existing = self.store().get(&path)?;

@@ -90,6 +90,13 @@ registry! {
         export,
         keys_transfer,
         keys_receive,
+        // Issue 17: scheduled deletion.
+        keys_cancel_deletion,
+        // Issue 17: bring your own key in Vault's wire format.
+        wrapping_key,
+        wrapping_key_rotate,
+        keys_import,
+        keys_import_version,
     }
     /// Tresor's own routes under `/v1/sys/`: tenants, custody, approvals, metrics, status.
     sys {
@@ -122,6 +129,8 @@ registry! {
         init_status,
         leader,
         mounts,
+        // Issue 17: scheduled deletion.
+        tenants_cancel_shred,
     }
     /// Certificate pinning under `/v1/pins/` (docs/pinning.md).
     pins {

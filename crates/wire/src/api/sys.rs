@@ -40,7 +40,10 @@ pub const CREATE_TENANT: Route = Route::post("sys/tenants/{tenant}");
 pub const READ_TENANT: Route = Route::get("sys/tenants/{tenant}");
 /// DELETE `sys/tenants/{tenant}`: shred, once custodians approve.
 pub const SHRED_TENANT: Route = Route::delete("sys/tenants/{tenant}");
-/// POST `sys/tenants/{tenant}/rotate-kek`.
+/// POST `sys/tenants/{tenant}/cancel-shred`: restore a tenant whose shred waits for its window
+/// to end, once custodians approve.
+pub const CANCEL_TENANT_SHRED: Route = Route::post("sys/tenants/{tenant}/cancel-shred");
+/// POST `sys/tenants/{tenant}/rotate-kek`: the tenant's next KEK version.
 pub const ROTATE_TENANT_KEK: Route = Route::post("sys/tenants/{tenant}/rotate-kek");
 /// GET `sys/tenants/{tenant}/custody/{custodian}`: a level-3 tenant's custody key, sealed to
 /// that custodian.
@@ -86,6 +89,9 @@ pub struct CreateTenantRequest {
     /// Level 3: how many of them unlock it and approve what touches its custody (default 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Int>,
+    /// Seconds between an approved shred and destruction (default 7 days, at most 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_window: Option<super::params::Seconds>,
 }
 
 /// The body of [`INIT`] and [`REKEY`]: custodians and how many of them unseal.

@@ -19,6 +19,9 @@ pub const CREATE_KEY: Route = Route::post("{tenant}/keys/{key}");
 pub const READ_KEY: Route = Route::get("{tenant}/keys/{key}");
 /// DELETE `{tenant}/keys/{key}`: delete, once custodians approve.
 pub const DELETE_KEY: Route = Route::delete("{tenant}/keys/{key}");
+/// POST `{tenant}/keys/{key}/cancel-deletion`: restore a key whose deletion waits for its
+/// window to end, once custodians approve.
+pub const CANCEL_KEY_DELETION: Route = Route::post("{tenant}/keys/{key}/cancel-deletion");
 /// POST `{tenant}/keys/{key}/config`: change a key's configuration.
 pub const CONFIGURE_KEY: Route = Route::post("{tenant}/keys/{key}/config");
 /// POST `{tenant}/keys/{key}/rotate`: a new key version.
@@ -98,6 +101,9 @@ pub struct CreateKeyRequest<'a> {
     /// Seconds between automatic rotations (0: never).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_rotate_period: Option<Seconds>,
+    /// Seconds between an approved deletion and destruction (default 7 days, at most 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_window: Option<Seconds>,
 }
 
 /// The body of [`CONFIGURE_KEY`]: what to change (see [`crate::keys::KeyConfigUpdate`]).
@@ -121,6 +127,9 @@ pub struct ConfigureKeyRequest {
     /// Seconds between automatic rotations (0: never).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_rotate_period: Option<Seconds>,
+    /// Seconds between an approved deletion and destruction (default 7 days, at most 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_window: Option<Seconds>,
 }
 
 impl From<&crate::keys::KeyConfigUpdate> for ConfigureKeyRequest {
@@ -132,9 +141,15 @@ impl From<&crate::keys::KeyConfigUpdate> for ConfigureKeyRequest {
             exportable: update.exportable.map(Flag),
             allow_plaintext_backup: None,
             auto_rotate_period: update.auto_rotate_period.map(Seconds),
+            deletion_window: update.deletion_window.map(Seconds),
         }
     }
 }
+
+/// The query parameter of [`DELETE_KEY`] and `sys::SHRED_TENANT` that asks for another
+/// deletion window than the key's or tenant's (`?deletion_window=0` destroys at once once
+/// approved; docs/custody.md, "Scheduled deletion"). Vault's clients send none.
+pub const DELETION_WINDOW_QUERY: &str = "deletion_window";
 
 /// The body of [`TRIM_KEY`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -495,4 +510,50 @@ mod tests {
             r#"{"ciphertext":"tresor:v1:x","key_version":1,"reference":""}"#
         );
     }
+}
+
+// Issue 17: bring your own key in Vault's wire format (docs/format.md, "Vault and OpenBao").
+
+/// GET `{tenant}/wrapping_key`: the tenant's RSA-4096 wrapping key (PEM) for imports.
+pub const WRAPPING_KEY: Route = Route::get("{tenant}/wrapping_key");
+/// POST `{tenant}/wrapping_key/rotate`: a new wrapping key (Tresor's; Vault has none).
+pub const ROTATE_WRAPPING_KEY: Route = Route::post("{tenant}/wrapping_key/rotate");
+/// POST `{tenant}/keys/{key}/import`: create a key from wrapped material.
+pub const IMPORT_KEY: Route = Route::post("{tenant}/keys/{key}/import");
+/// POST `{tenant}/keys/{key}/import_version`: add an imported version.
+pub const IMPORT_KEY_VERSION: Route = Route::post("{tenant}/keys/{key}/import_version");
+
+/// The body of [`IMPORT_KEY`] and [`IMPORT_KEY_VERSION`], as `bao/vault transit import` sends it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportKeyRequest<'a> {
+    /// base64(RSA-OAEP(ephemeral AES-256 key) ‖ AES-KWP(ephemeral key, key)).
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub ciphertext: Text<'a>,
+    /// The OAEP hash: `SHA256` (the default; the only one read).
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub hash_function: Text<'a>,
+    /// Key type: `aes256-gcm96` (the default; the only one read).
+    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
+    pub key_type: Text<'a>,
+    /// Derive a key per context (HKDF-SHA256, as Vault's `hkdf_sha256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derived: Option<Flag>,
+    /// Convergent encryption (needs `derived`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convergent_encryption: Option<Flag>,
+    /// Refused: ask for it in `keys/{key}/config` afterwards (dual-controlled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exportable: Option<Flag>,
+    /// Refused: Tresor has no plaintext backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_plaintext_backup: Option<Flag>,
+    /// Accepted and ignored: rotation makes a Tresor version after the imported ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_rotation: Option<Flag>,
+    /// Seconds between automatic rotations (0: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_rotate_period: Option<Seconds>,
+    /// `import_version` only: the version number (default: the next one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Int>,
 }

@@ -37,6 +37,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         level,
         custodians: body.custodians,
         threshold,
+        deletion_window: body.deletion_window.map(|s| s.0),
     };
     let info = blocking(|| call.vault().create_tenant(call.tenant(), &spec))
         .map_err(ApiError::from_native)?;

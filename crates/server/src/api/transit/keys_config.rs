@@ -93,6 +93,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         deletion_allowed: body.deletion_allowed.map(|f| f.0),
         exportable: body.exportable.map(|f| f.0),
         auto_rotate_period: body.auto_rotate_period.map(|s| s.0),
+        deletion_window: body.deletion_window.map(|s| s.0),
     };
     let not_found = |e| match e {
         tresor_core::Error::KeyNotFound { .. } => {

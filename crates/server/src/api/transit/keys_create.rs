@@ -51,6 +51,7 @@ fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
         convergent_encryption: body.convergent_encryption.is_some_and(|f| f.0),
         exportable: body.exportable.is_some_and(|f| f.0),
         auto_rotate_period: body.auto_rotate_period.map_or(0, |s| s.0),
+        deletion_window: body.deletion_window.map(|s| s.0),
     };
     let (vault, tenant, key) = (call.vault(), call.tenant(), call.key());
     if spec.exportable {

@@ -146,6 +146,19 @@ struct KeyData<'a> {
     created_at: u64,
     /// Version → creation time (Unix seconds), for versions that still decrypt.
     keys: BTreeMap<String, u64>,
+    /// Seconds between an approved deletion and destruction.
+    deletion_window: u64,
+    /// `active`, or `pending-deletion` while an approved deletion waits for its window to end
+    /// (docs/custody.md, "Scheduled deletion").
+    state: &'static str,
+    /// While pending: when the deletion was approved and when the key is destroyed (Unix seconds
+    /// and RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deletion_scheduled_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destroy_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destroy_date: Option<String>,
 }
 
 /// A key's description as Vault's read endpoint gives it.
@@ -172,7 +185,7 @@ pub(crate) fn key_reply(info: &KeyInfo) -> Reply {
         supports_signing: false,
         supports_derivation: true,
         auto_rotate_period: config.auto_rotate_period,
-        imported_key: false,
+        imported_key: !info.imported_versions.is_empty(),
         created_at: info.created_at,
         keys: info
             .versions
@@ -180,6 +193,16 @@ pub(crate) fn key_reply(info: &KeyInfo) -> Reply {
             .filter(|(v, _)| **v >= config.min_decryption_version)
             .map(|(v, created)| (v.to_string(), *created))
             .collect(),
+        deletion_window: config.deletion_window(),
+        state: match info.deletion {
+            Some(_) => "pending-deletion",
+            None => "active",
+        },
+        deletion_scheduled_at: info.deletion.map(|d| d.scheduled_at),
+        destroy_at: info.deletion.map(|d| d.destroy_at),
+        destroy_date: info
+            .deletion
+            .map(|d| tresor_wire::time::rfc3339(d.destroy_at, 0)),
     };
     Reply::data(&data).version(info.latest_version)
 }
