@@ -190,6 +190,9 @@ pub fn transfer_package(approval: &Approval) -> Option<&str> {
     }
 }
 
+/// How hyper-util says a request was never sent: its connection closed before it was ready.
+const NOT_SENT: &str = "connection was not ready";
+
 /// One result of a batch call: a value or the server's message for that item.
 pub type ItemResult<T> = Result<T, String>;
 
@@ -315,22 +318,36 @@ impl Client {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}/v1/{}", self.base, path.trim_start_matches('/')))
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| ClientError::Settings(format!("invalid request: {e}")))?;
-        request
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| ClientError::Connect {
-                addr: self.base.clone(),
-                message: error_chain(&e),
-            })?;
+        let body = body.unwrap_or_default();
+        let mut attempts = 0;
+        let response = loop {
+            attempts += 1;
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(format!("{}/v1/{}", self.base, path.trim_start_matches('/')))
+                .body(Full::new(body.clone()))
+                .map_err(|e| ClientError::Settings(format!("invalid request: {e}")))?;
+            request
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            match self.http.request(request).await {
+                Ok(response) => break response,
+                Err(e) => {
+                    let message = error_chain(&e);
+                    // The connection died before the request went out: under TLS 1.3 a server
+                    // that refuses our certificate says so after our side saw the handshake
+                    // finish, and the alert can be lost with the connection. Nothing was sent,
+                    // so a new connection is safe, and usually gets the alert itself.
+                    if message.contains(NOT_SENT) && attempts < 3 {
+                        continue;
+                    }
+                    return Err(ClientError::Connect {
+                        addr: self.base.clone(),
+                        message,
+                    });
+                }
+            }
+        };
         let status = response.status();
         let body = response
             .into_body()

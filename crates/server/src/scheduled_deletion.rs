@@ -44,13 +44,17 @@ pub(crate) fn destroy_due_deletions(api: &ApiState) -> Result<Vec<DueDeletion>, 
                 continue;
             }
         }
-        let result = api.services.vault.destroy_if_due(&due).and_then(|destroyed| {
-            // A shredded tenant's transform records go with it (issue 16).
-            if let (true, DueDeletion::Tenant { tenant }) = (destroyed, &due) {
-                api.services.purge_transforms(tenant)?;
-            }
-            Ok(destroyed)
-        });
+        let result = api
+            .services
+            .vault
+            .destroy_if_due(&due)
+            .and_then(|destroyed| {
+                // A shredded tenant's transform records go with it (issue 16).
+                if let (true, DueDeletion::Tenant { tenant }) = (destroyed, &due) {
+                    api.services.purge_transforms(tenant)?;
+                }
+                Ok(destroyed)
+            });
         event.latency_us = started.elapsed().as_micros() as u64;
         match &result {
             Ok(true) => {
