@@ -587,8 +587,17 @@ async fn transform_chunk(
                         ));
                     }
                 },
-                Action::Fpe { transformation, .. } | Action::Pseudonym { transformation, .. } => {
-                    items.push((done.len(), out.len()));
+                Action::Fpe {
+                    transformation,
+                    email_domain,
+                    ..
+                }
+                | Action::Pseudonym {
+                    transformation,
+                    email_domain,
+                    ..
+                } => {
+                    items.push((done.len(), out.len(), *email_domain));
                     batch.push(json!({"value": cell.text, "transformation": transformation}));
                     out.push((
                         column,
@@ -618,10 +627,10 @@ async fn transform_chunk(
             .ok_or_else(|| {
                 AnonymizeError::Vault("an answer without one result per value".into())
             })?;
-        for ((row, cell), result) in items.into_iter().zip(results) {
+        for ((row, cell, email_domain), result) in items.into_iter().zip(results) {
             let target = &mut done[row];
             match result["encoded_value"].as_str() {
-                Some(value) => target.cells[cell].1.text = value.to_owned(),
+                Some(value) => target.cells[cell].1.text = email_domain.apply(value),
                 None => {
                     let column = target.cells[cell].0.to_string();
                     let reason = result["error"].as_str().unwrap_or("refused").to_owned();

@@ -46,6 +46,31 @@ pub struct Generalize {
     pub prefix: Option<usize>,
 }
 
+/// What becomes of an e-mail address's domain (`builtin/email` transforms only the local part).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailDomain {
+    /// Kept as it is (the employer's or the provider's domain stays visible).
+    #[default]
+    Keep,
+    /// Only its top-level domain stays, under the reserved `.invalid` (RFC 2606):
+    /// `x7k2@mail.bank.nl` becomes `x7k2@nl.invalid`, still shaped like an address.
+    Generalize,
+}
+
+impl EmailDomain {
+    /// `value` (as the vault returned it) with its domain treated as this says.
+    pub fn apply(self, value: &str) -> String {
+        match (self, value.rsplit_once('@')) {
+            (EmailDomain::Generalize, Some((local, domain))) => {
+                let tld = domain.rsplit('.').next().unwrap_or(domain);
+                format!("{local}@{}.invalid", tld.to_ascii_lowercase())
+            }
+            _ => value.to_owned(),
+        }
+    }
+}
+
 /// How much of a date generalisation keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +92,9 @@ pub enum Action {
         /// A quasi-identifier (in the k-anonymity report).
         #[serde(default)]
         quasi: bool,
+        /// For e-mail addresses: keep the domain, or generalise it to its top-level domain.
+        #[serde(default)]
+        email_domain: EmailDomain,
     },
     /// A pseudonym through the vault (irreversible, per role).
     Pseudonym {
@@ -75,6 +103,9 @@ pub enum Action {
         /// A quasi-identifier.
         #[serde(default)]
         quasi: bool,
+        /// For e-mail addresses: keep the domain, or generalise it to its top-level domain.
+        #[serde(default)]
+        email_domain: EmailDomain,
     },
     /// Masked locally: every character but the last `keep_last` becomes `char`.
     Mask {
@@ -267,6 +298,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_email_domain_is_kept_or_generalised_to_its_top_level_domain() {
+        let rules = Rules::parse(
+            "tenant = \"t\"\nrole = \"r\"\n[columns.email]\naction = \"pseudonym\"\n\
+             transformation = \"email-pseudonym\"\nemail_domain = \"generalize\"\n",
+        )
+        .unwrap();
+        let Some(Action::Pseudonym { email_domain, .. }) = rules.action("email") else {
+            panic!("a pseudonym rule");
+        };
+        assert_eq!(email_domain.apply("x7k2@Mail.Bank.NL"), "x7k2@nl.invalid");
+        assert_eq!(
+            EmailDomain::Keep.apply("x7k2@mail.bank.nl"),
+            "x7k2@mail.bank.nl"
+        );
+        assert!(
+            Rules::parse(
+                "tenant = \"t\"\nrole = \"r\"\n[columns.email]\naction = \"pseudonym\"\n\
+                 transformation = \"e\"\nemail_domain = \"hide\"\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn rules_parse_and_refuse_what_is_wrong() {
         let rules = Rules::parse(
             r#"
@@ -287,6 +342,14 @@ action = "drop"
         )
         .unwrap();
         assert_eq!(rules.on_error, OnError::Skip);
+        assert_eq!(
+            rules.action("iban"),
+            Some(Action::Fpe {
+                transformation: "iban-fpe".into(),
+                quasi: false,
+                email_domain: EmailDomain::Keep,
+            })
+        );
         assert!(rules.action("birth_date").unwrap().quasi());
         assert_eq!(rules.action("unnamed"), Some(Action::Drop));
         for bad in [
