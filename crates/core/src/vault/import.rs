@@ -5,14 +5,13 @@
 //! encryption afterwards adds a Tresor version after the highest imported one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use super::keys::stored_version;
 use super::{KeyInfo, Vault};
 use crate::Error;
 use crate::keys::records::{self, KeyRecord, WrappingKeyRecord};
 use crate::keys::{KeySpec, validate_key_name};
-use crate::store::{Batch, StoreError, StoredBytes};
+use crate::store::{Batch, StoredBytes};
 use tresor_crypto::SecretKey;
 use tresor_crypto::byok::{ByokError, WrappingKey};
 
@@ -118,20 +117,7 @@ impl Vault {
         let mut version = stored_version(tenant, name, 1, &material, kek.as_deref(), now);
         version.imported = true;
         record.versions.insert(1, version);
-        let path = records::key_path(tenant, name);
-        let batch = Batch::new()
-            .expect(path.clone(), None)
-            .put(path.clone(), unsealed.seal_record(&path, &record));
-        self.commit(&unsealed, batch).map_err(|e| match e {
-            Error::Store(StoreError::Conflict { .. }) => Error::KeyExists {
-                tenant: tenant.into(),
-                key: name.into(),
-            },
-            other => other,
-        })?;
-        let ring = self.ring_from_record(&unsealed, &state, name, &record, kek.as_deref())?;
-        state.set_ring(name, Some(Arc::new(ring)));
-        Ok(KeyInfo::from_record(tenant, name, &record))
+        self.store_key(&unsealed, &state, name, &record, kek.as_deref(), None)
     }
 
     /// Adds an imported version to a key made by [`Vault::import_key`]: number `version`, or the

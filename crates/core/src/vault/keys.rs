@@ -89,20 +89,36 @@ impl Vault {
             1,
             stored_version(tenant, name, 1, &material, kek.as_deref(), now),
         );
+        self.store_key(&unsealed, &state, name, &record, kek.as_deref(), None)
+    }
+
+    /// Writes `record` as key `name` where the store holds `replacing` (`None`: no key, and a
+    /// key made meanwhile is [`Error::KeyExists`]), and serves it from the cache at once.
+    pub(super) fn store_key(
+        &self,
+        unsealed: &Unsealed,
+        state: &TenantState,
+        name: &str,
+        record: &KeyRecord,
+        kek: Option<&Kek>,
+        replacing: Option<Vec<u8>>,
+    ) -> Result<KeyInfo, Error> {
+        let tenant = state.name.as_str();
         let path = records::key_path(tenant, name);
+        let creating = replacing.is_none();
         let batch = Batch::new()
-            .expect(path.clone(), None)
-            .put(path.clone(), unsealed.seal_record(&path, &record));
-        self.commit(&unsealed, batch).map_err(|e| match e {
-            Error::Store(StoreError::Conflict { .. }) => Error::KeyExists {
+            .expect(path.clone(), replacing)
+            .put(path.clone(), unsealed.seal_record(&path, record));
+        self.commit(unsealed, batch).map_err(|e| match e {
+            Error::Store(StoreError::Conflict { .. }) if creating => Error::KeyExists {
                 tenant: tenant.into(),
                 key: name.into(),
             },
             other => other,
         })?;
-        let ring = self.ring_from_record(&unsealed, &state, name, &record, kek.as_deref())?;
+        let ring = self.ring_from_record(unsealed, state, name, record, kek)?;
         state.set_ring(name, Some(Arc::new(ring)));
-        Ok(KeyInfo::from_record(tenant, name, &record))
+        Ok(KeyInfo::from_record(tenant, name, record))
     }
 
     /// A key's description.

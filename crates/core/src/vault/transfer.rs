@@ -5,7 +5,6 @@
 //! stores the key under its own tenant KEK. The API puts both ends behind custodian approval.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tresor_crypto::sealed_box::{self, BoxPublicKey, BoxSecretKey};
@@ -206,12 +205,6 @@ impl Vault {
         if let Some(raw) = &existing {
             unsealed.open(self.store(), &path, raw)?;
         }
-        let batch = Batch::new()
-            .expect(path.clone(), existing)
-            .put(path.clone(), unsealed.seal_record(&path, &record));
-        self.commit(&unsealed, batch)?;
-        let ring = self.ring_from_record(&unsealed, &state, key, &record, kek.as_deref())?;
-        state.set_ring(key, Some(Arc::new(ring)));
-        Ok(KeyInfo::from_record(tenant, key, &record))
+        self.store_key(&unsealed, &state, key, &record, kek.as_deref(), existing)
     }
 }
