@@ -1060,24 +1060,15 @@ fn reissue_due_pin_manifests(api: &ApiState) -> Result<(), PinsError> {
 /// The principal audit lines name for what the server does by itself.
 pub const AUTO_ROTATE_PRINCIPAL: &str = "tresor:auto-rotate";
 
-/// An audit line for `operation` done by the server itself (no caller, no source address).
 /// Writes a line the server makes about itself (principal `tresor:server`): what changed the
 /// vault's state or its rules without a request doing it.
 fn record_server_event(api: &ApiState, operation: &str, outcome: Outcome, reason: String) {
-    let Some(audit) = &api.audit else {
-        return;
-    };
     let event = AuditEvent {
-        principal: crate::api::SERVER_PRINCIPAL.to_owned(),
-        source: "-".to_owned(),
-        operation: operation.to_owned(),
         outcome: Some(outcome),
         reason,
-        ..AuditEvent::default()
+        ..crate::api::server_line(operation, "-")
     };
-    if let Err(e) = audit.record(&event) {
-        tracing::error!(error = %e, operation, "audit line not written");
-    }
+    crate::api::record_server_line(api, &event);
 }
 
 /// A `policy-load` line: which files and how many rules are in force, or why a reload was
@@ -1104,6 +1095,7 @@ fn record_policy_load(api: &ApiState, dir: &Path, result: &Result<(), PolicyErro
     record_server_event(api, "policy-load", outcome, reason);
 }
 
+/// An audit line for `operation` done by the server itself (no caller, no source address).
 fn background_event(operation: crate::policy::Operation) -> AuditEvent {
     AuditEvent {
         principal: AUTO_ROTATE_PRINCIPAL.to_owned(),

@@ -26,7 +26,7 @@ mod router;
 mod testing;
 mod trail;
 
-pub(crate) use trail::SERVER_PRINCIPAL;
+pub(crate) use trail::{record_server_line, server_line};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

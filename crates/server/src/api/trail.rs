@@ -116,18 +116,36 @@ impl<'a> Trail<'a> {
 /// The principal of lines the server writes about itself (seal changes, ended approvals).
 pub(crate) const SERVER_PRINCIPAL: &str = "tresor:server";
 
+/// A line the server writes about itself, seen from `source` (the request's peer, or `-`): what
+/// it did or found without a request asking for exactly that.
+pub(crate) fn server_line(operation: &str, source: &str) -> AuditEvent {
+    AuditEvent {
+        principal: SERVER_PRINCIPAL.to_owned(),
+        source: source.to_owned(),
+        operation: operation.to_owned(),
+        outcome: Some(Outcome::Ok),
+        ..AuditEvent::default()
+    }
+}
+
+/// Writes `event` if the trail is on. A line that cannot be written is logged: what it records
+/// has happened already.
+pub(crate) fn record_server_line(state: &ApiState, event: &AuditEvent) {
+    if let Some(log) = &state.audit {
+        if let Err(e) = log.record(event) {
+            tracing::error!(error = %e, operation = %event.operation, "audit line not written");
+        }
+    }
+}
+
 /// Lines of their own for what a request set off: an approval that ended (`approval-executed`,
 /// `-failed`, `-rejected`, `-cancelled`, naming the operation, its target and every signer)
 /// and a seal-state change. They carry the request's id, so a reader joins them to it.
 fn follow_ups(request: &AuditEvent, summary: &super::reply::Summary) -> Vec<AuditEvent> {
     let line = |operation: String| AuditEvent {
         request_id: request.request_id.clone(),
-        principal: SERVER_PRINCIPAL.to_owned(),
-        source: request.source.clone(),
-        operation,
         tenant: request.tenant.clone(),
-        outcome: Some(Outcome::Ok),
-        ..AuditEvent::default()
+        ..server_line(&operation, &request.source)
     };
     let mut lines = Vec::new();
     if let Some(approval) = &summary.approval {

@@ -84,19 +84,10 @@ fn record(
     reason: String,
     store: Option<tresor_core::StoreGeneration>,
 ) {
-    let Some(log) = call.state.audit.as_deref() else {
-        return;
-    };
     let event = crate::audit::AuditEvent {
-        principal: crate::api::SERVER_PRINCIPAL.to_owned(),
-        source: call.caller.source.clone(),
-        operation: operation.to_owned(),
-        outcome: Some(crate::audit::Outcome::Ok),
         reason,
         store,
-        ..Default::default()
+        ..crate::api::server_line(operation, &call.caller.source)
     };
-    if let Err(e) = log.record(&event) {
-        tracing::error!(error = %e, "audit line not written");
-    }
+    crate::api::record_server_line(call.state, &event);
 }
