@@ -210,9 +210,11 @@ impl Ledger {
             }
         }
         self.refresh(store, barrier)?;
-        let leaf = self.leaf(store, barrier, at)?;
-        let agrees = leaf.records.get(path) == want.as_ref();
-        if !agrees && store.get(path)?.as_deref() != raw {
+        let found = self.leaf(store, barrier, at)?.records.get(path);
+        if found == want.as_ref() {
+            return Ok(());
+        }
+        if store.get(path)?.as_deref() != raw {
             // The record changed since the caller read it (another writer, on this node or
             // another): the caller's copy is merely stale, not put back. A conflict, which
             // readers retry and writers report like any lost compare-and-swap.
@@ -220,17 +222,14 @@ impl Ledger {
                 key: path.to_owned(),
             }));
         }
-        let leaf = self.leaf(store, barrier, at)?;
-        match (leaf.records.get(path), &want) {
-            (found, want) if found == want.as_ref() => Ok(()),
-            (None, None) => Ok(()),
+        match (found, want) {
+            (_, None) => Err(rollback(
+                path,
+                "the record is missing from the store although the vault never deleted it",
+            )),
             (None, Some(_)) => Err(rollback(
                 path,
                 "the store holds a record that the vault deleted: an old copy was put back",
-            )),
-            (Some(_), None) => Err(rollback(
-                path,
-                "the record is missing from the store although the vault never deleted it",
             )),
             (Some(_), Some(_)) => Err(rollback(
                 path,
