@@ -44,6 +44,58 @@ fn a_server_on_postgresql_keeps_its_keys_across_restarts_and_logs_no_password() 
     server.stop();
 }
 
+/// Without `storage.password_file`, the server reads libpq's password file (`PGPASSFILE`, else
+/// `~/.pgpass`), as operators who keep database passwords that way expect; without either, the
+/// database refuses the login and the server says so, naming the database without a password.
+#[test]
+fn a_server_on_postgresql_reads_the_password_from_pgpassfile() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let d = Deployment::new();
+    let storage = db.storage_toml("node-a");
+    let storage: String = storage
+        .lines()
+        .filter(|l| !l.starts_with("password_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    use_storage(&d, &storage);
+    let password = std::fs::read_to_string(db.password_file()).unwrap();
+    d.write(
+        "pgpass",
+        &format!("*:*:{name}:{name}:{}\n", password.trim(), name = db.name),
+    );
+    std::fs::set_permissions(
+        d.path("pgpass"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let home = d.path("home");
+    std::fs::create_dir(&home).unwrap();
+    let pgpass = d.path("pgpass");
+    let server = d
+        .try_start_env(&[
+            ("PGPASSFILE", pgpass.to_str().unwrap()),
+            ("HOME", home.to_str().unwrap()),
+        ])
+        .unwrap_or_else(|(status, stderr)| panic!("{status}: {stderr}"));
+    assert!(server.stderr().contains("PostgreSQL opened"));
+    server.stop();
+
+    // No password anywhere (an empty home, no PGPASSFILE): the login fails, clearly.
+    let (status, stderr) =
+        match d.try_start_env(&[("PGPASSFILE", ""), ("HOME", home.to_str().unwrap())]) {
+            Ok(server) => panic!("started without a password: {}", server.stderr()),
+            Err(failure) => failure,
+        };
+    assert!(!status.success());
+    assert!(
+        stderr.contains("cannot connect") && stderr.contains(&db.url()),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(password.trim()), "{stderr}");
+}
+
 #[test]
 fn a_postgresql_url_with_a_password_is_refused_without_repeating_it() {
     let d = Deployment::new();

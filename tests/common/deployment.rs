@@ -186,7 +186,7 @@ impl Deployment {
 
     /// `tresor server --config tresor.toml`, started and listening.
     pub fn start(&self) -> ServerProcess {
-        ServerProcess::start(self.dir.path(), &self.path("tresor.toml"))
+        ServerProcess::start(self.dir.path(), &self.path("tresor.toml"), &[])
             .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
     }
 
@@ -204,14 +204,23 @@ impl Deployment {
     /// `tresor server --config <file>` (a file in the deployment's directory), started and
     /// listening: one node of several.
     pub fn start_with(&self, file: &str) -> ServerProcess {
-        ServerProcess::start(self.dir.path(), &self.path(file))
+        ServerProcess::start(self.dir.path(), &self.path(file), &[])
             .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
+    }
+
+    /// `tresor server --config tresor.toml` with `env` added to its environment: the server
+    /// if it starts, else its exit status and stderr.
+    pub fn try_start_env(
+        &self,
+        env: &[(&str, &str)],
+    ) -> Result<ServerProcess, (ExitStatus, String)> {
+        ServerProcess::start(self.dir.path(), &self.path("tresor.toml"), env)
     }
 
     /// `tresor server --config tresor.toml` when it is expected not to start: exit status and
     /// stderr.
     pub fn start_fails(&self) -> (ExitStatus, String) {
-        match ServerProcess::start(self.dir.path(), &self.path("tresor.toml")) {
+        match ServerProcess::start(self.dir.path(), &self.path("tresor.toml"), &[]) {
             Ok(server) => panic!("tresor server started: {}", server.stderr()),
             Err(failure) => failure,
         }
@@ -260,12 +269,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server with RUST_LOG=info and waits (up to 60 s) for its `listening` line; if
     /// it exits first, its status and stderr.
-    fn start(dir: &Path, config: &Path) -> Result<ServerProcess, (ExitStatus, String)> {
+    fn start(
+        dir: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<ServerProcess, (ExitStatus, String)> {
         let mut child = Command::new(TRESOR)
             .args(["server", "--config"])
             .arg(config)
             .current_dir(dir)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

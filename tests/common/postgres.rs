@@ -404,6 +404,64 @@ impl PrivateCluster {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Turns TLS on with the given server certificate and key, trusting `client_ca_pem` for
+    /// client certificates, and puts `hba` (pg_hba.conf lines) before the cluster's defaults;
+    /// returns once the server says TLS is on.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str, client_ca_pem: &str, hba: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let file = |name: &str, contents: &str, mode: u32| {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, contents).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            if let Some(user) = &self.user {
+                let chown = std::process::Command::new("chown")
+                    .arg(user)
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+                assert!(chown.success());
+            }
+            path
+        };
+        let cert = file("server.pem", cert_pem, 0o644);
+        let key = file("server-key.pem", key_pem, 0o600);
+        let ca = file("client-ca.pem", client_ca_pem, 0o644);
+        let hba = format!(
+            "local all all trust\n{hba}\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        );
+        let hba_file = file("pg_hba.conf", &hba, 0o644);
+        let admin: tokio_postgres::Config = self.admin_url().parse().unwrap();
+        let settings = [
+            ("ssl_cert_file", cert),
+            ("ssl_key_file", key),
+            ("ssl_ca_file", ca),
+            ("hba_file", hba_file),
+        ];
+        run(&admin, |client| async move {
+            // ALTER SYSTEM refuses to run in a transaction: one statement at a time.
+            for (name, path) in settings {
+                client
+                    .batch_execute(&format!("ALTER SYSTEM SET {name} = '{}'", path.display()))
+                    .await
+                    .unwrap();
+            }
+            client
+                .batch_execute("ALTER SYSTEM SET ssl = on")
+                .await
+                .unwrap();
+        });
+        // hba_file is read at server start only.
+        self.restart();
+        let ssl = run(&admin, |client| async move {
+            client
+                .query_one("SHOW ssl", &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        });
+        assert_eq!(ssl, "on", "TLS did not come on");
+    }
+
     /// Restarts the server (`pg_ctl restart -m fast`: every session is ended), waiting until it
     /// accepts connections again.
     pub fn restart(&self) {

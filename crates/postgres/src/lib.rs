@@ -18,13 +18,14 @@ mod changes;
 mod fence;
 mod lease;
 mod options;
+mod passfile;
 mod schema;
 mod store;
 mod tls;
 
 pub use changes::{Change, FollowStatus, Follower};
 pub use lease::{Lease, LeaseStatus};
-pub use options::{PgOptions, redact_url};
+pub use options::{PgOptions, default_passfile, redact_url};
 pub use schema::SCHEMA_VERSION;
 pub use store::PgStore;
 
@@ -38,7 +39,7 @@ pub enum PgError {
     /// A file the options name cannot be read or used.
     #[error("storage: cannot use {what} `{path}`: {reason}")]
     File {
-        /// Which file (`password_file`, `ca_file`).
+        /// Which file (`password_file`, `ca_file`, `client_key`…).
         what: &'static str,
         /// Its path.
         path: std::path::PathBuf,

@@ -22,6 +22,14 @@ pub struct PgOptions {
     pub node_id: String,
     /// A file holding the database password (one line).
     pub password_file: Option<PathBuf>,
+    /// libpq's password file (`PGPASSFILE`, `~/.pgpass`; [`default_passfile`]), read when
+    /// `password_file` is not set: the first line matching host, port, database and user.
+    pub passfile: Option<PathBuf>,
+    /// PEM certificate chain this node presents to the database (`cert` authentication in
+    /// `pg_hba.conf`); needs `ca_file` (TLS) and `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`, owner-only.
+    pub client_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -32,6 +40,9 @@ impl std::fmt::Debug for PgOptions {
             .field("ca_file", &self.ca_file)
             .field("node_id", &self.node_id)
             .field("password_file", &self.password_file)
+            .field("passfile", &self.passfile)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
@@ -48,6 +59,9 @@ impl PgOptions {
             ca_file: None,
             node_id: node_id.into(),
             password_file: None,
+            passfile: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 
@@ -81,8 +95,40 @@ impl PgOptions {
                 });
             }
             config.password(password);
+        } else if let Some(path) = &self.passfile {
+            let host = match config.get_hosts().first() {
+                Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+                // libpq matches a Unix socket as `localhost`.
+                _ => "localhost".to_owned(),
+            };
+            let user = config.get_user().unwrap_or_default().to_owned();
+            let database = config.get_dbname().unwrap_or(&user).to_owned();
+            let target = crate::passfile::Target {
+                host: &host,
+                port: config.get_ports().first().copied().unwrap_or(5432),
+                database: &database,
+                user: &user,
+            };
+            if let Some(password) = crate::passfile::lookup(path, &target)? {
+                config.password(password.as_str());
+            }
         }
         Ok((config, tls))
+    }
+
+    /// The TLS connector for these options (`None` without `ca_file`): the database's
+    /// certificate must chain to `ca_file`; with `client_cert`, this node presents it.
+    pub(crate) fn tls_connector(
+        &self,
+    ) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, PgError> {
+        let Some(ca_file) = &self.ca_file else {
+            return Ok(None);
+        };
+        let client = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            _ => None,
+        };
+        crate::tls::connector(ca_file, client).map(Some)
     }
 
     fn url_config(&self) -> Result<(tokio_postgres::Config, bool), PgError> {
@@ -134,6 +180,24 @@ impl PgOptions {
                 false
             }
         };
+        match (&self.client_cert, &self.client_key, &self.ca_file) {
+            (Some(_), None, _) => {
+                return Err(PgError::Options(
+                    "key `storage.client_cert`: needs `storage.client_key`, its private key".into(),
+                ));
+            }
+            (None, Some(_), _) => {
+                return Err(PgError::Options(
+                    "key `storage.client_key`: needs `storage.client_cert`, its certificate".into(),
+                ));
+            }
+            (Some(_), Some(_), None) => {
+                return Err(PgError::Options(
+                    "key `storage.client_cert`: a client certificate is presented over TLS only: set `storage.ca_file` to the CA that signs the database's certificate".into(),
+                ));
+            }
+            _ => {}
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -157,6 +221,17 @@ fn validate_node_id(id: &str) -> Result<(), PgError> {
             id.len()
         )))
     }
+}
+
+/// The password file libpq would read: `PGPASSFILE` when set, else `~/.pgpass` when it
+/// exists. What the server's configuration uses when `storage.password_file` is not set.
+pub fn default_passfile() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PGPASSFILE").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    let path = PathBuf::from(home).join(".pgpass");
+    path.is_file().then_some(path)
 }
 
 /// `url` with every password replaced by `***`: the password of a URL's user part, and any
@@ -308,7 +383,7 @@ mod tests {
 
     #[test]
     fn bad_options_are_refused_by_name() {
-        let cases: [(PgOptions, &str); 6] = [
+        let cases: [(PgOptions, &str); 9] = [
             (PgOptions::new("postgresql://t@h/d", ""), "storage.node_id"),
             (
                 PgOptions::new("postgresql://t@h/d", "a b"),
@@ -329,6 +404,30 @@ mod tests {
             (
                 PgOptions::new("postgresql://t@h/d?sslmode=require", "a"),
                 "storage.ca_file",
+            ),
+            (
+                PgOptions {
+                    client_cert: Some("c.pem".into()),
+                    ca_file: Some("ca.pem".into()),
+                    ..PgOptions::new("postgresql://t@h/d", "a")
+                },
+                "needs `storage.client_key`",
+            ),
+            (
+                PgOptions {
+                    client_key: Some("k.pem".into()),
+                    ca_file: Some("ca.pem".into()),
+                    ..PgOptions::new("postgresql://t@h/d", "a")
+                },
+                "needs `storage.client_cert`",
+            ),
+            (
+                PgOptions {
+                    client_cert: Some("c.pem".into()),
+                    client_key: Some("k.pem".into()),
+                    ..PgOptions::new("postgresql://t@h/d", "a")
+                },
+                "over TLS only",
             ),
         ];
         for (options, expected) in cases {
@@ -358,5 +457,46 @@ mod tests {
         };
         let e = missing.driver_config().unwrap_err().to_string();
         assert!(e.contains("storage.password_file"), "{e}");
+    }
+
+    /// libpq's password file is matched on host, port, database and user, and only read when
+    /// `password_file` is not set.
+    #[test]
+    fn the_libpq_password_file_is_matched_to_the_connection() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let passfile = dir.path().join("pgpass");
+        std::fs::write(
+            &passfile,
+            format!("h:5432:d:other:no\nh:5433:d:t:no\nh:5432:d:t:{SECRET}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let options = PgOptions {
+            passfile: Some(passfile.clone()),
+            ..PgOptions::new("postgresql://t@h/d", "a")
+        };
+        let (config, _) = options.driver_config().unwrap();
+        assert_eq!(config.get_password(), Some(SECRET.as_bytes()));
+        // No line for this database: no password (the server then asks for one, or not).
+        let other = PgOptions {
+            passfile: Some(passfile.clone()),
+            ..PgOptions::new("postgresql://t@h/elsewhere", "a")
+        };
+        assert_eq!(other.driver_config().unwrap().0.get_password(), None);
+        // `password_file` wins.
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "from-password-file\n").unwrap();
+        let both = PgOptions {
+            password_file: Some(pw),
+            ..options.clone()
+        };
+        assert_eq!(
+            both.driver_config().unwrap().0.get_password(),
+            Some(&b"from-password-file"[..])
+        );
+        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = options.driver_config().unwrap_err().to_string();
+        assert!(e.contains("chmod 600") && !e.contains(SECRET), "{e}");
     }
 }

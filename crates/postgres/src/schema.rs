@@ -102,3 +102,49 @@ async fn current_version(tx: &Transaction<'_>) -> Result<i32, tokio_postgres::Er
         .await?;
     Ok(row.map(|r| r.get(0)).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rolling-upgrade promise (docs/deployment.md, "Upgrades"): nodes of the previous
+    /// version keep running on a schema a newer node migrated, so a migration after the first
+    /// may only add. A statement that drops, renames, retypes or tightens what an older node
+    /// reads or writes would break those nodes mid-upgrade; it belongs in a later "contract"
+    /// release, once no node of the old version is left, and this test makes that a decision.
+    #[test]
+    fn migrations_after_the_first_only_add() {
+        assert_eq!(MIGRATIONS.len(), SCHEMA_VERSION as usize);
+        let breaking = [
+            "DROP ",
+            "RENAME",
+            " TYPE ",
+            "SET NOT NULL",
+            "TRUNCATE",
+            "DELETE ",
+            "UPDATE ",
+        ];
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(1) {
+            let sql = migration.to_ascii_uppercase();
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let adds = statement.starts_with("CREATE TABLE ")
+                    || statement.starts_with("CREATE INDEX ")
+                    || statement.starts_with("CREATE UNIQUE INDEX ")
+                    || statement.starts_with("INSERT INTO ")
+                    || (statement.starts_with("ALTER TABLE ") && statement.contains(" ADD "));
+                assert!(
+                    adds && !breaking.iter().any(|b| statement.contains(b)),
+                    "migration {} is not expand-only: {statement}",
+                    i + 1
+                );
+                if statement.contains(" ADD COLUMN ") {
+                    assert!(
+                        !statement.contains("NOT NULL") || statement.contains("DEFAULT"),
+                        "migration {}: a NOT NULL column needs a DEFAULT, or older nodes' inserts fail: {statement}",
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+}

@@ -55,11 +55,8 @@ pub(crate) struct Connect {
 impl PgStore {
     /// Connects, creates or migrates the schema (refusing a newer one), and returns the store.
     pub fn open(options: &PgOptions) -> Result<PgStore, PgError> {
-        let (config, tls) = options.driver_config()?;
-        let tls = match (&options.ca_file, tls) {
-            (Some(ca_file), true) => Some(crate::tls::connector(ca_file)?),
-            _ => None,
-        };
+        let (config, _) = options.driver_config()?;
+        let tls = options.tls_connector()?;
         let target = options.redacted_url();
         let runtime = StoreRuntime::start()
             .map_err(|e| PgError::Options(format!("cannot start the storage runtime: {e}")))?;

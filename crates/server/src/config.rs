@@ -211,9 +211,17 @@ pub struct StorageConfig {
     /// PostgreSQL: this node's name in the change log (and its audit log).
     #[serde(default)]
     pub node_id: Option<String>,
-    /// PostgreSQL: a file holding the database password.
+    /// PostgreSQL: a file holding the database password. Without it, libpq's password file
+    /// (`PGPASSFILE`, else `~/.pgpass`) is read, if there is one.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// PostgreSQL: PEM certificate chain the node presents to the database (`cert`
+    /// authentication); needs `ca_file` and `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PostgreSQL: PEM private key of `client_cert` (owner-only).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
     /// PostgreSQL: the node answers only while its last confirmed read of the change log is
     /// younger than this many seconds.
     #[serde(default = "default_max_staleness", deserialize_with = "seconds")]
@@ -247,6 +255,8 @@ impl StorageConfig {
                     ("ca_file", self.ca_file.is_some()),
                     ("node_id", self.node_id.is_some()),
                     ("password_file", self.password_file.is_some()),
+                    ("client_cert", self.client_cert.is_some()),
+                    ("client_key", self.client_key.is_some()),
                 ] {
                     if set {
                         return Err(format!(
@@ -296,6 +306,13 @@ impl StorageConfig {
             ca_file: self.ca_file.clone(),
             node_id: self.node_id.clone()?,
             password_file: self.password_file.clone(),
+            // libpq's convention, for operators who keep database passwords that way.
+            passfile: match self.password_file {
+                Some(_) => None,
+                None => tresor_postgres::default_passfile(),
+            },
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
         })
     }
 }
@@ -498,7 +515,14 @@ impl Config {
         if let Some(file) = &mut self.storage.ca_file {
             resolve(file);
         }
-        if let Some(file) = &mut self.storage.password_file {
+        for file in [
+            &mut self.storage.password_file,
+            &mut self.storage.client_cert,
+            &mut self.storage.client_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
             resolve(file);
         }
         resolve(&mut self.node.identity_key);
