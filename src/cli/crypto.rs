@@ -79,7 +79,8 @@ pub(crate) struct RewrapArgs {
     path: String,
     /// Ciphertext (default: read stdin; with --input, the ciphertexts of a whole file).
     ciphertext: Option<String>,
-    /// Issue 17: a whole JSON Lines or CSV file (src/cli/rewrap_file.rs).
+    /// Issue 17: a whole JSON Lines or CSV file (src/cli/rewrap_file.rs), or a PostgreSQL
+    /// table's column (src/cli/rewrap_table.rs).
     #[command(flatten)]
     file: super::rewrap_file::FileArgs,
     /// Rewrap to this version instead of the latest.
@@ -227,13 +228,17 @@ pub(crate) async fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
     let (tenant, key) = tenant_key(&args.path)?;
-    if args.file.source.input.is_some() {
+    if args.file.source.input.is_some() || args.file.source.pg_table.pg.is_some() {
+        let flag = match args.file.source.pg_table.pg {
+            Some(_) => "--pg",
+            None => "--input",
+        };
         if args.ciphertext.is_some() {
-            anyhow::bail!("give a ciphertext or --input FILE, not both");
+            anyhow::bail!("give a ciphertext or {flag}, not both");
         }
         if args.options.context.is_some() || args.options.associated_data.is_some() {
             anyhow::bail!(
-                "--input rewraps ciphertexts of keys without context or associated data; --context and --associated-data are for one ciphertext"
+                "{flag} rewraps ciphertexts of keys without context or associated data; --context and --associated-data are for one ciphertext"
             );
         }
         let summary =

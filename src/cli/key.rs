@@ -101,7 +101,8 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Count the ciphertexts per key version in a JSON Lines or CSV file, changing nothing: when
+    /// Count the ciphertexts per key version in a JSON Lines or CSV file or a PostgreSQL table
+    /// column (--pg), changing nothing: when
     /// no count is left below a version, `min_decryption_version` can be raised to it.
     Census {
         /// TENANT/KEY

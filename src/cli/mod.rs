@@ -23,6 +23,8 @@ mod pki;
 mod policy;
 mod recovery;
 mod rewrap_file;
+mod rewrap_request;
+mod rewrap_table;
 mod tenant;
 
 use std::process::ExitCode;
