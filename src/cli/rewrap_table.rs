@@ -383,17 +383,29 @@ async fn take_job(
     walk: &Walk,
     resume: bool,
 ) -> anyhow::Result<Job> {
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (\
+    // Created only when missing: CREATE … IF NOT EXISTS would still need the CREATE privilege
+    // on the schema, which a role may lose once the table exists.
+    let exists: bool = client
+        .query_one(
+            &format!("SELECT to_regclass('{PROGRESS_TABLE}') IS NOT NULL"),
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .get(0);
+    if !exists {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (\
                  key_path text NOT NULL, table_name text NOT NULL, column_name text NOT NULL, \
                  key_column text NOT NULL, run_id text NOT NULL, last_key text, \
                  state text NOT NULL, started_at timestamptz NOT NULL DEFAULT now(), \
                  updated_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, \
                  PRIMARY KEY (key_path, table_name, column_name))"
-        ))
-        .await
-        .map_err(db)?;
+            ))
+            .await
+            .map_err(db)?;
+    }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
