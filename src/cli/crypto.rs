@@ -82,7 +82,7 @@ pub(crate) struct RewrapArgs {
     /// Issue 17: a whole JSON Lines or CSV file (src/cli/rewrap_file.rs), or a PostgreSQL
     /// table's column (src/cli/rewrap_table.rs).
     #[command(flatten)]
-    file: super::rewrap_file::FileArgs,
+    file: super::rewrap_args::FileArgs,
     /// Rewrap to this version instead of the latest.
     #[arg(long)]
     key_version: Option<u32>,
@@ -241,8 +241,11 @@ pub(crate) async fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
                 "{flag} rewraps ciphertexts of keys without context or associated data; --context and --associated-data are for one ciphertext"
             );
         }
-        let summary =
-            super::rewrap_file::run(tenant, key, &args.file, &args.options.connection).await?;
+        let connection = &args.options.connection;
+        let summary = match args.file.source.pg_table.pg {
+            Some(_) => super::rewrap_table::run(tenant, key, &args.file, connection).await?,
+            None => super::rewrap_file::run(tenant, key, &args.file, connection).await?,
+        };
         println!("{summary}");
         let errors = summary["errors"].as_u64().unwrap_or(0);
         return match errors {

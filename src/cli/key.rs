@@ -108,7 +108,7 @@ pub(crate) enum KeyCommand {
         /// TENANT/KEY
         path: String,
         #[command(flatten)]
-        source: super::rewrap_file::SourceArgs,
+        source: super::rewrap_args::SourceArgs,
         #[command(flatten)]
         common: Common,
     },
@@ -238,8 +238,14 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
             common,
         } => {
             let (tenant, key) = tenant_key(&path)?;
-            let census =
-                super::rewrap_file::census(tenant, key, &source, &common.connection).await?;
+            let census = match source.pg_table.pg {
+                Some(_) => {
+                    super::rewrap_table::census(tenant, key, &source, &common.connection).await?
+                }
+                None => {
+                    super::rewrap_file::census(tenant, key, &source, &common.connection).await?
+                }
+            };
             println!("{census}");
             Ok(())
         }

@@ -19,71 +19,17 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::Args;
 use serde_json::{Value, json};
 
 use super::connection::ConnectionArgs;
+use super::rewrap_args::{FileArgs, SourceArgs};
 use super::rewrap_request::{
     Standing, latest_version, progress_bar, rewrap_batch, standing, version_label,
 };
-
-/// Where the ciphertexts are.
-#[derive(Args, Default, Clone)]
-pub(crate) struct SourceArgs {
-    /// JSON Lines or CSV file (CSV: a header line, comma-separated, RFC 4180 quoting).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) input: Option<PathBuf>,
-    /// JSON Lines: the top-level field holding the ciphertext.
-    #[arg(long, conflicts_with = "column")]
-    pub(crate) field: Option<String>,
-    /// CSV: the header of the column holding the ciphertext; with --pg, the table's column.
-    #[arg(long)]
-    pub(crate) column: Option<String>,
-    /// Issue 17: a PostgreSQL table instead of a file (src/cli/rewrap_table.rs).
-    #[command(flatten)]
-    pub(crate) pg_table: super::rewrap_table::TableSource,
-}
-
-/// `tresor rewrap` over a file.
-#[derive(Args, Default, Clone)]
-pub(crate) struct FileArgs {
-    #[command(flatten)]
-    pub(crate) source: SourceArgs,
-    /// The rewrapped file (required with --input unless --dry-run).
-    #[arg(long, value_name = "FILE", conflicts_with = "pg")]
-    pub(crate) output: Option<PathBuf>,
-    /// Count the ciphertexts per key version; change nothing (as `tresor key census`).
-    #[arg(long)]
-    pub(crate) dry_run: bool,
-    /// Continue an interrupted run: keep the complete rows already in --output.
-    #[arg(long)]
-    pub(crate) resume: bool,
-    /// Ciphertexts per request.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10000))]
-    pub(crate) batch_size: u32,
-    /// Requests in flight, each on its own connection.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub(crate) connections: u32,
-    /// With --pg: rows read per second at most, to spare a production database.
-    #[arg(long, value_name = "ROWS_PER_S", requires = "pg", value_parser = rate)]
-    pub(crate) rate: Option<f64>,
-    /// Stop after this many rows are written, as an interruption would (drills and tests).
-    #[arg(long, hide = true)]
-    pub(crate) stop_after: Option<u64>,
-}
-
-fn rate(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate >= 1.0 => Ok(rate),
-        _ => Err(format!(
-            "`{text}` is not a number of rows per second of at least 1"
-        )),
-    }
-}
 
 /// How rows hold the value.
 enum Layout {
@@ -231,9 +177,6 @@ pub(crate) async fn census(
     source: &SourceArgs,
     connection: &ConnectionArgs,
 ) -> anyhow::Result<Value> {
-    if source.pg_table.pg.is_some() {
-        return super::rewrap_table::census(tenant, key, source, connection).await;
-    }
     let input = source.input.as_ref().context("--input FILE is required")?;
     let client = connection.client()?;
     let latest = latest_version(&client, tenant, key).await?;
@@ -282,9 +225,6 @@ pub(crate) async fn run(
     args: &FileArgs,
     connection: &ConnectionArgs,
 ) -> anyhow::Result<Value> {
-    if args.source.pg_table.pg.is_some() {
-        return super::rewrap_table::run(tenant, key, args, connection).await;
-    }
     if args.dry_run {
         return census(tenant, key, &args.source, connection).await;
     }

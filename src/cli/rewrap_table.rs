@@ -23,12 +23,10 @@
 //! on the command line: `--pg-password-file` or `PGPASSWORD`.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
@@ -36,32 +34,10 @@ use tresor_client::Client;
 use tresor_postgres::{PgOptions, redact_url};
 
 use super::connection::ConnectionArgs;
-use super::rewrap_file::{FileArgs, SourceArgs};
+use super::rewrap_args::{FileArgs, SourceArgs};
 use super::rewrap_request::{
     Standing, latest_version, progress_bar, rewrap_batch, standing, version_label,
 };
-
-/// Where the table is (flattened into the file mode's source flags).
-#[derive(Args, Default, Clone)]
-pub(crate) struct TableSource {
-    /// PostgreSQL connection URL of the application's database (no password in it): rewrap the
-    /// ciphertexts of --table's --column in place.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["input", "field"])]
-    pub(crate) pg: Option<String>,
-    /// With --pg: the table, `name` or `schema.name`, spelt as the catalog spells it.
-    #[arg(long, requires = "pg")]
-    table: Option<String>,
-    /// With --pg: the column to walk the table by: non-null, with a unique index of its own
-    /// (default: the table's primary key, when it is one column).
-    #[arg(long, requires = "pg")]
-    key_column: Option<String>,
-    /// With --pg: a file holding the database password on one line (default: PGPASSWORD).
-    #[arg(long, value_name = "FILE", requires = "pg")]
-    pg_password_file: Option<PathBuf>,
-    /// With --pg: the CA certificate(s) of the database server (PEM); TLS is then required.
-    #[arg(long, value_name = "FILE", requires = "pg")]
-    pg_ca_file: Option<PathBuf>,
-}
 
 /// Longest identifier PostgreSQL keeps (NAMEDATALEN - 1).
 const MAX_IDENTIFIER: usize = 63;
@@ -866,6 +842,7 @@ pub(crate) async fn run(
 
 #[cfg(test)]
 mod tests {
+    use super::super::rewrap_args::TableSource;
     use super::*;
 
     #[test]
