@@ -241,6 +241,11 @@ pub(crate) async fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
                 "{flag} rewraps ciphertexts of keys without context or associated data; --context and --associated-data are for one ciphertext"
             );
         }
+        if flag == "--pg" && args.key_version.is_some() {
+            anyhow::bail!(
+                "--pg rewraps to the latest version; --key-version is for one ciphertext"
+            );
+        }
         let connection = &args.options.connection;
         let summary = match args.file.source.pg_table.pg {
             Some(_) => super::rewrap_table::run(tenant, key, &args.file, connection).await?,

@@ -102,8 +102,8 @@ pub(crate) enum KeyCommand {
         common: Common,
     },
     /// Count the ciphertexts per key version in a JSON Lines or CSV file or a PostgreSQL table
-    /// column (--pg), changing nothing: when
-    /// no count is left below a version, `min_decryption_version` can be raised to it.
+    /// column (--pg), changing nothing: when no count is left below a version,
+    /// `min_decryption_version` can be raised to it.
     Census {
         /// TENANT/KEY
         path: String,

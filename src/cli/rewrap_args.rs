@@ -34,7 +34,8 @@ pub(crate) struct FileArgs {
     /// Count the ciphertexts per key version; change nothing (as `tresor key census`).
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Continue an interrupted run: keep the complete rows already in --output.
+    /// Continue an interrupted run: keep the complete rows already in --output (with --pg:
+    /// continue the table's unfinished job after its last committed batch).
     #[arg(long)]
     pub(crate) resume: bool,
     /// Ciphertexts per request.

@@ -679,6 +679,10 @@ async fn bad_names_tables_urls_and_keys_are_refused_and_change_nothing_with(db: 
         (vec!["--output", "x.jsonl"], "--output"),
         (vec!["--input", "x.jsonl"], "--input"),
         (vec!["--rate", "0"], "rows per second"),
+        (
+            vec!["--key-version", "1"],
+            "--key-version is for one ciphertext",
+        ),
     ] {
         let out = cli
             .run(
