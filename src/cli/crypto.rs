@@ -79,9 +79,10 @@ pub(crate) struct RewrapArgs {
     path: String,
     /// Ciphertext (default: read stdin; with --input, the ciphertexts of a whole file).
     ciphertext: Option<String>,
-    /// Issue 17: a whole JSON Lines or CSV file (src/cli/rewrap_file.rs).
+    /// Issue 17: a whole JSON Lines or CSV file (src/cli/rewrap_file.rs), or a PostgreSQL
+    /// table's column (src/cli/rewrap_table.rs).
     #[command(flatten)]
-    file: super::rewrap_file::FileArgs,
+    file: super::rewrap_args::FileArgs,
     /// Rewrap to this version instead of the latest.
     #[arg(long)]
     key_version: Option<u32>,
@@ -227,17 +228,29 @@ pub(crate) async fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
     let (tenant, key) = tenant_key(&args.path)?;
-    if args.file.source.input.is_some() {
+    if args.file.source.input.is_some() || args.file.source.pg_table.pg.is_some() {
+        let flag = match args.file.source.pg_table.pg {
+            Some(_) => "--pg",
+            None => "--input",
+        };
         if args.ciphertext.is_some() {
-            anyhow::bail!("give a ciphertext or --input FILE, not both");
+            anyhow::bail!("give a ciphertext or {flag}, not both");
         }
         if args.options.context.is_some() || args.options.associated_data.is_some() {
             anyhow::bail!(
-                "--input rewraps ciphertexts of keys without context or associated data; --context and --associated-data are for one ciphertext"
+                "{flag} rewraps ciphertexts of keys without context or associated data; --context and --associated-data are for one ciphertext"
             );
         }
-        let summary =
-            super::rewrap_file::run(tenant, key, &args.file, &args.options.connection).await?;
+        if flag == "--pg" && args.key_version.is_some() {
+            anyhow::bail!(
+                "--pg rewraps to the latest version; --key-version is for one ciphertext"
+            );
+        }
+        let connection = &args.options.connection;
+        let summary = match args.file.source.pg_table.pg {
+            Some(_) => super::rewrap_table::run(tenant, key, &args.file, connection).await?,
+            None => super::rewrap_file::run(tenant, key, &args.file, connection).await?,
+        };
         println!("{summary}");
         let errors = summary["errors"].as_u64().unwrap_or(0);
         return match errors {

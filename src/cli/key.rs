@@ -101,13 +101,14 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Count the ciphertexts per key version in a JSON Lines or CSV file, changing nothing: when
-    /// no count is left below a version, `min_decryption_version` can be raised to it.
+    /// Count the ciphertexts per key version in a JSON Lines or CSV file or a PostgreSQL table
+    /// column (--pg), changing nothing: when no count is left below a version,
+    /// `min_decryption_version` can be raised to it.
     Census {
         /// TENANT/KEY
         path: String,
         #[command(flatten)]
-        source: super::rewrap_file::SourceArgs,
+        source: super::rewrap_args::SourceArgs,
         #[command(flatten)]
         common: Common,
     },
@@ -237,8 +238,14 @@ pub(crate) async fn run(command: KeyCommand) -> anyhow::Result<()> {
             common,
         } => {
             let (tenant, key) = tenant_key(&path)?;
-            let census =
-                super::rewrap_file::census(tenant, key, &source, &common.connection).await?;
+            let census = match source.pg_table.pg {
+                Some(_) => {
+                    super::rewrap_table::census(tenant, key, &source, &common.connection).await?
+                }
+                None => {
+                    super::rewrap_file::census(tenant, key, &source, &common.connection).await?
+                }
+            };
             println!("{census}");
             Ok(())
         }

@@ -22,7 +22,10 @@ mod pins;
 mod pki;
 mod policy;
 mod recovery;
+mod rewrap_args;
 mod rewrap_file;
+mod rewrap_request;
+mod rewrap_table;
 mod tenant;
 
 use std::process::ExitCode;

@@ -19,55 +19,17 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::Args;
-use hyper::Method;
 use serde_json::{Value, json};
-use tresor_client::Client;
 
 use super::connection::ConnectionArgs;
-
-/// Where the ciphertexts are.
-#[derive(Args, Default, Clone)]
-pub(crate) struct SourceArgs {
-    /// JSON Lines or CSV file (CSV: a header line, comma-separated, RFC 4180 quoting).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) input: Option<PathBuf>,
-    /// JSON Lines: the top-level field holding the ciphertext.
-    #[arg(long, conflicts_with = "column")]
-    pub(crate) field: Option<String>,
-    /// CSV: the header of the column holding the ciphertext.
-    #[arg(long)]
-    pub(crate) column: Option<String>,
-}
-
-/// `tresor rewrap` over a file.
-#[derive(Args, Default, Clone)]
-pub(crate) struct FileArgs {
-    #[command(flatten)]
-    pub(crate) source: SourceArgs,
-    /// The rewrapped file (required with --input unless --dry-run).
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Count the ciphertexts per key version; change nothing (as `tresor key census`).
-    #[arg(long)]
-    dry_run: bool,
-    /// Continue an interrupted run: keep the complete rows already in --output.
-    #[arg(long)]
-    resume: bool,
-    /// Ciphertexts per request.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10000))]
-    batch_size: u32,
-    /// Requests in flight, each on its own connection.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
-    connections: u32,
-    /// Stop after this many rows are written, as an interruption would (drills and tests).
-    #[arg(long, hide = true)]
-    stop_after: Option<u64>,
-}
+use super::rewrap_args::{FileArgs, SourceArgs};
+use super::rewrap_request::{
+    Standing, latest_version, progress_bar, rewrap_batch, standing, version_label,
+};
 
 /// How rows hold the value.
 enum Layout {
@@ -79,38 +41,6 @@ enum Layout {
 struct Row {
     line: String,
     value: Option<String>,
-}
-
-/// How a value stands against the latest version.
-#[derive(PartialEq)]
-enum Standing {
-    Empty,
-    Latest,
-    Older,
-    Malformed,
-}
-
-/// `tresor:v3` / `vault:v1`, or `None` when the value is no ciphertext.
-fn version_label(value: &str) -> Option<(String, bool, u32)> {
-    for (prefix, tresor) in [("tresor:v", true), ("vault:v", false)] {
-        if let Some(rest) = value.strip_prefix(prefix) {
-            let (digits, _) = rest.split_once(':')?;
-            let version: u32 = digits.parse().ok().filter(|v| *v > 0)?;
-            return Some((format!("{prefix}{version}"), tresor, version));
-        }
-    }
-    None
-}
-
-fn standing(value: Option<&str>, latest: u32) -> Standing {
-    match value {
-        None => Standing::Empty,
-        Some(v) => match version_label(v) {
-            None => Standing::Malformed,
-            Some((_, true, version)) if version == latest => Standing::Latest,
-            Some(_) => Standing::Older,
-        },
-    }
 }
 
 /// Splits one CSV line into its cells' byte ranges (quotes included) and unquoted values.
@@ -240,19 +170,6 @@ fn layout_of(source: &SourceArgs, header: Option<&str>) -> anyhow::Result<Layout
     }
 }
 
-async fn latest_version(client: &Client, tenant: &str, key: &str) -> anyhow::Result<u32> {
-    let (status, body) = client
-        .raw(Method::GET, &format!("{tenant}/keys/{key}"), None)
-        .await?;
-    if !status.is_success() {
-        bail!("cannot read key {tenant}/{key}: {status} {body}");
-    }
-    body["data"]["latest_version"]
-        .as_u64()
-        .and_then(|v| u32::try_from(v).ok())
-        .context("the key description has no latest_version")
-}
-
 /// Counts the ciphertexts per version label in the file.
 pub(crate) async fn census(
     tenant: &str,
@@ -365,11 +282,7 @@ pub(crate) async fn run(
     }
     let resumed_from = skip;
 
-    let progress = indicatif::ProgressBar::new(data_rows);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  ETA {eta}")
-            .expect("valid template"),
-    );
+    let progress = progress_bar(data_rows);
     progress.set_position(skip);
 
     let started = Instant::now();
@@ -378,7 +291,6 @@ pub(crate) async fn run(
     let mut row_number = 0u64;
     let mut written = skip;
     let batch_size = args.batch_size as usize;
-    let path = format!("{tenant}/rewrap/{key}");
     let mut finished = false;
     while !finished {
         // Read up to `connections` batches, send them at once, write them in order.
@@ -405,23 +317,16 @@ pub(crate) async fn run(
         }
         let mut pending = Vec::new();
         for (i, batch) in batches.iter().enumerate() {
-            let items: Vec<Value> = batch
+            let items: Vec<String> = batch
                 .iter()
                 .filter(|r| standing(r.value.as_deref(), latest) == Standing::Older)
-                .map(|r| json!({ "ciphertext": r.value }))
+                .filter_map(|r| r.value.clone())
                 .collect();
             let client = clients[i % clients.len()].clone();
-            let path = path.clone();
+            let (tenant, key) = (tenant.to_owned(), key.to_owned());
             pending.push(tokio::spawn(async move {
-                if items.is_empty() {
-                    return Ok::<Vec<Value>, anyhow::Error>(Vec::new());
-                }
-                let body = json!({ "batch_input": items, "partial_failure_response_code": 200 });
-                let (status, answer) = client.raw(Method::POST, &path, Some(&body)).await?;
-                match answer["data"]["batch_results"].as_array() {
-                    Some(results) if results.len() == items.len() => Ok(results.clone()),
-                    _ => bail!("rewrap request failed: {status} {answer}"),
-                }
+                let items: Vec<&str> = items.iter().map(String::as_str).collect();
+                rewrap_batch(&client, &tenant, &key, &items).await
             }));
         }
         for (batch, handle) in batches.into_iter().zip(pending) {
@@ -547,15 +452,5 @@ mod tests {
         assert_eq!(layout.value(r#"{"ct": null}"#, 1).unwrap(), None);
         assert!(layout.value(r#"{"ct": 5}"#, 1).is_err());
         assert!(layout.value("not json", 1).is_err());
-    }
-
-    #[test]
-    fn standings() {
-        assert!(standing(Some("tresor:v3:AA"), 3) == Standing::Latest);
-        assert!(standing(Some("tresor:v2:AA"), 3) == Standing::Older);
-        assert!(standing(Some("vault:v3:AA"), 3) == Standing::Older);
-        assert!(standing(Some("tresor:v0:AA"), 3) == Standing::Malformed);
-        assert!(standing(Some("plain"), 3) == Standing::Malformed);
-        assert!(standing(None, 3) == Standing::Empty);
     }
 }

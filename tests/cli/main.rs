@@ -17,4 +17,6 @@ mod postgres;
 mod readme;
 mod recovery;
 mod rewrap;
+// Issue 17: tresor rewrap --pg.
+mod rewrap_table;
 mod start;

@@ -15,24 +15,31 @@ use crate::common::server::{ADMIN, TestServer};
 
 const ROWS: usize = 20_000;
 
-struct Cli {
-    env: Vec<(String, PathBuf)>,
-    url: String,
+/// The `tresor` command as a client of a test server (also tests/cli/rewrap_table.rs).
+pub(crate) struct Cli {
+    pub(crate) env: Vec<(String, PathBuf)>,
+    pub(crate) url: String,
 }
 
 impl Cli {
-    async fn run(&self, args: &[&str]) -> Output {
+    /// The command with the server's address and the client's files set.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(TRESOR);
         command.args(args).env("TRESOR_ADDR", &self.url);
         for (name, value) in &self.env {
             command.env(name, value);
         }
+        command
+    }
+
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
+        let mut command = self.command(args);
         tokio::task::spawn_blocking(move || command.bounded_output())
             .await
             .unwrap()
     }
 
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str]) -> Value {
         let out = self.run(args).await;
         assert!(
             out.status.success(),

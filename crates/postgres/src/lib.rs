@@ -8,6 +8,8 @@
 //! - [`Follower`]: reads the change log from the last position it saw, so each node drops what
 //!   it cached of records other nodes changed.
 //!
+//! - [`connect`]: one connection, configured as the store's, for tools working on an
+//!   application's tables (`tresor rewrap --pg`).
 //! - [`Lease`]: background jobs on exactly one node, with a fencing epoch every job commit
 //!   checks ([`PgStore::fenced`]).
 //!
@@ -15,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod changes;
+mod client;
 mod fence;
 mod lease;
 mod options;
@@ -24,6 +27,7 @@ mod store;
 mod tls;
 
 pub use changes::{Change, FollowStatus, Follower};
+pub use client::connect;
 pub use lease::{Lease, LeaseStatus};
 pub use options::{PgOptions, default_passfile, redact_url};
 pub use schema::SCHEMA_VERSION;
