@@ -12,6 +12,7 @@ mod format;
 mod import;
 mod lifecycle;
 mod operations;
+mod peer;
 mod properties;
 mod rejections;
 mod rollback;
