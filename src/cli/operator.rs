@@ -98,6 +98,35 @@ pub(crate) enum OperatorCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Ask for a node's enrolment for peer unseal (runs once k custodians approve): after a
+    /// restart it then gets the root key from an unsealed node, without custodians.
+    EnrolNode {
+        /// The node's identity fingerprint (its NODE.pub, or `tresor status` on that node).
+        fingerprint: String,
+        /// Where the node serves (https://host:port), shown to the custodians who approve.
+        #[arg(long, value_name = "URL")]
+        address: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Ask for a node's removal from peer unseal (runs once k custodians approve).
+    RemoveNode {
+        /// The node's identity fingerprint.
+        fingerprint: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List the nodes enrolled for peer unseal.
+    Nodes {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Take a backup of the whole store while the vault serves: one file, signed by the node,
     /// useless without k custodians (docs/recovery.md).
     Backup {
@@ -311,6 +340,46 @@ pub(crate) async fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             let custodians = read_public_keys(&custodians)?;
             let approval = connection.client()?.rekey(&custodians, threshold).await?;
             output::print(format, &approval, pending)
+        }
+        OperatorCommand::EnrolNode {
+            fingerprint,
+            address,
+            connection,
+            format,
+        } => {
+            let approval = connection
+                .client()?
+                .enrol_node(&fingerprint, &address)
+                .await?;
+            output::print(format, &approval, pending)
+        }
+        OperatorCommand::RemoveNode {
+            fingerprint,
+            connection,
+            format,
+        } => {
+            let approval = connection.client()?.remove_node(&fingerprint).await?;
+            output::print(format, &approval, pending)
+        }
+        OperatorCommand::Nodes { connection, format } => {
+            let nodes = connection.client()?.nodes().await?;
+            output::print(format, &nodes, |nodes| {
+                if nodes.is_empty() {
+                    return "no node is enrolled for peer unseal".to_owned();
+                }
+                nodes
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "{}  {}  enrolled {}",
+                            n.fingerprint,
+                            n.address,
+                            tresor_wire::time::rfc3339(n.enrolled_at, 0)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
         }
         OperatorCommand::Backup {
             out,

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 use crate::common::deployment::{Deployment, ServerProcess};
 use crate::common::postgres::TestDatabase;
 
+mod peers;
+
 /// Replaces the deployment's sled `[storage]` table with `storage`.
 fn use_storage(d: &Deployment, storage: &str) {
     let config = std::fs::read_to_string(d.path("tresor.toml")).unwrap();
@@ -174,11 +176,16 @@ impl Cluster {
 
     /// Writes `tresor-<node>.toml` and starts the node.
     fn start(&self, node: &str) -> ServerProcess {
+        self.start_node(node, "")
+    }
+
+    /// As [`Cluster::start`], with `extra` lines in the node's `[node]` table.
+    fn start_node(&self, node: &str, extra: &str) -> ServerProcess {
         let base = std::fs::read_to_string(self.d.path("tresor.toml")).unwrap();
         let start = base.find("[storage]").unwrap();
         let end = base.find("[policies]").unwrap();
         let config = format!(
-            "{}{}\n{}\n[node]\nidentity_key = \"node-{node}.key\"\n",
+            "{}{}\n{}\n[node]\nidentity_key = \"node-{node}.key\"\n{extra}",
             &base[..start],
             self.db.node_storage_toml(node),
             &base[end..]
@@ -192,40 +199,61 @@ impl Cluster {
     /// Starts nodes `a`, `b`, `c`: `a` is initialised (custodian alice, 1 of 1), and each is
     /// unsealed by alice, one ceremony per node.
     fn three(&self) -> [ServerProcess; 3] {
-        self.d.custodian("alice");
+        self.three_with(&["alice"], 1)
+    }
+
+    /// As [`Cluster::three`], with `custodians` sharing the root `threshold`-of-n; the first
+    /// `threshold` of them unseal each node.
+    fn three_with(&self, custodians: &[&str], threshold: u8) -> [ServerProcess; 3] {
+        let mut init = vec!["operator".to_owned(), "init".to_owned()];
+        for name in custodians {
+            self.d.custodian(name);
+            init.extend(["--custodian".to_owned(), format!("{name}.pub")]);
+        }
+        init.extend(["--threshold".to_owned(), threshold.to_string()]);
         let a = self.start("a");
         a.ops(
             &self.d,
-            &[
-                "operator",
-                "init",
-                "--custodian",
-                "alice.pub",
-                "--threshold",
-                "1",
-            ],
+            &init.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         let b = self.start("b");
         let c = self.start("c");
-        // Alice pins the other nodes' fingerprints (each node has its own identity key).
+        let unsealing = &custodians[..usize::from(threshold)];
+        // The custodians pin the other nodes' fingerprints (each node has its own identity key).
         for node in ["b", "c"] {
-            let public: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(self.d.path(&format!("node-{node}.pub"))).unwrap(),
-            )
-            .unwrap();
-            let fingerprint = public["fingerprint"].as_str().unwrap();
-            self.d.ok(&[
-                "operator",
-                "trust-node",
-                fingerprint,
-                "--identity",
-                "alice.key",
-            ]);
+            for name in unsealing {
+                self.d.ok(&[
+                    "operator",
+                    "trust-node",
+                    &self.fingerprint(node),
+                    "--identity",
+                    &format!("{name}.key"),
+                ]);
+            }
         }
         for node in [&a, &b, &c] {
-            node.ops(&self.d, &["operator", "unseal", "--identity", "alice.key"]);
+            self.unseal(node, unsealing);
         }
         [a, b, c]
+    }
+
+    /// Custodians `names` unseal `node`, one after the other.
+    fn unseal(&self, node: &ServerProcess, names: &[&str]) {
+        for name in names {
+            node.ops(
+                &self.d,
+                &["operator", "unseal", "--identity", &format!("{name}.key")],
+            );
+        }
+    }
+
+    /// The fingerprint of `node`'s identity key (its `node-<node>.pub`).
+    fn fingerprint(&self, node: &str) -> String {
+        let public: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(self.d.path(&format!("node-{node}.pub"))).unwrap(),
+        )
+        .unwrap();
+        public["fingerprint"].as_str().unwrap().to_owned()
     }
 }
 

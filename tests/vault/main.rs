@@ -12,6 +12,7 @@ mod format;
 mod import;
 mod lifecycle;
 mod operations;
+mod peer;
 mod pg_auth;
 mod properties;
 mod rejections;

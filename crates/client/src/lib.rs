@@ -1067,6 +1067,38 @@ impl Client {
         self.data_at(sys::REKEY, &[], json(&body)).await
     }
 
+    /// Asks for node `fingerprint`'s enrolment for peer unseal (creates an approval).
+    pub async fn enrol_node(
+        &self,
+        fingerprint: &str,
+        address: &str,
+    ) -> Result<Approval, ClientError> {
+        let body = tresor_wire::peers::EnrolRequest {
+            address: address.to_owned(),
+        };
+        self.data_at(sys::ENROL_NODE, &[fingerprint], json(&body))
+            .await
+    }
+
+    /// Asks for node `fingerprint`'s removal from peer unseal (creates an approval).
+    pub async fn remove_node(&self, fingerprint: &str) -> Result<Approval, ClientError> {
+        self.data_at(sys::REMOVE_NODE, &[fingerprint], None).await
+    }
+
+    /// The nodes enrolled for peer unseal.
+    pub async fn nodes(&self) -> Result<Vec<tresor_wire::peers::EnrolledNode>, ClientError> {
+        let list: tresor_wire::peers::NodeList = self.data_at(sys::LIST_NODES, &[], None).await?;
+        Ok(list.nodes)
+    }
+
+    /// Asks this server, a peer of the calling node, for the root key (peer unseal).
+    pub async fn peer_unseal(
+        &self,
+        request: &tresor_wire::peers::PeerUnsealRequest,
+    ) -> Result<tresor_wire::peers::PeerUnsealGrant, ClientError> {
+        self.data_at(sys::PEER_UNSEAL, &[], json(request)).await
+    }
+
     /// Pending approvals.
     pub async fn approvals(&self) -> Result<Vec<Approval>, ClientError> {
         let list: sys::ApprovalList = self.data_at(sys::LIST_APPROVALS, &[], None).await?;

@@ -74,6 +74,20 @@ impl Drop for Lease {
 impl PgStore {
     /// Keeps trying to hold lease `name` for `ttl` at a time.
     pub fn lease(&self, name: &str, ttl: Duration) -> Lease {
+        self.lease_while(name, ttl, || true)
+    }
+
+    /// As [`PgStore::lease`], only while `eligible()` says this node may hold it (a sealed node
+    /// must not: it cannot run the jobs, and holding the lease would keep every other node from
+    /// running them). When it stops being eligible it lets go at once: it stops counting itself
+    /// the holder, then ends the lease in the database, so another node takes it over at its
+    /// next renewal instead of after the time to live.
+    pub fn lease_while(
+        &self,
+        name: &str,
+        ttl: Duration,
+        eligible: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Lease {
         let status = Arc::new(LeaseStatus {
             epoch: AtomicI64::new(0),
             until: Mutex::new(None),
@@ -84,6 +98,7 @@ impl PgStore {
             self.node_id().to_owned(),
             ttl,
             status.clone(),
+            Box::new(eligible),
         ));
         Lease {
             status,
@@ -118,6 +133,7 @@ async fn keep(
     holder: String,
     ttl: Duration,
     status: Arc<LeaseStatus>,
+    eligible: Box<dyn Fn() -> bool + Send + Sync>,
 ) {
     let every = ttl / 3;
     loop {
@@ -130,6 +146,27 @@ async fn keep(
             }
         };
         loop {
+            if !eligible() {
+                let held = status.held().is_some();
+                status.set(None);
+                if held {
+                    tracing::info!(lease = %name, "storage: this node is sealed: it lets the background-job lease go");
+                }
+                let released = tokio::time::timeout(
+                    every,
+                    client.execute(
+                        "UPDATE tresor_leases SET expires_at = now() \
+                         WHERE name = $1 AND holder = $2 AND expires_at > now()",
+                        &[&name, &holder],
+                    ),
+                )
+                .await;
+                if !matches!(released, Ok(Ok(_))) {
+                    break;
+                }
+                tokio::time::sleep(every.min(Duration::from_millis(250))).await;
+                continue;
+            }
             let sent = Instant::now();
             let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
             let renewed = tokio::time::timeout(

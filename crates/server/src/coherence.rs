@@ -33,12 +33,14 @@ impl Coherence {
         // The floor under the notifications: several reads per staleness bound, so one slow read
         // does not make the node refuse.
         let poll = (max_staleness / 5).clamp(Duration::from_millis(20), Duration::from_millis(250));
-        let vault = vault.clone();
+        let follower_vault = vault.clone();
         let follower = store.follow(poll, move |change| match change {
-            Change::Paths(paths) => vault.invalidate(paths.iter().map(String::as_str)),
-            Change::Everything => vault.invalidate_all(),
+            Change::Paths(paths) => follower_vault.invalidate(paths.iter().map(String::as_str)),
+            Change::Everything => follower_vault.invalidate_all(),
         })?;
-        let lease = store.lease(JOBS, job_lease);
+        // A sealed node never leads the jobs (it could not run them), nor keeps others from it.
+        let sealed = vault.clone();
+        let lease = store.lease_while(JOBS, job_lease, move || !sealed.is_sealed());
         Ok(Arc::new(Coherence {
             follower,
             lease,

@@ -52,13 +52,65 @@ pub struct NodeConfig {
     /// outside the data directory. Default `node-identity.key` beside the configuration file.
     #[serde(default = "default_identity_key")]
     pub identity_key: PathBuf,
+    /// Peer unseal (opt-in; docs/deployment.md, "Unsealing"): the nodes this one asks for the
+    /// root key while it is sealed, each named by its address and the fingerprint of its
+    /// identity key. Only these are believed: the store, which an attacker may write, names
+    /// no peer. Empty: custodians unseal this node.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// The client certificate this node presents to its peers (a policy on each peer grants
+    /// its principal `peer-unseal`). Required with `peers`.
+    #[serde(default)]
+    pub peer_cert: Option<PathBuf>,
+    /// Its private key.
+    #[serde(default)]
+    pub peer_key: Option<PathBuf>,
+    /// The CA the peers' server certificates chain to. Default: `tls.client_ca`.
+    #[serde(default)]
+    pub peer_ca: Option<PathBuf>,
+}
+
+/// One entry of `node.peers`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// `https://host:port` of the peer.
+    pub address: String,
+    /// The fingerprint of the peer's node identity key (its `NODE.pub`).
+    pub fingerprint: String,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             identity_key: default_identity_key(),
+            peers: Vec::new(),
+            peer_cert: None,
+            peer_key: None,
+            peer_ca: None,
         }
+    }
+}
+
+impl NodeConfig {
+    fn validate(&mut self) -> Result<(), String> {
+        for (i, peer) in self.peers.iter_mut().enumerate() {
+            peer.fingerprint = tresor_wire::peers::check_fingerprint(&peer.fingerprint)
+                .map_err(|e| format!("key `node.peers[{i}].fingerprint`: {e}"))?;
+            if !peer.address.starts_with("https://") {
+                return Err(format!(
+                    "key `node.peers[{i}].address`: `{}` must start with https:// (peers speak mutual TLS)",
+                    peer.address
+                ));
+            }
+        }
+        if !self.peers.is_empty() && (self.peer_cert.is_none() || self.peer_key.is_none()) {
+            return Err("key `node.peer_cert`/`node.peer_key`: required with `node.peers` (the client certificate this node shows its peers)".into());
+        }
+        if self.peers.is_empty() && (self.peer_cert.is_some() || self.peer_key.is_some()) {
+            return Err("key `node.peer_cert`/`node.peer_key`: only with `node.peers`".into());
+        }
+        Ok(())
     }
 }
 
@@ -466,6 +518,7 @@ impl Config {
             }
         }
         config.validate()?;
+        config.node.validate()?;
         config.resolve_paths(base);
         Ok(config)
     }
@@ -526,6 +579,16 @@ impl Config {
             resolve(file);
         }
         resolve(&mut self.node.identity_key);
+        for file in [
+            &mut self.node.peer_cert,
+            &mut self.node.peer_key,
+            &mut self.node.peer_ca,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            resolve(file);
+        }
         resolve(&mut self.policies.dir);
         if let AuditSetting::File(audit) = &mut self.audit {
             resolve(&mut audit.path);
@@ -672,5 +735,45 @@ path = "audit.log"
         )
         .unwrap_err();
         assert!(typo.contains("unknown field `file`"), "{typo}");
+    }
+
+    #[test]
+    fn peers_need_a_certificate_a_fingerprint_and_https() {
+        let fp = "3f:9a:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd";
+        let node = |table: &str| {
+            Config::parse(&format!("{MINIMAL}\n[node]\n{table}"), Path::new("/etc/t"))
+        };
+        let ok = node(&format!(
+            "peer_cert = \"n.pem\"\npeer_key = \"n-key.pem\"\npeers = [{{ address = \"https://a:8200\", fingerprint = \"{}\" }}]\n",
+            fp.to_uppercase()
+        ))
+        .unwrap();
+        assert_eq!(ok.node.peers[0].fingerprint, fp);
+        assert_eq!(ok.node.peer_cert.unwrap(), Path::new("/etc/t/n.pem"));
+        for (table, expected) in [
+            (
+                format!("peers = [{{ address = \"https://a:8200\", fingerprint = \"{fp}\" }}]\n"),
+                "required with `node.peers`",
+            ),
+            (
+                format!("peer_cert = \"n.pem\"\npeer_key = \"k.pem\"\npeers = [{{ address = \"http://a:8200\", fingerprint = \"{fp}\" }}]\n"),
+                "must start with https://",
+            ),
+            (
+                "peer_cert = \"n.pem\"\npeer_key = \"k.pem\"\npeers = [{ address = \"https://a:8200\", fingerprint = \"3f:9a\" }]\n".to_owned(),
+                "node.peers[0].fingerprint",
+            ),
+            (
+                "peer_cert = \"n.pem\"\npeer_key = \"k.pem\"\n".to_owned(),
+                "only with `node.peers`",
+            ),
+            (
+                format!("peers = [{{ address = \"https://a:8200\", fingerprint = \"{fp}\", trust = true }}]\n"),
+                "unknown field `trust`",
+            ),
+        ] {
+            let refused = node(&table).unwrap_err();
+            assert!(refused.contains(expected), "{table}: {refused}");
+        }
     }
 }

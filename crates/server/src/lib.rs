@@ -21,6 +21,7 @@ pub mod coherence;
 pub mod config;
 pub mod metrics;
 pub mod node;
+pub mod peers;
 pub mod pins;
 pub mod policy;
 pub mod scheduled_deletion;

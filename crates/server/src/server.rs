@@ -55,6 +55,9 @@ pub enum ServerError {
     /// The node identity key cannot be used.
     #[error(transparent)]
     NodeIdentity(#[from] crate::node::NodeIdentityError),
+    /// Peer unseal is configured but cannot work (its client certificate files).
+    #[error(transparent)]
+    PeerUnseal(#[from] crate::peers::PeerUnsealError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -222,6 +225,8 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     accept_loop: tokio::task::JoinHandle<()>,
+    /// Asks the configured peers for the root key while sealed (`node.peers`).
+    peer_unseal: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -285,6 +290,9 @@ impl ServerHandle {
     /// Stops accepting, lets open requests finish (up to 30 s), then seals the vault so every
     /// unwrapped key is dropped and zeroized.
     pub async fn shutdown(self) {
+        if let Some(task) = &self.peer_unseal {
+            task.abort();
+        }
         let _ = self.shutdown.send(true);
         let _ = self.accept_loop.await;
         let was_unsealed = !self.shared.api.services.vault.is_sealed();
@@ -561,16 +569,19 @@ fn launch(
         ),
         config,
     });
+    let peers = peer_clients(&shared.config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
     tracing::info!(address = %local_addr, "listening");
     record_policy_load(&shared.api, &shared.config.policies.dir, &Ok(()));
     log_seal_state(&shared.api.services.vault);
+    let peer_unseal = peers.map(|peers| tokio::spawn(unseal_from_peers(shared.api.clone(), peers)));
     Ok(ServerHandle {
         local_addr,
         shared,
         shutdown,
         accept_loop,
+        peer_unseal,
     })
 }
 
@@ -968,6 +979,87 @@ pub async fn wait_for_signals(handle: &ServerHandle) {
             }
             _ = terminate.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
+        }
+    }
+}
+
+/// The clients for `node.peers`, if peer unseal is configured.
+fn peer_clients(config: &Config) -> Result<Option<crate::peers::Peers>, ServerError> {
+    let node = &config.node;
+    let (Some(cert), Some(key)) = (&node.peer_cert, &node.peer_key) else {
+        return Ok(None);
+    };
+    if node.peers.is_empty() {
+        return Ok(None);
+    }
+    let ca = node.peer_ca.as_ref().unwrap_or(&config.tls.client_ca);
+    Ok(Some(crate::peers::Peers::new(&node.peers, ca, cert, key)?))
+}
+
+/// How often a sealed node with `node.peers` asks them for the root key.
+const PEER_UNSEAL_EVERY: Duration = Duration::from_secs(1);
+
+/// Peer unseal (docs/deployment.md, "Unsealing"): while this node is initialised and sealed
+/// (after a restart, or after sealing itself because another node rotated the root), it asks its
+/// configured peers for the root key, one after the other, every second. An unseal is audited as
+/// `unsealed`, naming the peer; a refusal is logged and audited (`peer-unseal-refused`) when its
+/// reason changes, not every second.
+async fn unseal_from_peers(api: Arc<ApiState>, peers: crate::peers::Peers) {
+    let mut said: HashMap<usize, String> = HashMap::new();
+    let mut tick = tokio::time::interval(PEER_UNSEAL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let vault = &api.services.vault;
+        if !vault.is_sealed() {
+            said.clear();
+            continue;
+        }
+        let status = {
+            let vault = vault.clone();
+            tokio::task::spawn_blocking(move || vault.seal_status()).await
+        };
+        if !matches!(status, Ok(Ok(ref s)) if s.initialized) {
+            continue;
+        }
+        let configured: Vec<crate::config::PeerConfig> = peers.configured().cloned().collect();
+        for (index, peer) in configured.iter().enumerate() {
+            match peers.ask(index, vault).await {
+                Ok(progress) => {
+                    if progress.sealed {
+                        continue;
+                    }
+                    let reason = format!(
+                        "by peer node {} ({}); store generation {}",
+                        peer.fingerprint,
+                        peer.address,
+                        progress
+                            .store
+                            .map_or_else(|| "unknown".to_owned(), |s| s.generation.to_string())
+                    );
+                    tracing::info!(peer = %peer.address, fingerprint = %peer.fingerprint, "unsealed by a peer");
+                    let event = AuditEvent {
+                        reason,
+                        store: progress.store,
+                        ..crate::api::server_line("unsealed", "-")
+                    };
+                    crate::api::record_server_line(&api, &event);
+                    said.clear();
+                    break;
+                }
+                Err(reason) => {
+                    if said.get(&index) != Some(&reason) {
+                        tracing::warn!(peer = %peer.address, "peer unseal: {reason}");
+                        record_server_event(
+                            &api,
+                            "peer-unseal-refused",
+                            Outcome::Error,
+                            reason.clone(),
+                        );
+                        said.insert(index, reason);
+                    }
+                }
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use tresor_wire::time::rfc3339;
 
 use crate::approvals::{Approvals, Runner, Signer};
 use crate::audit::AuditKey;
+use crate::peers::Nodes;
 use crate::pins::{Pins, PinsError};
 use crate::transform::Transforms;
 
@@ -28,6 +29,8 @@ pub struct Services {
     pub audit_key: AuditKey,
     /// Transform roles, transformations and templates (issue 16).
     pub transforms: Transforms,
+    /// The nodes enrolled for peer unseal (issue 13).
+    pub nodes: Nodes,
 }
 
 impl Services {
@@ -38,6 +41,7 @@ impl Services {
             pins: Pins::new(store.clone()),
             approvals: Approvals::new(store.clone(), approval_ttl),
             transforms: Transforms::new(store.clone()),
+            nodes: Nodes::new(store.clone()),
             audit_key: AuditKey::new(store),
             vault,
         }
@@ -241,6 +245,19 @@ impl Runner for Services {
                         c.manifest_version.map_or("none".into(), |v| v.to_string())
                     )
                 }),
+            Dangerous::EnrolNode {
+                fingerprint,
+                address,
+            } => self.nodes.enrol(fingerprint, address).map(|n| {
+                format!(
+                    "node {} ({}) enrolled for peer unseal",
+                    n.fingerprint, n.address
+                )
+            }),
+            Dangerous::RemoveNode { fingerprint } => self
+                .nodes
+                .remove(fingerprint)
+                .map(|()| format!("node {fingerprint} removed from peer unseal")),
         }
     }
 }

@@ -167,6 +167,19 @@ pub enum Dangerous {
         /// Key id.
         kid: String,
     },
+    /// Enrol a node's identity key for peer unseal: an unsealed node then hands the root key
+    /// to that node, sealed to its per-boot key, whenever it restarts (docs/custody.md).
+    EnrolNode {
+        /// The node identity key's fingerprint (as `tresor status` and `NODE.pub` show it).
+        fingerprint: String,
+        /// Where the node serves, so custodians see which machine they let in.
+        address: String,
+    },
+    /// Remove a node's enrolment: it then needs custodians to unseal it again.
+    RemoveNode {
+        /// The node identity key's fingerprint.
+        fingerprint: String,
+    },
 }
 
 /// In the outcome of an executed [`Dangerous::TransferKey`], what precedes the sealed package
@@ -190,6 +203,8 @@ impl Dangerous {
             Dangerous::TransferKey { .. } => "transfer-key",
             Dangerous::ReceiveKey { .. } => "receive-key",
             Dangerous::ActivatePinEarly { .. } => "activate-pin-early",
+            Dangerous::EnrolNode { .. } => "enrol-node",
+            Dangerous::RemoveNode { .. } => "remove-node",
         }
     }
 
@@ -208,6 +223,9 @@ impl Dangerous {
             | Dangerous::ChangeTenantCustodians { tenant, .. } => tenant.clone(),
             Dangerous::RotateRoot | Dangerous::Rekey { .. } => "vault".to_owned(),
             Dangerous::ActivatePinEarly { app, kid } => format!("pins/{app}/{kid}"),
+            Dangerous::EnrolNode { fingerprint, .. } | Dangerous::RemoveNode { fingerprint } => {
+                format!("nodes/{fingerprint}")
+            }
         }
     }
 
@@ -343,6 +361,15 @@ impl Dangerous {
             ),
             Dangerous::ActivatePinEarly { app, kid } => format!(
                 "activate pinned key {kid} of app {app} before max_update_lag has passed: app installs that have not updated since its pin was published will fail to connect"
+            ),
+            Dangerous::EnrolNode {
+                fingerprint,
+                address,
+            } => format!(
+                "enrol node {fingerprint} ({address}) for peer unseal: after every restart it gets the root key from an unsealed node, without custodians; whoever holds its identity key file and the store can do the same"
+            ),
+            Dangerous::RemoveNode { fingerprint } => format!(
+                "remove node {fingerprint} from peer unseal: after its next restart or root rotation, custodians must unseal it"
             ),
         }
     }
@@ -583,6 +610,13 @@ mod tests {
             Dangerous::ActivatePinEarly {
                 app: "a".into(),
                 kid: "k1".into(),
+            },
+            Dangerous::EnrolNode {
+                fingerprint: "aa".into(),
+                address: "https://b:8200".into(),
+            },
+            Dangerous::RemoveNode {
+                fingerprint: "aa".into(),
             },
             Dangerous::TransferKey {
                 tenant: "t".into(),

@@ -10,6 +10,7 @@
 //! - [`approvals`]: dangerous operations waiting for custodians, and what they sign.
 //! - [`backup`]: the signed backup file (docs/recovery.md).
 //! - [`pins`]: pin manifests and their verification, exports, delivered keys (docs/pinning.md).
+//! - [`peers`]: peer unseal between the nodes of one vault, and node enrolment.
 //! - [`keys`], [`tenants`]: key configuration changes and tenant descriptions.
 //! - [`duration`], [`time`]: durations and times as people write them.
 //!
@@ -48,6 +49,7 @@ pub mod backup;
 pub mod custody;
 pub mod duration;
 pub mod keys;
+pub mod peers;
 pub mod pins;
 pub mod tenants;
 pub mod time;

@@ -10,6 +10,7 @@ mod import;
 mod keys;
 mod ledger;
 mod ops;
+mod peer;
 mod seal;
 mod sealed_records;
 mod tenants;
@@ -112,6 +113,9 @@ pub(crate) struct Unsealed {
     vault_id: String,
     /// The generation of the root key in memory.
     root_generation: u32,
+    /// The root key itself: kept only so that this node can hand it to an enrolled peer,
+    /// sealed to that peer's per-boot key (peer.rs).
+    root: tresor_crypto::SecretKey,
     barrier: Barrier,
     tenants: RwLock<HashMap<String, Arc<TenantState>>>,
     /// Bumped under the `tenants` write lock whenever the map changes; see [`Generation`].
@@ -191,6 +195,12 @@ impl Vault {
             .map(|key| key.verifying_key().fingerprint())
     }
 
+    /// This node's identity key, if it has one: the server signs its peer-unseal requests and
+    /// grants with it (tresor_wire::peers), as the vault signs its unseal key with it.
+    pub fn node_identity(&self) -> Option<Arc<tresor_crypto::sign::SigningKey>> {
+        self.inner.options.node_identity.clone()
+    }
+
     /// Forgets what this node cached from storage `paths` that changed elsewhere (another node
     /// sharing the store, docs/deployment.md): a changed tenant record drops the tenant's state
     /// (its KEK and key rings; a level-3 tenant is locked again here), a changed key record drops
@@ -202,7 +212,14 @@ impl Vault {
         };
         for path in paths {
             if path == records::SEAL_CONFIG_PATH {
-                self.seal_if_root_replaced(&unsealed);
+                // Only a root rotation or rekey changes the seal configuration of an initialised
+                // vault, so there is nothing to read: and this runs on the follower, which must
+                // not call the store (a read there waits on the runtime it is blocking).
+                tracing::warn!(
+                    "the root key was rotated on another node: sealed; custodians unseal this node with the new shares (or, if it is enrolled, a peer hands it the new root)"
+                );
+                self.seal_if_still(&unsealed);
+                return;
             } else if let Some(tenant) = path.strip_prefix(records::TENANTS_PREFIX) {
                 unsealed.set_tenant(tenant, None);
             } else if let Some((tenant, key)) = path
@@ -223,7 +240,11 @@ impl Vault {
         let Some(unsealed) = read(&self.inner.state).clone() else {
             return;
         };
-        self.seal_if_root_replaced(&unsealed);
+        // What changed cannot be listed, so the root may have been rotated too: checked on a
+        // thread of its own, as this runs on the follower, which must not call the store.
+        let vault = self.clone();
+        let checked = unsealed.clone();
+        std::thread::spawn(move || vault.seal_if_root_replaced(&checked));
         let mut tenants = write(&unsealed.tenants);
         tenants.clear();
         unsealed.tenants_generation.fetch_add(1, Ordering::SeqCst);
@@ -232,14 +253,29 @@ impl Vault {
     /// Seals this node when another node rotated the root key (rotate-root, rekey): its barrier
     /// key opens nothing the store now holds, and the new root is never handed over through the
     /// store (docs/deployment.md: custodians unseal each node with the new shares).
-    fn seal_if_root_replaced(&self, unsealed: &Unsealed) {
+    fn seal_if_root_replaced(&self, unsealed: &Arc<Unsealed>) {
         let stored = seal::SealConfig::load(self.store()).ok().flatten();
         if stored.is_some_and(|config| config.root_generation != unsealed.root_generation) {
             tracing::warn!(
-                "the root key was rotated on another node: sealed; custodians unseal this node with the new shares"
+                "the root key was rotated on another node: sealed; custodians unseal this node with the new shares (or, if it is enrolled, a peer hands it the new root)"
             );
-            self.seal();
+            self.seal_if_still(unsealed);
         }
+    }
+
+    /// Seals, unless the root in memory is no longer `unsealed` (the node was unsealed again
+    /// with the new root meanwhile: that one stays).
+    fn seal_if_still(&self, unsealed: &Arc<Unsealed>) {
+        {
+            let mut state = write(&self.inner.state);
+            if !state.as_ref().is_some_and(|now| Arc::ptr_eq(now, unsealed)) {
+                return;
+            }
+            *state = None;
+        }
+        lock(&self.inner.unseal_round).reset();
+        lock(&self.inner.tenant_rounds).clear();
+        self.renew_unseal_key();
     }
 
     /// Installs `guard`: every later unseal is checked by it before any key is usable, for as

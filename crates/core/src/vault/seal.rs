@@ -695,6 +695,7 @@ impl Vault {
         let unsealed = Arc::new(Unsealed {
             vault_id: config.vault_id.clone(),
             root_generation: config.root_generation,
+            root,
             barrier,
             tenants: Default::default(),
             tenants_generation: AtomicU64::new(0),
@@ -755,7 +756,7 @@ impl Vault {
         Ok(ledger)
     }
 
-    fn progress(&self, config: &SealConfig, round: &UnsealRound) -> UnsealProgress {
+    pub(crate) fn progress(&self, config: &SealConfig, round: &UnsealRound) -> UnsealProgress {
         let sealed = self.is_sealed();
         UnsealProgress {
             shredded: Vec::new(),
@@ -868,6 +869,7 @@ impl Vault {
                 Some(Arc::new(Unsealed {
                     vault_id: old.vault_id.clone(),
                     root_generation: config.root_generation,
+                    root,
                     barrier,
                     tenants: std::sync::RwLock::new(tenants),
                     tenants_generation: AtomicU64::new(0),

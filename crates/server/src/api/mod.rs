@@ -131,6 +131,11 @@ registry! {
         mounts,
         // Issue 17: scheduled deletion.
         tenants_cancel_shred,
+        // Issue 13: peer unseal and node enrolment.
+        nodes_list,
+        nodes_enrol,
+        nodes_remove,
+        peer_unseal,
     }
     /// Certificate pinning under `/v1/pins/` (docs/pinning.md).
     pins {

@@ -73,6 +73,15 @@ pub const TRANSFER_KEY: Route = Route::get("sys/transfer-key");
 pub const BACKUP: Route = Route::get("sys/backup");
 /// POST `sys/audit/hash`: the audit form of a known value.
 pub const AUDIT_HASH: Route = Route::post("sys/audit/hash");
+/// LIST `sys/nodes`: the nodes enrolled for peer unseal.
+pub const LIST_NODES: Route = Route::list("sys/nodes");
+/// POST `sys/nodes/{fingerprint}`: ask for a node's enrolment (an approval).
+pub const ENROL_NODE: Route = Route::post("sys/nodes/{fingerprint}");
+/// DELETE `sys/nodes/{fingerprint}`: ask for a node's removal (an approval).
+pub const REMOVE_NODE: Route = Route::delete("sys/nodes/{fingerprint}");
+/// POST `sys/peer-unseal`: a sealed, enrolled node asks for the root key
+/// (`crate::peers::PeerUnsealRequest`).
+pub const PEER_UNSEAL: Route = Route::post("sys/peer-unseal");
 
 // What travels on these routes. These are Tresor's own routes: unknown fields are refused.
 
