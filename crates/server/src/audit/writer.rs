@@ -15,7 +15,7 @@
 //! lines) while a group is written. The chain, the checkpoints and the file are exactly those
 //! of lines written one by one.
 //!
-//! Before each line the writer checks that its open file is still the one at the configured
+//! Before each write the writer checks that its open file is still the one at the configured
 //! path: when an outside tool (logrotate) has moved it away, the old file gets a signed `rotate`
 //! checkpoint and the writer reopens the path, continuing the chain there.
 
@@ -599,7 +599,7 @@ impl AuditLog {
     /// continues there.
     fn follow_path(&self, state: &mut State) -> Result<(), AuditWriteError> {
         if let Some(file) = &state.file {
-            // Two `stat`s per line: the path's and the open file's (reused below).
+            // Two `stat`s per write: the path's and the open file's (reused below).
             let open = file.metadata();
             let at_path = fs::metadata(&self.config.path);
             if let (Ok(open), Ok(at_path)) = (&open, &at_path) {
