@@ -14,7 +14,8 @@ use crate::audit::AuditHasher;
 /// or the vault is sealed.
 pub(crate) struct InputLog {
     hasher: Hasher,
-    hmacs: Mutex<Vec<String>>,
+    /// The truncated HMACs, hexed only as the line is written.
+    hmacs: Mutex<Vec<[u8; 16]>>,
 }
 
 enum Hasher {
@@ -54,7 +55,7 @@ impl InputLog {
                 .hmacs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(hasher.hash(value)),
+                .push(hasher.hash_raw(value)),
             Hasher::Broken { noted } => noted.store(true, Ordering::Relaxed),
         }
     }
@@ -77,7 +78,7 @@ impl InputLog {
         }
     }
 
-    pub(crate) fn into_hmacs(self) -> Vec<String> {
+    pub(crate) fn into_hmacs(self) -> Vec<[u8; 16]> {
         self.hmacs.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -369,7 +369,7 @@ where
         body::drain(&parts, body, &state.limits).await;
     }
     let routed = routed.as_ref().ok();
-    if let Err(error) = trail.outcome(&result, inputs.into_hmacs()) {
+    if let Err(error) = trail.outcome(&result, &inputs.into_hmacs()).await {
         // Fail closed: an answer whose line is not in the log is not given. (A change was
         // logged before it was made, so its outcome line failing changes nothing here.)
         if !routed.is_some_and(|r| r.endpoint.mutates) {
@@ -464,7 +464,7 @@ pub(crate) fn refuse_over_capacity(
     error.retry_after = Some(1);
     let result = Err(error);
     // Nothing was done, so the answer is the same whether or not its line is written.
-    let _ = Trail::new(state, caller, &request_id, routed, started).outcome(&result, Vec::new());
+    let _ = Trail::new(state, caller, &request_id, routed, started).outcome_now(&result);
     state.metrics.record_refused_connection();
     state.count(routed, &result, started);
     respond::respond(

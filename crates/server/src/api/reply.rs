@@ -21,7 +21,7 @@ pub(crate) struct Reply {
 #[derive(Debug)]
 pub(crate) enum ReplyBody {
     /// The JSON of the `data` object, to be wrapped in the envelope.
-    Data(Vec<u8>),
+    Data(Data),
     /// No body (204).
     Empty,
     /// A JSON body sent as is (sys/health, sys/seal-status are not enveloped in Vault).
@@ -31,6 +31,75 @@ pub(crate) enum ReplyBody {
         content_type: &'static str,
         body: String,
     },
+}
+
+/// The JSON of a `data` object, written after room for the envelope's head: the answer is made
+/// in this buffer, without copying the data (which may be plaintext) into another.
+#[derive(Debug)]
+pub(crate) struct Data(Vec<u8>);
+
+/// The envelope up to `data`, with a request id of [`REQUEST_ID_LEN`] spaces.
+const ENVELOPE_HEAD: &[u8] = br#"{"request_id":"                                    ","lease_id":"","renewable":false,"lease_duration":0,"data":"#;
+/// Where the request id goes in [`ENVELOPE_HEAD`].
+const REQUEST_ID_AT: usize = br#"{"request_id":""#.len();
+/// The length of the request ids the server makes (UUIDs).
+const REQUEST_ID_LEN: usize = 36;
+const _: () = assert!(ENVELOPE_HEAD[REQUEST_ID_AT + REQUEST_ID_LEN] == b'"');
+
+impl Data {
+    fn of<T: Serialize>(data: &T) -> Data {
+        let mut buffer = Vec::with_capacity(ENVELOPE_HEAD.len() + 128);
+        buffer.extend_from_slice(ENVELOPE_HEAD);
+        serde_json::to_writer(&mut buffer, data).expect("response data serializes");
+        Data(buffer)
+    }
+
+    /// The envelope around the data, for `request_id`.
+    fn into_envelope(self, request_id: &str, warnings: &[u8], mount_type: &str) -> Vec<u8> {
+        let tail = [
+            &br#","wrap_info":null,"warnings":"#[..],
+            warnings,
+            br#","auth":null,"mount_type":""#,
+            mount_type.as_bytes(),
+            br#""}"#,
+        ];
+        let tail_len: usize = tail.iter().map(|part| part.len()).sum();
+        let mut out = if request_id.len() == REQUEST_ID_LEN {
+            let mut out = self.0;
+            out[REQUEST_ID_AT..REQUEST_ID_AT + REQUEST_ID_LEN]
+                .copy_from_slice(request_id.as_bytes());
+            if out.capacity() - out.len() < tail_len {
+                // Grown by hand so that the buffer left behind is wiped.
+                let old = zeroize::Zeroizing::new(out);
+                out = Vec::with_capacity(old.len() + tail_len);
+                out.extend_from_slice(&old);
+            }
+            out
+        } else {
+            // Not an id of ours: the head is written again around the data (copied; the copy
+            // left behind is wiped).
+            let data = zeroize::Zeroizing::new(self.0);
+            let mut out = Vec::with_capacity(data.len() + request_id.len() + tail_len);
+            out.extend_from_slice(&ENVELOPE_HEAD[..REQUEST_ID_AT]);
+            out.extend_from_slice(request_id.as_bytes());
+            out.extend_from_slice(&ENVELOPE_HEAD[REQUEST_ID_AT + REQUEST_ID_LEN..]);
+            out.extend_from_slice(&data[ENVELOPE_HEAD.len()..]);
+            out
+        };
+        for part in tail {
+            out.extend_from_slice(part);
+        }
+        out
+    }
+}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+
+    /// The data's JSON.
+    fn deref(&self) -> &[u8] {
+        &self.0[ENVELOPE_HEAD.len()..]
+    }
 }
 
 /// Facts about a request's outcome that are safe to record (no inputs, no outputs).
@@ -63,7 +132,7 @@ impl Reply {
     pub(crate) fn with_status<T: Serialize>(status: StatusCode, data: &T) -> Reply {
         Reply {
             status,
-            body: ReplyBody::Data(serde_json::to_vec(data).expect("response data serializes")),
+            body: ReplyBody::Data(Data::of(data)),
             warnings: Vec::new(),
             summary: Summary::default(),
         }
@@ -154,26 +223,13 @@ impl Reply {
             ReplyBody::Bare(bytes) => bytes,
             ReplyBody::Text { body, .. } => body.into_bytes(),
             ReplyBody::Data(data) => {
-                // Copied into the envelope below; the copy left behind is wiped.
-                let data = zeroize::Zeroizing::new(data);
                 let warnings = if self.warnings.is_empty() {
-                    "null".to_owned()
+                    None
                 } else {
-                    serde_json::to_string(&self.warnings).expect("strings serialize")
+                    Some(serde_json::to_vec(&self.warnings).expect("strings serialize"))
                 };
-                let mut out = Vec::with_capacity(data.len() + 200);
-                out.extend_from_slice(br#"{"request_id":""#);
-                out.extend_from_slice(request_id.as_bytes());
-                out.extend_from_slice(
-                    br#"","lease_id":"","renewable":false,"lease_duration":0,"data":"#,
-                );
-                out.extend_from_slice(&data);
-                out.extend_from_slice(br#","wrap_info":null,"warnings":"#);
-                out.extend_from_slice(warnings.as_bytes());
-                out.extend_from_slice(br#","auth":null,"mount_type":""#);
-                out.extend_from_slice(mount_type.as_bytes());
-                out.extend_from_slice(br#""}"#);
-                out
+                let warnings = warnings.as_deref().unwrap_or(b"null");
+                data.into_envelope(request_id, warnings, mount_type)
             }
         }
     }
@@ -293,6 +349,20 @@ mod tests {
         assert_eq!(body["data"]["ciphertext"], "tresor:v1:x");
         assert_eq!(body["warnings"][0], "careful");
         assert!(body["auth"].is_null());
+    }
+
+    #[test]
+    fn the_envelope_is_the_same_for_any_request_id() {
+        for id in ["0123456789abcdef0123456789abcdef0123", "short", ""] {
+            let reply = Reply::data(&serde_json::json!({"plaintext": "aGk="}));
+            let bytes = reply.into_bytes(id, "transit");
+            assert_eq!(
+                String::from_utf8(bytes).unwrap(),
+                format!(
+                    r#"{{"request_id":"{id}","lease_id":"","renewable":false,"lease_duration":0,"data":{{"plaintext":"aGk="}},"wrap_info":null,"warnings":null,"auth":null,"mount_type":"transit"}}"#
+                )
+            );
+        }
     }
 
     #[test]

@@ -49,22 +49,42 @@ pub(crate) fn respond(
     response
 }
 
+/// A request id: a UUID's text, kept on the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestId([u8; 36]);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a request id is ASCII")
+    }
+}
+
 /// A random (version 4) UUID in its text form, written digit by digit (no formatting machinery
-/// on the per-request path).
-pub(crate) fn new_request_id() -> String {
+/// and no allocation on the per-request path).
+pub(crate) fn new_request_id() -> RequestId {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut b: [u8; 16] = tresor_crypto::random_array();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let mut id = String::with_capacity(36);
+    let mut id = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            id.push('-');
+            at += 1;
         }
-        id.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        id.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        id[at] = DIGITS[usize::from(byte >> 4)];
+        id[at + 1] = DIGITS[usize::from(byte & 0x0f)];
+        at += 2;
     }
-    id
+    RequestId(id)
 }
 
 #[cfg(test)]

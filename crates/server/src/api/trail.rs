@@ -9,7 +9,7 @@ use hyper::StatusCode;
 use super::reply::{ApiError, Reply};
 use super::router::Routed;
 use super::{ApiState, Caller};
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{AuditEvent, AuditEventRef, AuditLog, AuditWriteError, InputHmacs, Outcome};
 
 /// The name of requests that match no route, in audit lines and metrics.
 pub(crate) const UNROUTED: &str = "unrouted";
@@ -42,75 +42,115 @@ impl<'a> Trail<'a> {
 
     /// The attempt, before a change is made: if it cannot be written, nothing happens.
     pub(crate) fn started(&self) -> Result<(), ApiError> {
-        self.write(None, Vec::new())
+        let Some(log) = &self.state.audit else {
+            return Ok(());
+        };
+        let key = self.routed.and_then(Routed::key);
+        let event = AuditEventRef {
+            outcome: Some(Outcome::Started),
+            ..self.event(key.as_deref())
+        };
+        log.record_ref(&event).map_err(refused)
     }
 
-    /// The outcome, with the HMACs of the request's inputs.
-    pub(crate) fn outcome(
+    /// The outcome, with the HMACs of the request's inputs, written with the lines of the
+    /// requests finishing at the same time (group commit); then the lines of what it set off.
+    pub(crate) async fn outcome(
         &self,
         result: &Result<Reply, ApiError>,
-        input_hmacs: Vec<String>,
-    ) -> Result<(), ApiError> {
-        self.write(Some(result), input_hmacs)
-    }
-
-    fn write(
-        &self,
-        result: Option<&Result<Reply, ApiError>>,
-        input_hmacs: Vec<String>,
+        input_hmacs: &[[u8; 16]],
     ) -> Result<(), ApiError> {
         let Some(log) = &self.state.audit else {
             return Ok(());
         };
-        let mut event = AuditEvent {
-            request_id: self.request_id.to_owned(),
-            principal: self.caller.principal.clone(),
-            source: self.caller.source.clone(),
-            operation: self
-                .routed
-                .map_or(UNROUTED, |r| r.endpoint.name())
-                .to_owned(),
-            tenant: self.routed.and_then(Routed::tenant).map(str::to_owned),
-            key: self.routed.and_then(Routed::key).map(|k| k.into_owned()),
+        let key = self.routed.and_then(Routed::key);
+        let event = self.outcome_event(key.as_deref(), result, input_hmacs);
+        log.write(&event).await.map_err(refused)?;
+        self.follow_ups(log, &event, result)
+    }
+
+    /// The outcome of a request refused before anything ran, written on this thread.
+    pub(crate) fn outcome_now(&self, result: &Result<Reply, ApiError>) -> Result<(), ApiError> {
+        let Some(log) = &self.state.audit else {
+            return Ok(());
+        };
+        let key = self.routed.and_then(Routed::key);
+        let event = self.outcome_event(key.as_deref(), result, &[]);
+        log.record_ref(&event).map_err(refused)?;
+        self.follow_ups(log, &event, result)
+    }
+
+    /// What every line of this request says, borrowed from the request.
+    fn event<'e>(&'e self, key: Option<&'e str>) -> AuditEventRef<'e> {
+        AuditEventRef {
+            request_id: self.request_id,
+            principal: &self.caller.principal,
+            source: &self.caller.source,
+            operation: self.routed.map_or(UNROUTED, |r| r.endpoint.name()),
+            tenant: self.routed.and_then(Routed::tenant),
+            key,
             latency_us: self.started.elapsed().as_micros() as u64,
-            input_hmacs,
-            ..AuditEvent::default()
+            ..AuditEventRef::default()
+        }
+    }
+
+    fn outcome_event<'e>(
+        &'e self,
+        key: Option<&'e str>,
+        result: &'e Result<Reply, ApiError>,
+        input_hmacs: &'e [[u8; 16]],
+    ) -> AuditEventRef<'e> {
+        let event = AuditEventRef {
+            input_hmacs: InputHmacs::Raw(input_hmacs),
+            ..self.event(key)
         };
         match result {
-            None => event.outcome = Some(Outcome::Started),
-            Some(Ok(reply)) => {
-                event.outcome = Some(Outcome::Ok);
-                event.status = reply.status.as_u16();
-                event.key_version = reply.summary.key_version;
-                event.batch_items = reply.summary.batch_items;
-                event.batch_errors = reply.summary.batch_errors;
-                event.custodian = reply.summary.custodian.clone();
-            }
-            Some(Err(error)) => {
-                event.outcome = Some(match error.status {
+            Ok(reply) => AuditEventRef {
+                outcome: Some(Outcome::Ok),
+                status: reply.status.as_u16(),
+                key_version: reply.summary.key_version,
+                batch_items: reply.summary.batch_items,
+                batch_errors: reply.summary.batch_errors,
+                custodian: reply.summary.custodian.as_ref(),
+                ..event
+            },
+            Err(error) => AuditEventRef {
+                outcome: Some(match error.status {
                     StatusCode::FORBIDDEN => Outcome::Denied,
                     StatusCode::TOO_MANY_REQUESTS => Outcome::RateLimited,
                     _ => Outcome::Error,
-                });
-                event.status = error.status.as_u16();
-                event.reason = error.message.clone();
-            }
+                }),
+                status: error.status.as_u16(),
+                reason: &error.message,
+                ..event
+            },
         }
-        let follow_ups = match result {
-            Some(Ok(reply)) => follow_ups(&event, &reply.summary),
-            _ => Vec::new(),
+    }
+
+    /// The lines of what a served request set off, after its own.
+    fn follow_ups(
+        &self,
+        log: &AuditLog,
+        event: &AuditEventRef<'_>,
+        result: &Result<Reply, ApiError>,
+    ) -> Result<(), ApiError> {
+        let Ok(reply) = result else {
+            return Ok(());
         };
-        for event in std::iter::once(&event).chain(&follow_ups) {
-            log.record(event).map_err(|e| {
-                tracing::error!(error = %e, "audit line not written; the request fails");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the audit log cannot be written, so the request was not performed",
-                )
-            })?;
+        for line in follow_ups(event, &reply.summary) {
+            log.record(&line).map_err(refused)?;
         }
         Ok(())
     }
+}
+
+/// The answer to a request whose line could not be written.
+fn refused(error: AuditWriteError) -> ApiError {
+    tracing::error!(error = %error, "audit line not written; the request fails");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the audit log cannot be written, so the request was not performed",
+    )
 }
 
 /// The principal of lines the server writes about itself (seal changes, ended approvals).
@@ -141,11 +181,14 @@ pub(crate) fn record_server_line(state: &ApiState, event: &AuditEvent) {
 /// Lines of their own for what a request set off: an approval that ended (`approval-executed`,
 /// `-failed`, `-rejected`, `-cancelled`, naming the operation, its target and every signer)
 /// and a seal-state change. They carry the request's id, so a reader joins them to it.
-fn follow_ups(request: &AuditEvent, summary: &super::reply::Summary) -> Vec<AuditEvent> {
+fn follow_ups(request: &AuditEventRef<'_>, summary: &super::reply::Summary) -> Vec<AuditEvent> {
+    if summary.approval.is_none() && summary.seal_change.is_none() {
+        return Vec::new();
+    }
     let line = |operation: String| AuditEvent {
-        request_id: request.request_id.clone(),
-        tenant: request.tenant.clone(),
-        ..server_line(&operation, &request.source)
+        request_id: request.request_id.to_owned(),
+        tenant: request.tenant.map(str::to_owned),
+        ..server_line(&operation, request.source)
     };
     let mut lines = Vec::new();
     if let Some(approval) = &summary.approval {

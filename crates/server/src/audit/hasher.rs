@@ -17,6 +17,14 @@ impl AuditHasher {
 
     /// The audit form of `value`.
     pub fn hash(&self, value: &[u8]) -> String {
-        tresor_crypto::hex(&self.0.mac(value)[..16])
+        tresor_crypto::hex(&self.hash_raw(value))
+    }
+
+    /// The audit form of `value` before it is hexed (a line hexes it as it is written).
+    pub fn hash_raw(&self, value: &[u8]) -> [u8; 16] {
+        let mac = self.0.mac(value);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&mac[..16]);
+        out
     }
 }

@@ -33,58 +33,184 @@ pub enum Outcome {
 }
 
 /// One request or attempt. Only facts safe to keep: no plaintext, no key material, no inputs
-/// except as HMACs.
-#[derive(Debug, Clone, Default, Serialize)]
+/// except as HMACs. Its line is that of [`AuditEvent::as_ref`], the one definition of the
+/// format.
+#[derive(Debug, Clone, Default)]
 pub struct AuditEvent {
     /// The request id returned to the caller (`X-Request-Id`), empty for handshake failures.
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub request_id: String,
     /// The principal, if the handshake got that far.
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub principal: String,
     /// Peer address.
     pub source: String,
     /// Operation name (policy vocabulary), or the route when none applies.
     pub operation: String,
     /// Tenant.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// Key name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Key version used or produced.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_version: Option<u32>,
     /// Items in a batch (0 if not a batch).
-    #[serde(skip_serializing_if = "is_zero")]
     pub batch_items: usize,
     /// Failed items in a batch.
-    #[serde(skip_serializing_if = "is_zero")]
     pub batch_errors: usize,
     /// How it ended.
     pub outcome: Option<Outcome>,
     /// HTTP status (0 for handshake failures).
-    #[serde(skip_serializing_if = "is_zero_u16")]
     pub status: u16,
     /// Why it was refused or failed, without any input value.
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// Time spent serving, in microseconds.
     pub latency_us: u64,
     /// HMACs of inputs (ciphertexts, HMAC inputs, contexts, associated data) under the audit
     /// key, in request order; empty when the vault was sealed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub input_hmacs: Vec<String>,
     /// The custodian whose identity made this act (a share, an unlock, a signature), next to
     /// the principal whose certificate carried it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub custodian: Option<CustodianRef>,
     /// The dangerous operation this line settles (ran, failed, rejected or cancelled).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalRef>,
     /// On `unsealed` lines: how far the store had been written (docs/custody.md, "Rollback").
+    pub store: Option<tresor_core::StoreGeneration>,
+}
+
+impl AuditEvent {
+    /// The same event, borrowing its strings.
+    pub fn as_ref(&self) -> AuditEventRef<'_> {
+        AuditEventRef {
+            request_id: &self.request_id,
+            principal: &self.principal,
+            source: &self.source,
+            operation: &self.operation,
+            tenant: self.tenant.as_deref(),
+            key: self.key.as_deref(),
+            key_version: self.key_version,
+            batch_items: self.batch_items,
+            batch_errors: self.batch_errors,
+            outcome: self.outcome,
+            status: self.status,
+            reason: &self.reason,
+            latency_us: self.latency_us,
+            input_hmacs: InputHmacs::Text(&self.input_hmacs),
+            custodian: self.custodian.as_ref(),
+            approval: self.approval.as_ref(),
+            store: self.store,
+        }
+    }
+}
+
+impl Serialize for AuditEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.as_ref().serialize(serializer)
+    }
+}
+
+/// An [`AuditEvent`] that borrows its strings from the request it records: a request's line
+/// is written without copying its principal, address, names or reason first. The fields mean
+/// what [`AuditEvent`]'s of the same name do; this type's field order and rules are the line
+/// format.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct AuditEventRef<'a> {
+    /// [`AuditEvent::request_id`].
+    #[serde(skip_serializing_if = "is_empty")]
+    pub request_id: &'a str,
+    /// [`AuditEvent::principal`].
+    #[serde(skip_serializing_if = "is_empty")]
+    pub principal: &'a str,
+    /// [`AuditEvent::source`].
+    pub source: &'a str,
+    /// [`AuditEvent::operation`].
+    pub operation: &'a str,
+    /// [`AuditEvent::tenant`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<&'a str>,
+    /// [`AuditEvent::key`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+    /// [`AuditEvent::key_version`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+    /// [`AuditEvent::batch_items`].
+    #[serde(skip_serializing_if = "is_zero")]
+    pub batch_items: usize,
+    /// [`AuditEvent::batch_errors`].
+    #[serde(skip_serializing_if = "is_zero")]
+    pub batch_errors: usize,
+    /// [`AuditEvent::outcome`].
+    pub outcome: Option<Outcome>,
+    /// [`AuditEvent::status`].
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    pub status: u16,
+    /// [`AuditEvent::reason`].
+    #[serde(skip_serializing_if = "is_empty")]
+    pub reason: &'a str,
+    /// [`AuditEvent::latency_us`].
+    pub latency_us: u64,
+    /// [`AuditEvent::input_hmacs`].
+    #[serde(skip_serializing_if = "InputHmacs::is_empty")]
+    pub input_hmacs: InputHmacs<'a>,
+    /// [`AuditEvent::custodian`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custodian: Option<&'a CustodianRef>,
+    /// [`AuditEvent::approval`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<&'a ApprovalRef>,
+    /// [`AuditEvent::store`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<tresor_core::StoreGeneration>,
+}
+
+/// The input HMACs of a line: as text already, or as the raw 128 bits
+/// ([`super::AuditHasher::hash_raw`]), hexed straight into the line.
+#[derive(Debug, Clone, Copy)]
+pub enum InputHmacs<'a> {
+    /// Lowercase hex, 32 digits each.
+    Text(&'a [String]),
+    /// The truncated HMACs themselves.
+    Raw(&'a [[u8; 16]]),
+}
+
+impl Default for InputHmacs<'_> {
+    fn default() -> Self {
+        InputHmacs::Raw(&[])
+    }
+}
+
+impl InputHmacs<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            InputHmacs::Text(hmacs) => hmacs.is_empty(),
+            InputHmacs::Raw(hmacs) => hmacs.is_empty(),
+        }
+    }
+}
+
+impl Serialize for InputHmacs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self {
+            InputHmacs::Text(hmacs) => hmacs.serialize(serializer),
+            InputHmacs::Raw(hmacs) => {
+                let mut seq = serializer.serialize_seq(Some(hmacs.len()))?;
+                for hmac in *hmacs {
+                    let mut text = [0u8; 32];
+                    hex_into(hmac, &mut text);
+                    seq.serialize_element(std::str::from_utf8(&text).expect("hex is ASCII"))?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// Writes lowercase hex of `bytes` into `out` (twice as long).
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
 }
 
 /// A custodian as the log names it: the name and the fingerprint of its public keys, so a
@@ -119,6 +245,10 @@ pub struct ApprovalRef {
     /// What it did, or why it failed.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub result: String,
+}
+
+fn is_empty(text: &&str) -> bool {
+    text.is_empty()
 }
 
 fn is_zero(n: &usize) -> bool {

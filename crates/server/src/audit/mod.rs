@@ -18,7 +18,7 @@ mod writer;
 
 pub use hasher::AuditHasher;
 pub use key::AuditKey;
-pub use line::{ApprovalRef, AuditEvent, CustodianRef, Outcome};
+pub use line::{ApprovalRef, AuditEvent, AuditEventRef, CustodianRef, InputHmacs, Outcome};
 pub use signing_key::AuditSigningKey;
 pub use verify::{VerifyError, VerifyOptions, VerifyReport, verify_files};
 pub use writer::{AuditConfig, AuditLog, AuditWriteError};

@@ -1,13 +1,21 @@
 //! Appends audit lines to a file: the hash chain, periodic signed checkpoints, size-based
 //! rotation that keeps the chain, and self-healing after a failed write.
 //!
-//! Every line reaches the operating system (one `write`) before [`AuditLog::record`] returns,
-//! so the caller can answer only after its line is in the log. A failed write is rolled back to
-//! the last complete line; until a write succeeds again every record fails, and the API answers
-//! 503 without acting. Checkpoints are also `fsync`ed: a periodic one after the log's lock is
-//! released (the request that wrote it waits for the disk, the others do not).
+//! Every line reaches the operating system before [`AuditLog::record`] (or [`AuditLog::write`])
+//! returns, so the caller can answer only after its line is in the log. A failed write is rolled
+//! back to the last complete line; until a write succeeds again every record fails, and the API
+//! answers 503 without acting. Checkpoints are also `fsync`ed: a periodic one after the log's
+//! lock is released (the requests whose lines went out with it wait for the disk, the others do
+//! not).
 //!
-//! Before each line the writer checks that its open file is still the one at the configured
+//! Group commit: [`AuditLog::write`], the requests' path, queues its line; whichever request
+//! finds no one writing writes every queued line, its own and those that arrive meanwhile, in
+//! one `write` per group, and answers each waiting request with the group's result. A request
+//! waits without holding its thread, so the server goes on reading requests (and queuing their
+//! lines) while a group is written. The chain, the checkpoints and the file are exactly those
+//! of lines written one by one.
+//!
+//! Before each write the writer checks that its open file is still the one at the configured
 //! path: when an outside tool (logrotate) has moved it away, the old file gets a signed `rotate`
 //! checkpoint and the writer reopens the path, continuing the chain there.
 
@@ -15,15 +23,16 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
+use tokio::sync::oneshot;
 
-use super::line::{AuditEvent, checkpoint_message, hex, with_signature};
+use super::line::{AuditEvent, AuditEventRef, checkpoint_message, hex, hex_into, with_signature};
 use super::signing_key::AuditSigningKey;
 use tresor_crypto::sha256;
 
@@ -58,7 +67,11 @@ pub struct AuditLog {
     config: AuditConfig,
     key: AuditSigningKey,
     state: Mutex<State>,
+    /// Lines waiting for the next group (see [`AuditLog::write`]).
+    queue: Mutex<Queue>,
     failures: AtomicU64,
+    /// `write`s of event lines (one per group): how well lines are grouped.
+    group_writes: AtomicU64,
     /// Told of every checkpoint once it is on disk (see [`AuditLog::on_checkpoint`]).
     checkpoint_hook: Mutex<Option<CheckpointHook>>,
 }
@@ -83,15 +96,43 @@ struct State {
 /// A line buffer larger than this (a big batch's line) is not kept for the next record.
 const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 
-#[derive(Serialize)]
-struct EventLine<'a> {
+/// Lines of concurrent requests waiting to be written together.
+#[derive(Default)]
+struct Queue {
+    pending: Pending,
+    /// The buffers of the last group written, kept for the next one.
+    spare: Pending,
+    /// Whether a request is writing groups now: the others only queue their lines.
+    leading: bool,
+}
+
+/// Events waiting for their lines, in arrival order.
+#[derive(Default)]
+struct Pending {
+    /// The events' JSON objects, one after another.
+    bodies: Vec<u8>,
+    /// Where each event's JSON ends in `bodies`.
+    ends: Vec<usize>,
+    /// Who waits for each event's line.
+    waiters: Vec<oneshot::Sender<Result<(), AuditWriteError>>>,
+}
+
+impl Pending {
+    fn clear(&mut self) {
+        if self.bodies.capacity() > KEEP_BUFFER_BYTES {
+            self.bodies = Vec::new();
+        }
+        self.bodies.clear();
+        self.ends.clear();
+        self.waiters.clear();
+    }
+}
+
+/// A group's periodic checkpoint, written and waiting for its `fsync`.
+struct Checkpointed {
+    file: File,
     seq: u64,
-    time: &'a str,
-    prev: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node: Option<&'a str>,
-    #[serde(flatten)]
-    event: &'a AuditEvent,
+    hash: [u8; 32],
 }
 
 /// A checkpoint without its signature, which is appended as the last field.
@@ -168,7 +209,9 @@ impl AuditLog {
                 since_checkpoint: 0,
                 buffer: Vec::new(),
             }),
+            queue: Mutex::new(Queue::default()),
             failures: AtomicU64::new(0),
+            group_writes: AtomicU64::new(0),
             checkpoint_hook: Mutex::new(None),
         };
         log.checkpoint(CheckpointReason::Start)?;
@@ -279,46 +322,197 @@ impl AuditLog {
 
     /// Appends one event. On error nothing was added and the caller must fail the request.
     pub fn record(&self, event: &AuditEvent) -> Result<(), AuditWriteError> {
+        self.record_ref(&event.as_ref())
+    }
+
+    /// Appends one event given by reference, on this thread, waiting for the disk when its line
+    /// brings a checkpoint. On error nothing was added and the caller must fail the request.
+    pub fn record_ref(&self, event: &AuditEventRef<'_>) -> Result<(), AuditWriteError> {
+        let body = serde_json::to_vec(event).expect("audit lines serialize");
+        let checkpointed = self.write_group(&body, &[body.len()])?;
+        match checkpointed {
+            Some(checkpointed) => self.sync(checkpointed),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends one event with those of the requests writing at the same time (group commit,
+    /// see the module's description), returning once its line is written: on error nothing of
+    /// this event was added and the caller must fail the request. Every event of a group that
+    /// fails is refused.
+    pub async fn write(self: &Arc<Self>, event: &AuditEventRef<'_>) -> Result<(), AuditWriteError> {
+        let (done, answer) = oneshot::channel();
+        let lead = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let pending = &mut queue.pending;
+            serde_json::to_writer(&mut pending.bodies, event).expect("audit lines serialize");
+            pending.ends.push(pending.bodies.len());
+            pending.waiters.push(done);
+            !std::mem::replace(&mut queue.leading, true)
+        };
+        if lead {
+            self.lead();
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(self.failed(std::io::Error::other(
+                "the audit writer stopped before this line was written",
+            )))
+        })
+    }
+
+    /// Writes groups until no line waits.
+    fn lead(self: &Arc<Self>) {
+        /// Hands the lead back if writing panics: later lines must not wait for a writer that
+        /// is gone (the waiters of the lost group see their answer dropped: refused).
+        struct Leading<'a>(&'a Mutex<Queue>);
+        impl Drop for Leading<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.lock().unwrap_or_else(|p| p.into_inner()).leading = false;
+                }
+            }
+        }
+        let _leading = Leading(&self.queue);
+        let mut group = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut queue.spare)
+        };
+        loop {
+            {
+                let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if queue.pending.waiters.is_empty() {
+                    queue.spare = group;
+                    queue.leading = false;
+                    return;
+                }
+                std::mem::swap(&mut queue.pending, &mut group);
+            }
+            match self.write_group(&group.bodies, &group.ends) {
+                Ok(None) => self.answer(group.waiters.drain(..), Ok(())),
+                Ok(Some(checkpointed)) => {
+                    // The fsync (about a millisecond here) runs on a blocking thread: the next
+                    // group need not wait for the disk, only this one's requests do.
+                    let waiters = std::mem::take(&mut group.waiters);
+                    let log = Arc::clone(self);
+                    let finish = move || {
+                        let synced = log.sync(checkpointed);
+                        log.answer(waiters.into_iter(), synced);
+                    };
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(runtime) => drop(runtime.spawn_blocking(finish)),
+                        Err(_) => finish(),
+                    }
+                }
+                Err(error) => self.answer(group.waiters.drain(..), Err(error)),
+            }
+            group.clear();
+        }
+    }
+
+    /// Writes the lines of `bodies` (JSON objects ending at `ends`) in one `write`, with a
+    /// periodic checkpoint after the line that reaches `checkpoint_every`, and returns that
+    /// checkpoint for its `fsync`. On error nothing was written.
+    fn write_group(
+        &self,
+        bodies: &[u8],
+        ends: &[usize],
+    ) -> Result<Option<Checkpointed>, AuditWriteError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.follow_path(&mut state)?;
         let time = now_rfc3339();
-        let prev = hex(&state.prev);
         let mut text = std::mem::take(&mut state.buffer);
         text.clear();
-        let line = EventLine {
-            seq: state.next_seq,
-            time: &time,
-            prev: &prev,
-            node: self.config.node_id.as_deref(),
-            event,
-        };
-        serde_json::to_writer(&mut text, &line).expect("audit lines serialize");
-        let appended = self.append(&mut state, &mut text);
+        let (mut seq, mut prev, mut since) = (state.next_seq, state.prev, state.since_checkpoint);
+        let mut checkpoint = None;
+        let mut start = 0;
+        for &end in ends {
+            let line = text.len();
+            self.event_line(&mut text, seq, &time, &prev, &bodies[start..end]);
+            prev = sha256(&[&text[line..]]);
+            text.push(b'\n');
+            (seq, since, start) = (seq + 1, since + 1, end);
+            if since >= self.config.checkpoint_every {
+                let line = self.checkpoint_text(seq, &prev, CheckpointReason::Periodic);
+                let hash = sha256(&[line.as_bytes()]);
+                text.extend_from_slice(line.as_bytes());
+                text.push(b'\n');
+                checkpoint = Some((seq, hash));
+                (seq, prev, since) = (seq + 1, hash, 0);
+            }
+        }
+        self.group_writes.fetch_add(1, Ordering::Relaxed);
+        let written = self.append_lines(&mut state, &text);
         if text.capacity() <= KEEP_BUFFER_BYTES {
             state.buffer = text;
         }
-        appended?;
-        let mut sync = None;
+        written?;
+        (state.next_seq, state.prev, state.since_checkpoint) = (seq, prev, since);
         let mut checkpointed = None;
-        if state.since_checkpoint >= self.config.checkpoint_every {
-            self.checkpoint_line(&mut state, CheckpointReason::Periodic)?;
-            // The fsync (about a millisecond here) runs after the lock is released: every other
-            // request would otherwise wait for the disk. This request still waits for it.
-            sync = match &state.file {
-                Some(file) => Some(file.try_clone().map_err(|source| self.failed(source))?),
-                None => None,
-            };
-            checkpointed = state.last_checkpoint;
+        if let Some((seq, hash)) = checkpoint {
+            state.last_checkpoint = checkpoint;
+            if let Some(file) = &state.file {
+                let file = file.try_clone().map_err(|source| self.failed(source))?;
+                checkpointed = Some(Checkpointed { file, seq, hash });
+            }
         }
         if state.len >= self.config.max_file_bytes {
             self.rotate(&mut state)?;
         }
-        drop(state);
-        if let Some(file) = sync {
-            file.sync_data().map_err(|source| self.failed(source))?;
+        Ok(checkpointed)
+    }
+
+    /// An event line: the chain's fields, then the event's (`body`, a JSON object).
+    fn event_line(&self, text: &mut Vec<u8>, seq: u64, time: &str, prev: &[u8; 32], body: &[u8]) {
+        text.extend_from_slice(b"{\"seq\":");
+        text.extend_from_slice(itoa_u64(seq, &mut [0u8; 20]));
+        text.extend_from_slice(b",\"time\":\"");
+        text.extend_from_slice(time.as_bytes());
+        text.extend_from_slice(b"\",\"prev\":\"");
+        let mut hex = [0u8; 64];
+        hex_into(prev, &mut hex);
+        text.extend_from_slice(&hex);
+        text.push(b'"');
+        if let Some(node) = &self.config.node_id {
+            text.extend_from_slice(b",\"node\":");
+            serde_json::to_writer(&mut *text, node).expect("strings serialize");
         }
-        self.notify_checkpoint(checkpointed);
+        // Every event has fields (`source`, `operation`, `outcome`, `latency_us` always), so
+        // its object is `{` then at least one field.
+        text.push(b',');
+        text.extend_from_slice(&body[1..]);
+    }
+
+    /// Fsyncs a checkpoint's file and tells the hook.
+    fn sync(&self, checkpointed: Checkpointed) -> Result<(), AuditWriteError> {
+        checkpointed
+            .file
+            .sync_data()
+            .map_err(|source| self.failed(source))?;
+        self.notify_checkpoint(Some((checkpointed.seq, checkpointed.hash)));
         Ok(())
+    }
+
+    /// Answers every request of a group with its result: a failure refuses them all (each
+    /// counted: each is a line that could not be written).
+    fn answer(
+        &self,
+        mut waiters: impl Iterator<Item = oneshot::Sender<Result<(), AuditWriteError>>>,
+        result: Result<(), AuditWriteError>,
+    ) {
+        let first = waiters.next();
+        for waiter in waiters {
+            let again = match &result {
+                Ok(()) => Ok(()),
+                Err(error) => Err(self.failed(std::io::Error::new(
+                    error.cause.kind(),
+                    error.cause.to_string(),
+                ))),
+            };
+            let _ = waiter.send(again);
+        }
+        if let Some(first) = first {
+            let _ = first.send(result);
+        }
     }
 
     /// Writes a signed checkpoint now (`Shutdown` on the way out).
@@ -347,6 +541,11 @@ impl AuditLog {
         self.failures.load(Ordering::Relaxed)
     }
 
+    /// `write`s of event lines since start: one per group of lines.
+    pub fn group_writes(&self) -> u64 {
+        self.group_writes.load(Ordering::Relaxed)
+    }
+
     /// The current log file.
     pub fn path(&self) -> &Path {
         &self.config.path
@@ -371,22 +570,27 @@ impl AuditLog {
         state: &mut State,
         reason: CheckpointReason,
     ) -> Result<(), AuditWriteError> {
+        let signed = self.checkpoint_text(state.next_seq, &state.prev, reason);
+        let seq = state.next_seq;
+        self.append(state, &mut signed.into_bytes())?;
+        state.since_checkpoint = 0;
+        state.last_checkpoint = Some((seq, state.prev));
+        Ok(())
+    }
+
+    /// A signed checkpoint line numbered `seq` after the line hashed `prev`.
+    fn checkpoint_text(&self, seq: u64, prev: &[u8; 32], reason: CheckpointReason) -> String {
         let line = CheckpointLine {
-            seq: state.next_seq,
+            seq,
             time: now_rfc3339(),
-            prev: hex(&state.prev),
+            prev: hex(prev),
             kind: "checkpoint",
             reason: reason.name(),
             key: self.key.public_base64(),
         };
         let unsigned = serde_json::to_string(&line).expect("serializes");
         let signature = self.key.sign(&checkpoint_message(unsigned.as_bytes()));
-        let signed = with_signature(&unsigned, &STANDARD.encode(signature));
-        let seq = state.next_seq;
-        self.append(state, &mut signed.into_bytes())?;
-        state.since_checkpoint = 0;
-        state.last_checkpoint = Some((seq, state.prev));
-        Ok(())
+        with_signature(&unsigned, &STANDARD.encode(signature))
     }
 
     /// Makes sure the next line goes to the file now at the configured path. If the open file
@@ -395,7 +599,7 @@ impl AuditLog {
     /// continues there.
     fn follow_path(&self, state: &mut State) -> Result<(), AuditWriteError> {
         if let Some(file) = &state.file {
-            // Two `stat`s per line: the path's and the open file's (reused below).
+            // Two `stat`s per write: the path's and the open file's (reused below).
             let open = file.metadata();
             let at_path = fs::metadata(&self.config.path);
             if let (Ok(open), Ok(at_path)) = (&open, &at_path) {
@@ -448,6 +652,28 @@ impl AuditLog {
             Err(source) => {
                 // Cut off whatever part of the line got through; if even that fails, reopen and
                 // repair on the next attempt.
+                if file.set_len(state.len).is_err() {
+                    state.file = None;
+                }
+                Err(self.failed(source))
+            }
+        }
+    }
+
+    /// Writes complete lines (each with its newline) in one `write`, or rolls back to the last
+    /// complete line before them.
+    fn append_lines(&self, state: &mut State, text: &[u8]) -> Result<(), AuditWriteError> {
+        let Some(file) = state.file.as_mut() else {
+            return Err(self.failed(std::io::Error::other(
+                "the audit log is not open (it could not be reopened)",
+            )));
+        };
+        match file.write_all(text) {
+            Ok(()) => {
+                state.len += text.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
                 if file.set_len(state.len).is_err() {
                     state.file = None;
                 }
@@ -558,6 +784,19 @@ fn seq_of(line: &str) -> Option<u64> {
         .as_u64()
 }
 
+/// `n` in decimal, in `buffer`.
+fn itoa_u64(mut n: u64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buffer[at..];
+        }
+    }
+}
+
 /// The current time as RFC 3339 UTC with milliseconds.
 pub(crate) fn now_rfc3339() -> String {
     let now = SystemTime::now()
@@ -607,5 +846,246 @@ mod tests {
         )
         .unwrap();
         assert_eq!(report.lines, text.lines().count() as u64);
+    }
+
+    fn open_log(dir: &Path, checkpoint_every: u64) -> Arc<AuditLog> {
+        Arc::new(
+            AuditLog::open(AuditConfig {
+                path: dir.join("audit.log"),
+                signing_key: dir.join("audit.key"),
+                max_file_bytes: 1 << 30,
+                checkpoint_every,
+                node_id: Some("node \"a\"".into()),
+            })
+            .unwrap(),
+        )
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Starts `count` requests writing their lines while the log is held, and returns once
+    /// every one has queued its line (all but the first wait in the queue; the first leads and
+    /// waits for the log): so they are written as two groups when the log is let go.
+    fn queue_while_held(
+        runtime: &tokio::runtime::Runtime,
+        log: &Arc<AuditLog>,
+        count: usize,
+        prefix: &'static str,
+    ) -> Vec<tokio::task::JoinHandle<(String, Result<(), AuditWriteError>)>> {
+        let tasks = (0..count)
+            .map(|i| {
+                let log = Arc::clone(log);
+                runtime.spawn(async move {
+                    let id = format!("{prefix}-{i}");
+                    let event = AuditEventRef {
+                        request_id: &id,
+                        source: "127.0.0.1:1",
+                        operation: "encrypt",
+                        ..AuditEventRef::default()
+                    };
+                    let result = log.write(&event).await;
+                    (id, result)
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while log.queue.lock().unwrap().pending.waiters.len() < count - 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "requests did not queue"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        tasks
+    }
+
+    /// Issue 18: many concurrent requests, their lines written in groups: the chain and the
+    /// checkpoints verify, and every answered request's line is in the log, once.
+    #[test]
+    fn concurrent_lines_written_in_groups_keep_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), 7);
+        let runtime = runtime();
+        let before = log.group_writes();
+        let held = log.state.lock().unwrap();
+        let tasks = queue_while_held(&runtime, &log, 40, "held");
+        drop(held);
+        let mut answered = Vec::new();
+        for task in tasks {
+            let (id, result) = runtime.block_on(task).unwrap();
+            result.unwrap();
+            answered.push(id);
+        }
+        assert_eq!(
+            log.group_writes() - before,
+            2,
+            "40 queued lines, two groups"
+        );
+        // Then free-running: 16 tasks of 50 lines each.
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let log = Arc::clone(&log);
+                runtime.spawn(async move {
+                    let mut ids = Vec::new();
+                    for i in 0..50 {
+                        let id = format!("run-{t}-{i}");
+                        let event = AuditEventRef {
+                            request_id: &id,
+                            source: "127.0.0.1:2",
+                            operation: "decrypt",
+                            input_hmacs: super::super::InputHmacs::Raw(&[[0xab; 16]]),
+                            ..AuditEventRef::default()
+                        };
+                        log.write(&event).await.unwrap();
+                        ids.push(id);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        for task in tasks {
+            answered.extend(runtime.block_on(task).unwrap());
+        }
+        drop(runtime);
+        log.close().unwrap();
+        let text = fs::read_to_string(dir.path().join("audit.log")).unwrap();
+        let report = super::super::verify_files(
+            &[dir.path().join("audit.log")],
+            &dir.path().join("audit.pub"),
+            super::super::VerifyOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(report.lines, text.lines().count() as u64);
+        let periodic = text.lines().filter(|l| l.contains("\"periodic\"")).count();
+        assert_eq!(periodic, 840 / 7, "a periodic checkpoint every 7 lines");
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).unwrap();
+                line["request_id"].as_str().map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(ids.len(), answered.len());
+        let mut sorted_ids = ids.clone();
+        sorted_ids.sort();
+        answered.sort();
+        assert_eq!(
+            sorted_ids, answered,
+            "each answered request has its line, once"
+        );
+    }
+
+    /// Issue 18: a group whose `write` fails refuses every request in it, and none of their
+    /// lines is in the log; the log takes lines again once the disk does.
+    #[test]
+    fn a_failed_group_write_refuses_every_request_of_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), 1000);
+        let runtime = runtime();
+        let path = dir.path().join("audit.log");
+        let moved = dir.path().join("audit.log.moved");
+        let held = log.state.lock().unwrap();
+        let tasks = queue_while_held(&runtime, &log, 20, "refused");
+        // The disk is full: the path now leads to /dev/full.
+        fs::rename(&path, &moved).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        drop(held);
+        for task in tasks {
+            let (id, result) = runtime.block_on(task).unwrap();
+            let error = result.expect_err(&id).to_string();
+            assert!(error.contains("cannot be written"), "{error}");
+        }
+        assert_eq!(log.write_failures(), 20);
+        fs::remove_file(&path).unwrap();
+        let event = AuditEventRef {
+            request_id: "after",
+            source: "127.0.0.1:3",
+            operation: "encrypt",
+            ..AuditEventRef::default()
+        };
+        runtime.block_on(log.write(&event)).unwrap();
+        log.close().unwrap();
+        let files = [moved, path];
+        let mut text = String::new();
+        for file in &files {
+            text.push_str(&fs::read_to_string(file).unwrap());
+        }
+        assert!(!text.contains("refused-"), "{text}");
+        assert!(text.contains("\"request_id\":\"after\""), "{text}");
+        super::super::verify_files(
+            &files,
+            &dir.path().join("audit.pub"),
+            super::super::VerifyOptions::default(),
+        )
+        .unwrap();
+    }
+
+    /// The line format is that of the chain fields and the event flattened into one object, as
+    /// lines have always been written.
+    #[test]
+    fn an_event_line_is_the_chain_fields_then_the_event() {
+        #[derive(Serialize)]
+        struct Flattened<'a> {
+            seq: u64,
+            time: &'a str,
+            prev: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            node: Option<&'a str>,
+            #[serde(flatten)]
+            event: &'a AuditEvent,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), 1000);
+        let event = AuditEvent {
+            request_id: "r\"1".into(),
+            principal: "spiffe://x/y".into(),
+            source: "[::1]:5".into(),
+            operation: "approval-executed".into(),
+            tenant: Some("t".into()),
+            key: Some("k/é".into()),
+            key_version: Some(3),
+            batch_items: 2,
+            batch_errors: 1,
+            outcome: Some(super::super::Outcome::Ok),
+            status: 207,
+            reason: "why\n".into(),
+            latency_us: 42,
+            input_hmacs: vec!["00ff".into()],
+            custodian: Some(super::super::CustodianRef {
+                name: "alice".into(),
+                fingerprint: "ab:cd".into(),
+            }),
+            approval: None,
+            store: None,
+        };
+        let body = serde_json::to_vec(&event.as_ref()).unwrap();
+        let prev = [7u8; 32];
+        let mut line = Vec::new();
+        log.event_line(&mut line, 12345, "2026-12-07T10:00:00.000Z", &prev, &body);
+        let expected = serde_json::to_vec(&Flattened {
+            seq: 12345,
+            time: "2026-12-07T10:00:00.000Z",
+            prev: &hex(&prev),
+            node: log.config.node_id.as_deref(),
+            event: &event,
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        // A bare event: only the fields that are always there.
+        let bare = AuditEventRef::default();
+        let body = serde_json::to_vec(&bare).unwrap();
+        assert_eq!(
+            body,
+            br#"{"source":"","operation":"","outcome":null,"latency_us":0}"#
+        );
     }
 }
