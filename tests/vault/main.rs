@@ -15,5 +15,6 @@ mod operations;
 mod properties;
 mod rejections;
 mod rollback;
+mod scale;
 mod store;
 mod upgrade;
