@@ -17,4 +17,5 @@ mod postgres;
 mod readme;
 mod recovery;
 mod rewrap;
+mod scale;
 mod start;
