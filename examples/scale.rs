@@ -7,6 +7,10 @@
 //! cargo run --release --example scale -- kek-rotation --dir /tmp/scale-kek  --keys 10000 --versions 10
 //! ```
 //!
+//! The example only fills the store and drives the client, so a debug build of it
+//! (`cargo build --example scale`, then `TRESOR_BIN=target/release/tresor
+//! target/debug/examples/scale …`) measures the same server; it fills the store more slowly.
+//!
 //! Both start with `tresor dev --dir DIR` once, then stopped: certificates, `tresor.toml`, the
 //! dev custodian and an initialised vault, the files a real deployment has. The store is then
 //! filled through the `Vault` facade while no server runs (one ciphertext per key is kept in
