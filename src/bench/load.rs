@@ -29,6 +29,9 @@ pub struct Target {
     server_name: ServerName<'static>,
     host_header: HeaderValue,
     tls: Arc<ClientConfig>,
+    /// Sent as `X-Vault-Token` with every request: a Vault-compatible peer (OpenBao's transit)
+    /// authenticates requests with a token, where Tresor reads the client certificate.
+    token: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for Target {
@@ -77,7 +80,26 @@ impl Target {
             server_name,
             host_header,
             tls: Arc::new(config),
+            token: None,
         })
+    }
+
+    /// The same target, each request carrying `token` as `X-Vault-Token` (for a Vault-compatible
+    /// peer such as OpenBao; Tresor itself needs none). Marked sensitive, so hyper never logs it.
+    pub fn with_vault_token(mut self, token: &str) -> Result<Target, BenchError> {
+        let mut value = HeaderValue::from_str(token).map_err(|_| {
+            BenchError::Invalid(
+                "invalid Vault token: it must be visible ASCII without line breaks".into(),
+            )
+        })?;
+        if token.is_empty() {
+            return Err(BenchError::Invalid(
+                "invalid Vault token: it is empty".into(),
+            ));
+        }
+        value.set_sensitive(true);
+        self.token = Some(value);
+        Ok(self)
     }
 
     /// `https://host:port`.
@@ -103,6 +125,10 @@ impl Target {
         Ok(sender)
     }
 }
+
+/// The header Vault and OpenBao read a client token from.
+const VAULT_TOKEN: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("x-vault-token");
 
 /// Counters a progress display can read while a run goes on.
 #[derive(Debug, Default)]
@@ -140,6 +166,9 @@ fn request(target: &Target, template: &Template, uri: &Uri) -> Request<Full<Byte
     let headers = request.headers_mut();
     headers.insert(HOST, target.host_header.clone());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(token) = &target.token {
+        headers.insert(VAULT_TOKEN, token.clone());
+    }
     request
 }
 

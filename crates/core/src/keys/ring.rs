@@ -13,8 +13,6 @@
 //! ```
 //! docs/format.md walks through an example byte by byte.
 
-use std::collections::BTreeMap;
-
 use tresor_crypto::aead::OVERHEAD;
 use tresor_crypto::mac::{self, Sha2};
 use tresor_crypto::{AeadKey, LengthPrefixed, NONCE_LEN, SecretKey, derive_key, hmac_sha256};
@@ -90,6 +88,48 @@ struct VersionKeys {
     hmac_key: SecretKey,
 }
 
+/// A ring's versions, ascending, in a vector of exactly their number. Not a `BTreeMap`: its
+/// nodes hold room for eleven entries, and a `VersionKeys` is about 1 KB (the AES-GCM-SIV key
+/// schedule inline), so a one-version ring cost 11 KB and 100,000 cached keys over 1 GB
+/// (docs/benchmarks.md, "Scale (issue 18)"). Rings have few versions; a binary search finds one.
+struct Versions(Vec<(u32, VersionKeys)>);
+
+impl Versions {
+    fn new(mut versions: Vec<(u32, VersionKeys)>) -> Self {
+        versions.sort_by_key(|(v, _)| *v);
+        versions.shrink_to_fit();
+        Versions(versions)
+    }
+
+    fn get(&self, version: &u32) -> Option<&VersionKeys> {
+        self.0
+            .binary_search_by_key(version, |(v, _)| *v)
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u32, &VersionKeys)> + '_ {
+        self.0.iter().map(|(v, keys)| (v, keys))
+    }
+
+    /// The versions from `from` up.
+    fn range(
+        &self,
+        from: std::ops::RangeFrom<u32>,
+    ) -> impl Iterator<Item = (&u32, &VersionKeys)> + '_ {
+        let start = self.0.partition_point(|(v, _)| *v < from.start);
+        self.0[start..].iter().map(|(v, keys)| (v, keys))
+    }
+}
+
+impl std::ops::Index<&u32> for Versions {
+    type Output = VersionKeys;
+
+    fn index(&self, version: &u32) -> &VersionKeys {
+        self.get(version).expect("a version of the ring")
+    }
+}
+
 /// The tenant, key and environment a ring belongs to: bound into every ciphertext.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyIdentity {
@@ -103,7 +143,7 @@ pub(crate) struct KeyRing {
     pub(crate) identity: KeyIdentity,
     pub(crate) config: KeyConfig,
     pub(crate) latest_version: u32,
-    versions: BTreeMap<u32, VersionKeys>,
+    versions: Versions,
     /// LP(label) ‖ LP(environment) ‖ LP(tenant) ‖ LP(key): the fixed start of every AAD.
     aad_prefix: Vec<u8>,
 }
@@ -142,6 +182,7 @@ impl KeyRing {
                 )
             })
             .collect();
+        let versions = Versions::new(versions);
         let aad_prefix = LengthPrefixed::new()
             .bytes(CIPHERTEXT_LABEL)
             .bytes(identity.environment.as_bytes())

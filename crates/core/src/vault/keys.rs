@@ -382,10 +382,13 @@ impl Vault {
         self.inner
             .cache_misses
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let kek = state.kek()?;
+        // A locked tenant is refused before its key records are looked at.
+        state.kek()?;
         let generation = Generation::start(&state.rings_generation);
         let (record, _) = self.read_key(&unsealed, tenant, name)?;
         usable(tenant, name, &record)?;
+        // After the record: a KEK rotation committing meanwhile may have re-wrapped it.
+        let kek = state.kek_for(record.kek_version)?;
         let ring =
             Arc::new(self.ring_from_record(&unsealed, &state, name, &record, kek.as_deref())?);
         let mut rings = write(&state.rings);

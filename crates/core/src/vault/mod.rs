@@ -137,6 +137,10 @@ pub(crate) struct TenantState {
     kek: RwLock<Option<Arc<Kek>>>,
     /// Level 3 while unlocked: the custody key its custodian gave, needed to rotate the KEK.
     custody: RwLock<Option<Arc<SecretKey>>>,
+    /// During a KEK rotation, the new KEK: set before its commit and cleared once it is `kek`,
+    /// so a ring loaded from a record the commit already re-wrapped is unwrapped at once
+    /// instead of failing (see [`TenantState::kek_for`]).
+    rotating_kek: RwLock<Option<Arc<Kek>>>,
     rings: RwLock<HashMap<String, Arc<KeyRing>>>,
     rings_generation: AtomicU64,
 }
@@ -413,6 +417,7 @@ impl Unsealed {
             level: record.level,
             kek: RwLock::new(kek),
             custody: RwLock::new(None),
+            rotating_kek: RwLock::new(None),
             rings: RwLock::new(HashMap::new()),
             rings_generation: AtomicU64::new(0),
         });
@@ -454,6 +459,23 @@ impl TenantState {
             (ProtectionLevel::Two, None) => {
                 unreachable!("level-2 tenants are loaded with their KEK")
             }
+        }
+    }
+
+    /// The KEK that wrapped a key record stored with `kek_version`, read *after* the record:
+    /// the current KEK, or, while a rotation commits, the KEK it rotates to. The rotation sets
+    /// `rotating_kek` before its commit and clears it only after `kek` holds the new KEK, so
+    /// reading `rotating_kek` before `kek` never misses both. Anything else is the current KEK,
+    /// which [`super::Vault::ring_from_record`] then refuses as the mismatch it is.
+    fn kek_for(&self, kek_version: Option<u32>) -> Result<Option<Arc<Kek>>, Error> {
+        let rotating = read(&self.rotating_kek).clone();
+        let kek = self.kek()?;
+        if kek.as_ref().map(|k| k.version) == kek_version {
+            return Ok(kek);
+        }
+        match rotating {
+            Some(next) if Some(next.version) == kek_version => Ok(Some(next)),
+            _ => Ok(kek),
         }
     }
 

@@ -553,8 +553,16 @@ impl Vault {
             unsealed.seal_record(&tenant_path, &record),
         );
         self.rewrap_keys(&unsealed, tenant, &old, &new, &mut batch, None)?;
-        self.commit(&unsealed, batch)?;
-        *write(&state.kek) = Some(Arc::new(new));
+        // Requests go on during the commit: a ring loaded from a record it has already
+        // re-wrapped finds the new KEK here (`TenantState::kek_for`) instead of failing.
+        let new = Arc::new(new);
+        *write(&state.rotating_kek) = Some(new.clone());
+        let committed = self.commit(&unsealed, batch);
+        if committed.is_ok() {
+            *write(&state.kek) = Some(new);
+        }
+        *write(&state.rotating_kek) = None;
+        committed?;
         let keys = self
             .store()
             .scan_prefix(&records::keys_prefix(tenant))?
