@@ -75,7 +75,7 @@ pub(crate) struct TableSource {
     /// (default: the table's primary key, when it is one column).
     #[arg(long, requires = "pg")]
     pub(crate) key_column: Option<String>,
-    /// With --pg: a file holding the database password on one line (default: PGPASSWORD).
+    /// With --pg: a file holding the database password on one line (default: PGPASSFILE or ~/.pgpass, then PGPASSWORD).
     #[arg(long, value_name = "FILE", requires = "pg")]
     pub(crate) pg_password_file: Option<PathBuf>,
     /// With --pg: the CA certificate(s) of the database server (PEM); TLS is then required.

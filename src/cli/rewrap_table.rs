@@ -20,7 +20,7 @@
 //!
 //! Identifiers are checked to be plain SQL names and always quoted, so no table or column name
 //! can carry SQL; values travel only as statement parameters. The database password never sits
-//! on the command line: `--pg-password-file` or `PGPASSWORD`.
+//! on the command line: `--pg-password-file`, libpq's password file or `PGPASSWORD`.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -113,7 +113,7 @@ fn pg_options(source: &SourceArgs) -> anyhow::Result<PgOptions> {
         .map_err(|_| anyhow!("--pg `{redacted}` is not a PostgreSQL connection URL"))?;
     if config.get_password().is_some() {
         bail!(
-            "--pg `{redacted}` carries a password: give it with --pg-password-file FILE or the PGPASSWORD variable instead, so it never sits on a command line"
+            "--pg `{redacted}` carries a password: give it with --pg-password-file FILE, PGPASSFILE or the PGPASSWORD variable instead, so it never sits on a command line"
         );
     }
     if config.get_user().is_none() {
@@ -128,6 +128,11 @@ fn pg_options(source: &SourceArgs) -> anyhow::Result<PgOptions> {
     Ok(PgOptions {
         ca_file: pg.pg_ca_file.clone(),
         password_file: pg.pg_password_file.clone(),
+        // libpq's password file, as psql would read it.
+        passfile: match pg.pg_password_file {
+            Some(_) => None,
+            None => tresor_postgres::default_passfile(),
+        },
         ..PgOptions::new(url, "rewrap")
     })
 }

@@ -11,10 +11,11 @@ use crate::{PgError, describe};
 /// session's `application_name`) and drives the connection on the current tokio runtime until
 /// the client is dropped.
 ///
-/// The password comes from `password_file`; without one, from `PGPASSWORD` as libpq reads it,
+/// The password comes from `password_file` or `passfile`; without either, from `PGPASSWORD` as
+/// libpq reads it,
 /// so that a tool's password never has to be on its command line.
 pub async fn connect(options: &PgOptions) -> Result<tokio_postgres::Client, PgError> {
-    let (mut config, tls) = options.driver_config()?;
+    let (mut config, _) = options.driver_config()?;
     if config.get_password().is_none() {
         if let Some(password) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty()) {
             config.password(Zeroizing::new(password.into_encoded_bytes()).as_slice());
@@ -24,19 +25,18 @@ pub async fn connect(options: &PgOptions) -> Result<tokio_postgres::Client, PgEr
         target: options.redacted_url(),
         reason: describe(&e),
     };
-    match (&options.ca_file, tls) {
-        (Some(ca_file), true) => {
-            let (client, connection) = config
-                .connect(crate::tls::connector(ca_file)?)
-                .await
-                .map_err(failed)?;
+    // The connection's type differs with and without TLS: spawn each where it is made.
+    let client = match options.tls_connector()? {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls).await.map_err(failed)?;
             tokio::spawn(connection);
-            Ok(client)
+            client
         }
-        _ => {
+        None => {
             let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
             tokio::spawn(connection);
-            Ok(client)
+            client
         }
-    }
+    };
+    Ok(client)
 }
