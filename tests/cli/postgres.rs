@@ -747,3 +747,61 @@ fn collect_error_kinds(report: &serde_json::Value, kinds: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// A measurement, not a test (docs/benchmarks.md, "Two nodes against one"): the same client
+/// load (16 connections of 64-byte encrypts) on one node, then split 8 + 8 over two nodes of one
+/// database, three alternating rounds. Run on a release build:
+/// `.ci/with-postgres cargo test --release --test cli -- --ignored --nocapture two_nodes_against_one`.
+#[test]
+#[ignore = "a measurement for docs/benchmarks.md, not a test"]
+fn two_nodes_against_one_under_the_same_load() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let d = &cluster.d;
+    let [a, b, c] = cluster.three();
+    drop(c);
+    a.ops(d, &["tenant", "create", "bench"]);
+    a.ops(d, &["key", "create", "bench/bench"]);
+    let bench = |node: &ServerProcess, connections: &str| {
+        let run = node.run_as(
+            d,
+            "ops",
+            &[
+                "bench",
+                "encrypt",
+                "--size",
+                "64",
+                "-c",
+                connections,
+                "-d",
+                "3s",
+                "--warmup",
+                "500ms",
+                "--tenant",
+                "bench",
+                "--key",
+                "bench",
+                "--format",
+                "json",
+            ],
+        );
+        assert!(run.status.success(), "{}", run.stderr);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(bench_errors(&report), 0, "{report}");
+        report["vault"]["requests_per_sec"].as_f64().unwrap()
+    };
+    for round in 1..=3 {
+        let one = bench(&a, "16");
+        let (on_a, on_b) = std::thread::scope(|scope| {
+            let on_a = scope.spawn(|| bench(&a, "8"));
+            let on_b = scope.spawn(|| bench(&b, "8"));
+            (on_a.join().unwrap(), on_b.join().unwrap())
+        });
+        println!(
+            "round {round}: one node {one:.0} req/s; two nodes {:.0} req/s ({on_a:.0} + {on_b:.0}); ratio {:.2}",
+            on_a + on_b,
+            (on_a + on_b) / one
+        );
+    }
+}
