@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::deployment::{Deployment, ServerProcess};
 use crate::common::postgres::TestDatabase;
+use crate::common::wait_until;
 
 mod peers;
 
@@ -408,15 +409,11 @@ fn a_node_cut_off_from_the_database_answers_503_then_recovers() {
         ],
     );
     // Once B's view is older than max_staleness (its metrics say so; they stay readable)…
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while age(d, &b) <= 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "B's view never aged: {}",
-            b.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_millis(50),
+        || age(d, &b) > 1.0,
+        || format!("B's view never aged: {}", b.stderr()),
+    );
     // …it answers 503, for the stale key as for everything else, health included.
     let stale = b.run_as(d, "ops", &["decrypt", "payments/card-pan", v1]);
     assert!(!stale.status.success(), "a stale answer: {}", stale.stdout);
@@ -572,14 +569,14 @@ fn load_on_two_nodes_survives_a_killed_node_and_dropped_database_sessions() {
             .collect();
         // Both loads are running once each node has served some of it.
         for node in [&a, &b] {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !node
-                .ops(d, &["metrics"])
-                .contains("operation=\"encrypt\",status=\"200\"")
-            {
-                assert!(Instant::now() < deadline, "no load reached the node");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until(
+                Duration::from_millis(20),
+                || {
+                    node.ops(d, &["metrics"])
+                        .contains("operation=\"encrypt\",status=\"200\"")
+                },
+                || "no load reached the node".into(),
+            );
         }
         c.signal("KILL");
         for node in ["a", "b", "c"] {
@@ -609,6 +606,30 @@ fn load_on_two_nodes_survives_a_killed_node_and_dropped_database_sessions() {
 }
 
 /// Whether `node` says it holds the background-job lease (from its metrics).
+/// The indexes of `nodes` that hold the job lease.
+fn lease_holders(d: &Deployment, nodes: &[&ServerProcess]) -> Vec<usize> {
+    (0..nodes.len())
+        .filter(|&i| holds_lease(d, nodes[i]))
+        .collect()
+}
+
+/// Waits until exactly one of `nodes` holds the job lease (never two) and says which.
+fn the_lease_holder(d: &Deployment, nodes: &[ServerProcess]) -> usize {
+    let all: Vec<&ServerProcess> = nodes.iter().collect();
+    let mut leader = None;
+    wait_until(
+        Duration::from_millis(50),
+        || {
+            let held = lease_holders(d, &all);
+            assert!(held.len() <= 1, "two nodes hold the lease: {held:?}");
+            leader = held.first().copied();
+            leader.is_some()
+        },
+        || "no node took the lease".into(),
+    );
+    leader.expect("waited for it")
+}
+
 fn holds_lease(d: &Deployment, node: &ServerProcess) -> bool {
     let text = node.ops(d, &["metrics"]);
     match text
@@ -632,36 +653,22 @@ fn the_job_lease_moves_to_another_node_when_its_holder_is_paused() {
     };
     let d = &cluster.d;
     let nodes = cluster.three();
-    let holders = |nodes: &[&ServerProcess]| -> Vec<usize> {
-        (0..nodes.len())
-            .filter(|&i| holds_lease(d, nodes[i]))
-            .collect()
-    };
-    let all: Vec<&ServerProcess> = nodes.iter().collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let leader = loop {
-        let held = holders(&all);
-        if held.len() == 1 {
-            break held[0];
-        }
-        assert!(held.len() <= 1, "two nodes hold the lease: {held:?}");
-        assert!(Instant::now() < deadline, "no node took the lease");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let leader = the_lease_holder(d, &nodes);
     let others: Vec<&ServerProcess> = (0..3).filter(|&i| i != leader).map(|i| &nodes[i]).collect();
     nodes[leader].signal("STOP");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while holders(&others).is_empty() {
-        assert!(Instant::now() < deadline, "no node took the lease over");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(holders(&others).len(), 1);
+    wait_until(
+        Duration::from_millis(50),
+        || !lease_holders(d, &others).is_empty(),
+        || "no node took the lease over".into(),
+    );
+    assert_eq!(lease_holders(d, &others).len(), 1);
     nodes[leader].signal("CONT");
     assert!(
         !holds_lease(d, &nodes[leader]),
         "the resumed node still believes it holds the lease"
     );
-    assert_eq!(holders(&all).len(), 1);
+    let all: Vec<&ServerProcess> = nodes.iter().collect();
+    assert_eq!(lease_holders(d, &all).len(), 1);
 }
 
 /// The database restarts (its own cluster, `pg_ctl restart -m fast`) while A and B are under
@@ -689,14 +696,14 @@ fn nodes_recover_by_themselves_when_the_database_restarts_under_load() {
             .map(|node| scope.spawn(move || node.run_as(d, "ops", &bench)))
             .collect();
         for node in [&a, &b] {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !node
-                .ops(d, &["metrics"])
-                .contains("operation=\"encrypt\",status=\"200\"")
-            {
-                assert!(Instant::now() < deadline, "no load reached the node");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_until(
+                Duration::from_millis(20),
+                || {
+                    node.ops(d, &["metrics"])
+                        .contains("operation=\"encrypt\",status=\"200\"")
+                },
+                || "no load reached the node".into(),
+            );
         }
         private.restart();
         runs.into_iter()

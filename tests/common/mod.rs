@@ -367,3 +367,17 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Polls `done` every `every` until it holds; fails the test with `what()` after 30 s. The
+/// deadline only bounds a failure: tests wait for a state, never sleep and hope.
+pub fn wait_until(
+    every: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+    what: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{}", what());
+        std::thread::sleep(every);
+    }
+}

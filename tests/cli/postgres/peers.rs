@@ -3,7 +3,7 @@
 //! per-boot key; a node that is not enrolled, removed, or configured with a peer it cannot
 //! verify stays sealed and says why; a root rotation is followed by enrolled nodes only.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -12,6 +12,7 @@ use tresor_wire::peers::PeerUnsealRequest;
 
 use super::Cluster;
 use crate::common::deployment::{ServerProcess, principal};
+use crate::common::wait_until;
 
 impl Cluster {
     /// Client certificates for the nodes (`node-a.pem`, …) and a policy granting them
@@ -106,15 +107,11 @@ fn status(cluster: &Cluster, node: &ServerProcess) -> Option<i32> {
 
 /// Waits (bounded) until `node` answers `tresor status` with `code`.
 fn wait_for_status(cluster: &Cluster, node: &ServerProcess, code: i32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status(cluster, node) != Some(code) {
-        assert!(
-            Instant::now() < deadline,
-            "the node never answered status {code}: {}",
-            node.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        Duration::from_millis(100),
+        || status(cluster, node) == Some(code),
+        || format!("the node never answered status {code}: {}", node.stderr()),
+    );
 }
 
 #[test]
@@ -444,45 +441,22 @@ fn a_sealed_node_lets_the_job_lease_go() {
     };
     let d = &cluster.d;
     let nodes = cluster.three();
-    let holders = |nodes: &[&ServerProcess]| -> Vec<usize> {
-        (0..nodes.len())
-            .filter(|&i| super::holds_lease(d, nodes[i]))
-            .collect()
-    };
-    let all: Vec<&ServerProcess> = nodes.iter().collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let leader = loop {
-        let held = holders(&all);
-        if held.len() == 1 {
-            break held[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node took the lease: {held:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let leader = super::the_lease_holder(d, &nodes);
     nodes[leader].ops(d, &["operator", "seal"]);
     // It lets go at its next renewal (a third of the 2 s lease), and never takes it again.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while super::holds_lease(d, &nodes[leader]) {
-        assert!(
-            Instant::now() < deadline,
-            "a sealed node still counts itself the job leader"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_millis(50),
+        || !super::holds_lease(d, &nodes[leader]),
+        || "a sealed node still counts itself the job leader".into(),
+    );
     nodes[leader].wait_for_log("this node is sealed: it lets the background-job lease go");
     let others: Vec<&ServerProcess> = (0..3).filter(|&i| i != leader).map(|i| &nodes[i]).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while holders(&others).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no unsealed node took the lease over"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_millis(50),
+        || !super::lease_holders(d, &others).is_empty(),
+        || "no unsealed node took the lease over".into(),
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert!(!super::holds_lease(d, &nodes[leader]));
-    assert_eq!(holders(&others).len(), 1);
+    assert_eq!(super::lease_holders(d, &others).len(), 1);
 }
