@@ -878,30 +878,37 @@ mod tests {
         count: usize,
         prefix: &'static str,
     ) -> Vec<tokio::task::JoinHandle<(String, Result<(), AuditWriteError>)>> {
-        let tasks = (0..count)
-            .map(|i| {
-                let log = Arc::clone(log);
-                runtime.spawn(async move {
-                    let id = format!("{prefix}-{i}");
-                    let event = AuditEventRef {
-                        request_id: &id,
-                        source: "127.0.0.1:1",
-                        operation: "encrypt",
-                        ..AuditEventRef::default()
-                    };
-                    let result = log.write(&event).await;
-                    (id, result)
-                })
+        let spawn = |i: usize| {
+            let log = Arc::clone(log);
+            runtime.spawn(async move {
+                let id = format!("{prefix}-{i}");
+                let event = AuditEventRef {
+                    request_id: &id,
+                    source: "127.0.0.1:1",
+                    operation: "encrypt",
+                    ..AuditEventRef::default()
+                };
+                let result = log.write(&event).await;
+                (id, result)
             })
-            .collect();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while log.queue.lock().unwrap().pending.waiters.len() < count - 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "requests did not queue"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        };
+        let wait = |what: &str, done: &dyn Fn(&Queue) -> bool| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !done(&log.queue.lock().unwrap()) {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        };
+        // The first leads alone: once it has taken its own line and waits for the log, the
+        // others queue behind it (spawned together, some could otherwise join its group).
+        let mut tasks = vec![spawn(0)];
+        wait("the first request did not lead", &|q| {
+            q.leading && q.pending.waiters.is_empty()
+        });
+        tasks.extend((1..count).map(spawn));
+        wait("requests did not queue", &|q| {
+            q.pending.waiters.len() == count - 1
+        });
         tasks
     }
 
