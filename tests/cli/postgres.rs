@@ -755,6 +755,92 @@ fn collect_error_kinds(report: &serde_json::Value, kinds: &mut Vec<String>) {
     }
 }
 
+/// One `tresor bench encrypt` run of 64-byte single items on `node` over `connections`
+/// connections (3 s after 0.5 s warm-up) against tenant and key `bench`: the report, which must
+/// show no error.
+fn bench_encrypt(d: &Deployment, node: &ServerProcess, connections: &str) -> serde_json::Value {
+    let run = node.run_as(
+        d,
+        "ops",
+        &[
+            "bench",
+            "encrypt",
+            "--size",
+            "64",
+            "-c",
+            connections,
+            "-d",
+            "3s",
+            "--warmup",
+            "500ms",
+            "--tenant",
+            "bench",
+            "--key",
+            "bench",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(bench_errors(&report), 0, "{report}");
+    report
+}
+
+/// Requests per second of a [`bench_encrypt`] report.
+fn requests_per_sec(report: &serde_json::Value) -> f64 {
+    report["vault"]["requests_per_sec"].as_f64().unwrap()
+}
+
+/// A measurement, not a test (docs/benchmarks.md, "PostgreSQL backend vs sled"): cached 64-byte
+/// encrypts on a sled node and on a PostgreSQL node (same binary, same configuration but the
+/// `[storage]` table), alternating, three rounds at `-c 1` and at `-c 16`. A cached encrypt
+/// touches neither store, so the two should match. Run on a release build:
+/// `.ci/with-postgres cargo test --release --test cli -- --ignored --nocapture cached_encrypt_on_postgresql`.
+#[test]
+#[ignore = "a measurement for docs/benchmarks.md, not a test"]
+fn cached_encrypt_on_postgresql_against_sled() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let on_sled = Deployment::new();
+    let on_pg = Deployment::new();
+    use_storage(&on_pg, &db.storage_toml("bench-pg"));
+    let nodes = [
+        ("sled", &on_sled, on_sled.start_unsealed(&["alice"], 1)),
+        ("PostgreSQL", &on_pg, on_pg.start_unsealed(&["alice"], 1)),
+    ];
+    for (_, d, node) in &nodes {
+        node.ops(d, &["tenant", "create", "bench"]);
+        node.ops(d, &["key", "create", "bench/bench"]);
+    }
+    for connections in ["1", "16"] {
+        let mut rates = [Vec::new(), Vec::new()];
+        for round in 1..=3 {
+            for (i, (name, d, node)) in nodes.iter().enumerate() {
+                let report = bench_encrypt(d, node, connections);
+                let latency = &report["vault"]["latency"];
+                println!(
+                    "-c {connections} round {round} {name}: {:.0} req/s, p50 {} µs, p99 {} µs",
+                    requests_per_sec(&report),
+                    latency["p50_us"],
+                    latency["p99_us"]
+                );
+                rates[i].push(requests_per_sec(&report));
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[1]
+        };
+        let (sled, pg) = (median(&mut rates[0]), median(&mut rates[1]));
+        println!(
+            "-c {connections}: medians sled {sled:.0}, PostgreSQL {pg:.0} req/s; PostgreSQL / sled {:.3}",
+            pg / sled
+        );
+    }
+}
+
 /// A measurement, not a test (docs/benchmarks.md, "Two nodes against one"): the same client
 /// load (16 connections of 64-byte encrypts) on one node, then split 8 + 8 over two nodes of one
 /// database, three alternating rounds. Run on a release build:
@@ -771,32 +857,7 @@ fn two_nodes_against_one_under_the_same_load() {
     a.ops(d, &["tenant", "create", "bench"]);
     a.ops(d, &["key", "create", "bench/bench"]);
     let bench = |node: &ServerProcess, connections: &str| {
-        let run = node.run_as(
-            d,
-            "ops",
-            &[
-                "bench",
-                "encrypt",
-                "--size",
-                "64",
-                "-c",
-                connections,
-                "-d",
-                "3s",
-                "--warmup",
-                "500ms",
-                "--tenant",
-                "bench",
-                "--key",
-                "bench",
-                "--format",
-                "json",
-            ],
-        );
-        assert!(run.status.success(), "{}", run.stderr);
-        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        assert_eq!(bench_errors(&report), 0, "{report}");
-        report["vault"]["requests_per_sec"].as_f64().unwrap()
+        requests_per_sec(&bench_encrypt(d, node, connections))
     };
     for round in 1..=3 {
         let one = bench(&a, "16");
