@@ -99,6 +99,58 @@ fn a_server_on_postgresql_reads_the_password_from_pgpassfile() {
     assert!(!stderr.contains(password.trim()), "{stderr}");
 }
 
+/// A rolling upgrade seen from a node of the older version: after a newer node migrated the
+/// schema, this node restarts and serves (reads and writes) while the schema still admits it,
+/// and refuses to start, naming both versions, once a later schema no longer does.
+#[test]
+fn an_older_node_restarts_on_a_newer_schema_only_while_it_is_admitted() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let d = Deployment::new();
+    use_storage(&d, &db.storage_toml("node-a"));
+    let server = d.start_unsealed(&["alice"], 1);
+    server.ops(&d, &["tenant", "create", "payments"]);
+    server.ops(&d, &["key", "create", "payments/card-pan"]);
+    let ciphertext = server.ops(&d, &["encrypt", "payments/card-pan", "4111 1111"]);
+    server.stop();
+
+    let known = tresor_postgres::SCHEMA_VERSION;
+    let newer = known + 1;
+    db.sql(&format!(
+        "UPDATE tresor_schema SET version = {newer}, compatible_from = {known}"
+    ));
+    let server = d.start();
+    assert!(
+        server.stderr().contains("migrated by a newer Tresor"),
+        "{}",
+        server.stderr()
+    );
+    server.ops(&d, &["operator", "unseal", "--identity", "alice.key"]);
+    let plaintext = server.ops(&d, &["decrypt", "payments/card-pan", ciphertext.trim()]);
+    assert_eq!(plaintext.trim(), "4111 1111");
+    server.ops(&d, &["key", "rotate", "payments/card-pan"]);
+    let fresh = server.ops(&d, &["encrypt", "payments/card-pan", "5500"]);
+    assert!(fresh.starts_with("tresor:v2:"), "{fresh}");
+    server.stop();
+    assert_eq!(
+        db.rows("SELECT version FROM tresor_schema"),
+        [[newer.to_string().into_bytes()]]
+    );
+
+    db.sql(&format!(
+        "UPDATE tresor_schema SET compatible_from = {newer}"
+    ));
+    let (status, stderr) = d.start_fails();
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!(
+            "schema is version {newer}, which admits Tresor nodes of schema version {newer} or newer; this Tresor knows version {known}"
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_postgresql_url_with_a_password_is_refused_without_repeating_it() {
     let d = Deployment::new();

@@ -199,7 +199,7 @@ fn leftover_generation_from_interrupted_purge_is_discarded() {
 }
 
 #[test]
-fn postgres_refuses_a_schema_newer_than_it_knows() {
+fn postgres_refuses_a_newer_schema_that_no_longer_admits_it() {
     let Some(db) = TestDatabase::create() else {
         return;
     };
@@ -208,25 +208,67 @@ fn postgres_refuses_a_schema_newer_than_it_knows() {
     let store = PgStore::open(&db.options("a")).unwrap();
     store.put("k", b"v").unwrap();
     drop(store);
-    let newer = tresor_postgres::SCHEMA_VERSION + 1;
-    db.sql(&format!("UPDATE tresor_schema SET version = {newer}"));
-    let e = PgStore::open(&db.options("a"))
-        .err()
-        .expect("a newer schema is refused");
-    assert!(
-        matches!(e, PgError::SchemaTooNew { found, known } if found == newer && known == tresor_postgres::SCHEMA_VERSION),
-        "{e}"
+    let known = tresor_postgres::SCHEMA_VERSION;
+    let newer = known + 1;
+    // A newer schema that admits only nodes of its own version, and one whose marker is missing
+    // (as if set by hand): both refused, by name, and nothing changes.
+    for compatible_from in [newer.to_string(), "NULL".to_owned()] {
+        db.sql(&format!(
+            "UPDATE tresor_schema SET version = {newer}, compatible_from = {compatible_from}"
+        ));
+        let e = PgStore::open(&db.options("a"))
+            .err()
+            .expect("a newer schema is refused");
+        assert!(
+            matches!(e, PgError::SchemaTooNew { found, compatible_from, known: k }
+                if found == newer && compatible_from == newer && k == known),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("version {newer}"))
+                && text.contains(&format!("knows version {known}"))
+                && text.contains("upgrade Tresor"),
+            "{text}"
+        );
+        let rows = db.rows("SELECT version FROM tresor_schema");
+        assert_eq!(rows, [[newer.to_string().into_bytes()]]);
+        let rows = db.rows("SELECT path FROM tresor_kv");
+        assert_eq!(rows, [[b"k".to_vec()]]);
+    }
+}
+
+/// A rolling upgrade: a node of this version (re)starts on a schema a newer node migrated, as
+/// long as that schema still admits it, reads and writes as before, and downgrades nothing.
+#[test]
+fn postgres_runs_on_a_newer_schema_that_still_admits_it() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let store = PgStore::open(&db.options("a")).unwrap();
+    store.put("k", b"v").unwrap();
+    drop(store);
+    let known = tresor_postgres::SCHEMA_VERSION;
+    let newer = known + 1;
+    db.sql(&format!(
+        "UPDATE tresor_schema SET version = {newer}, compatible_from = {known}; \
+         CREATE TABLE tresor_from_the_future (id integer)"
+    ));
+    let store = PgStore::open(&db.options("a")).unwrap();
+    assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    store.put("k2", b"v2").unwrap();
+    drop(store);
+    assert_eq!(
+        db.rows("SELECT version, compatible_from FROM tresor_schema"),
+        [[
+            newer.to_string().into_bytes(),
+            known.to_string().into_bytes()
+        ]]
     );
-    let text = e.to_string();
-    assert!(
-        text.contains(&format!("version {newer}")) && text.contains("upgrade Tresor"),
-        "{text}"
+    assert_eq!(
+        db.rows("SELECT count(*) FROM tresor_from_the_future"),
+        [[b"0".to_vec()]]
     );
-    // Refusing changed nothing.
-    let rows = db.rows("SELECT version FROM tresor_schema");
-    assert_eq!(rows, [[newer.to_string().into_bytes()]]);
-    let rows = db.rows("SELECT path FROM tresor_kv");
-    assert_eq!(rows, [[b"k".to_vec()]]);
 }
 
 #[test]
@@ -736,7 +778,10 @@ fn postgres_migrates_an_older_schema_and_keeps_the_data() {
     store.put("k", b"v").unwrap();
     drop(store);
     // Back to what version 1 had.
-    db.sql("DROP TABLE tresor_leases; UPDATE tresor_schema SET version = 1");
+    db.sql(
+        "DROP TABLE tresor_leases; ALTER TABLE tresor_schema DROP COLUMN compatible_from; \
+         UPDATE tresor_schema SET version = 1",
+    );
     let store = PgStore::open(&db.options("a")).unwrap();
     assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"v"[..]));
     let version = db.rows("SELECT version FROM tresor_schema");
@@ -747,6 +792,11 @@ fn postgres_migrates_an_older_schema_and_keeps_the_data() {
     assert_eq!(
         db.rows("SELECT count(*) FROM tresor_leases"),
         [[b"0".to_vec()]]
+    );
+    // What this build writes: nodes of every version since COMPATIBLE_FROM may run on it.
+    assert_eq!(
+        db.rows("SELECT compatible_from FROM tresor_schema"),
+        [[tresor_postgres::COMPATIBLE_FROM.to_string().into_bytes()]]
     );
 }
 

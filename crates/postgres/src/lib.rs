@@ -30,7 +30,7 @@ pub use changes::{Change, FollowStatus, Follower};
 pub use client::connect;
 pub use lease::{Lease, LeaseStatus};
 pub use options::{PgOptions, default_passfile, redact_url};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{COMPATIBLE_FROM, SCHEMA_VERSION};
 pub use store::PgStore;
 
 /// Why the PostgreSQL backend cannot be opened or used. Never names a password; URLs appear
@@ -58,14 +58,16 @@ pub enum PgError {
         /// Why.
         reason: String,
     },
-    /// The database's schema is newer than this Tresor knows: it was migrated by a newer
-    /// version, and this one must not write to it.
+    /// The database's schema was migrated by a newer Tresor that no longer admits nodes of
+    /// this version: this one must not write to it.
     #[error(
-        "storage: the database schema is version {found}, newer than version {known} that this Tresor knows: upgrade Tresor (it never downgrades a schema)"
+        "storage: the database schema is version {found}, which admits Tresor nodes of schema version {compatible_from} or newer; this Tresor knows version {known}: upgrade Tresor (it never downgrades a schema)"
     )]
     SchemaTooNew {
         /// The version in the database.
         found: i32,
+        /// The oldest schema version whose nodes the database admits.
+        compatible_from: i32,
         /// The newest version this build knows.
         known: i32,
     },
