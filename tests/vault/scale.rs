@@ -33,9 +33,9 @@ fn encrypt(vault: &Vault, key: &str, plaintext: &[u8]) -> Result<String, tresor_
         .map(|sealed| sealed.text)
 }
 
-/// Every key at every version, with one ciphertext per version.
-fn populate(v: &TestVault) -> Vec<Sample> {
-    v.tenant(T, ProtectionLevel::Two);
+/// Every key at every version, with one ciphertext per version, in a tenant of `level`.
+fn populate(v: &TestVault, level: ProtectionLevel) -> Vec<Sample> {
+    v.tenant(T, level);
     let mut samples = Vec::new();
     for k in 0..KEYS {
         let key = format!("k{k:03}");
@@ -66,26 +66,21 @@ fn assert_all_decrypt(vault: &Vault, samples: &[Sample]) {
     }
 }
 
-/// Rotating the KEK of a tenant with 2,000 data-key versions while other threads encrypt and
-/// decrypt with its keys, half of those lookups missing the ring cache so they read and unwrap
-/// key records while the rotation re-wraps them: no request fails, every ciphertext made
-/// before decrypts after, and the vault restarts and unseals onto the new KEK.
-#[test]
-fn kek_rotation_of_2000_versions_under_concurrent_requests() {
-    let v = TestVault::new();
-    let samples = Arc::new(populate(&v));
-    let before = v.vault.tenant_info(T).unwrap().kek_version;
-
+/// Runs `change` while four threads encrypt and decrypt with the tenant's keys, half of their
+/// lookups missing the ring cache so they read and unwrap key records while `change` re-wraps
+/// them; fails if any request failed, or if none ran while `change` did (the test would then
+/// prove nothing).
+fn under_concurrent_requests(v: &TestVault, samples: &Arc<Vec<Sample>>, change: impl FnOnce()) {
     let stop = Arc::new(AtomicBool::new(false));
-    let rotating = Arc::new(AtomicBool::new(false));
+    let changing = Arc::new(AtomicBool::new(false));
     let during = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let workers: Vec<_> = (0..4)
         .map(|w| {
             let (vault, samples) = (v.vault.clone(), samples.clone());
-            let (stop, rotating, during, failures) = (
+            let (stop, changing, during, failures) = (
                 stop.clone(),
-                rotating.clone(),
+                changing.clone(),
                 during.clone(),
                 failures.clone(),
             );
@@ -115,7 +110,7 @@ fn kek_rotation_of_2000_versions_under_concurrent_requests() {
                             .unwrap()
                             .push(format!("{}/{} v{}: {e}", T, s.key, s.version));
                     }
-                    if rotating.load(Ordering::SeqCst) {
+                    if changing.load(Ordering::SeqCst) {
                         during.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -123,13 +118,9 @@ fn kek_rotation_of_2000_versions_under_concurrent_requests() {
         })
         .collect();
 
-    rotating.store(true, Ordering::SeqCst);
-    for round in 1..=3 {
-        let info = v.vault.rotate_tenant_kek(T).unwrap();
-        assert_eq!(info.kek_version, before + round);
-        assert_eq!(info.keys, KEYS);
-    }
-    rotating.store(false, Ordering::SeqCst);
+    changing.store(true, Ordering::SeqCst);
+    change();
+    changing.store(false, Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.join().unwrap();
@@ -137,15 +128,31 @@ fn kek_rotation_of_2000_versions_under_concurrent_requests() {
     let failures = failures.lock().unwrap();
     assert!(
         failures.is_empty(),
-        "{} requests failed during KEK rotation, first: {:?}",
+        "{} requests failed during the change, first: {:?}",
         failures.len(),
         failures.first()
     );
-    // Not vacuous: requests ran while the rotations did.
     assert!(
         during.load(Ordering::Relaxed) > 0,
-        "no request overlapped the rotations"
+        "no request overlapped the change"
     );
+}
+
+/// Rotating the KEK of a tenant with 2,000 data-key versions while other threads encrypt and
+/// decrypt with its keys: no request fails, every ciphertext made before decrypts after, and
+/// the vault restarts and unseals onto the new KEK.
+#[test]
+fn kek_rotation_of_2000_versions_under_concurrent_requests() {
+    let v = TestVault::new();
+    let samples = Arc::new(populate(&v, ProtectionLevel::Two));
+    let before = v.vault.tenant_info(T).unwrap().kek_version;
+    under_concurrent_requests(&v, &samples, || {
+        for round in 1..=3 {
+            let info = v.vault.rotate_tenant_kek(T).unwrap();
+            assert_eq!(info.kek_version, before + round);
+            assert_eq!(info.keys, KEYS);
+        }
+    });
     assert_all_decrypt(&v.vault, &samples);
 
     let v = v.restart();
@@ -156,4 +163,35 @@ fn kek_rotation_of_2000_versions_under_concurrent_requests() {
     assert_eq!(decrypt(&v.vault, T, "k000", &fresh).unwrap(), b"after");
     // A ciphertext stays bound to its key: the rotation did not mix keys up.
     assert!(decrypt(&v.vault, T, "k001", &samples[0].ciphertext).is_err());
+}
+
+/// Changing a level-3 tenant's custodians re-wraps every data-key version under a fresh KEK and
+/// adds a version to every key, in one commit, while other threads use the keys: no request
+/// fails (neither a ring loaded from a record the change has already re-wrapped, nor one that
+/// arrives as the tenant's state is replaced), and every earlier ciphertext decrypts after.
+#[test]
+fn a_level3_custodian_change_under_concurrent_requests_fails_no_request() {
+    // Enough changes that requests meet every moment of one (two were not, before the fix).
+    const CHANGES: u32 = 8;
+    let v = TestVault::new();
+    let samples = Arc::new(populate(&v, ProtectionLevel::Three));
+    let custodians = [v.custodians[0].public().clone()];
+    let before = v.vault.tenant_info(T).unwrap().kek_version;
+    under_concurrent_requests(&v, &samples, || {
+        for round in 1..=CHANGES {
+            let info = v
+                .vault
+                .change_tenant_custodians(T, &custodians, None)
+                .unwrap();
+            assert_eq!(info.kek_version, before + round);
+            assert!(!info.locked);
+        }
+    });
+    assert_all_decrypt(&v.vault, &samples);
+    // Each change added a version to every key, which new data uses.
+    let fresh = encrypt(&v.vault, "k000", b"after").unwrap();
+    assert!(
+        fresh.starts_with(&format!("tresor:v{}:", VERSIONS + CHANGES)),
+        "{fresh}"
+    );
 }

@@ -137,9 +137,10 @@ pub(crate) struct TenantState {
     kek: RwLock<Option<Arc<Kek>>>,
     /// Level 3 while unlocked: the custody key its custodian gave, needed to rotate the KEK.
     custody: RwLock<Option<Arc<SecretKey>>>,
-    /// During a KEK rotation, the new KEK: set before its commit and cleared once it is `kek`,
-    /// so a ring loaded from a record the commit already re-wrapped is unwrapped at once
-    /// instead of failing (see [`TenantState::kek_for`]).
+    /// During a KEK rotation (or a level-3 custodian change, which makes a new KEK), the new
+    /// KEK: set before its commit and cleared once it is `kek`, so a ring loaded from a record
+    /// the commit already re-wrapped is unwrapped at once instead of failing (see
+    /// [`TenantState::kek_for`]).
     rotating_kek: RwLock<Option<Arc<Kek>>>,
     rings: RwLock<HashMap<String, Arc<KeyRing>>>,
     rings_generation: AtomicU64,
@@ -412,15 +413,7 @@ impl Unsealed {
             // Level 3 starts locked; level 1 has no KEK.
             _ => None,
         };
-        let state = Arc::new(TenantState {
-            name: tenant.to_owned(),
-            level: record.level,
-            kek: RwLock::new(kek),
-            custody: RwLock::new(None),
-            rotating_kek: RwLock::new(None),
-            rings: RwLock::new(HashMap::new()),
-            rings_generation: AtomicU64::new(0),
-        });
+        let state = Arc::new(TenantState::new(tenant, record.level, kek, None));
         let mut tenants = write(&self.tenants);
         if let Some(existing) = tenants.get(tenant) {
             return Ok(existing.clone());
@@ -429,12 +422,6 @@ impl Unsealed {
             tenants.insert(tenant.to_owned(), state.clone());
         }
         Ok(state)
-    }
-
-    /// The tenant's state loaded afresh from storage (its cached key rings dropped).
-    fn tenant_fresh(&self, store: &dyn Store, tenant: &str) -> Result<Arc<TenantState>, Error> {
-        self.set_tenant(tenant, None);
-        self.tenant(store, tenant)
     }
 
     /// Replaces or removes a tenant's cached state after a committed change.
@@ -449,6 +436,24 @@ impl Unsealed {
 }
 
 impl TenantState {
+    /// A tenant's state with no key ring loaded yet.
+    fn new(
+        name: &str,
+        level: ProtectionLevel,
+        kek: Option<Arc<Kek>>,
+        custody: Option<Arc<SecretKey>>,
+    ) -> TenantState {
+        TenantState {
+            name: name.to_owned(),
+            level,
+            kek: RwLock::new(kek),
+            custody: RwLock::new(custody),
+            rotating_kek: RwLock::new(None),
+            rings: RwLock::new(HashMap::new()),
+            rings_generation: AtomicU64::new(0),
+        }
+    }
+
     /// The KEK, or why there is none to use.
     fn kek(&self) -> Result<Option<Arc<Kek>>, Error> {
         let kek = read(&self.kek).clone();

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::{Unsealed, Vault, read, write};
+use super::{TenantState, Unsealed, Vault, read, write};
 use crate::Error;
 use crate::keys::kek::{self, Kek};
 use crate::keys::records::{self, KekRecord, KeyRecord};
@@ -501,11 +501,28 @@ impl Vault {
         let mut batch = Batch::new().expect(path.clone(), Some(raw));
         batch.push_put(path.clone(), unsealed.seal_record(&path, &record));
         self.rewrap_keys(&unsealed, tenant, &old_kek, &new_kek, &mut batch, Some(now))?;
-        self.commit(&unsealed, batch)?;
-        // The tenant reloads from storage: its new KEK, custody key and key rings.
-        let fresh = unsealed.tenant_fresh(self.store(), tenant)?;
-        *write(&fresh.custody) = Some(Arc::new(custody));
-        *write(&fresh.kek) = Some(Arc::new(new_kek));
+        // Requests go on during the commit, as in `rotate_tenant_kek`: a ring loaded from a
+        // record already re-wrapped finds the new KEK.
+        let new_kek = Arc::new(new_kek);
+        *write(&state.rotating_kek) = Some(new_kek.clone());
+        let committed = self.commit(&unsealed, batch);
+        if committed.is_ok() {
+            // Requests that still hold the old state keep working with the new KEK; the new
+            // state, unlocked with the new custody key and without the old rings (every key
+            // has a new version), replaces it whole, so no request sees the tenant locked.
+            *write(&state.kek) = Some(new_kek.clone());
+            unsealed.set_tenant(
+                tenant,
+                Some(Arc::new(TenantState::new(
+                    tenant,
+                    ProtectionLevel::Three,
+                    Some(new_kek),
+                    Some(Arc::new(custody)),
+                ))),
+            );
+        }
+        *write(&state.rotating_kek) = None;
+        committed?;
         self.store().purge_stale()?;
         let keys = self
             .store()
