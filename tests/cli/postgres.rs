@@ -7,6 +7,7 @@ use crate::common::postgres::TestDatabase;
 use crate::common::wait_until;
 
 mod peers;
+mod upgrade;
 
 /// Replaces the deployment's sled `[storage]` table with `storage`.
 fn use_storage(d: &Deployment, storage: &str) {
@@ -234,6 +235,13 @@ impl Cluster {
 
     /// As [`Cluster::start`], with `extra` lines in the node's `[node]` table.
     fn start_node(&self, node: &str, extra: &str) -> ServerProcess {
+        let file = self.node_config(node, extra);
+        self.d.start_with(&file)
+    }
+
+    /// Writes `tresor-<node>.toml` (with `extra` lines in its `[node]` table) and returns its
+    /// name.
+    fn node_config(&self, node: &str, extra: &str) -> String {
         let base = std::fs::read_to_string(self.d.path("tresor.toml")).unwrap();
         let start = base.find("[storage]").unwrap();
         let end = base.find("[policies]").unwrap();
@@ -246,7 +254,7 @@ impl Cluster {
         .replace("audit/audit.log", &format!("audit-{node}/audit.log"));
         let file = format!("tresor-{node}.toml");
         self.d.write(&file, &config);
-        self.d.start_with(&file)
+        file
     }
 
     /// Starts nodes `a`, `b`, `c`: `a` is initialised (custodian alice, 1 of 1), and each is

@@ -208,6 +208,16 @@ impl Deployment {
             .unwrap_or_else(|(status, stderr)| panic!("tresor server exited ({status}): {stderr}"))
     }
 
+    /// As [`Deployment::start_with`], with another `tresor` binary (an older release): the
+    /// server if it starts, else its exit status and stderr.
+    pub fn try_start_binary(
+        &self,
+        binary: &Path,
+        file: &str,
+    ) -> Result<ServerProcess, (ExitStatus, String)> {
+        ServerProcess::start_binary(binary, self.dir.path(), &self.path(file), &[])
+    }
+
     /// `tresor server --config tresor.toml` with `env` added to its environment: the server
     /// if it starts, else its exit status and stderr.
     pub fn try_start_env(
@@ -274,7 +284,17 @@ impl ServerProcess {
         config: &Path,
         env: &[(&str, &str)],
     ) -> Result<ServerProcess, (ExitStatus, String)> {
-        let mut child = Command::new(TRESOR)
+        ServerProcess::start_binary(Path::new(TRESOR), dir, config, env)
+    }
+
+    /// As [`ServerProcess::start`], running `binary`.
+    fn start_binary(
+        binary: &Path,
+        dir: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<ServerProcess, (ExitStatus, String)> {
+        let mut child = Command::new(binary)
             .args(["server", "--config"])
             .arg(config)
             .current_dir(dir)
