@@ -9,9 +9,10 @@
 //! not).
 //!
 //! Group commit: [`AuditLog::write`], the requests' path, queues its line; whichever request
-//! finds no one writing writes every queued line, its own and those that arrive meanwhile, in
-//! one `write` per group, and answers each waiting request with the group's result. A request
-//! waits without holding its thread, so the server goes on reading requests (and queuing their
+//! finds no one writing lets its worker thread run the other requests it has ready first (their
+//! lines join the queue), then writes every queued line, its own and those that arrive
+//! meanwhile, in one `write` per group, and answers each waiting request with the group's
+//! result. A request waits without holding its thread, so the server goes on reading requests (and queuing their
 //! lines) while a group is written. The chain, the checkpoints and the file are exactly those
 //! of lines written one by one.
 //!
@@ -363,7 +364,21 @@ impl AuditLog {
             !std::mem::replace(&mut queue.leading, true)
         };
         if lead {
-            self.lead();
+            /// Leads when dropped: also when the request is dropped while it waits to lead, so
+            /// the lines queued behind it are not left without a writer.
+            struct Lead<'a>(&'a Arc<AuditLog>);
+            impl Drop for Lead<'_> {
+                fn drop(&mut self) {
+                    self.0.lead();
+                }
+            }
+            let lead = Lead(self);
+            // Let this worker first run the other requests it has ready: their lines join this
+            // group. Without it a worker wrote its own line before it could read the next
+            // request, and groups held about one line; with it, about four under `-c 16`
+            // (docs/benchmarks.md). The cost is this request's wait for the others' work.
+            tokio::task::yield_now().await;
+            drop(lead);
         }
         answer.await.unwrap_or_else(|_| {
             Err(self.failed(std::io::Error::other(
@@ -1144,6 +1159,42 @@ mod tests {
             super::super::VerifyOptions::default(),
         )
         .unwrap();
+    }
+
+    /// Issue 18: a request that would lead its group is dropped (its connection closed) while
+    /// it lets the others queue: it writes the group as it goes, so the requests queued behind
+    /// it are answered, not left waiting for a writer that is gone.
+    #[test]
+    fn a_leader_dropped_before_it_writes_still_writes_its_group() {
+        use std::task::{Context, Poll, Waker};
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), 1000);
+        let mut context = Context::from_waker(Waker::noop());
+        let event = |id| AuditEventRef {
+            request_id: id,
+            source: "127.0.0.1:5",
+            operation: "encrypt",
+            ..AuditEventRef::default()
+        };
+        let (first, second) = (event("dropped-leader"), event("queued"));
+        let mut leader = Box::pin(log.write(&first));
+        assert!(
+            leader.as_mut().poll(&mut context).is_pending(),
+            "led at once"
+        );
+        let mut queued = Box::pin(log.write(&second));
+        assert!(queued.as_mut().poll(&mut context).is_pending());
+        assert_eq!(log.queue.lock().unwrap().pending.waiters.len(), 2);
+        drop(leader);
+        match queued.as_mut().poll(&mut context) {
+            Poll::Ready(result) => result.unwrap(),
+            Poll::Pending => panic!("the queued line was left without a writer"),
+        }
+        drop(queued);
+        log.close().unwrap();
+        let path = dir.path().join("audit.log");
+        assert_eq!(request_ids(&path), ["dropped-leader", "queued"]);
+        assert!(!log.queue.lock().unwrap().leading);
     }
 
     /// The line format is that of the chain fields and the event flattened into one object, as
