@@ -506,10 +506,21 @@ pub fn rechain(lines: &mut [String], from: usize, key: &ed25519_dalek::SigningKe
     }
 }
 
-/// A symbolic link at `link` to `target`, replacing whatever is at `link` in one rename.
+/// A symbolic link at `link` to `target`, replacing whatever is at `link` in one rename; returns
+/// once the audit writer has had time to see it (`until_the_log_path_is_checked`).
 pub fn swap_symlink(target: &Path, link: &Path) {
     let temporary = link.with_extension("swap");
     let _ = std::fs::remove_file(&temporary);
     std::os::unix::fs::symlink(target, &temporary).unwrap();
     std::fs::rename(&temporary, link).unwrap();
+    until_the_log_path_is_checked();
+}
+
+/// Waits until the audit writer checks its path before its next write (it does so once per
+/// `PATH_CHECK_INTERVAL`, docs/audit.md "Rotation"), so that a file moved or swapped at the
+/// path is seen by the next request.
+pub fn until_the_log_path_is_checked() {
+    std::thread::sleep(
+        tresor_server::audit::PATH_CHECK_INTERVAL + std::time::Duration::from_millis(20),
+    );
 }

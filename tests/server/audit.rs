@@ -17,7 +17,7 @@ use tresor_client::Client;
 use crate::common::audit::{
     assert_names_line, assert_verifies, audit_hash, captured_logs, entries, field_edits,
     files_under, forger_key, leaks, line_hash, lines, metric, metrics, rechain, requests, resign,
-    swap_symlink, verify, with_field, write_lines, write_public_key,
+    swap_symlink, until_the_log_path_is_checked, verify, with_field, write_lines, write_public_key,
 };
 use crate::common::dev::DevProcess;
 use crate::common::server::{
@@ -1147,6 +1147,7 @@ async fn a_log_moved_away_by_an_outside_tool_is_closed_and_the_path_reopened() {
     let mut ids = Vec::new();
     // As logrotate does by default: rename, let the program create the new file...
     std::fs::rename(&log, server.path("audit.log.1")).unwrap();
+    until_the_log_path_is_checked();
     for _ in 0..3 {
         let reply = ok(&admin, "dev/encrypt/k", json!({"plaintext": b64("x")})).await;
         ids.push(reply["request_id"].as_str().unwrap().to_owned());
@@ -1154,6 +1155,7 @@ async fn a_log_moved_away_by_an_outside_tool_is_closed_and_the_path_reopened() {
     // ...or rename and create the new file itself.
     std::fs::rename(&log, server.path("audit.log.2")).unwrap();
     std::fs::write(&log, "").unwrap();
+    until_the_log_path_is_checked();
     let reply = ok(&admin, "dev/encrypt/k", json!({"plaintext": b64("y")})).await;
     ids.push(reply["request_id"].as_str().unwrap().to_owned());
     let TestServer { dir, handle, .. } = server;

@@ -21,4 +21,4 @@ pub use key::AuditKey;
 pub use line::{ApprovalRef, AuditEvent, AuditEventRef, CustodianRef, InputHmacs, Outcome};
 pub use signing_key::AuditSigningKey;
 pub use verify::{VerifyError, VerifyOptions, VerifyReport, verify_files};
-pub use writer::{AuditConfig, AuditLog, AuditWriteError};
+pub use writer::{AuditConfig, AuditLog, AuditWriteError, PATH_CHECK_INTERVAL};
