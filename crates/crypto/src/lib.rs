@@ -176,6 +176,16 @@ impl LengthPrefixed {
         &self.0
     }
 
+    /// Wipes the encoding and keeps its buffer, to encode again without allocating.
+    pub fn clear(&mut self) {
+        self.0.zeroize();
+    }
+
+    /// Makes room for `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
+    }
+
     /// The encoding, owned.
     pub fn into_vec(mut self) -> Vec<u8> {
         std::mem::take(&mut self.0)

@@ -83,8 +83,12 @@ struct VersionKeys {
     /// ciphertexts, never encrypts.
     imported: bool,
     material: SecretKey,
-    /// The encryption key of a non-derived key; derived keys make one per context.
-    cipher: Option<AeadKey>,
+    /// The encryption key of a non-derived key; derived keys make one per context. Kept as its
+    /// 32 bytes, not expanded: an expanded `AeadKey` is 960 bytes (the `aes` crate keeps both
+    /// its AES-NI and its software key schedule), most of a cached key's memory, and expanding
+    /// costs about 0.2 µs per request, once per version for a whole batch (see [`Sealer`];
+    /// docs/benchmarks.md, "Batch and per-key memory").
+    encryption_key: Option<SecretKey>,
     hmac_key: SecretKey,
 }
 
@@ -92,13 +96,12 @@ struct VersionKeys {
 /// nodes hold room for eleven entries, and a `VersionKeys` is about 1 KB (the AES-GCM-SIV key
 /// schedule inline), so a one-version ring cost 11 KB and 100,000 cached keys over 1 GB
 /// (docs/benchmarks.md, "Scale (issue 18)"). Rings have few versions; a binary search finds one.
-struct Versions(Vec<(u32, VersionKeys)>);
+struct Versions(Box<[(u32, VersionKeys)]>);
 
 impl Versions {
     fn new(mut versions: Vec<(u32, VersionKeys)>) -> Self {
         versions.sort_by_key(|(v, _)| *v);
-        versions.shrink_to_fit();
-        Versions(versions)
+        Versions(versions.into_boxed_slice())
     }
 
     fn get(&self, version: &u32) -> Option<&VersionKeys> {
@@ -140,12 +143,14 @@ pub(crate) struct KeyIdentity {
 
 /// A data key with its versions unwrapped, ready to serve.
 pub(crate) struct KeyRing {
-    pub(crate) identity: KeyIdentity,
+    /// Where the key's name starts in `aad_prefix` (its last field): the ring keeps its
+    /// identity only there, rather than in three more strings per cached key.
+    name_at: usize,
     pub(crate) config: KeyConfig,
     pub(crate) latest_version: u32,
     versions: Versions,
     /// LP(label) ‖ LP(environment) ‖ LP(tenant) ‖ LP(key): the fixed start of every AAD.
-    aad_prefix: Vec<u8>,
+    aad_prefix: Box<[u8]>,
 }
 
 impl KeyRing {
@@ -161,11 +166,11 @@ impl KeyRing {
             .into_iter()
             .map(|(version, material)| {
                 let imported = imported.contains(&version);
-                let cipher = (!config.derived && !imported).then(|| {
-                    AeadKey::new(&derive_key(
+                let encryption_key = (!config.derived && !imported).then(|| {
+                    derive_key(
                         &material,
                         LengthPrefixed::new().bytes(ENCRYPT_LABEL).as_slice(),
-                    ))
+                    )
                 });
                 let hmac_key = derive_key(
                     &material,
@@ -176,7 +181,7 @@ impl KeyRing {
                     VersionKeys {
                         imported,
                         material,
-                        cipher,
+                        encryption_key,
                         hmac_key,
                     },
                 )
@@ -188,9 +193,11 @@ impl KeyRing {
             .bytes(identity.environment.as_bytes())
             .bytes(identity.tenant.as_bytes())
             .bytes(identity.name.as_bytes())
-            .into_vec();
+            .into_vec()
+            .into_boxed_slice();
+        let name_at = aad_prefix.len() - identity.name.len();
         KeyRing {
-            identity,
+            name_at,
             config,
             latest_version,
             versions,
@@ -199,72 +206,47 @@ impl KeyRing {
     }
 
     pub(crate) fn encrypt(&self, request: &EncryptRequest<'_>) -> Result<Versioned, Error> {
-        let version = self.encryption_version(request.key_version)?;
-        let context = self.context(request.context)?;
-        let keys = &self.versions[&version];
-        let aad = self.aad(
-            version,
-            context,
-            request.associated_data.unwrap_or_default(),
-        );
-        let mut payload = Vec::with_capacity(OVERHEAD + request.plaintext.len());
-        match (&keys.cipher, self.config.convergent_encryption) {
-            (Some(cipher), _) => cipher.seal_into(aad.as_slice(), request.plaintext, &mut payload),
-            (None, false) => derived_cipher(keys, context).seal_into(
-                aad.as_slice(),
-                request.plaintext,
-                &mut payload,
-            ),
-            (None, true) => {
-                let nonce_key = derive_key(
-                    &keys.material,
-                    LengthPrefixed::new()
-                        .bytes(CONVERGENT_NONCE_LABEL)
-                        .bytes(context)
-                        .as_slice(),
-                );
-                let digest = hmac_sha256(nonce_key.expose(), &[aad.as_slice(), request.plaintext]);
-                let nonce: [u8; NONCE_LEN] = digest[..NONCE_LEN].try_into().expect("12 bytes");
-                derived_cipher(keys, context).seal_with_nonce_into(
-                    &nonce,
-                    aad.as_slice(),
-                    request.plaintext,
-                    &mut payload,
-                )
-            }
-        }
-        Ok(Versioned::new(version, &payload))
+        Sealer::new(self).encrypt(request)
+    }
+
+    /// Encrypts many plaintexts; one result per item, in order. Each version's cipher is
+    /// expanded once for the whole batch, and the AAD and payload buffers are reused.
+    pub(crate) fn encrypt_many(
+        &self,
+        requests: &[EncryptRequest<'_>],
+    ) -> Vec<Result<Versioned, Error>> {
+        let mut sealer = Sealer::new(self);
+        requests.iter().map(|r| sealer.encrypt(r)).collect()
     }
 
     pub(crate) fn decrypt(
         &self,
         request: &DecryptRequest<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let (origin, version, payload) = ciphertext::parse_any(request.ciphertext)?;
-        let context = self.context(request.context)?;
-        let keys = self.decryption_version(version)?;
-        match (origin, keys.imported) {
-            (Origin::Tresor, false) => {}
-            (Origin::Vault, true) => {
-                return open_vault(keys, context, request.associated_data, &payload);
-            }
-            (_, imported) => {
-                return Err(CiphertextError::WrongOrigin { version, imported }.into());
-            }
-        }
-        if payload.len() < OVERHEAD {
-            return Err(CiphertextError::TooShort(payload.len()).into());
-        }
-        let aad = self.aad(
-            version,
-            context,
-            request.associated_data.unwrap_or_default(),
-        );
-        let opened = match &keys.cipher {
-            Some(cipher) => cipher.open(aad.as_slice(), &payload),
-            None => derived_cipher(keys, context).open(aad.as_slice(), &payload),
-        };
-        opened.map_err(|_| CiphertextError::Authentication.into())
+        Sealer::new(self).decrypt(request)
+    }
+
+    /// Decrypts many ciphertexts; one result per item, in order (each version's cipher expanded
+    /// once, as in [`KeyRing::encrypt_many`]).
+    pub(crate) fn decrypt_many(
+        &self,
+        requests: &[DecryptRequest<'_>],
+    ) -> Vec<Result<Zeroizing<Vec<u8>>, Error>> {
+        let mut sealer = Sealer::new(self);
+        requests.iter().map(|r| sealer.decrypt(r)).collect()
+    }
+
+    /// Rewraps many ciphertexts; one result per item, in order (see [`KeyRing::rewrap`]).
+    pub(crate) fn rewrap_many(
+        &self,
+        requests: &[DecryptRequest<'_>],
+        key_version: Option<u32>,
+    ) -> Vec<Result<Versioned, Error>> {
+        let mut sealer = Sealer::new(self);
+        requests
+            .iter()
+            .map(|request| sealer.rewrap(request, key_version))
+            .collect()
     }
 
     /// Decrypts and encrypts again with `key_version` (default: the latest).
@@ -273,13 +255,7 @@ impl KeyRing {
         request: &DecryptRequest<'_>,
         key_version: Option<u32>,
     ) -> Result<Versioned, Error> {
-        let plaintext = self.decrypt(request)?;
-        self.encrypt(&EncryptRequest {
-            plaintext: &plaintext,
-            context: request.context,
-            associated_data: request.associated_data,
-            key_version,
-        })
+        Sealer::new(self).rewrap(request, key_version)
     }
 
     /// A fresh random key of `bits` bits and its ciphertext under this key.
@@ -436,29 +412,184 @@ impl KeyRing {
                 "context",
                 format!(
                     "missing: key `{}` is derived, so every operation needs a context",
-                    self.identity.name
+                    self.name()
                 ),
             )),
             (false, Some(_)) => Err(Error::invalid(
                 "context",
                 format!(
                     "given, but key `{}` is not derived; it would have no effect",
-                    self.identity.name
+                    self.name()
                 ),
             )),
             (_, context) => Ok(context.unwrap_or_default()),
         }
     }
 
+    /// The key's name.
+    fn name(&self) -> &str {
+        std::str::from_utf8(&self.aad_prefix[self.name_at..]).expect("written from a `str`")
+    }
+
+    #[cfg(test)]
     fn aad(&self, version: u32, context: &[u8], associated_data: &[u8]) -> LengthPrefixed {
         let mut aad = LengthPrefixed::with_capacity(
             self.aad_prefix.len() + 12 + context.len() + associated_data.len(),
         );
+        self.aad_into(&mut aad, version, context, associated_data);
+        aad
+    }
+
+    /// Writes the AAD into `aad`, which is wiped first (its buffer is reused).
+    fn aad_into(
+        &self,
+        aad: &mut LengthPrefixed,
+        version: u32,
+        context: &[u8],
+        associated_data: &[u8],
+    ) {
+        // Wiped before it grows: a reallocation moves only zeros, so no earlier context or
+        // associated data is left in freed memory.
+        aad.clear();
+        aad.reserve(self.aad_prefix.len() + 12 + context.len() + associated_data.len());
         aad.extend_raw(&self.aad_prefix);
-        let mut aad = aad.u32(version);
+        aad.extend_raw(&version.to_be_bytes());
         aad.push_bytes(context);
         aad.push_bytes(associated_data);
-        aad
+    }
+}
+
+/// Serves one request or a batch with one ring: the ciphers of non-derived versions are
+/// expanded on first use and kept for the request only (the ring keeps 32-byte keys), and the
+/// AAD and payload buffers are reused from item to item.
+struct Sealer<'r> {
+    ring: &'r KeyRing,
+    /// The expanded cipher of the first non-derived version used (a request almost always
+    /// uses one), inline: a single request allocates nothing for it.
+    first: Option<(u32, AeadKey)>,
+    /// Those of any other versions the batch uses.
+    others: Vec<(u32, AeadKey)>,
+    aad: LengthPrefixed,
+    payload: Vec<u8>,
+}
+
+impl<'r> Sealer<'r> {
+    fn new(ring: &'r KeyRing) -> Self {
+        Sealer {
+            ring,
+            first: None,
+            others: Vec::new(),
+            aad: LengthPrefixed::new(),
+            payload: Vec::new(),
+        }
+    }
+
+    /// The expanded cipher of non-derived `version`, whose encryption key is `key`.
+    fn cipher(&mut self, version: u32, key: &SecretKey) -> &AeadKey {
+        let (first, _) = self
+            .first
+            .get_or_insert_with(|| (version, AeadKey::new(key)));
+        if *first == version {
+            return &self.first.as_ref().expect("just set").1;
+        }
+        let at = match self.others.iter().position(|(v, _)| *v == version) {
+            Some(at) => at,
+            None => {
+                self.others.push((version, AeadKey::new(key)));
+                self.others.len() - 1
+            }
+        };
+        &self.others[at].1
+    }
+
+    fn encrypt(&mut self, request: &EncryptRequest<'_>) -> Result<Versioned, Error> {
+        let ring = self.ring;
+        let version = ring.encryption_version(request.key_version)?;
+        let context = ring.context(request.context)?;
+        let keys = &ring.versions[&version];
+        let associated_data = request.associated_data.unwrap_or_default();
+        ring.aad_into(&mut self.aad, version, context, associated_data);
+        let mut payload = std::mem::take(&mut self.payload);
+        payload.clear();
+        match (&keys.encryption_key, ring.config.convergent_encryption) {
+            (Some(key), _) => {
+                let aad = std::mem::take(&mut self.aad);
+                self.cipher(version, key).seal_into(
+                    aad.as_slice(),
+                    request.plaintext,
+                    &mut payload,
+                );
+                self.aad = aad;
+            }
+            (None, false) => derived_cipher(keys, context).seal_into(
+                self.aad.as_slice(),
+                request.plaintext,
+                &mut payload,
+            ),
+            (None, true) => {
+                let aad = self.aad.as_slice();
+                let nonce_key = derive_key(
+                    &keys.material,
+                    LengthPrefixed::new()
+                        .bytes(CONVERGENT_NONCE_LABEL)
+                        .bytes(context)
+                        .as_slice(),
+                );
+                let digest = hmac_sha256(nonce_key.expose(), &[aad, request.plaintext]);
+                let nonce: [u8; NONCE_LEN] = digest[..NONCE_LEN].try_into().expect("12 bytes");
+                derived_cipher(keys, context).seal_with_nonce_into(
+                    &nonce,
+                    aad,
+                    request.plaintext,
+                    &mut payload,
+                )
+            }
+        }
+        let sealed = Versioned::new(version, &payload);
+        self.payload = payload;
+        Ok(sealed)
+    }
+
+    fn rewrap(
+        &mut self,
+        request: &DecryptRequest<'_>,
+        key_version: Option<u32>,
+    ) -> Result<Versioned, Error> {
+        let plaintext = self.decrypt(request)?;
+        self.encrypt(&EncryptRequest {
+            plaintext: &plaintext,
+            context: request.context,
+            associated_data: request.associated_data,
+            key_version,
+        })
+    }
+
+    fn decrypt(&mut self, request: &DecryptRequest<'_>) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let ring = self.ring;
+        let (origin, version, payload) = ciphertext::parse_any(request.ciphertext)?;
+        let context = ring.context(request.context)?;
+        let keys = ring.decryption_version(version)?;
+        match (origin, keys.imported) {
+            (Origin::Tresor, false) => {}
+            (Origin::Vault, true) => {
+                return open_vault(keys, context, request.associated_data, &payload);
+            }
+            (_, imported) => {
+                return Err(CiphertextError::WrongOrigin { version, imported }.into());
+            }
+        }
+        if payload.len() < OVERHEAD {
+            return Err(CiphertextError::TooShort(payload.len()).into());
+        }
+        let associated_data = request.associated_data.unwrap_or_default();
+        ring.aad_into(&mut self.aad, version, context, associated_data);
+        let aad = std::mem::take(&mut self.aad);
+        let opened = match &keys.encryption_key {
+            Some(key) => self.cipher(version, key).open(aad.as_slice(), &payload),
+            None => derived_cipher(keys, context).open(aad.as_slice(), &payload),
+        };
+        self.aad = aad;
+        opened.map_err(|_| CiphertextError::Authentication.into())
     }
 }
 
@@ -511,6 +642,133 @@ fn compute_hmac(key: &[u8], algorithm: HmacAlgorithm, input: &[u8]) -> Vec<u8> {
         HmacAlgorithm::Sha2_512 => Sha2::Sha512,
     };
     mac::hmac(hash, key, input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(latest: u32, spec: crate::keys::KeySpec) -> KeyRing {
+        KeyRing::new(
+            KeyIdentity {
+                environment: "test".into(),
+                tenant: "t".into(),
+                name: "k".into(),
+            },
+            spec.into_config().unwrap(),
+            latest,
+            (1..=latest).map(|v| (v, SecretKey::random())),
+            &Default::default(),
+        )
+    }
+
+    /// Issue 18: a cached ring keeps 32-byte keys, not expanded ciphers (960 bytes each), so
+    /// 100,000 cached keys fit in 200 MB (docs/benchmarks.md, "Batch and per-key memory").
+    #[test]
+    fn a_version_keeps_no_expanded_cipher() {
+        assert!(std::mem::size_of::<AeadKey>() > 256, "the cost avoided");
+        assert!(
+            std::mem::size_of::<VersionKeys>() <= 40,
+            "{} bytes",
+            std::mem::size_of::<VersionKeys>()
+        );
+    }
+
+    /// A batch that names several versions is served with each version's own cipher (one
+    /// expanded per version for the batch), item by item: a refused item fails alone, and
+    /// every ciphertext opens only with its own AAD, singly and in a batch.
+    #[test]
+    fn a_batch_uses_each_items_version() {
+        let ring = ring(3, Default::default());
+        let versions = [None, Some(1), Some(2), Some(1), Some(4), Some(3)];
+        let requests: Vec<EncryptRequest<'_>> = versions
+            .iter()
+            .map(|&key_version| EncryptRequest {
+                plaintext: b"item",
+                associated_data: Some(b"ad"),
+                key_version,
+                ..Default::default()
+            })
+            .collect();
+        let sealed = ring.encrypt_many(&requests);
+        let made: Vec<Option<u32>> = sealed
+            .iter()
+            .map(|r| r.as_ref().ok().map(|v| v.version))
+            .collect();
+        assert_eq!(made, [Some(3), Some(1), Some(2), Some(1), None, Some(3)]);
+        let texts: Vec<&str> = sealed
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|v| v.text.as_str())
+            .collect();
+        let open = |associated_data: Option<&'static [u8]>| -> Vec<DecryptRequest<'_>> {
+            texts
+                .iter()
+                .map(|&ciphertext| DecryptRequest {
+                    ciphertext,
+                    context: None,
+                    associated_data,
+                })
+                .collect()
+        };
+        for opened in ring.decrypt_many(&open(Some(b"ad"))) {
+            assert_eq!(opened.unwrap().as_slice(), b"item");
+        }
+        assert!(ring.decrypt_many(&open(None)).iter().all(Result::is_err));
+        for text in &texts {
+            let single = DecryptRequest {
+                ciphertext: text,
+                context: None,
+                associated_data: Some(b"ad"),
+            };
+            assert_eq!(ring.decrypt(&single).unwrap().as_slice(), b"item");
+        }
+        // A tampered item fails alone; rewrapped items move to the latest version.
+        let mut tampered = texts[1].to_owned();
+        tampered.replace_range(12..13, if &tampered[12..13] == "A" { "B" } else { "A" });
+        let mut requests = open(Some(b"ad"));
+        requests[1].ciphertext = &tampered;
+        let rewrapped = ring.rewrap_many(&requests, None);
+        assert!(rewrapped[1].is_err());
+        for (i, result) in rewrapped.iter().enumerate().filter(|(i, _)| *i != 1) {
+            assert_eq!(result.as_ref().unwrap().version, 3, "item {i}");
+        }
+    }
+
+    /// Derived keys make a cipher per context, in a batch too: an item opens only under its
+    /// own context.
+    #[test]
+    fn a_derived_batch_binds_each_items_context() {
+        let ring = ring(
+            1,
+            crate::keys::KeySpec {
+                derived: true,
+                ..Default::default()
+            },
+        );
+        let contexts: [&[u8]; 3] = [b"a", b"b", b"a"];
+        let requests: Vec<EncryptRequest<'_>> = contexts
+            .iter()
+            .map(|&context| EncryptRequest {
+                plaintext: b"item",
+                context: Some(context),
+                ..Default::default()
+            })
+            .collect();
+        let sealed = ring.encrypt_many(&requests);
+        for (result, context) in sealed.iter().zip(contexts) {
+            let text = &result.as_ref().unwrap().text;
+            let open = |context: &[u8]| {
+                ring.decrypt(&DecryptRequest {
+                    ciphertext: text,
+                    context: Some(context),
+                    associated_data: None,
+                })
+            };
+            assert_eq!(open(context).unwrap().as_slice(), b"item");
+            assert!(open(if context == b"a" { b"b" } else { b"a" }).is_err());
+        }
+    }
 }
 
 /// The worked examples of docs/format.md, byte for byte: every value asserted here must appear
@@ -570,10 +828,11 @@ mod format_vectors {
             context,
             request.associated_data.unwrap_or_default(),
         );
-        let cipher = ring.versions[&version]
-            .cipher
+        let key = ring.versions[&version]
+            .encryption_key
             .as_ref()
             .expect("not derived");
+        let cipher = AeadKey::new(key);
         let mut payload = Vec::new();
         cipher.seal_with_nonce_into(nonce, aad.as_slice(), request.plaintext, &mut payload);
         ciphertext::format(version, &payload)

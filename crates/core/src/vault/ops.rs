@@ -101,7 +101,7 @@ impl Vault {
         items: &[EncryptRequest<'_>],
     ) -> BatchResult<Versioned> {
         let ring = self.encrypting_ring(tenant, key, None)?;
-        Ok(items.iter().map(|item| ring.encrypt(item)).collect())
+        Ok(ring.encrypt_many(items))
     }
 
     /// Decrypts one ciphertext.
@@ -126,7 +126,7 @@ impl Vault {
         items: &[DecryptRequest<'_>],
     ) -> BatchResult<Zeroizing<Vec<u8>>> {
         let ring = self.ring(tenant, key)?;
-        let mut results: Vec<_> = items.iter().map(|item| ring.decrypt(item)).collect();
+        let mut results = ring.decrypt_many(items);
         self.retry_newer(tenant, key, &mut results, |ring, i| ring.decrypt(&items[i]))?;
         Ok(results)
     }
@@ -157,10 +157,7 @@ impl Vault {
         key_version: Option<u32>,
     ) -> BatchResult<Versioned> {
         let ring = self.encrypting_ring(tenant, key, key_version)?;
-        let mut results: Vec<_> = items
-            .iter()
-            .map(|item| ring.rewrap(item, key_version))
-            .collect();
+        let mut results = ring.rewrap_many(items, key_version);
         self.retry_newer(tenant, key, &mut results, |ring, i| {
             ring.rewrap(&items[i], key_version)
         })?;

@@ -138,14 +138,42 @@ fn redact_values(text: &str) -> String {
 /// Decodes a standard, padded base64 field (Go's `StdEncoding`, which skips CR and LF) into a
 /// zeroizing buffer.
 pub(crate) fn base64_field(field: &str, text: &str) -> Result<Zeroizing<Vec<u8>>, ApiError> {
-    let mut out = Zeroizing::new(Vec::with_capacity(text.len() / 4 * 3 + 3));
+    let mut out = Zeroizing::new(Vec::new());
+    base64_into(field, text, &mut out)?;
+    Ok(out)
+}
+
+/// The most bytes `text` can decode to: room to reserve before [`base64_into`].
+pub(crate) fn base64_room(text: &str) -> usize {
+    text.len() / 4 * 3 + 3
+}
+
+/// Like [`base64_field`], appending to `out` (a batch decodes all its items into one buffer)
+/// and giving where the value is in it. On failure `out` is left as it was. `out` never
+/// reallocates with a value in it: one short of room is first moved by hand, and the buffer
+/// left behind wiped.
+pub(crate) fn base64_into(
+    field: &str,
+    text: &str,
+    out: &mut Zeroizing<Vec<u8>>,
+) -> Result<std::ops::Range<usize>, ApiError> {
+    let start = out.len();
+    let room = base64_room(text);
+    if out.capacity() - start < room {
+        let old = std::mem::replace(out, Zeroizing::new(Vec::with_capacity(start + room)));
+        out.extend_from_slice(&old);
+    }
     let result = if text.contains(['\r', '\n']) {
         let cleaned: Zeroizing<String> =
             Zeroizing::new(text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect());
-        STANDARD.decode_vec(cleaned.as_bytes(), &mut out)
+        STANDARD.decode_vec(cleaned.as_bytes(), out)
     } else {
-        STANDARD.decode_vec(text, &mut out)
+        STANDARD.decode_vec(text, out)
     };
+    if result.is_err() {
+        zeroize::Zeroize::zeroize(&mut out[start..]);
+        out.truncate(start);
+    }
     result.map_err(|e| {
         let detail = match e {
             base64::DecodeError::InvalidByte(offset, _) => {
@@ -158,7 +186,7 @@ pub(crate) fn base64_field(field: &str, text: &str) -> Result<Zeroizing<Vec<u8>>
         };
         ApiError::bad_request(format!("invalid {field}: {detail}"))
     })?;
-    Ok(out)
+    Ok(start..out.len())
 }
 
 /// An optional base64 field: absent or empty means none.
@@ -330,5 +358,35 @@ mod tests {
             "padding is required"
         );
         assert_eq!(optional_base64("context", Some("")).unwrap(), None);
+    }
+
+    /// A batch's values in one buffer: each where it says, a refused one leaving the buffer as
+    /// it was, and a buffer without room moved (not reallocated with the values in it).
+    #[test]
+    fn base64_into_appends_and_refuses_without_trace() {
+        let texts = ["aGVsbG8=", "aGV*bG8=", "d29y\nbGQ=", "", "aGVsbG8"];
+        let room = texts.iter().map(|t| base64_room(t)).sum();
+        let mut out = Zeroizing::new(Vec::with_capacity(room));
+        let buffer = out.as_ptr();
+        assert_eq!(base64_into("plaintext", texts[0], &mut out).unwrap(), 0..5);
+        let err = base64_into("plaintext", texts[1], &mut out).unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid plaintext: illegal base64 data at input byte 3"
+        );
+        assert_eq!(out.as_slice(), b"hello", "a refused value leaves nothing");
+        assert_eq!(base64_into("plaintext", texts[2], &mut out).unwrap(), 5..10);
+        assert_eq!(
+            base64_into("plaintext", texts[3], &mut out).unwrap(),
+            10..10
+        );
+        assert!(base64_into("plaintext", texts[4], &mut out).is_err());
+        assert_eq!(out.as_slice(), b"helloworld");
+        assert_eq!(out.as_ptr(), buffer, "sized once for the whole batch");
+        // Without room: moved into a new buffer, the values kept.
+        let mut small = Zeroizing::new(Vec::with_capacity(1));
+        base64_into("plaintext", texts[0], &mut small).unwrap();
+        base64_into("plaintext", texts[2], &mut small).unwrap();
+        assert_eq!(small.as_slice(), b"helloworld");
     }
 }

@@ -6,6 +6,8 @@
 //! key's derivation, or the key is not created and the request is refused saying why.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::ops::Range;
 
 use tresor_core::{EncryptRequest, Error, KeySpec};
 use tresor_wire::api::transit;
@@ -25,7 +27,8 @@ pub(crate) const ENDPOINT: Endpoint = Endpoint::new(transit::ENCRYPT, ENCRYPT, h
 
 /// Decoded inputs of one item.
 struct Input {
-    plaintext: Zeroizing<Vec<u8>>,
+    /// Where the plaintext is in the request's [`Plaintexts`].
+    plaintext: Range<usize>,
     context: Option<Zeroizing<Vec<u8>>>,
     associated_data: Option<Zeroizing<Vec<u8>>>,
     key_version: Option<u32>,
@@ -34,6 +37,7 @@ struct Input {
 impl Input {
     fn decode(
         ctx: &KeyCtx<'_>,
+        plaintexts: &Plaintexts,
         plaintext: Option<&str>,
         context: Option<&str>,
         ad: Option<&str>,
@@ -44,7 +48,11 @@ impl Input {
         let plaintext =
             plaintext.ok_or_else(|| ApiError::bad_request("missing plaintext to encrypt"))?;
         let input = Input {
-            plaintext: params::base64_field("plaintext", plaintext)?,
+            plaintext: params::base64_into(
+                "plaintext",
+                plaintext,
+                &mut plaintexts.borrow_mut(),
+            )?,
             context: optional_base64("context", context)?,
             associated_data: optional_base64("associated_data", ad)?,
             key_version: version.map(|v| v.to_u32("key_version")).transpose()?,
@@ -56,14 +64,23 @@ impl Input {
         Ok(input)
     }
 
-    fn request(&self) -> EncryptRequest<'_> {
+    fn request<'a>(&'a self, plaintexts: &'a [u8]) -> EncryptRequest<'a> {
         EncryptRequest {
-            plaintext: &self.plaintext,
+            plaintext: &plaintexts[self.plaintext.clone()],
             context: self.context.as_deref().map(Vec::as_slice),
             associated_data: self.associated_data.as_deref().map(Vec::as_slice),
             key_version: self.key_version,
         }
     }
+}
+
+/// Every plaintext of a request, decoded into one zeroizing buffer sized for all of them
+/// (no allocation per item, and no reallocation leaving a copy behind).
+type Plaintexts = RefCell<Zeroizing<Vec<u8>>>;
+
+fn plaintexts<'t>(texts: impl Iterator<Item = Option<&'t str>>) -> Plaintexts {
+    let room = texts.map(|t| t.map_or(0, params::base64_room)).sum();
+    RefCell::new(Zeroizing::new(Vec::with_capacity(room)))
 }
 
 fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
@@ -72,8 +89,10 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     check_key_type(body.key_type.as_deref())?;
     let convergent = body.convergent_encryption.is_some_and(|f| f.0);
     let Some(items) = body.batch_input else {
+        let plaintexts = plaintexts(std::iter::once(body.plaintext.as_deref()));
         let input = Input::decode(
             ctx,
+            &plaintexts,
             body.plaintext.as_deref(),
             body.context.as_deref(),
             body.associated_data.as_deref(),
@@ -82,8 +101,10 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         )?;
         let derived = input.context.is_some();
         let refusal = unfit_for_new_key([&input], derived, false);
+        let plaintexts = plaintexts.borrow();
         let ciphertext = with_upsert(ctx, derived, convergent, refusal, || {
-            ctx.vault.encrypt(ctx.tenant, ctx.key, &input.request())
+            ctx.vault
+                .encrypt(ctx.tenant, ctx.key, &input.request(&plaintexts))
         })?;
         ctx.inputs.note(ciphertext.text.as_bytes());
         let result = ciphertext_result(Ok(ciphertext), Cow::Borrowed(""));
@@ -96,6 +117,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     // The first item that does not decode, by position: a batch with one creates no key.
     let decoded = std::cell::Cell::new(0usize);
     let first_invalid = std::cell::Cell::new(None);
+    let plaintexts = plaintexts(items.iter().map(|i| i.plaintext.as_deref()));
     batch::run(
         &call.state.limits,
         &items,
@@ -103,6 +125,7 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
         |i| {
             let input = Input::decode(
                 ctx,
+                &plaintexts,
                 i.plaintext.as_deref(),
                 i.context.as_deref(),
                 i.associated_data.as_deref(),
@@ -134,7 +157,9 @@ fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
                 None if fit == 0 => Some("no batch item is valid".to_owned()),
                 None => None,
             };
-            let requests: Vec<EncryptRequest<'_>> = valid.iter().map(|i| i.request()).collect();
+            let plaintexts = plaintexts.borrow();
+            let requests: Vec<EncryptRequest<'_>> =
+                valid.iter().map(|i| i.request(&plaintexts)).collect();
             with_upsert(ctx, derived, convergent, refusal, || {
                 ctx.vault.encrypt_batch(ctx.tenant, ctx.key, &requests)
             })
