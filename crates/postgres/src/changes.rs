@@ -18,8 +18,8 @@
 //! here, by construction: a node cut off from the database stops answering instead of serving
 //! from a stale cache.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -52,7 +52,11 @@ pub enum Change {
 pub struct FollowStatus {
     position: AtomicI64,
     connected: AtomicBool,
-    confirmed: Mutex<Instant>,
+    /// When the follower started; `confirmed` counts from it.
+    base: Instant,
+    /// The start of the last read that completed, in nanoseconds after `base`: an atomic,
+    /// because every request of the node reads it (`age`) and a lock there costs both workers.
+    confirmed: AtomicU64,
 }
 
 impl FollowStatus {
@@ -64,10 +68,8 @@ impl FollowStatus {
     /// How old the node's view of the change log is: the time since the start of the last read
     /// that completed.
     pub fn age(&self) -> Duration {
-        self.confirmed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
+        let confirmed = Duration::from_nanos(self.confirmed.load(Ordering::Acquire));
+        self.base.elapsed().saturating_sub(confirmed)
     }
 
     /// True while the follower's own connection is up.
@@ -77,10 +79,11 @@ impl FollowStatus {
 
     fn confirm(&self, started: Instant, position: i64) {
         self.position.store(position, Ordering::SeqCst);
-        let mut confirmed = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
-        if started > *confirmed {
-            *confirmed = started;
-        }
+        let since_base = started.saturating_duration_since(self.base).as_nanos();
+        self.confirmed.fetch_max(
+            u64::try_from(since_base).unwrap_or(u64::MAX),
+            Ordering::AcqRel,
+        );
     }
 }
 
@@ -130,7 +133,8 @@ impl PgStore {
         let status = Arc::new(FollowStatus {
             position: AtomicI64::new(head),
             connected: AtomicBool::new(false),
-            confirmed: Mutex::new(started),
+            base: started,
+            confirmed: AtomicU64::new(0),
         });
         let task = self.handle().spawn(follow(
             self.connect_options(),
