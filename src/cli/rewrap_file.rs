@@ -16,7 +16,6 @@
 //! continues with the next input row: nothing is redone or missed. A progress bar (rows/s and
 //! ETA) goes to a terminal's stderr; the JSON summary to stdout.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -28,7 +27,7 @@ use serde_json::{Value, json};
 use super::connection::ConnectionArgs;
 use super::rewrap_args::{FileArgs, SourceArgs};
 use super::rewrap_request::{
-    Standing, latest_version, progress_bar, rewrap_batch, standing, version_label,
+    Census, Standing, latest_version, progress_bar, rewrap_batch, standing,
 };
 
 /// How rows hold the value.
@@ -187,35 +186,12 @@ pub(crate) async fn census(
         None => None,
     };
     let layout = layout_of(source, header.as_deref())?;
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut rows, mut empty, mut malformed, mut to_rewrap) = (0u64, 0u64, 0u64, 0u64);
-    for line in lines {
-        let line = line?;
-        rows += 1;
-        let value = layout.value(&line, rows)?;
-        match standing(value.as_deref(), latest) {
-            Standing::Empty => empty += 1,
-            Standing::Malformed => malformed += 1,
-            s => {
-                if s == Standing::Older {
-                    to_rewrap += 1;
-                }
-                let (label, ..) =
-                    version_label(value.as_deref().expect("a value")).expect("labelled");
-                *counts.entry(label).or_default() += 1;
-            }
-        }
+    let mut census = Census::default();
+    for (number, line) in (1..).zip(lines) {
+        let value = layout.value(&line?, number)?;
+        census.count(value.as_deref(), latest, 1);
     }
-    Ok(json!({
-        "key": format!("{tenant}/{key}"),
-        "latest_version": latest,
-        "rows": rows,
-        "versions": counts,
-        "empty": empty,
-        "malformed": malformed,
-        "to_rewrap": to_rewrap,
-        "dry_run": true,
-    }))
+    Ok(census.summary(tenant, key, latest))
 }
 
 /// Rewraps the file; returns the summary.

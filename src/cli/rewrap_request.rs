@@ -1,6 +1,8 @@
 //! What `tresor rewrap` over a file (src/cli/rewrap_file.rs) and over a PostgreSQL table
 //! (src/cli/rewrap_table.rs) share: how a stored value stands against the key's latest version,
-//! the batched rewrap request, and the progress bar.
+//! the census of a dry run, the batched rewrap request, and the progress bar.
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use hyper::Method;
@@ -37,6 +39,51 @@ pub(crate) fn standing(value: Option<&str>, latest: u32) -> Standing {
             Some((_, true, version)) if version == latest => Standing::Latest,
             Some(_) => Standing::Older,
         },
+    }
+}
+
+/// What a dry run counts: values per version label, empty and malformed ones, and how many a
+/// rewrap would write.
+#[derive(Default)]
+pub(crate) struct Census {
+    rows: u64,
+    versions: BTreeMap<String, u64>,
+    empty: u64,
+    malformed: u64,
+    to_rewrap: u64,
+}
+
+impl Census {
+    /// Counts `n` stored values like `value` (`None`: empty) against the `latest` version.
+    pub(crate) fn count(&mut self, value: Option<&str>, latest: u32, n: u64) {
+        self.rows += n;
+        let Some(value) = value else {
+            self.empty += n;
+            return;
+        };
+        match version_label(value) {
+            None => self.malformed += n,
+            Some((label, tresor, version)) => {
+                if !(tresor && version == latest) {
+                    self.to_rewrap += n;
+                }
+                *self.versions.entry(label).or_default() += n;
+            }
+        }
+    }
+
+    /// The summary `tresor rewrap --dry-run` prints for key `tenant/key`.
+    pub(crate) fn summary(&self, tenant: &str, key: &str, latest: u32) -> Value {
+        json!({
+            "key": format!("{tenant}/{key}"),
+            "latest_version": latest,
+            "rows": self.rows,
+            "versions": self.versions,
+            "empty": self.empty,
+            "malformed": self.malformed,
+            "to_rewrap": self.to_rewrap,
+            "dry_run": true,
+        })
     }
 }
 

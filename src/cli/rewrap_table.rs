@@ -36,7 +36,7 @@ use tresor_postgres::{PgOptions, redact_url};
 use super::connection::ConnectionArgs;
 use super::rewrap_args::{FileArgs, SourceArgs};
 use super::rewrap_request::{
-    Standing, latest_version, progress_bar, rewrap_batch, standing, version_label,
+    Census, Standing, latest_version, progress_bar, rewrap_batch, standing, version_label,
 };
 
 /// Longest identifier PostgreSQL keeps (NAMEDATALEN - 1).
@@ -639,39 +639,21 @@ pub(crate) async fn census(
         )
         .await
         .map_err(db)?;
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut rows, mut empty, mut malformed, mut to_rewrap) = (0u64, 0u64, 0u64, 0u64);
+    let mut census = Census::default();
     for group in groups {
         let (prefix, is_empty, n): (Option<String>, bool, i64) =
             (group.get(0), group.get(1), group.get(2));
-        let n = n as u64;
-        rows += n;
-        if is_empty {
-            empty += n;
-            continue;
-        }
-        match prefix.and_then(|p| version_label(&format!("{p}:"))) {
-            None => malformed += n,
-            Some((label, tresor, version)) => {
-                if !(tresor && version == latest) {
-                    to_rewrap += n;
-                }
-                *counts.entry(label).or_default() += n;
-            }
-        }
+        let value = match (is_empty, prefix) {
+            (true, _) => None,
+            (false, Some(prefix)) => Some(format!("{prefix}:")),
+            (false, None) => Some(String::new()),
+        };
+        census.count(value.as_deref(), latest, n as u64);
     }
-    Ok(json!({
-        "key": format!("{tenant}/{key}"),
-        "latest_version": latest,
-        "table": table.name,
-        "column": table.column,
-        "rows": rows,
-        "versions": counts,
-        "empty": empty,
-        "malformed": malformed,
-        "to_rewrap": to_rewrap,
-        "dry_run": true,
-    }))
+    let mut summary = census.summary(tenant, key, latest);
+    summary["table"] = json!(table.name);
+    summary["column"] = json!(table.column);
+    Ok(summary)
 }
 
 /// Rewraps the column in place; returns the summary.
