@@ -18,17 +18,24 @@ fn use_storage(d: &Deployment, storage: &str) {
     d.write("tresor.toml", &config);
 }
 
-#[test]
-fn a_server_on_postgresql_keeps_its_keys_across_restarts_and_logs_no_password() {
-    let Some(db) = TestDatabase::create() else {
-        return;
-    };
+/// One node on `db`, unsealed by alice, with key `payments/card-pan` and a ciphertext of
+/// "4111 1111" under it.
+fn a_node_with_a_key(db: &TestDatabase) -> (Deployment, ServerProcess, String) {
     let d = Deployment::new();
     use_storage(&d, &db.storage_toml("node-a"));
     let server = d.start_unsealed(&["alice"], 1);
     server.ops(&d, &["tenant", "create", "payments"]);
     server.ops(&d, &["key", "create", "payments/card-pan"]);
     let ciphertext = server.ops(&d, &["encrypt", "payments/card-pan", "4111 1111"]);
+    (d, server, ciphertext)
+}
+
+#[test]
+fn a_server_on_postgresql_keeps_its_keys_across_restarts_and_logs_no_password() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let (d, server, ciphertext) = a_node_with_a_key(&db);
     let log = server.stderr();
     assert!(
         log.contains("PostgreSQL opened") && log.contains(&db.url()),
@@ -108,12 +115,7 @@ fn an_older_node_restarts_on_a_newer_schema_only_while_it_is_admitted() {
     let Some(db) = TestDatabase::create() else {
         return;
     };
-    let d = Deployment::new();
-    use_storage(&d, &db.storage_toml("node-a"));
-    let server = d.start_unsealed(&["alice"], 1);
-    server.ops(&d, &["tenant", "create", "payments"]);
-    server.ops(&d, &["key", "create", "payments/card-pan"]);
-    let ciphertext = server.ops(&d, &["encrypt", "payments/card-pan", "4111 1111"]);
+    let (d, server, ciphertext) = a_node_with_a_key(&db);
     server.stop();
 
     let known = tresor_postgres::SCHEMA_VERSION;
@@ -266,17 +268,8 @@ impl Cluster {
     /// As [`Cluster::three`], with `custodians` sharing the root `threshold`-of-n; the first
     /// `threshold` of them unseal each node.
     fn three_with(&self, custodians: &[&str], threshold: u8) -> [ServerProcess; 3] {
-        let mut init = vec!["operator".to_owned(), "init".to_owned()];
-        for name in custodians {
-            self.d.custodian(name);
-            init.extend(["--custodian".to_owned(), format!("{name}.pub")]);
-        }
-        init.extend(["--threshold".to_owned(), threshold.to_string()]);
         let a = self.start("a");
-        a.ops(
-            &self.d,
-            &init.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
+        self.init(&a, custodians, threshold);
         let b = self.start("b");
         let c = self.start("c");
         let unsealing = &custodians[..usize::from(threshold)];
@@ -296,6 +289,21 @@ impl Cluster {
             self.unseal(node, unsealing);
         }
         [a, b, c]
+    }
+
+    /// Makes identities for `custodians` and initialises the vault on `node`, sharing its root
+    /// `threshold`-of-n among them.
+    fn init(&self, node: &ServerProcess, custodians: &[&str], threshold: u8) {
+        let mut init = vec!["operator".to_owned(), "init".to_owned()];
+        for name in custodians {
+            self.d.custodian(name);
+            init.extend(["--custodian".to_owned(), format!("{name}.pub")]);
+        }
+        init.extend(["--threshold".to_owned(), threshold.to_string()]);
+        node.ops(
+            &self.d,
+            &init.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
     }
 
     /// Custodians `names` unseal `node`, one after the other.

@@ -54,6 +54,31 @@ async fn create_table(client: &tokio_postgres::Client, rows: &[(i64, Option<Stri
         .unwrap();
 }
 
+/// Key `dev/k` with `rows` values encrypted under its version 1, then rotated, and the table
+/// holding them (ids 0..rows): every row one version behind. The owner's connection.
+async fn a_table_one_version_behind(
+    server: &TestServer,
+    db: &TestDatabase,
+    rows: usize,
+) -> tokio_postgres::Client {
+    let admin = server.admin();
+    admin
+        .create_key("dev", "k", &Default::default())
+        .await
+        .unwrap();
+    let plaintexts: Vec<String> = (0..rows).map(|i| format!("value-{i}")).collect();
+    let ciphertexts = encrypt(server, "k", &plaintexts).await;
+    admin.rotate_key("dev", "k").await.unwrap();
+    let rows: Vec<(i64, Option<String>)> = ciphertexts
+        .into_iter()
+        .enumerate()
+        .map(|(i, ct)| (i as i64, Some(ct)))
+        .collect();
+    let client = owner(db).await;
+    create_table(&client, &rows).await;
+    client
+}
+
 /// `(id, ct, writes)` of every row, in id order.
 async fn table(client: &tokio_postgres::Client) -> Vec<(i64, Option<String>, i32)> {
     client
@@ -394,21 +419,7 @@ fn a_row_the_application_changes_during_the_run_is_left_alone_and_reported() {
     on_a_database(async |db| {
         let server = TestServer::new().await;
         let cli = cli_for(&server);
-        let admin = server.admin();
-        admin
-            .create_key("dev", "k", &Default::default())
-            .await
-            .unwrap();
-        let plaintexts: Vec<String> = (0..3000).map(|i| format!("value-{i}")).collect();
-        let ciphertexts = encrypt(&server, "k", &plaintexts).await;
-        admin.rotate_key("dev", "k").await.unwrap();
-        let rows: Vec<(i64, Option<String>)> = ciphertexts
-            .iter()
-            .enumerate()
-            .map(|(i, ct)| (i as i64, Some(ct.clone())))
-            .collect();
-        let client = owner(db).await;
-        create_table(&client, &rows).await;
+        let client = a_table_one_version_behind(&server, db, 3000).await;
         let app_value = encrypt(&server, "k", &["written by the application".to_owned()])
             .await
             .remove(0);
@@ -482,21 +493,7 @@ fn bad_names_tables_urls_and_keys_are_refused_and_change_nothing() {
     on_a_database(async |db| {
         let server = TestServer::new().await;
         let cli = cli_for(&server);
-        let admin = server.admin();
-        admin
-            .create_key("dev", "k", &Default::default())
-            .await
-            .unwrap();
-        let plaintexts: Vec<String> = (0..10).map(|i| format!("value-{i}")).collect();
-        let ciphertexts = encrypt(&server, "k", &plaintexts).await;
-        admin.rotate_key("dev", "k").await.unwrap();
-        let rows: Vec<(i64, Option<String>)> = ciphertexts
-            .iter()
-            .enumerate()
-            .map(|(i, ct)| (i as i64, Some(ct.clone())))
-            .collect();
-        let client = owner(db).await;
-        create_table(&client, &rows).await;
+        let client = a_table_one_version_behind(&server, db, 10).await;
         client
             .batch_execute(
                 "CREATE TABLE nokey (id bigint, ct text);

@@ -85,21 +85,10 @@ fn old_and_new_nodes_serve_one_database_through_a_rolling_upgrade() {
             })
     };
     let alice = ["alice"];
-    d.custodian("alice");
 
     // The previous release: A initialises, B joins.
     let a = start_previous("a");
-    a.ops(
-        d,
-        &[
-            "operator",
-            "init",
-            "--custodian",
-            "alice.pub",
-            "--threshold",
-            "1",
-        ],
-    );
+    cluster.init(&a, &alice, 1);
     let b = start_previous("b");
     // The custodian pins each further node's identity key (made at its first start).
     let trust = |node: &str| {

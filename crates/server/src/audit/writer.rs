@@ -874,6 +874,16 @@ pub(crate) fn now_rfc3339() -> String {
 mod tests {
     use super::*;
 
+    /// `files` checked as `tresor audit verify` checks them, with the key beside them in `dir`.
+    fn verified(dir: &Path, files: &[PathBuf]) -> super::super::VerifyReport {
+        super::super::verify_files(
+            files,
+            &dir.join("audit.pub"),
+            super::super::VerifyOptions::default(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn periodic_checkpoints_fsynced_outside_the_lock_keep_the_chain() {
         let dir = tempfile::tempdir().unwrap();
@@ -904,12 +914,7 @@ mod tests {
         let text = fs::read_to_string(dir.path().join("audit.log")).unwrap();
         let periodic = text.lines().filter(|l| l.contains("\"periodic\"")).count();
         assert!(periodic >= 100 / 3, "{periodic} periodic checkpoints");
-        let report = super::super::verify_files(
-            &[dir.path().join("audit.log")],
-            &dir.path().join("audit.pub"),
-            super::super::VerifyOptions::default(),
-        )
-        .unwrap();
+        let report = verified(dir.path(), &[dir.path().join("audit.log")]);
         assert_eq!(report.lines, text.lines().count() as u64);
     }
 
@@ -1027,12 +1032,7 @@ mod tests {
         drop(runtime);
         log.close().unwrap();
         let text = fs::read_to_string(dir.path().join("audit.log")).unwrap();
-        let report = super::super::verify_files(
-            &[dir.path().join("audit.log")],
-            &dir.path().join("audit.pub"),
-            super::super::VerifyOptions::default(),
-        )
-        .unwrap();
+        let report = verified(dir.path(), &[dir.path().join("audit.log")]);
         assert_eq!(report.lines, text.lines().count() as u64);
         let periodic = text.lines().filter(|l| l.contains("\"periodic\"")).count();
         assert_eq!(periodic, 840 / 7, "a periodic checkpoint every 7 lines");
@@ -1092,12 +1092,7 @@ mod tests {
         }
         assert!(!text.contains("refused-"), "{text}");
         assert!(text.contains("\"request_id\":\"after\""), "{text}");
-        super::super::verify_files(
-            &files,
-            &dir.path().join("audit.pub"),
-            super::super::VerifyOptions::default(),
-        )
-        .unwrap();
+        verified(dir.path(), &files);
     }
 
     fn write_line(runtime: &tokio::runtime::Runtime, log: &Arc<AuditLog>, id: &str) {
@@ -1153,12 +1148,7 @@ mod tests {
             serde_json::from_str(fs::read_to_string(&moved).unwrap().lines().last().unwrap())
                 .unwrap();
         assert_eq!(closing["reason"], "rotate", "{closing}");
-        super::super::verify_files(
-            &[moved, path],
-            &dir.path().join("audit.pub"),
-            super::super::VerifyOptions::default(),
-        )
-        .unwrap();
+        verified(dir.path(), &[moved, path]);
     }
 
     /// Issue 18: a request that would lead its group is dropped (its connection closed) while
