@@ -108,6 +108,12 @@ struct State {
 /// A line buffer larger than this (a big batch's line) is not kept for the next record.
 const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 
+thread_local! {
+    /// Where a request's event is serialized before it joins the queue (one per thread, so no
+    /// allocation per request).
+    static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Lines of concurrent requests waiting to be written together.
 #[derive(Default)]
 struct Queue {
@@ -355,14 +361,23 @@ impl AuditLog {
     /// fails is refused.
     pub async fn write(self: &Arc<Self>, event: &AuditEventRef<'_>) -> Result<(), AuditWriteError> {
         let (done, answer) = oneshot::channel();
-        let lead = {
+        // Serialized before the queue is locked: the other worker's requests queue their lines
+        // meanwhile instead of waiting for this one's JSON.
+        let lead = BODY.with_borrow_mut(|body| {
+            body.clear();
+            serde_json::to_writer(&mut *body, event).expect("audit lines serialize");
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             let pending = &mut queue.pending;
-            serde_json::to_writer(&mut pending.bodies, event).expect("audit lines serialize");
+            pending.bodies.extend_from_slice(body);
             pending.ends.push(pending.bodies.len());
             pending.waiters.push(done);
-            !std::mem::replace(&mut queue.leading, true)
-        };
+            let lead = !std::mem::replace(&mut queue.leading, true);
+            drop(queue);
+            if body.capacity() > KEEP_BUFFER_BYTES {
+                *body = Vec::new();
+            }
+            lead
+        });
         if lead {
             /// Leads when dropped: also when the request is dropped while it waits to lead, so
             /// the lines queued behind it are not left without a writer.
