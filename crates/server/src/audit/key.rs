@@ -2,7 +2,7 @@
 //! `core/audit-hmac-key`. Kept rather than derived from the root key so that it survives root
 //! rotations: a value hashed today still matches lines written last year.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
 
 use tresor_core::store::{Batch, StoreError, StoredBytes};
 use tresor_core::{Error, SealedRecords, SealedStore};
@@ -12,21 +12,48 @@ use super::AuditHasher;
 
 const PATH: &str = "core/audit-hmac-key";
 
-/// Loads the audit hasher for each unseal; holds nothing itself.
+/// Loads the audit hasher for each unseal. The unseal's session owns it (dropped when the
+/// vault seals); this handle only keeps a weak reference, so it holds no key of its own.
 #[derive(Clone)]
 pub struct AuditKey {
     store: SealedStore,
+    /// The current unseal's hasher, while that unseal lasts: every request asks for it, and
+    /// reaching it through the sealed records takes the session's lock each time.
+    current: Arc<RwLock<Weak<AuditHasher>>>,
 }
 
 impl AuditKey {
     /// The audit key of the vault behind `store`.
     pub fn new(store: SealedStore) -> Self {
-        AuditKey { store }
+        AuditKey {
+            store,
+            current: Arc::default(),
+        }
     }
 
     /// The audit hasher: `Ok(None)` while the vault is sealed (no key operation runs then
     /// either); an error if the key cannot be loaded or made.
+    ///
+    /// Right after a seal, a request still in flight may keep the last unseal's hasher alive
+    /// and a new request may get it too: harmless, as the key is the same stored key (it
+    /// survives root rotations) and a sealed vault runs no key operation to record.
     pub fn hasher(&self) -> Result<Option<Arc<AuditHasher>>, Error> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade();
+        if current.is_some() {
+            return Ok(current);
+        }
+        let hasher = self.load()?;
+        if let Some(hasher) = &hasher {
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(hasher);
+        }
+        Ok(hasher)
+    }
+
+    fn load(&self) -> Result<Option<Arc<AuditHasher>>, Error> {
         let records = match self.store.records() {
             Ok(records) => records,
             Err(Error::Sealed) => return Ok(None),
