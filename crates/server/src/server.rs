@@ -630,7 +630,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
     let limits = &shared.config.limits;
@@ -744,10 +744,19 @@ async fn serve_connection(
     };
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let idle_timeout = Duration::from_secs(limits.idle_timeout);
-    let header_timeout = Duration::from_secs(limits.header_read_timeout);
-    let mut idle_check = tokio::time::interval(Duration::from_millis(500));
-    let mut closing = false;
+    // The timeouts are watched by a task of their own: a timer polled with the connection would
+    // be polled again at every wake-up of the connection, that is several times per request.
+    let (close, mut closing) = watch::channel(Close::Open);
+    let watchdog = tokio::spawn(watch_connection(
+        activity,
+        shutdown,
+        Duration::from_secs(limits.idle_timeout),
+        Duration::from_secs(limits.header_read_timeout),
+        limits.header_read_timeout,
+        peer,
+        close,
+    ));
+    let mut graceful = false;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -756,32 +765,83 @@ async fn serve_connection(
                 }
                 break;
             }
+            changed = closing.changed() => {
+                let asked = *closing.borrow_and_update();
+                match asked {
+                    Close::Drop => break,
+                    Close::Graceful if !graceful => {
+                        graceful = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    // The watchdog is gone only if it panicked: the connection goes on, but it
+                    // must not spin on a closed channel.
+                    _ if changed.is_err() => {
+                        if let Err(e) = connection.as_mut().await {
+                            tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    watchdog.abort();
+    shared.api.metrics.connection_closed();
+}
+
+/// What a connection's watchdog asks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    Open,
+    /// Finish the request in flight, then close (shutdown, or idle for `idle_timeout`).
+    Graceful,
+    /// Close now, without an answer (a stalled request head, or a client that would not close).
+    Drop,
+}
+
+/// Watches one connection's timeouts and the server's shutdown, twice a second, and says
+/// when the connection must close.
+async fn watch_connection(
+    activity: Arc<Activity>,
+    mut shutdown: watch::Receiver<bool>,
+    idle_timeout: Duration,
+    header_timeout: Duration,
+    header_limit: u64,
+    peer: SocketAddr,
+    close: watch::Sender<Close>,
+) {
+    let mut idle_check = tokio::time::interval(Duration::from_millis(500));
+    let mut closing = false;
+    loop {
+        tokio::select! {
             _ = shutdown.changed(), if !closing => {
                 closing = true;
-                connection.as_mut().graceful_shutdown();
+                let _ = close.send(Close::Graceful);
             }
             _ = idle_check.tick() => {
                 if activity.head_for().is_some_and(|t| t >= header_timeout) {
                     // Dropped without an answer, as hyper does: nothing of a request arrived.
-                    tracing::info!(peer = %peer, limit = limits.header_read_timeout, "request headers not received in time (limits.header_read_timeout); closing");
-                    break;
+                    tracing::info!(peer = %peer, limit = header_limit, "request headers not received in time (limits.header_read_timeout); closing");
+                    let _ = close.send(Close::Drop);
+                    return;
                 }
                 let idle = activity.idle_for();
                 if !closing && idle >= idle_timeout {
                     closing = true;
-                    connection.as_mut().graceful_shutdown();
+                    let _ = close.send(Close::Graceful);
                 } else if closing && idle >= idle_timeout + header_timeout {
                     // A graceful close needs the client: HTTP/2 waits for the acknowledgement
                     // of its GOAWAY's ping, and for any header block the client has begun. An
                     // idle client that withholds them would keep the connection (and its slot
                     // of max_connections) for good; it gets header_read_timeout, then is dropped.
                     tracing::info!(peer = %peer, "idle connection did not close when asked; dropping it");
-                    break;
+                    let _ = close.send(Close::Drop);
+                    return;
                 }
             }
         }
     }
-    shared.api.metrics.connection_closed();
 }
 
 /// Serves a connection whose certificate names no usable identity (see
