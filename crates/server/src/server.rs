@@ -748,11 +748,9 @@ async fn serve_connection(
     // be polled again at every wake-up of the connection, that is several times per request.
     let (close, mut closing) = watch::channel(Close::Open);
     let watchdog = tokio::spawn(watch_connection(
+        shared.clone(),
         activity,
         shutdown,
-        Duration::from_secs(limits.idle_timeout),
-        Duration::from_secs(limits.header_read_timeout),
-        limits.header_read_timeout,
         peer,
         close,
     ));
@@ -803,14 +801,15 @@ enum Close {
 /// Watches one connection's timeouts and the server's shutdown, twice a second, and says
 /// when the connection must close.
 async fn watch_connection(
+    shared: Arc<Shared>,
     activity: Arc<Activity>,
     mut shutdown: watch::Receiver<bool>,
-    idle_timeout: Duration,
-    header_timeout: Duration,
-    header_limit: u64,
     peer: SocketAddr,
     close: watch::Sender<Close>,
 ) {
+    let limits = &shared.config.limits;
+    let idle_timeout = Duration::from_secs(limits.idle_timeout);
+    let header_timeout = Duration::from_secs(limits.header_read_timeout);
     let mut idle_check = tokio::time::interval(Duration::from_millis(500));
     let mut closing = false;
     loop {
@@ -822,7 +821,7 @@ async fn watch_connection(
             _ = idle_check.tick() => {
                 if activity.head_for().is_some_and(|t| t >= header_timeout) {
                     // Dropped without an answer, as hyper does: nothing of a request arrived.
-                    tracing::info!(peer = %peer, limit = header_limit, "request headers not received in time (limits.header_read_timeout); closing");
+                    tracing::info!(peer = %peer, limit = limits.header_read_timeout, "request headers not received in time (limits.header_read_timeout); closing");
                     let _ = close.send(Close::Drop);
                     return;
                 }
