@@ -261,3 +261,59 @@ impl Runner for Services {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tresor_core::{SledStore, Vault, VaultOptions};
+    use tresor_crypto::identity::CustodianIdentity;
+    use tresor_wire::custody::InitRequest;
+
+    use super::Services;
+
+    fn unseal(vault: &Vault, custodian: &CustodianIdentity) {
+        let share = vault
+            .sealed_share("alice")
+            .unwrap()
+            .open(custodian)
+            .unwrap();
+        vault.unseal(vec![share]).unwrap();
+    }
+
+    /// The audit key keeps the unseal's hasher for the requests (it is asked for on each one),
+    /// but not past the unseal.
+    #[test]
+    fn the_audit_hasher_lives_as_long_as_the_unseal_and_keeps_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let vault = Vault::open(Arc::new(store), VaultOptions::new("test")).unwrap();
+        let custodian = CustodianIdentity::generate("alice").unwrap();
+        vault
+            .init(&InitRequest {
+                custodians: vec![custodian.public().clone()],
+                threshold: 1,
+                four_eyes: None,
+            })
+            .unwrap();
+        let key = Services::new(vault.clone(), 3600).audit_key;
+        assert!(key.hasher().unwrap().is_none(), "sealed: no hasher");
+
+        unseal(&vault, &custodian);
+        let first = key.hasher().unwrap().expect("unsealed: a hasher");
+        let again = key.hasher().unwrap().expect("unsealed: a hasher");
+        assert!(Arc::ptr_eq(&first, &again), "the unseal's hasher is reused");
+        let hashed = first.hash(b"tresor:v1:abc");
+        drop((first, again));
+
+        vault.seal();
+        assert!(
+            key.hasher().unwrap().is_none(),
+            "the kept reference must not outlive the unseal"
+        );
+
+        unseal(&vault, &custodian);
+        let after = key.hasher().unwrap().expect("unsealed again: a hasher");
+        assert_eq!(after.hash(b"tresor:v1:abc"), hashed, "the same stored key");
+    }
+}
