@@ -754,7 +754,6 @@ async fn serve_connection(
         peer,
         close,
     ));
-    let mut graceful = false;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -764,22 +763,20 @@ async fn serve_connection(
                 break;
             }
             changed = closing.changed() => {
-                let asked = *closing.borrow_and_update();
-                match asked {
+                // A value sent before the watchdog ended still arrives first; the channel is
+                // closed without one only if the watchdog panicked: the connection goes on,
+                // without spinning on the closed channel.
+                if changed.is_err() {
+                    if let Err(e) = connection.as_mut().await {
+                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                // The watchdog asks each at most once.
+                match *closing.borrow_and_update() {
                     Close::Drop => break,
-                    Close::Graceful if !graceful => {
-                        graceful = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                    // The watchdog is gone only if it panicked: the connection goes on, but it
-                    // must not spin on a closed channel.
-                    _ if changed.is_err() => {
-                        if let Err(e) = connection.as_mut().await {
-                            tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ => {}
+                    Close::Graceful => connection.as_mut().graceful_shutdown(),
+                    Close::Open => {}
                 }
             }
         }
