@@ -82,3 +82,38 @@ impl InputLog {
         self.hmacs.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::api::testing::{initialised_vault, unseal};
+    use crate::services::Services;
+
+    /// The audit key keeps the unseal's hasher for the requests' input HMACs (every request
+    /// asks for it), but not past the unseal.
+    #[test]
+    fn the_audit_hasher_lives_as_long_as_the_unseal_and_keeps_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, custodian) = initialised_vault(dir.path());
+        let key = Services::new(vault.clone(), 3600).audit_key;
+        assert!(key.hasher().unwrap().is_none(), "sealed: no hasher");
+
+        unseal(&vault, &custodian);
+        let first = key.hasher().unwrap().expect("unsealed: a hasher");
+        let again = key.hasher().unwrap().expect("unsealed: a hasher");
+        assert!(Arc::ptr_eq(&first, &again), "the unseal's hasher is reused");
+        let hashed = first.hash(b"tresor:v1:abc");
+        drop((first, again));
+
+        vault.seal();
+        assert!(
+            key.hasher().unwrap().is_none(),
+            "the kept reference must not outlive the unseal"
+        );
+
+        unseal(&vault, &custodian);
+        let after = key.hasher().unwrap().expect("unsealed again: a hasher");
+        assert_eq!(after.hash(b"tresor:v1:abc"), hashed, "the same stored key");
+    }
+}

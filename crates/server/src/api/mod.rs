@@ -23,7 +23,7 @@ pub(crate) mod reply;
 mod respond;
 mod router;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod trail;
 
 pub(crate) use trail::{record_server_line, server_line};

@@ -28,6 +28,31 @@ pub(crate) const APP: &str = "spiffe://test/app";
 /// A principal allowed only `transform-encode` on `t`'s roles (issue 16).
 pub(crate) const ENCODER: &str = "spiffe://test/encoder";
 
+/// A vault in `dir`, initialised with one custodian, `alice` (returned), and sealed.
+pub(crate) fn initialised_vault(dir: &std::path::Path) -> (Vault, CustodianIdentity) {
+    let store = SledStore::open(dir).unwrap();
+    let vault = Vault::open(Arc::new(store), VaultOptions::new("test")).unwrap();
+    let custodian = CustodianIdentity::generate("alice").unwrap();
+    vault
+        .init(&InitRequest {
+            custodians: vec![custodian.public().clone()],
+            threshold: 1,
+            four_eyes: None,
+        })
+        .unwrap();
+    (vault, custodian)
+}
+
+/// Unseals a vault of [`initialised_vault`] with its custodian's share.
+pub(crate) fn unseal(vault: &Vault, custodian: &CustodianIdentity) {
+    let share = vault
+        .sealed_share("alice")
+        .unwrap()
+        .open(custodian)
+        .unwrap();
+    vault.unseal(vec![share]).unwrap();
+}
+
 /// An API and its vault's directory.
 pub(crate) struct TestApi {
     state: Arc<ApiState>,
@@ -37,22 +62,8 @@ pub(crate) struct TestApi {
 impl TestApi {
     pub(crate) fn new() -> TestApi {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        let vault = Vault::open(Arc::new(store), VaultOptions::new("test")).unwrap();
-        let custodian = CustodianIdentity::generate("alice").unwrap();
-        vault
-            .init(&InitRequest {
-                custodians: vec![custodian.public().clone()],
-                threshold: 1,
-                four_eyes: None,
-            })
-            .unwrap();
-        let share = vault
-            .sealed_share("alice")
-            .unwrap()
-            .open(&custodian)
-            .unwrap();
-        vault.unseal(vec![share]).unwrap();
+        let (vault, custodian) = initialised_vault(dir.path());
+        unseal(&vault, &custodian);
         vault.create_tenant(TENANT, &TenantSpec::default()).unwrap();
         let policies = PolicySet::from_files(
             crate::operations(),
