@@ -457,8 +457,10 @@ fn a_row_the_application_changes_during_the_run_is_left_alone_and_reported() {
         loop {
             let waiting: i64 = client
                 .query_one(
+                    // Only this test's database: other tests run rewraps on the same cluster.
                     "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = 'tresor/rewrap' AND wait_event_type = 'Lock'",
+                 WHERE datname = current_database() AND application_name = 'tresor/rewrap' \
+                 AND wait_event_type = 'Lock'",
                     &[],
                 )
                 .await

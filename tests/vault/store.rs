@@ -597,9 +597,12 @@ fn postgres_follower_reports_other_nodes_changes() {
     reaches(3);
 
     // Its connection cut: it reconnects and reads on from where it was.
-    db.admin_sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tresor/a'",
-    );
+    // Only this test's database: other tests on the cluster name their nodes `a` too.
+    db.admin_sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{}' AND application_name = 'tresor/a'",
+        db.name
+    ));
     b.put("tenants/t", b"2").unwrap();
     assert_eq!(next(), Change::Paths(vec!["tenants/t".into()]));
 
