@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -168,7 +168,15 @@ async fn http2_streams_do_not_bypass_max_connections() {
         task.abort();
     }
     drop(h2);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The server learns of the close when it next reads: wait for that, however loaded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.handle.stats().open_connections() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the aborted connection never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (mut h2, _connection) = h2_as(&server, ADMIN).await;
     let (status, body) = h2_send(&mut h2, Method::GET, "sys/health", b"").await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -410,11 +410,14 @@ async fn shutdown_lets_an_in_flight_request_finish_then_seals() {
     let vault = server.vault().clone();
     let addr = server.addr();
     let shutdown = tokio::spawn(server.shutdown());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "still accepting after shutdown began"
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 10 s after shutdown began"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(!vault.is_sealed(), "sealed under an in-flight request");
     in_flight.write_all(&body[5..]).await.unwrap();
     let (status, answer) = read_response(&mut in_flight, Duration::from_secs(5)).await;
