@@ -13,8 +13,8 @@
 //! lines join the queue), then writes every queued line, its own and those that arrive
 //! meanwhile, in one `write` per group, and answers each waiting request with the group's
 //! result. A request waits without holding its thread, so the server goes on reading requests
-//! (and queuing their lines) while a group is written. The chain, the checkpoints and the file are exactly those
-//! of lines written one by one.
+//! (and queuing their lines) while a group is written. The chain, the checkpoints and the file
+//! are exactly those of lines written one by one.
 //!
 //! Before a write, once per [`PATH_CHECK_INTERVAL`], the writer checks that its open file is
 //! still the one at the configured path: when an outside tool (logrotate) has moved it away, the
