@@ -468,9 +468,9 @@ impl TenantState {
     }
 
     /// The KEK that wrapped a key record stored with `kek_version`, read *after* the record:
-    /// the current KEK, or, while a rotation commits, the KEK it rotates to. The rotation sets
-    /// `rotating_kek` before its commit and clears it only after `kek` holds the new KEK, so
-    /// reading `rotating_kek` before `kek` never misses both. Anything else is the current KEK,
+    /// the current KEK, or, while a rotation commits, the KEK it rotates to.
+    /// [`TenantState::switch_kek`] sets `rotating_kek` before the commit and clears it only
+    /// after `kek` holds the new KEK, so reading `rotating_kek` before `kek` never misses both. Anything else is the current KEK,
     /// which [`super::Vault::ring_from_record`] then refuses as the mismatch it is.
     fn kek_for(&self, kek_version: Option<u32>) -> Result<Option<Arc<Kek>>, Error> {
         let rotating = read(&self.rotating_kek).clone();
@@ -482,6 +482,23 @@ impl TenantState {
             Some(next) if Some(next.version) == kek_version => Ok(Some(next)),
             _ => Ok(kek),
         }
+    }
+
+    /// Runs `commit`, which re-wraps the tenant's key records under `new`, while requests go
+    /// on: a ring loaded from a record the commit has already re-wrapped finds `new` (see
+    /// [`TenantState::kek_for`], which relies on this order). Once committed, `new` is the KEK.
+    fn switch_kek(
+        &self,
+        new: Arc<Kek>,
+        commit: impl FnOnce() -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        *write(&self.rotating_kek) = Some(new.clone());
+        let committed = commit();
+        if committed.is_ok() {
+            *write(&self.kek) = Some(new);
+        }
+        *write(&self.rotating_kek) = None;
+        committed
     }
 
     fn set_ring(&self, key: &str, ring: Option<Arc<KeyRing>>) {

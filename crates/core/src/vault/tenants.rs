@@ -501,28 +501,20 @@ impl Vault {
         let mut batch = Batch::new().expect(path.clone(), Some(raw));
         batch.push_put(path.clone(), unsealed.seal_record(&path, &record));
         self.rewrap_keys(&unsealed, tenant, &old_kek, &new_kek, &mut batch, Some(now))?;
-        // Requests go on during the commit, as in `rotate_tenant_kek`: a ring loaded from a
-        // record already re-wrapped finds the new KEK.
         let new_kek = Arc::new(new_kek);
-        *write(&state.rotating_kek) = Some(new_kek.clone());
-        let committed = self.commit(&unsealed, batch);
-        if committed.is_ok() {
-            // Requests that still hold the old state keep working with the new KEK; the new
-            // state, unlocked with the new custody key and without the old rings (every key
-            // has a new version), replaces it whole, so no request sees the tenant locked.
-            *write(&state.kek) = Some(new_kek.clone());
-            unsealed.set_tenant(
+        state.switch_kek(new_kek.clone(), || self.commit(&unsealed, batch))?;
+        // Requests that still hold the old state keep working with the new KEK; the new state,
+        // unlocked with the new custody key and without the old rings (every key has a new
+        // version), replaces it whole, so no request sees the tenant locked.
+        unsealed.set_tenant(
+            tenant,
+            Some(Arc::new(TenantState::new(
                 tenant,
-                Some(Arc::new(TenantState::new(
-                    tenant,
-                    ProtectionLevel::Three,
-                    Some(new_kek),
-                    Some(Arc::new(custody)),
-                ))),
-            );
-        }
-        *write(&state.rotating_kek) = None;
-        committed?;
+                ProtectionLevel::Three,
+                Some(new_kek),
+                Some(Arc::new(custody)),
+            ))),
+        );
         self.store().purge_stale()?;
         let keys = self
             .store()
@@ -570,16 +562,7 @@ impl Vault {
             unsealed.seal_record(&tenant_path, &record),
         );
         self.rewrap_keys(&unsealed, tenant, &old, &new, &mut batch, None)?;
-        // Requests go on during the commit: a ring loaded from a record it has already
-        // re-wrapped finds the new KEK here (`TenantState::kek_for`) instead of failing.
-        let new = Arc::new(new);
-        *write(&state.rotating_kek) = Some(new.clone());
-        let committed = self.commit(&unsealed, batch);
-        if committed.is_ok() {
-            *write(&state.kek) = Some(new);
-        }
-        *write(&state.rotating_kek) = None;
-        committed?;
+        state.switch_kek(Arc::new(new), || self.commit(&unsealed, batch))?;
         let keys = self
             .store()
             .scan_prefix(&records::keys_prefix(tenant))?
