@@ -198,16 +198,20 @@ fn leftover_generation_from_interrupted_purge_is_discarded() {
     assert!(!dir.path().join("gen-000002").exists());
 }
 
-#[test]
-fn postgres_refuses_a_newer_schema_that_no_longer_admits_it() {
-    let Some(db) = TestDatabase::create() else {
-        return;
-    };
-    drop(PgStore::open(&db.options("a")).unwrap());
-    // Opening again migrates nothing and keeps the data.
+/// A fresh database with this version's schema, holding `k` = `v` (for the schema tests).
+fn a_database_holding_k() -> Option<TestDatabase> {
+    let db = TestDatabase::create()?;
     let store = PgStore::open(&db.options("a")).unwrap();
     store.put("k", b"v").unwrap();
     drop(store);
+    Some(db)
+}
+
+#[test]
+fn postgres_refuses_a_newer_schema_that_no_longer_admits_it() {
+    let Some(db) = a_database_holding_k() else {
+        return;
+    };
     let known = tresor_postgres::SCHEMA_VERSION;
     let newer = known + 1;
     // A newer schema that admits only nodes of its own version, and one whose marker is missing
@@ -242,12 +246,9 @@ fn postgres_refuses_a_newer_schema_that_no_longer_admits_it() {
 /// long as that schema still admits it, reads and writes as before, and downgrades nothing.
 #[test]
 fn postgres_runs_on_a_newer_schema_that_still_admits_it() {
-    let Some(db) = TestDatabase::create() else {
+    let Some(db) = a_database_holding_k() else {
         return;
     };
-    let store = PgStore::open(&db.options("a")).unwrap();
-    store.put("k", b"v").unwrap();
-    drop(store);
     let known = tresor_postgres::SCHEMA_VERSION;
     let newer = known + 1;
     db.sql(&format!(
@@ -774,12 +775,9 @@ fn postgres_job_lease_fences_a_paused_leader() {
 
 #[test]
 fn postgres_migrates_an_older_schema_and_keeps_the_data() {
-    let Some(db) = TestDatabase::create() else {
+    let Some(db) = a_database_holding_k() else {
         return;
     };
-    let store = PgStore::open(&db.options("a")).unwrap();
-    store.put("k", b"v").unwrap();
-    drop(store);
     // Back to what version 1 had.
     db.sql(
         "DROP TABLE tresor_leases; ALTER TABLE tresor_schema DROP COLUMN compatible_from; \
